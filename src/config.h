@@ -1,0 +1,60 @@
+/* config.h: the server configuration, loaded from the original mailpopbox's JSON file.
+ * The original's keys keep their meaning; every new key is optional with a default listed in
+ * docs/config.md (and in the defaults table in config.c). */
+#ifndef MAILPOPBOX_CONFIG_H
+#define MAILPOPBOX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One entry of "Servers": a domain and its maildrop. */
+struct server_config {
+	char *domain;            /* "Domain", required; stored lower-case */
+	char *mailbox_password;  /* "MailboxPassword", required (issue 5 adds a hash alternative) */
+	char *tls_key_path;      /* "TLSKeyPath", optional; NULL when absent or "" */
+	char *tls_cert_path;     /* "TLSCertPath", optional; both or neither */
+	char *maildrop_path;     /* "MaildropPath", required */
+	char **blocked_addresses; /* "BlockedAddresses", stored lower-case */
+	size_t blocked_count;
+};
+
+struct config {
+	/* Original keys. */
+	int smtp_port;       /* "SMTPPort", default 25 */
+	int pop3_port;       /* "POP3Port", default 995 */
+	char *hostname;      /* "Hostname", required */
+	struct server_config *servers; /* "Servers", at least one */
+	size_t server_count;
+
+	/* New keys (defaults in docs/config.md). */
+	char *listen_address;          /* "ListenAddress", NULL = all addresses */
+	uint64_t max_message_size;     /* "MaxMessageSize", octets */
+	unsigned max_recipients;       /* "MaxRecipients" */
+	unsigned max_connections;      /* "MaxConnections", all listeners together */
+	unsigned max_connections_per_ip; /* "MaxConnectionsPerIP" */
+	unsigned smtp_command_timeout; /* "SMTPCommandTimeoutSeconds" */
+	unsigned smtp_data_timeout;    /* "SMTPDataTimeoutSeconds" */
+	int pop3_stls_port;            /* "POP3STLSPort", 0 = off */
+	unsigned pop3_idle_timeout;    /* "POP3IdleTimeoutSeconds" */
+};
+
+/* Loads and validates path. On success returns 0 and fills *out (free with config_free).
+ * On failure returns -1, fills *out with nothing, and writes one line naming the key and the
+ * problem into err (e.g. "Servers[0].Domain: missing"). Unknown keys are logged as warnings
+ * (log_warn), naming each key. */
+int config_load(const char *path, struct config *out, char *err, size_t errsz);
+/* The same from a JSON text in memory (used by tests and the config fuzz target). */
+int config_load_string(const char *json, struct config *out, char *err, size_t errsz);
+void config_free(struct config *cfg);
+
+/* The Server whose Domain equals domain (case-insensitive, len bytes), or NULL. */
+const struct server_config *config_find_domain(const struct config *cfg, const char *domain,
+	size_t len);
+/* True when address (local@domain, len bytes) is in server's BlockedAddresses,
+ * compared case-insensitively. */
+bool config_address_blocked(const struct server_config *server, const char *address, size_t len);
+/* True when at least one Server has a certificate. */
+bool config_has_tls(const struct config *cfg);
+
+#endif

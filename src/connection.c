@@ -1,0 +1,64 @@
+/* connection.c: flush-then-free for client connections, polled on a short timer so it works
+ * the same for plain sockets and TLS filters. */
+#include "connection.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+
+#define CLOSE_POLL_MS 10
+
+struct closer {
+	struct bufferevent *bev;
+	struct event *timer;
+	time_t deadline;
+	void (*free_fn)(void *arg);
+	void *arg;
+};
+
+size_t connection_output_pending(struct bufferevent *bev)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void closer_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct closer *cl = arg;
+
+	(void)fd;
+	(void)what;
+	if (connection_output_pending(cl->bev) > 0 && time(NULL) < cl->deadline) {
+		struct timeval poll = {0, CLOSE_POLL_MS * 1000};
+		evtimer_add(cl->timer, &poll);
+		return;
+	}
+	event_free(cl->timer);
+	cl->free_fn(cl->arg);
+	free(cl);
+}
+
+void connection_close_when_flushed(struct event_base *base, struct bufferevent *bev,
+	void (*free_fn)(void *arg), void *arg)
+{
+	struct closer *cl = xcalloc(1, sizeof(*cl));
+	struct timeval now = {0, 0};
+
+	bufferevent_disable(bev, EV_READ);
+	cl->bev = bev;
+	cl->free_fn = free_fn;
+	cl->arg = arg;
+	cl->deadline = time(NULL) + CONNECTION_CLOSE_FLUSH_SECONDS;
+	cl->timer = evtimer_new(base, closer_check, cl);
+	if (!cl->timer)
+		fatal("event=timer_failed");
+	evtimer_add(cl->timer, &now);
+}

@@ -1,0 +1,348 @@
+/* daemon.c: listeners for each protocol port, the connection registry with total and per-IP
+ * caps, SIGTERM/SIGINT graceful stop, and the event loop. */
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "log.h"
+#include "pop3/server.h"
+#include "smtp/server.h"
+#include "tls.h"
+#include "worker.h"
+
+#define IP_BUCKETS 256
+/* How long a stopping server waits for sessions in DATA or in a commit before exiting. */
+#define SHUTDOWN_GRACE_SECONDS 30
+
+struct ip_count {
+	struct ip_count *next;
+	unsigned count;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+enum listener_kind { LISTEN_SMTP, LISTEN_POP3, LISTEN_POP3_STLS };
+
+struct listener {
+	struct daemon *srv;
+	enum listener_kind kind;
+	struct evconnlistener *evl;
+};
+
+static unsigned hash_ip(const char *ip)
+{
+	unsigned h = 5381;
+
+	while (*ip)
+		h = h * 33 + (unsigned char)*ip++;
+	return h % IP_BUCKETS;
+}
+
+static struct ip_count **find_ip(struct daemon *srv, const char *ip)
+{
+	struct ip_count **p = &srv->ip_buckets[hash_ip(ip)];
+
+	while (*p && strcmp((*p)->ip, ip) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struct sockaddr *addr)
+{
+	const struct config *cfg = srv->cfg;
+
+	if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, conn->ip, sizeof(conn->ip));
+		/* ::ffff:a.b.c.d is the IPv4 client a.b.c.d on a dual-stack socket. */
+		if (strncmp(conn->ip, "::ffff:", 7) == 0 && strchr(conn->ip + 7, '.'))
+			memmove(conn->ip, conn->ip + 7, strlen(conn->ip + 7) + 1);
+	} else if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+		inet_ntop(AF_INET, &sin->sin_addr, conn->ip, sizeof(conn->ip));
+	} else {
+		snprintf(conn->ip, sizeof(conn->ip), "unknown");
+	}
+	if (srv->stopping)
+		return false;
+	if (srv->conn_count >= cfg->max_connections) {
+		log_warn("server", "event=connection_refused client=%s reason=max_connections",
+			conn->ip);
+		return false;
+	}
+	struct ip_count **slot = find_ip(srv, conn->ip);
+	if (*slot && (*slot)->count >= cfg->max_connections_per_ip) {
+		log_warn("server", "event=connection_refused client=%s reason=max_connections_per_ip",
+			conn->ip);
+		return false;
+	}
+	if (!*slot) {
+		*slot = xcalloc(1, sizeof(**slot));
+		snprintf((*slot)->ip, sizeof((*slot)->ip), "%s", conn->ip);
+	}
+	(*slot)->count++;
+	srv->conn_count++;
+	conn->prev = NULL;
+	conn->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = conn;
+	srv->conns = conn;
+	return true;
+}
+
+void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
+{
+	struct ip_count **slot = find_ip(srv, conn->ip);
+
+	if (*slot && --(*slot)->count == 0) {
+		struct ip_count *dead = *slot;
+		*slot = dead->next;
+		free(dead);
+	}
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		srv->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	srv->conn_count--;
+	daemon_conn_maybe_exit(srv);
+}
+
+void daemon_conn_maybe_exit(struct daemon *srv)
+{
+	if (srv->stopping && srv->conn_count == 0 && worker_pool_pending(srv->workers) == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+void daemon_new_id(char *buf, size_t size)
+{
+	static atomic_uint counter;
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	unsigned long long usec = (unsigned long long)now.tv_sec * 1000000ULL +
+		(unsigned long long)now.tv_nsec / 1000;
+	/* 40 bits of microseconds (~12 days of wrap) and 20 bits of a process counter: unique
+	 * within a process, and the time part keeps restarts apart. */
+	snprintf(buf, size, "%010llX%05X", usec & 0xFFFFFFFFFFULL,
+		(atomic_fetch_add(&counter, 1) + (unsigned)getpid()) & 0xFFFFF);
+}
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
+	int addrlen, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)evl;
+	(void)addrlen;
+	switch (l->kind) {
+	case LISTEN_SMTP:
+		smtp_server_accept(l->srv, fd, addr);
+		break;
+	case LISTEN_POP3:
+		pop3_server_accept(l->srv, fd, addr, tls_available(l->srv->tls));
+		break;
+	case LISTEN_POP3_STLS:
+		pop3_server_accept_stls(l->srv, fd, addr);
+		break;
+	}
+}
+
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	(void)evl;
+	(void)arg;
+	/* EMFILE and friends: log and keep listening; libevent retries on the next readiness. */
+	log_error("server", "event=accept_failed errno=%d error=\"%s\"", errno, strerror(errno));
+}
+
+static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, int port,
+	const char *name)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *address = srv->cfg->listen_address;
+
+	memset(&ss, 0, sizeof(ss));
+	if (address && strchr(address, ':')) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, address, &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	} else if (address) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, address, &sin->sin_addr);
+		len = sizeof(*sin);
+	} else {
+		/* All addresses: a dual-stack IPv6 socket also takes IPv4 clients. */
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		sin6->sin6_addr = in6addr_any;
+		len = sizeof(*sin6);
+	}
+	struct listener *l = xcalloc(1, sizeof(*l));
+	l->srv = srv;
+	l->kind = kind;
+	l->evl = evconnlistener_new_bind(srv->base, accept_cb, l,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+		(struct sockaddr *)&ss, (int)len);
+	if (!l->evl && !address && errno == EAFNOSUPPORT) {
+		/* No IPv6 on this host: fall back to IPv4 only. */
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		memset(&ss, 0, sizeof(ss));
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		l->evl = evconnlistener_new_bind(srv->base, accept_cb, l,
+			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+			(struct sockaddr *)&ss, sizeof(*sin));
+	}
+	if (!l->evl) {
+		log_error("server", "event=listen_failed key=%s port=%d error=\"%s\"", name, port,
+			strerror(errno));
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	log_info("server", "event=listening key=%s address=%s port=%d", name,
+		address ? address : "*", port);
+	return l;
+}
+
+struct run_state {
+	struct daemon *srv;
+	struct listener *listeners[3];
+	size_t listener_count;
+	struct event *grace_timer;
+};
+
+static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_state *rs = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("server", "event=shutdown_grace_expired connections=%u", rs->srv->conn_count);
+	event_base_loopexit(rs->srv->base, NULL);
+}
+
+static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run_state *rs = arg;
+	struct daemon *srv = rs->srv;
+
+	(void)what;
+	if (srv->stopping)
+		return;
+	log_info("server", "event=stopping signal=%d connections=%u", (int)sig, srv->conn_count);
+	srv->stopping = true;
+	for (size_t i = 0; i < rs->listener_count; i++) {
+		evconnlistener_free(rs->listeners[i]->evl);
+		free(rs->listeners[i]);
+	}
+	rs->listener_count = 0;
+	/* Ask each session to finish; sessions remove themselves from the list as they go. */
+	struct daemon_conn *conn = srv->conns;
+	while (conn) {
+		struct daemon_conn *next = conn->next;
+		conn->shutdown(conn);
+		conn = next;
+	}
+	struct timeval grace = {SHUTDOWN_GRACE_SECONDS, 0};
+	rs->grace_timer = evtimer_new(srv->base, grace_expired_cb, rs);
+	evtimer_add(rs->grace_timer, &grace);
+	daemon_conn_maybe_exit(srv);
+}
+
+int daemon_run(const struct config *cfg)
+{
+	struct daemon srv;
+	struct run_state rs;
+	char err[512];
+	int status = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	memset(&rs, 0, sizeof(rs));
+	rs.srv = &srv;
+	srv.cfg = cfg;
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0)
+		fatal("event=evthread_failed");
+	srv.tls = tls_contexts_load(cfg, err, sizeof(err));
+	if (!srv.tls) {
+		log_error("server", "event=tls_failed error=\"%s\"", err);
+		return 1;
+	}
+	srv.base = event_base_new();
+	if (!srv.base)
+		fatal("event=event_base_failed");
+	srv.ip_buckets = xcalloc(IP_BUCKETS, sizeof(*srv.ip_buckets));
+	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
+
+	struct {
+		enum listener_kind kind;
+		int port;
+		const char *name;
+	} ports[] = {
+		{LISTEN_SMTP, cfg->smtp_port, "SMTPPort"},
+		{LISTEN_POP3, cfg->pop3_port, "POP3Port"},
+		{LISTEN_POP3_STLS, cfg->pop3_stls_port, "POP3STLSPort"},
+	};
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		if (ports[i].port == 0)
+			continue;
+		struct listener *l = listen_on(&srv, ports[i].kind, ports[i].port, ports[i].name);
+		if (!l)
+			goto out;
+		rs.listeners[rs.listener_count++] = l;
+	}
+	struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_signal_cb, &rs);
+	struct event *sigint = evsignal_new(srv.base, SIGINT, stop_signal_cb, &rs);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s",
+		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
+		tls_available(srv.tls) ? "yes" : "no");
+	event_base_dispatch(srv.base);
+	log_info("server", "event=stopped");
+	event_free(sigterm);
+	event_free(sigint);
+	if (rs.grace_timer)
+		event_free(rs.grace_timer);
+	status = 0;
+out:
+	for (size_t i = 0; i < rs.listener_count; i++) {
+		evconnlistener_free(rs.listeners[i]->evl);
+		free(rs.listeners[i]);
+	}
+	worker_pool_free(srv.workers);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (srv.ip_buckets[i]) {
+			struct ip_count *next = srv.ip_buckets[i]->next;
+			free(srv.ip_buckets[i]);
+			srv.ip_buckets[i] = next;
+		}
+	}
+	free(srv.ip_buckets);
+	tls_contexts_free(srv.tls);
+	event_base_free(srv.base);
+	return status;
+}

@@ -1,0 +1,49 @@
+/* daemon.h: the process around the protocol sessions: listening sockets, the connection
+ * registry (total and per-IP caps, graceful shutdown), signals and the worker pool. */
+#ifndef MAILPOPBOX_DAEMON_H
+#define MAILPOPBOX_DAEMON_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct event_base;
+struct tls_contexts;
+struct worker_pool;
+
+/* Every live client connection embeds one of these, so the server can count connections and
+ * ask each to stop on SIGTERM. */
+struct daemon_conn {
+	struct daemon_conn *prev, *next;
+	char ip[INET6_ADDRSTRLEN];
+	/* Called once on shutdown: finish what must be finished (a DATA transfer), then close. */
+	void (*shutdown)(struct daemon_conn *conn);
+};
+
+struct daemon {
+	struct event_base *base;
+	const struct config *cfg;
+	struct tls_contexts *tls;
+	struct worker_pool *workers;
+	struct daemon_conn *conns; /* doubly linked list of live connections */
+	unsigned conn_count;
+	struct ip_count **ip_buckets;
+	bool stopping;
+};
+
+/* Runs the server until SIGTERM/SIGINT. Returns the process exit status. */
+int daemon_run(const struct config *cfg);
+
+/* Connection accounting for the session glue. daemon_conn_admit() fills conn->ip and returns
+ * false (after logging) when a cap is reached; otherwise the connection is registered until
+ * daemon_conn_release(). */
+bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struct sockaddr *addr);
+void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn);
+/* Called by the glue when a connection finishes while the server is stopping. */
+void daemon_conn_maybe_exit(struct daemon *srv);
+
+/* A short random-looking id for logs and Received headers, unique within the process. */
+void daemon_new_id(char *buf, size_t size);
+
+#endif

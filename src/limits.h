@@ -1,0 +1,48 @@
+/* limits.h: every bound mailpopbox enforces, in one place, with where it comes from.
+ * docs/limits.md lists the same values for operators; keep the two in step. */
+#ifndef MAILPOPBOX_LIMITS_H
+#define MAILPOPBOX_LIMITS_H
+
+/* RFC 5321 4.5.3.1.4 allows 512 octets per command line; SIZE/SMTPUTF8/DSN parameters
+ * (RFC 1870 3, RFC 3461 4) may extend it, so we allow 2048 like Postfix's line_length_limit. */
+#define SMTP_COMMAND_LINE_MAX 2048
+/* RFC 5321 4.5.3.1.1 and 4.5.3.1.2: local-part 64, domain 255 octets. */
+#define SMTP_LOCAL_PART_MAX 64
+#define SMTP_DOMAIN_MAX 255
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets including the angle brackets. */
+#define SMTP_PATH_MAX 256
+/* RFC 5321 4.5.3.1.8 requires at least 100 recipients; "MaxRecipients" config, default. */
+#define SMTP_DEFAULT_MAX_RECIPIENTS 100
+/* Default "MaxMessageSize" in octets (the value the original Go server documents). */
+#define SMTP_DEFAULT_MAX_MESSAGE_SIZE 40960000ULL
+/* Bad commands before we hang up (RFC 5321 does not bound it; Postfix's smtpd_hard_error_limit). */
+#define SMTP_MAX_ERRORS 20
+/* RFC 5321 4.5.3.2.7: server timeout waiting for the next command is at least 5 minutes. */
+#define SMTP_DEFAULT_COMMAND_TIMEOUT_SECONDS 300
+/* RFC 5321 4.5.3.2.5/4.5.3.2.6: data block and DATA termination, at least 3 / 10 minutes;
+ * we time out a DATA transfer that has received nothing for this long. */
+#define SMTP_DEFAULT_DATA_TIMEOUT_SECONDS 600
+/* Connection caps ("MaxConnections", "MaxConnectionsPerIP"). */
+#define SERVER_DEFAULT_MAX_CONNECTIONS 1000
+#define SERVER_DEFAULT_MAX_CONNECTIONS_PER_IP 20
+/* Bytes buffered for one client before we stop reading from it (pipelining back-pressure). */
+#define SESSION_INPUT_BUFFER_MAX (64 * 1024)
+/* Bound on replies queued for a client that does not read them. */
+#define SESSION_OUTPUT_BUFFER_MAX (256 * 1024)
+/* RFC 1939 3: POP3 command lines are at most 255 octets (RFC 2449 4: 255 octets incl. CRLF);
+ * AUTH PLAIN continuation lines (RFC 5034 4) carry base64 of up to ~770 octets, so we allow 1024. */
+#define POP3_COMMAND_LINE_MAX 1024
+/* RFC 1939 3: autologout timer at least 10 minutes. */
+#define POP3_DEFAULT_IDLE_TIMEOUT_SECONDS 600
+/* RFC 1939 7 / RFC 2449 6.2: a POP3 argument is at most 40 octets. */
+#define POP3_ARGUMENT_MAX 40
+/* RFC 1939 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
+#define POP3_UIDL_MAX 70
+/* Messages one POP3 session will list; beyond this the rest wait for the next session. */
+#define POP3_MAX_MESSAGES 1000000
+/* Worker threads doing fsync/rename off the event loop. */
+#define WORKER_THREADS 4
+/* RFC 4954 4: an AUTH line (base64 of authzid, authcid, password) is at most 12288 octets. */
+#define SASL_LINE_MAX 12288
+
+#endif

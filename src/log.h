@@ -1,0 +1,33 @@
+/* log.h: one line per event on stderr as key=value fields, e.g.
+ *   log_info("smtp", "event=accepted client=%s id=%s", ip, id);
+ * Values that come from clients go through log_quote() so a line can never be split or forged.
+ * Passwords and AUTH payloads are never passed here. */
+#ifndef MAILPOPBOX_LOG_H
+#define MAILPOPBOX_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+/* Writes a double-quoted, escaped copy of the len bytes of s into out (capacity outsz, always
+ * NUL-terminated, truncated with "..." when too long) and returns out. */
+const char *log_quote(char *out, size_t outsz, const char *s, size_t len);
+/* Logs and exits(1): for broken invariants and allocation failure, never for client input. */
+_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define log_debug(module, ...) log_msg(LOG_LEVEL_DEBUG, module, __VA_ARGS__)
+#define log_info(module, ...) log_msg(LOG_LEVEL_INFO, module, __VA_ARGS__)
+#define log_warn(module, ...) log_msg(LOG_LEVEL_WARN, module, __VA_ARGS__)
+#define log_error(module, ...) log_msg(LOG_LEVEL_ERROR, module, __VA_ARGS__)
+
+/* Allocation that never returns NULL (fatal on failure). */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

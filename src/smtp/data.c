@@ -1,0 +1,82 @@
+/* smtp/data.c: dot-unstuffing and end-of-data detection for SMTP DATA (RFC 5321 4.1.1.4,
+ * 4.5.2), byte by byte so chunk boundaries never matter. */
+#include "smtp/data.h"
+
+void smtp_data_reader_init(struct smtp_data_reader *r, uint64_t max_size)
+{
+	r->state = SMTP_DATA_LINE_START;
+	r->max_size = max_size;
+	r->size = 0;
+	r->oversize = false;
+	r->bare_newline = false;
+}
+
+static void emit(struct smtp_data_reader *r, char c, char *out, size_t *o)
+{
+	r->size++;
+	if (r->size > r->max_size)
+		r->oversize = true;
+	if (!r->oversize)
+		out[(*o)++] = c;
+}
+
+size_t smtp_data_reader_feed(struct smtp_data_reader *r, const char *in, size_t len, char *out,
+	size_t *out_len)
+{
+	size_t i = 0, o = 0;
+
+	while (i < len && r->state != SMTP_DATA_DONE) {
+		char c = in[i++];
+
+		switch (r->state) {
+		case SMTP_DATA_LINE_START:
+			if (c == '.') {
+				/* RFC 5321 4.5.2: a leading dot is removed; ".<CRLF>" ends the data. */
+				r->state = SMTP_DATA_DOT;
+				continue;
+			}
+			break;
+		case SMTP_DATA_DOT:
+			if (c == '\r') {
+				r->state = SMTP_DATA_DOT_CR;
+				continue;
+			}
+			break;
+		case SMTP_DATA_DOT_CR:
+			if (c == '\n') {
+				r->state = SMTP_DATA_DONE;
+				continue;
+			}
+			/* ".<CR>x": the dot was stuffing, the CR is bare. */
+			emit(r, '\r', out, &o);
+			r->bare_newline = true;
+			r->state = SMTP_DATA_IN_LINE;
+			break;
+		case SMTP_DATA_CR:
+			if (c == '\n') {
+				emit(r, '\n', out, &o);
+				r->state = SMTP_DATA_LINE_START;
+				continue;
+			}
+			r->bare_newline = true;
+			r->state = SMTP_DATA_IN_LINE;
+			break;
+		case SMTP_DATA_IN_LINE:
+		case SMTP_DATA_DONE:
+			break;
+		}
+
+		/* c is an ordinary byte of a line (state is not yet IN_LINE for the first one). */
+		if (c == '\r') {
+			emit(r, c, out, &o);
+			r->state = SMTP_DATA_CR;
+		} else {
+			if (c == '\n')
+				r->bare_newline = true; /* a bare LF never starts a line */
+			emit(r, c, out, &o);
+			r->state = SMTP_DATA_IN_LINE;
+		}
+	}
+	*out_len = o;
+	return i;
+}

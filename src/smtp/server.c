@@ -1,0 +1,442 @@
+/* smtp/server.c: bytes <-> SMTP lines for one client. Enforces the line limit where lines are
+ * read, streams DATA into the maildrop files as it arrives, commits them on the worker pool
+ * (the 250 is sent only after fsync), swaps in TLS on STARTTLS, and applies timeouts. */
+#include "smtp/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "limits.h"
+#include "log.h"
+#include "daemon.h"
+#include "smtp/session.h"
+#include "smtp/trace.h"
+#include "store/maildrop.h"
+#include "strbuf.h"
+#include "tls.h"
+#include "worker.h"
+
+/* Bytes of DATA handed to the core in one step. */
+#define DATA_CHUNK (64 * 1024)
+
+struct smtp_conn {
+	struct daemon_conn base; /* first: the registry hands us back this pointer */
+	struct daemon *srv;
+	struct bufferevent *bev;
+	struct smtp_session *session;
+	struct strbuf out;
+	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
+	size_t delivery_count;
+	bool discarding_line; /* inside an over-long command line */
+	bool closing;         /* flush the output, then free */
+	bool job_pending;     /* a commit is running on a worker */
+	bool gone;            /* the client went away while a job was pending */
+	bool commit_ok;
+	bool output_paused;   /* too many unread replies: stop reading commands for now */
+	time_t connected_at;
+	unsigned messages;
+};
+
+static void smtp_conn_process(struct smtp_conn *c);
+
+static void set_timeouts(struct smtp_conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	bool in_data = smtp_session_state(c->session) == SMTP_STATE_DATA;
+	struct timeval t = {in_data ? cfg->smtp_data_timeout : cfg->smtp_command_timeout, 0};
+
+	/* The write timeout catches a client that stops reading our replies. */
+	bufferevent_set_timeouts(c->bev, &t, &t);
+}
+
+static void abort_deliveries(struct smtp_conn *c)
+{
+	for (size_t i = 0; i < c->delivery_count; i++) {
+		maildrop_delivery_abort(&c->deliveries[i]);
+		maildrop_delivery_release(&c->deliveries[i]);
+	}
+	free(c->deliveries);
+	c->deliveries = NULL;
+	c->delivery_count = 0;
+}
+
+static void smtp_conn_free(struct smtp_conn *c)
+{
+	abort_deliveries(c);
+	log_info("smtp", "event=disconnect client=%s messages=%u seconds=%ld", c->base.ip,
+		c->messages, (long)(time(NULL) - c->connected_at));
+	if (c->bev)
+		bufferevent_free(c->bev);
+	smtp_session_free(c->session);
+	strbuf_free(&c->out);
+	struct daemon *srv = c->srv;
+	daemon_conn_release(srv, &c->base);
+	free(c);
+}
+
+/* Moves the core's replies to the socket. Replies that refuse something are logged with the
+ * command's outcome (never the command line itself: it may carry credentials later). */
+static void flush_out(struct smtp_conn *c)
+{
+	if (c->out.len == 0)
+		return;
+	if (c->out.data[0] == '4' || c->out.data[0] == '5') {
+		char quoted[256];
+		size_t line = strcspn(c->out.data, "\r");
+		log_info("smtp", "event=reply client=%s reply=%s", c->base.ip,
+			log_quote(quoted, sizeof(quoted), c->out.data, line));
+	}
+	if (c->bev)
+		evbuffer_add(bufferevent_get_output(c->bev), c->out.data, c->out.len);
+	strbuf_reset(&c->out);
+}
+
+static void smtp_conn_free_cb(void *arg)
+{
+	smtp_conn_free(arg);
+}
+
+static void close_after_flush(struct smtp_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	connection_close_when_flushed(c->srv->base, c->bev, smtp_conn_free_cb, c);
+}
+
+/* ---- DATA ---- */
+
+static void begin_data(struct smtp_conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	const struct server_config *servers[cfg->server_count ? cfg->server_count : 1];
+	char queue_id[32];
+	struct strbuf headers;
+	time_t now = time(NULL);
+
+	daemon_new_id(queue_id, sizeof(queue_id));
+	smtp_session_set_queue_id(c->session, queue_id);
+	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
+	c->deliveries = xcalloc(n, sizeof(*c->deliveries));
+	strbuf_init(&headers);
+	for (size_t i = 0; i < n; i++) {
+		if (maildrop_delivery_begin(&c->deliveries[i], servers[i]->maildrop_path) != 0) {
+			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"", queue_id,
+				servers[i]->maildrop_path, strerror(errno));
+			smtp_session_storage_failed(c->session);
+			break;
+		}
+		c->delivery_count++;
+		strbuf_reset(&headers);
+		smtp_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
+		maildrop_delivery_write(&c->deliveries[i], headers.data, headers.len);
+	}
+	strbuf_free(&headers);
+	set_timeouts(c);
+}
+
+static void commit_work(void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	c->commit_ok = true;
+	for (size_t i = 0; i < c->delivery_count; i++)
+		if (maildrop_delivery_commit(&c->deliveries[i]) != 0)
+			c->commit_ok = false;
+}
+
+static void commit_done(void *arg)
+{
+	struct smtp_conn *c = arg;
+	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	uint64_t size = c->delivery_count ? c->deliveries[0].written : 0;
+
+	c->job_pending = false;
+	if (c->commit_ok) {
+		char from[300];
+		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu maildrops=%zu size=%llu",
+			c->base.ip, tx->queue_id,
+			log_quote(from, sizeof(from), tx->sender.address, strlen(tx->sender.address)),
+			tx->rcpt_count, c->delivery_count, (unsigned long long)size);
+		c->messages++;
+	} else {
+		log_error("smtp", "event=store_failed client=%s id=%s error=commit", c->base.ip,
+			tx->queue_id);
+	}
+	for (size_t i = 0; i < c->delivery_count; i++)
+		maildrop_delivery_release(&c->deliveries[i]);
+	free(c->deliveries);
+	c->deliveries = NULL;
+	c->delivery_count = 0;
+	smtp_session_data_committed(c->session, c->commit_ok, &c->out);
+	if (c->gone) {
+		smtp_conn_free(c);
+		return;
+	}
+	flush_out(c);
+	if (c->srv->stopping) {
+		smtp_session_shutdown(c->session, &c->out);
+		flush_out(c);
+		close_after_flush(c);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	set_timeouts(c);
+	smtp_conn_process(c); /* pipelined commands may already be buffered */
+}
+
+static void end_data(struct smtp_conn *c)
+{
+	if (smtp_session_data_end(c->session, &c->out) == SMTP_DATA_DISCARD) {
+		abort_deliveries(c);
+		flush_out(c);
+		set_timeouts(c);
+		return;
+	}
+	c->job_pending = true;
+	bufferevent_disable(c->bev, EV_READ);
+	worker_pool_submit(c->srv->workers, commit_work, commit_done, c);
+}
+
+/* Feeds buffered DATA bytes to the core and the unstuffed result to every maildrop file.
+ * Returns true when the end of data was reached. */
+static bool feed_data(struct smtp_conn *c, struct evbuffer *in)
+{
+	static char chunk_out[DATA_CHUNK + 1];
+
+	while (evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec vec;
+		if (evbuffer_peek(in, DATA_CHUNK, NULL, &vec, 1) < 1)
+			break;
+		size_t len = vec.iov_len < DATA_CHUNK ? vec.iov_len : DATA_CHUNK;
+		size_t out_len = 0;
+		size_t used = smtp_session_feed_data(c->session, vec.iov_base, len, chunk_out,
+			&out_len);
+		for (size_t i = 0; i < c->delivery_count; i++)
+			maildrop_delivery_write(&c->deliveries[i], chunk_out, out_len);
+		evbuffer_drain(in, used);
+		if (smtp_session_data_done(c->session))
+			return true;
+	}
+	return false;
+}
+
+/* ---- STARTTLS ---- */
+
+static void smtp_event_cb(struct bufferevent *bev, short what, void *arg);
+static void smtp_read_cb(struct bufferevent *bev, void *arg);
+static void smtp_write_cb(struct bufferevent *bev, void *arg);
+
+static void start_tls(struct smtp_conn *c)
+{
+	SSL *ssl = tls_new_session(c->srv->tls);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	/* RFC 3207 5 / CVE-2011-0411: anything the client pipelined after STARTTLS arrived in
+	 * plaintext and must not be executed inside the TLS session. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	struct bufferevent *tls_bev = bufferevent_openssl_filter_new(c->srv->base, c->bev, ssl,
+		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tls_bev) {
+		SSL_free(ssl);
+		log_error("smtp", "event=starttls_failed client=%s", c->base.ip);
+		close_after_flush(c);
+		return;
+	}
+	c->bev = tls_bev;
+	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
+	set_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* ---- command lines ---- */
+
+static void handle_action(struct smtp_conn *c, enum smtp_action action)
+{
+	switch (action) {
+	case SMTP_ACTION_NONE:
+		break;
+	case SMTP_ACTION_BEGIN_DATA:
+		begin_data(c);
+		break;
+	case SMTP_ACTION_STARTTLS:
+		flush_out(c);
+		start_tls(c);
+		break;
+	case SMTP_ACTION_CLOSE:
+		flush_out(c);
+		close_after_flush(c);
+		break;
+	}
+}
+
+/* Processes as much buffered input as the session state allows. */
+static void smtp_conn_process(struct smtp_conn *c)
+{
+	char line[SMTP_COMMAND_LINE_MAX + 1];
+
+	while (!c->closing && !c->job_pending) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		if (connection_output_pending(c->bev) > SESSION_OUTPUT_BUFFER_MAX) {
+			c->output_paused = true;
+			break;
+		}
+		enum smtp_state state = smtp_session_state(c->session);
+
+		if (state == SMTP_STATE_DATA) {
+			if (!feed_data(c, in))
+				break;
+			end_data(c);
+			continue;
+		}
+		if (state != SMTP_STATE_CONNECTED && state != SMTP_STATE_READY &&
+		    state != SMTP_STATE_MAIL && state != SMTP_STATE_RCPT)
+			break;
+		size_t eol_len = 0;
+		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos < 0) {
+			/* No complete line: drop an over-long one as it streams in (bounded memory). */
+			if (evbuffer_get_length(in) > SMTP_COMMAND_LINE_MAX) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				c->discarding_line = true;
+			}
+			break;
+		}
+		size_t len = (size_t)eol.pos;
+		enum smtp_action action;
+		if (c->discarding_line || len > SMTP_COMMAND_LINE_MAX) {
+			evbuffer_drain(in, len + eol_len);
+			c->discarding_line = false;
+			action = smtp_session_line_too_long(c->session, &c->out);
+		} else {
+			evbuffer_remove(in, line, len);
+			evbuffer_drain(in, eol_len);
+			action = smtp_session_feed_line(c->session, line, len, &c->out);
+		}
+		if (action != SMTP_ACTION_STARTTLS)
+			flush_out(c);
+		handle_action(c, action);
+		if (action == SMTP_ACTION_STARTTLS)
+			break;
+	}
+	if (!c->closing && c->out.len)
+		flush_out(c);
+}
+
+static void smtp_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	smtp_conn_process(arg);
+}
+
+static void smtp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	(void)bev;
+	/* Our replies have drained: a client that pipelined without reading was paused in
+	 * smtp_conn_process; resume it. */
+	if (c->output_paused && !c->closing) {
+		c->output_paused = false;
+		smtp_conn_process(c);
+	}
+}
+
+static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	(void)bev;
+	if (c->closing)
+		return; /* the closer frees the connection once the last reply is out */
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake after STARTTLS completed. */
+		char description[128];
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		tls_describe(ssl, description, sizeof(description));
+		smtp_session_tls_started(c->session, description);
+		log_info("smtp", "event=starttls client=%s tls=\"%s\"", c->base.ip, description);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (!c->closing && !(what & BEV_EVENT_WRITING)) {
+			log_info("smtp", "event=timeout client=%s", c->base.ip);
+			smtp_session_timeout(c->session, &c->out);
+			flush_out(c);
+			close_after_flush(c);
+			return;
+		}
+	}
+	/* EOF, error, or a client that does not read: the connection is over. */
+	if (c->job_pending) {
+		c->gone = true;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return;
+	}
+	smtp_conn_free(c);
+}
+
+static void smtp_conn_shutdown(struct daemon_conn *conn)
+{
+	struct smtp_conn *c = (struct smtp_conn *)conn;
+	enum smtp_state state = smtp_session_state(c->session);
+
+	/* A message being received or committed is finished first (commit_done closes). */
+	if (state == SMTP_STATE_DATA || state == SMTP_STATE_COMMITTING || c->job_pending ||
+	    c->closing)
+		return;
+	smtp_session_shutdown(c->session, &c->out);
+	flush_out(c);
+	close_after_flush(c);
+}
+
+void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr)
+{
+	struct smtp_conn *c = xcalloc(1, sizeof(*c));
+
+	c->srv = srv;
+	if (!daemon_conn_admit(srv, &c->base, addr)) {
+		/* RFC 5321 3.8: 421 when the service is not available. */
+		static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+		(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->base.shutdown = smtp_conn_shutdown;
+	c->connected_at = time(NULL);
+	strbuf_init(&c->out);
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		daemon_conn_release(srv, &c->base);
+		free(c);
+		return;
+	}
+	struct smtp_session_params params = {
+		.cfg = srv->cfg,
+		.client_ip = c->base.ip,
+		.tls_available = tls_available(srv->tls),
+		.tls_active = false,
+	};
+	c->session = smtp_session_new(&params);
+	log_info("smtp", "event=connect client=%s", c->base.ip);
+	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
+	set_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	smtp_session_greeting(c->session, &c->out);
+	flush_out(c);
+}

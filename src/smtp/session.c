@@ -1,0 +1,573 @@
+/* smtp/session.c: the SMTP server state machine. Each command has a handler that checks its
+ * preconditions and arguments and then acts; replies carry RFC 3463 enhanced status codes. */
+#include "smtp/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "limits.h"
+#include "log.h"
+
+struct smtp_session {
+	enum smtp_state state;
+	struct smtp_session_params params;
+	char helo[SMTP_DOMAIN_MAX + 1];
+	bool esmtp;
+	bool tls_active;
+	char tls_description[128];
+	struct smtp_tx tx;
+	size_t rcpt_capacity;
+	unsigned errors;
+	struct smtp_data_reader data;
+};
+
+struct smtp_command {
+	const char *verb;
+	enum smtp_action (*handler)(struct smtp_session *s, const char *arg, size_t len,
+		struct strbuf *out);
+};
+
+static void reply(struct strbuf *out, const char *text)
+{
+	strbuf_append_str(out, text);
+	strbuf_append(out, "\r\n", 2);
+}
+
+/* Counts a client error; past SMTP_MAX_ERRORS the session is closed (Postfix's
+ * smtpd_hard_error_limit): a client that only sends garbage does not hold a slot forever. */
+static enum smtp_action error_reply(struct smtp_session *s, struct strbuf *out, const char *text)
+{
+	reply(out, text);
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		reply(out, "421 4.7.0 Too many errors, closing connection");
+		s->state = SMTP_STATE_CLOSED;
+		return SMTP_ACTION_CLOSE;
+	}
+	return SMTP_ACTION_NONE;
+}
+
+static void tx_reset(struct smtp_session *s)
+{
+	struct smtp_rcpt *rcpts = s->tx.rcpts;
+
+	memset(&s->tx, 0, sizeof(s->tx));
+	s->tx.rcpts = rcpts;
+}
+
+struct smtp_session *smtp_session_new(const struct smtp_session_params *params)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
+	s->params = *params;
+	s->tls_active = params->tls_active;
+	s->state = SMTP_STATE_CONNECTED;
+	return s;
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+	if (!s)
+		return;
+	free(s->tx.rcpts);
+	free(s);
+}
+
+void smtp_session_greeting(struct smtp_session *s, struct strbuf *out)
+{
+	strbuf_appendf(out, "220 %s ESMTP mailpopbox\r\n", s->params.cfg->hostname);
+}
+
+/* ---- commands ---- */
+
+/* RFC 5321 4.1.1.1: the argument of EHLO/HELO; we keep a printable copy for Received. */
+static bool take_helo_name(struct smtp_session *s, const char *arg, size_t len)
+{
+	while (len && arg[len - 1] == ' ')
+		len--;
+	if (len == 0 || len > SMTP_DOMAIN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)arg[i];
+		/* Real clients send odd names (Windows hosts, underscores): accept any visible
+		 * ASCII, refuse spaces and control octets so the trace header stays one token. */
+		if (c <= ' ' || c >= 0x7f)
+			return false;
+	}
+	memcpy(s->helo, arg, len);
+	s->helo[len] = '\0';
+	return true;
+}
+
+static enum smtp_action cmd_ehlo(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	const struct config *cfg = s->params.cfg;
+
+	if (!take_helo_name(s, arg, len))
+		return error_reply(s, out, "501 5.5.4 Syntax: EHLO hostname");
+	/* RFC 5321 4.1.4: EHLO resets the transaction like RSET. */
+	tx_reset(s);
+	s->esmtp = true;
+	s->state = SMTP_STATE_READY;
+	strbuf_appendf(out, "250-%s Hello %s [%s]\r\n", cfg->hostname, s->helo,
+		s->params.client_ip);
+	reply(out, "250-PIPELINING");
+	strbuf_appendf(out, "250-SIZE %llu\r\n", (unsigned long long)cfg->max_message_size);
+	reply(out, "250-8BITMIME");
+	reply(out, "250-ENHANCEDSTATUSCODES");
+	if (s->params.tls_available && !s->tls_active)
+		reply(out, "250-STARTTLS");
+	reply(out, "250 SMTPUTF8");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_helo(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	if (!take_helo_name(s, arg, len))
+		return error_reply(s, out, "501 5.5.4 Syntax: HELO hostname");
+	tx_reset(s);
+	s->esmtp = false;
+	s->state = SMTP_STATE_READY;
+	strbuf_appendf(out, "250 %s\r\n", s->params.cfg->hostname);
+	return SMTP_ACTION_NONE;
+}
+
+static bool keyword_is(const struct smtp_param *p, const char *word)
+{
+	return p->key_len == strlen(word) && strncasecmp(p->key, word, p->key_len) == 0;
+}
+
+static bool value_is(const struct smtp_param *p, const char *word)
+{
+	return p->value && p->value_len == strlen(word) &&
+		strncasecmp(p->value, word, p->value_len) == 0;
+}
+
+/* Parses a decimal SIZE value (RFC 1870 3: 1*20DIGIT); false on junk or overflow. */
+static bool parse_size(const struct smtp_param *p, uint64_t *size)
+{
+	uint64_t v = 0;
+
+	if (!p->value || p->value_len == 0 || p->value_len > 20)
+		return false;
+	for (size_t i = 0; i < p->value_len; i++) {
+		char c = p->value[i];
+		if (c < '0' || c > '9')
+			return false;
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(c - '0');
+	}
+	*size = v;
+	return true;
+}
+
+/* Matches "FROM:" / "TO:" at the start of arg, case-insensitively. */
+static bool strip_keyword(const char **arg, size_t *len, const char *keyword)
+{
+	size_t k = strlen(keyword);
+
+	if (*len < k || strncasecmp(*arg, keyword, k) != 0)
+		return false;
+	*arg += k;
+	*len -= k;
+	return true;
+}
+
+static enum smtp_action path_error(struct smtp_session *s, enum smtp_path_status st,
+	struct strbuf *out, const char *syntax_reply)
+{
+	switch (st) {
+	case SMTP_PATH_TOO_LONG:
+		return error_reply(s, out, "501 5.1.3 Address too long");
+	case SMTP_PATH_PARAMS:
+		return error_reply(s, out, "555 5.5.4 Malformed or too many parameters");
+	default:
+		return error_reply(s, out, syntax_reply);
+	}
+}
+
+static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	struct smtp_param params[SMTP_MAX_PARAMS];
+	size_t param_count = 0;
+	struct smtp_path path;
+	uint64_t size = 0;
+	bool body_8bit = false, smtputf8 = false;
+	enum smtp_path_status st;
+
+	if (s->state == SMTP_STATE_CONNECTED)
+		return error_reply(s, out, "503 5.5.1 Send EHLO or HELO first");
+	if (s->state != SMTP_STATE_READY)
+		return error_reply(s, out, "503 5.5.1 Nested MAIL command");
+	if (!strip_keyword(&arg, &len, "FROM:"))
+		return error_reply(s, out, "501 5.5.4 Syntax: MAIL FROM:<address>");
+	st = smtp_path_parse(arg, len, true, &path, params, &param_count);
+	if (st != SMTP_PATH_OK)
+		return path_error(s, st, out, "501 5.1.7 Bad sender address syntax");
+	if (param_count && !s->esmtp)
+		return error_reply(s, out, "555 5.5.4 Parameters need EHLO");
+	for (size_t i = 0; i < param_count; i++) {
+		const struct smtp_param *p = &params[i];
+		if (keyword_is(p, "SIZE")) {
+			if (!parse_size(p, &size))
+				return error_reply(s, out, "501 5.5.4 Bad SIZE parameter");
+		} else if (keyword_is(p, "BODY")) {
+			/* RFC 6152: 8BITMIME; 7BIT is the default. BINARYMIME needs CHUNKING. */
+			if (value_is(p, "8BITMIME"))
+				body_8bit = true;
+			else if (!value_is(p, "7BIT"))
+				return error_reply(s, out, "555 5.5.4 Unsupported BODY parameter");
+		} else if (keyword_is(p, "SMTPUTF8")) {
+			if (p->value)
+				return error_reply(s, out, "555 5.5.4 SMTPUTF8 takes no value");
+			smtputf8 = true;
+		} else {
+			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
+		}
+	}
+	if (path.utf8 && !smtputf8)
+		return error_reply(s, out, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
+	/* RFC 1870 6.1: refuse at once when the declared size is already too big. */
+	if (size > s->params.cfg->max_message_size)
+		return error_reply(s, out, "552 5.3.4 Message size exceeds the fixed maximum");
+	/* Nobody unauthenticated may claim to be one of our own domains (as the original):
+	 * that mail only comes from the owner over authenticated submission. */
+	if (!path.null_path &&
+	    config_find_domain(s->params.cfg, path.domain, path.domain_len) != NULL)
+		return error_reply(s, out, "550 5.7.1 Sender address of a local domain needs authentication");
+	tx_reset(s);
+	s->tx.sender = path;
+	s->tx.declared_size = size;
+	s->tx.body_8bit = body_8bit;
+	s->tx.smtputf8 = smtputf8;
+	s->state = SMTP_STATE_MAIL;
+	reply(out, "250 2.1.0 Ok");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action accept_rcpt(struct smtp_session *s, const char *address,
+	const struct server_config *server, struct strbuf *out)
+{
+	if (s->tx.rcpt_count == s->rcpt_capacity) {
+		s->rcpt_capacity = s->rcpt_capacity ? s->rcpt_capacity * 2 : 4;
+		s->tx.rcpts = xrealloc(s->tx.rcpts, s->rcpt_capacity * sizeof(*s->tx.rcpts));
+	}
+	struct smtp_rcpt *r = &s->tx.rcpts[s->tx.rcpt_count++];
+	snprintf(r->address, sizeof(r->address), "%s", address);
+	r->server = server;
+	s->state = SMTP_STATE_RCPT;
+	reply(out, "250 2.1.5 Ok");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	const struct config *cfg = s->params.cfg;
+	struct smtp_param params[SMTP_MAX_PARAMS];
+	size_t param_count = 0;
+	struct smtp_path path;
+	enum smtp_path_status st;
+
+	if (s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT)
+		return error_reply(s, out, "503 5.5.1 Need MAIL before RCPT");
+	if (!strip_keyword(&arg, &len, "TO:"))
+		return error_reply(s, out, "501 5.5.4 Syntax: RCPT TO:<address>");
+	while (len && arg[0] == ' ') {
+		arg++;
+		len--;
+	}
+	if (s->tx.rcpt_count >= cfg->max_recipients)
+		return error_reply(s, out, "452 4.5.3 Too many recipients");
+	/* RFC 5321 4.5.1: "postmaster" without a domain must be accepted. */
+	if (len >= 12 && strncasecmp(arg, "<postmaster>", 12) == 0 &&
+	    (len == 12 || arg[12] == ' ')) {
+		char address[SMTP_PATH_MAX + 1];
+		snprintf(address, sizeof(address), "postmaster@%s", cfg->servers[0].domain);
+		return accept_rcpt(s, address, &cfg->servers[0], out);
+	}
+	st = smtp_path_parse(arg, len, false, &path, params, &param_count);
+	if (st != SMTP_PATH_OK)
+		return path_error(s, st, out, "501 5.1.3 Bad recipient address syntax");
+	if (param_count)
+		return error_reply(s, out, "555 5.5.4 Unsupported parameter");
+	if (path.utf8 && !s->tx.smtputf8)
+		return error_reply(s, out, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
+	const struct server_config *server = config_find_domain(cfg, path.domain, path.domain_len);
+	if (!server)
+		return error_reply(s, out, "550 5.7.1 Relay access denied");
+	if (config_address_blocked(server, path.address, strlen(path.address)))
+		return error_reply(s, out, "553 5.7.1 Recipient address blocked");
+	return accept_rcpt(s, path.address, server, out);
+}
+
+static enum smtp_action cmd_data(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	if (len)
+		return error_reply(s, out, "501 5.5.4 Syntax: DATA");
+	if (s->state == SMTP_STATE_MAIL)
+		return error_reply(s, out, "503 5.5.1 No valid recipients");
+	if (s->state != SMTP_STATE_RCPT)
+		return error_reply(s, out, "503 5.5.1 Need RCPT before DATA");
+	smtp_data_reader_init(&s->data, s->params.cfg->max_message_size);
+	s->state = SMTP_STATE_DATA;
+	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+	return SMTP_ACTION_BEGIN_DATA;
+}
+
+static enum smtp_action cmd_rset(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	if (len)
+		return error_reply(s, out, "501 5.5.4 Syntax: RSET");
+	tx_reset(s);
+	if (s->state != SMTP_STATE_CONNECTED)
+		s->state = SMTP_STATE_READY;
+	reply(out, "250 2.0.0 Ok");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_noop(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)s;
+	(void)arg;
+	(void)len; /* RFC 5321 4.1.1.9: a parameter may be given and is ignored */
+	reply(out, "250 2.0.0 Ok");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_quit(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	(void)len;
+	strbuf_appendf(out, "221 2.0.0 %s closing connection\r\n", s->params.cfg->hostname);
+	s->state = SMTP_STATE_CLOSED;
+	return SMTP_ACTION_CLOSE;
+}
+
+static enum smtp_action cmd_vrfy(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	if (!len)
+		return error_reply(s, out, "501 5.5.4 Syntax: VRFY address");
+	/* RFC 5321 3.5.3: 252 when we will accept mail but do not verify. */
+	reply(out, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_expn(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	(void)len;
+	return error_reply(s, out, "502 5.5.1 EXPN not available");
+}
+
+static enum smtp_action cmd_help(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)s;
+	(void)arg;
+	(void)len;
+	reply(out, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+	reply(out, "214 2.0.0 See RFC 5321");
+	return SMTP_ACTION_NONE;
+}
+
+static enum smtp_action cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	(void)arg;
+	if (len)
+		return error_reply(s, out, "501 5.5.4 Syntax: STARTTLS");
+	if (s->tls_active)
+		return error_reply(s, out, "503 5.5.1 TLS already active");
+	if (!s->params.tls_available)
+		return error_reply(s, out, "454 4.7.0 TLS not available");
+	if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT)
+		return error_reply(s, out, "503 5.5.1 STARTTLS not allowed during a transaction");
+	reply(out, "220 2.0.0 Ready to start TLS");
+	s->state = SMTP_STATE_STARTTLS;
+	return SMTP_ACTION_STARTTLS;
+}
+
+static const struct smtp_command commands[] = {
+	{"EHLO", cmd_ehlo}, {"HELO", cmd_helo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
+	{"DATA", cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
+	{"VRFY", cmd_vrfy}, {"EXPN", cmd_expn}, {"HELP", cmd_help}, {"STARTTLS", cmd_starttls},
+};
+
+enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line, size_t len,
+	struct strbuf *out)
+{
+	size_t verb_len = 0;
+
+	if (s->state == SMTP_STATE_CLOSED || s->state == SMTP_STATE_DATA ||
+	    s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS)
+		return SMTP_ACTION_NONE; /* the glue does not feed lines now */
+	if (memchr(line, '\0', len))
+		return error_reply(s, out, "500 5.5.2 NUL octet in command");
+	while (verb_len < len && line[verb_len] != ' ')
+		verb_len++;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct smtp_command *c = &commands[i];
+		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0) {
+			size_t skip = verb_len < len ? verb_len + 1 : verb_len;
+			return c->handler(s, line + skip, len - skip, out);
+		}
+	}
+	return error_reply(s, out, "500 5.5.2 Command not recognized");
+}
+
+enum smtp_action smtp_session_line_too_long(struct smtp_session *s, struct strbuf *out)
+{
+	return error_reply(s, out, "500 5.5.2 Line too long");
+}
+
+void smtp_session_timeout(struct smtp_session *s, struct strbuf *out)
+{
+	strbuf_appendf(out, "421 4.4.2 %s Timeout, closing connection\r\n",
+		s->params.cfg->hostname);
+	s->state = SMTP_STATE_CLOSED;
+}
+
+void smtp_session_shutdown(struct smtp_session *s, struct strbuf *out)
+{
+	strbuf_appendf(out, "421 4.3.2 %s Service shutting down\r\n", s->params.cfg->hostname);
+	s->state = SMTP_STATE_CLOSED;
+}
+
+void smtp_session_tls_started(struct smtp_session *s, const char *tls_description)
+{
+	/* RFC 3207 4.2: discard all knowledge from the client; it must EHLO again. */
+	tx_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->tls_active = true;
+	snprintf(s->tls_description, sizeof(s->tls_description), "%s",
+		tls_description ? tls_description : "");
+	s->state = SMTP_STATE_CONNECTED;
+}
+
+/* ---- DATA ---- */
+
+void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id)
+{
+	snprintf(s->tx.queue_id, sizeof(s->tx.queue_id), "%s", queue_id);
+}
+
+void smtp_session_storage_failed(struct smtp_session *s)
+{
+	s->tx.storage_failed = true;
+}
+
+size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
+	char *out_data, size_t *out_len)
+{
+	if (s->state != SMTP_STATE_DATA) {
+		*out_len = 0;
+		return 0;
+	}
+	return smtp_data_reader_feed(&s->data, in, len, out_data, out_len);
+}
+
+bool smtp_session_data_done(const struct smtp_session *s)
+{
+	return s->state == SMTP_STATE_DATA && smtp_data_reader_done(&s->data);
+}
+
+enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strbuf *out)
+{
+	const char *refusal = NULL;
+
+	if (s->data.oversize)
+		refusal = "552 5.3.4 Message size exceeds the fixed maximum";
+	else if (s->data.bare_newline)
+		/* RFC 5321 2.3.8: CR and LF only as CRLF. Refusing (not repairing) keeps us out
+		 * of every SMTP smuggling ambiguity. */
+		refusal = "554 5.6.0 Message contains bare CR or LF, not accepted (RFC 5321 2.3.8)";
+	else if (s->tx.storage_failed)
+		refusal = "451 4.3.0 Local error in processing, try again later";
+	if (refusal) {
+		reply(out, refusal);
+		tx_reset(s);
+		s->state = SMTP_STATE_READY;
+		return SMTP_DATA_DISCARD;
+	}
+	s->state = SMTP_STATE_COMMITTING;
+	return SMTP_DATA_COMMIT;
+}
+
+void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf *out)
+{
+	if (ok)
+		strbuf_appendf(out, "250 2.0.0 Ok: queued as %s\r\n", s->tx.queue_id);
+	else
+		reply(out, "451 4.3.0 Local error in processing, try again later");
+	tx_reset(s);
+	s->state = SMTP_STATE_READY;
+}
+
+/* ---- accessors ---- */
+
+enum smtp_state smtp_session_state(const struct smtp_session *s)
+{
+	return s->state;
+}
+
+const struct smtp_tx *smtp_session_tx(const struct smtp_session *s)
+{
+	return &s->tx;
+}
+
+const char *smtp_session_helo(const struct smtp_session *s)
+{
+	return s->helo;
+}
+
+bool smtp_session_esmtp(const struct smtp_session *s)
+{
+	return s->esmtp;
+}
+
+bool smtp_session_tls_active(const struct smtp_session *s)
+{
+	return s->tls_active;
+}
+
+const char *smtp_session_tls_description(const struct smtp_session *s)
+{
+	return s->tls_description[0] ? s->tls_description : NULL;
+}
+
+const char *smtp_session_client_ip(const struct smtp_session *s)
+{
+	return s->params.client_ip;
+}
+
+size_t smtp_tx_servers(const struct smtp_tx *tx, const struct server_config **servers,
+	size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tx->rcpt_count; i++) {
+		size_t j;
+		for (j = 0; j < n; j++)
+			if (servers[j] == tx->rcpts[i].server)
+				break;
+		if (j == n && n < max)
+			servers[n++] = tx->rcpts[i].server;
+	}
+	return n;
+}

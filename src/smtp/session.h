@@ -1,0 +1,120 @@
+/* smtp/session.h: the SMTP server protocol core (RFC 5321, with RFC 1870 SIZE, RFC 6152
+ * 8BITMIME, RFC 2034 ENHANCEDSTATUSCODES, RFC 2920 PIPELINING, RFC 3207 STARTTLS, RFC 6531
+ * SMTPUTF8). A pure state machine: a command line in, reply text out (into a strbuf) and an
+ * action for the glue (smtp/server.c). It owns no socket and no file.
+ *
+ * Driving it (the glue):
+ *   s = smtp_session_new(&params); smtp_session_greeting(s, out);
+ *   for each line (CRLF stripped): action = smtp_session_feed_line(s, line, len, out);
+ *     SMTP_ACTION_STARTTLS: flush out, discard buffered input, start TLS, then
+ *                           smtp_session_tls_started(s, "TLSv1.3 TLS_AES_...").
+ *     SMTP_ACTION_BEGIN_DATA: set the queue id (smtp_session_set_queue_id), open one maildrop
+ *                           file per server in smtp_session_tx(s) (smtp_tx_servers), write the
+ *                           trace headers (smtp/trace.h); on failure call
+ *                           smtp_session_storage_failed(s). Then feed raw bytes with
+ *                           smtp_session_feed_data() until smtp_session_data_done(); then
+ *                           smtp_session_data_end() says whether to commit.
+ *     SMTP_ACTION_CLOSE:    flush out and close.
+ *   After a commit (off the event loop): smtp_session_data_committed(s, ok, out).
+ */
+#ifndef MAILPOPBOX_SMTP_SESSION_H
+#define MAILPOPBOX_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "smtp/address.h"
+#include "smtp/data.h"
+#include "strbuf.h"
+
+enum smtp_state {
+	SMTP_STATE_CONNECTED,  /* greeting sent, no EHLO/HELO yet (or again after STARTTLS) */
+	SMTP_STATE_READY,      /* EHLO/HELO done, no transaction */
+	SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,       /* at least one recipient accepted */
+	SMTP_STATE_DATA,       /* receiving message data */
+	SMTP_STATE_COMMITTING, /* message complete, waiting for the store to say it is durable */
+	SMTP_STATE_STARTTLS,   /* 220 sent, waiting for the TLS handshake */
+	SMTP_STATE_CLOSED,     /* QUIT, error limit or timeout: nothing more is read */
+};
+
+enum smtp_action {
+	SMTP_ACTION_NONE,
+	SMTP_ACTION_STARTTLS,
+	SMTP_ACTION_BEGIN_DATA,
+	SMTP_ACTION_CLOSE,
+};
+
+enum smtp_data_verdict {
+	SMTP_DATA_COMMIT,  /* make the message durable, then smtp_session_data_committed() */
+	SMTP_DATA_DISCARD, /* refused (reply already in out): abort the maildrop files */
+};
+
+struct smtp_rcpt {
+	char address[SMTP_PATH_MAX + 1];
+	const struct server_config *server; /* the local Server it is delivered to */
+};
+
+/* What belongs to one message (RFC 5321 3.3 mail transaction), reset by RSET/EHLO/end. */
+struct smtp_tx {
+	char queue_id[32];
+	struct smtp_path sender;
+	struct smtp_rcpt *rcpts;
+	size_t rcpt_count;
+	uint64_t declared_size; /* SIZE= parameter, 0 if absent */
+	bool body_8bit;
+	bool smtputf8;
+	bool storage_failed;
+};
+
+struct smtp_session_params {
+	const struct config *cfg;
+	const char *client_ip;  /* textual address, for the Received header */
+	bool tls_available;     /* a certificate is configured: offer STARTTLS */
+	bool tls_active;        /* the connection is already TLS */
+};
+
+struct smtp_session;
+
+struct smtp_session *smtp_session_new(const struct smtp_session_params *params);
+void smtp_session_free(struct smtp_session *s);
+
+void smtp_session_greeting(struct smtp_session *s, struct strbuf *out);
+enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line, size_t len,
+	struct strbuf *out);
+/* A command line longer than SMTP_COMMAND_LINE_MAX was received (and discarded). */
+enum smtp_action smtp_session_line_too_long(struct smtp_session *s, struct strbuf *out);
+/* No command (or no data) within the configured time: 421 and close. */
+void smtp_session_timeout(struct smtp_session *s, struct strbuf *out);
+/* The server is shutting down: 421 and close. */
+void smtp_session_shutdown(struct smtp_session *s, struct strbuf *out);
+void smtp_session_tls_started(struct smtp_session *s, const char *tls_description);
+
+/* DATA phase. */
+void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id);
+void smtp_session_storage_failed(struct smtp_session *s);
+/* Consumes raw bytes; unstuffed message bytes go to out_data (room for len + 1 octets).
+ * Returns the bytes of in consumed (the rest belong to the next command). */
+size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
+	char *out_data, size_t *out_len);
+bool smtp_session_data_done(const struct smtp_session *s);
+enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strbuf *out);
+void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf *out);
+
+enum smtp_state smtp_session_state(const struct smtp_session *s);
+const struct smtp_tx *smtp_session_tx(const struct smtp_session *s);
+const char *smtp_session_helo(const struct smtp_session *s);
+bool smtp_session_esmtp(const struct smtp_session *s);
+bool smtp_session_tls_active(const struct smtp_session *s);
+/* The TLS protocol and cipher given to smtp_session_tls_started, or NULL. */
+const char *smtp_session_tls_description(const struct smtp_session *s);
+const char *smtp_session_client_ip(const struct smtp_session *s);
+
+/* The distinct Servers of the transaction's recipients, in first-seen order; returns the
+ * count (at most max). */
+size_t smtp_tx_servers(const struct smtp_tx *tx, const struct server_config **servers,
+	size_t max);
+
+#endif

@@ -1,0 +1,58 @@
+/* smtp/trace.c: Return-Path, Delivered-To and Received headers (RFC 5321 4.4, RFC 3848
+ * protocol names, RFC 6531 UTF8SMTP). */
+#include "smtp/trace.h"
+
+#include <stdio.h>
+
+void smtp_trace_date(char *buf, size_t size, time_t now)
+{
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+		"Aug", "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm;
+
+	/* UTC with +0000: locale-independent and unambiguous (RFC 5322 3.3). */
+	gmtime_r(&now, &tm);
+	snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+		months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* RFC 3848 (ESMTP, ESMTPS) and RFC 6531 3.7.3 (UTF8SMTP, UTF8SMTPS). */
+static const char *protocol_name(const struct smtp_session *s)
+{
+	const struct smtp_tx *tx = smtp_session_tx(s);
+	bool tls = smtp_session_tls_active(s);
+
+	if (!smtp_session_esmtp(s))
+		return tls ? "SMTPS" : "SMTP";
+	if (tx->smtputf8)
+		return tls ? "UTF8SMTPS" : "UTF8SMTP";
+	return tls ? "ESMTPS" : "ESMTP";
+}
+
+void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
+	const struct server_config *server, const char *hostname, time_t now)
+{
+	const struct smtp_tx *tx = smtp_session_tx(s);
+	const char *only_rcpt = NULL;
+	size_t count = 0;
+	char date[64];
+
+	strbuf_appendf(out, "Return-Path: <%s>\r\n", tx->sender.null_path ? "" : tx->sender.address);
+	for (size_t i = 0; i < tx->rcpt_count; i++) {
+		if (tx->rcpts[i].server != server)
+			continue;
+		strbuf_appendf(out, "Delivered-To: %s\r\n", tx->rcpts[i].address);
+		only_rcpt = tx->rcpts[i].address;
+		count++;
+	}
+	smtp_trace_date(date, sizeof(date), now);
+	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
+		smtp_session_helo(s), smtp_session_client_ip(s), hostname, protocol_name(s));
+	if (smtp_session_tls_description(s))
+		strbuf_appendf(out, "\r\n\t(%s)", smtp_session_tls_description(s));
+	strbuf_appendf(out, "\r\n\tid %s", tx->queue_id);
+	if (count == 1)
+		strbuf_appendf(out, "\r\n\tfor <%s>", only_rcpt);
+	strbuf_appendf(out, "; %s\r\n", date);
+}

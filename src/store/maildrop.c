@@ -1,0 +1,791 @@
+/* maildrop.c: the Maildir store behind a MaildropPath: durable delivery into new/ (SMTP side),
+ * and locked listing, unique ids and deletion of new/, cur/ and legacy "*.msg" files (POP3 side).
+ * The Maildir layout and naming follow https://cr.yp.to/proto/maildir.html and Dovecot's
+ * conventions, so Dovecot, mutt and friends can read the same directory. */
+#include "store/maildrop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "log.h"
+
+#define MAILDROP_LOCK_NAME ".mailpopbox.lock"
+/* The original Go server stored each message as "<uuid>.msg" directly in MaildropPath. */
+#define LEGACY_SUFFIX ".msg"
+/* Attempts at a fresh unique name when O_EXCL finds one taken (only after a clock step back or
+ * a pid reused within the same microsecond on the same host). */
+#define UNIQUE_NAME_ATTEMPTS 8
+
+/* Deliveries run on several worker threads at once; the counter keeps their names apart
+ * within one microsecond (Dovecot's "Q" field). */
+static atomic_ulong delivery_counter;
+
+static char *path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *path_printf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("event=path_format_failed");
+	p = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+/* Makes a directory's entries (a created, renamed or removed name) durable: POSIX leaves
+ * directory updates in the cache until the directory itself is fsync'd. */
+static int fsync_directory(const char *path)
+{
+	int fd, saved;
+
+	do
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	if (fsync(fd) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The directory holding path ("/a/b/" -> "/a", "b" -> "."); caller frees. */
+static char *parent_directory(const char *path)
+{
+	size_t len = strlen(path);
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	while (len > 0 && path[len - 1] != '/')
+		len--;
+	if (len == 0)
+		return xstrdup(".");
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	return xstrndup(path, len);
+}
+
+/* Returns 1 if it created the directory, 0 if it was already there, -1 with errno. */
+static int make_directory(const char *path)
+{
+	if (mkdir(path, 0700) == 0)
+		return 1;
+	/* Another thread or process may be creating the same Maildir right now. */
+	if (errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+/* Creates MaildropPath and tmp/ new/ cur/ as needed; a directory we create is only known to
+ * survive a crash once its parent has been fsync'd. */
+static int maildir_create(const char *maildrop_path)
+{
+	static const char *const subdirs[] = {"tmp", "new", "cur"};
+	bool created_sub = false;
+	int r;
+
+	r = make_directory(maildrop_path);
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		char *parent = parent_directory(maildrop_path);
+
+		r = fsync_directory(parent);
+		free(parent);
+		if (r < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char *sub = path_printf("%s/%s", maildrop_path, subdirs[i]);
+
+		r = make_directory(sub);
+		free(sub);
+		if (r < 0)
+			return -1;
+		if (r == 1)
+			created_sub = true;
+	}
+	if (created_sub && fsync_directory(maildrop_path) < 0)
+		return -1;
+	return 0;
+}
+
+/* The host part of a unique name. The Maildir spec: "replace / with \057 and : with \072" so
+ * the name stays one path component and ':' still only starts the info (flags) part. */
+static char *maildir_hostname(void)
+{
+	char host[256];
+	char *out, *o;
+
+	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	out = o = xmalloc(strlen(host) * 4 + 1);
+	for (const char *h = host; *h; h++) {
+		if (*h == '/') {
+			memcpy(o, "\\057", 4);
+			o += 4;
+		} else if (*h == ':') {
+			memcpy(o, "\\072", 4);
+			o += 4;
+		} else {
+			*o++ = *h;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* "<sec>.M<usec>P<pid>Q<counter>.<host>": Dovecot's form of the Maildir unique name. */
+static char *maildir_unique_name(void)
+{
+	struct timespec now;
+	unsigned long counter = atomic_fetch_add(&delivery_counter, 1) + 1;
+	char *host = maildir_hostname();
+	char *name;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	name = path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
+		(long)getpid(), counter, host);
+	free(host);
+	return name;
+}
+
+int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
+{
+	char *unique = NULL, *tmp_path = NULL;
+	int fd = -1;
+
+	if (maildir_create(maildrop_path) < 0)
+		return -1;
+	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
+		unique = maildir_unique_name();
+		tmp_path = path_printf("%s/tmp/%s", maildrop_path, unique);
+		/* O_EXCL: never write into a file someone else is writing. */
+		do
+			fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		while (fd < 0 && errno == EINTR);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+		free(unique);
+		free(tmp_path);
+		unique = tmp_path = NULL;
+	}
+	if (fd < 0) {
+		int saved = errno;
+
+		free(unique);
+		free(tmp_path);
+		errno = saved;
+		return -1;
+	}
+	d->fd = fd;
+	d->maildrop_path = xstrdup(maildrop_path);
+	d->tmp_path = tmp_path;
+	d->unique = unique;
+	d->written = 0;
+	d->error = 0;
+	return 0;
+}
+
+int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_t len)
+{
+	const char *p = data;
+
+	if (d->error == 0 && d->fd < 0)
+		d->error = EBADF;
+	if (d->error) {
+		errno = d->error;
+		return -1;
+	}
+	while (len > 0) {
+		ssize_t n = write(d->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			d->error = errno;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		d->written += (uint64_t)n;
+	}
+	return 0;
+}
+
+void maildrop_delivery_abort(struct maildrop_delivery *d)
+{
+	int saved = errno;
+
+	if (d->fd >= 0) {
+		close(d->fd);
+		d->fd = -1;
+		if (d->tmp_path && unlink(d->tmp_path) < 0 && errno != ENOENT)
+			log_warn("maildrop", "event=tmp_unlink_failed file=%s error=%s", d->tmp_path,
+				strerror(errno));
+	}
+	errno = saved;
+}
+
+int maildrop_delivery_commit(struct maildrop_delivery *d)
+{
+	char *new_path, *new_dir;
+	int saved;
+
+	if (d->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (d->error) {
+		saved = d->error;
+		maildrop_delivery_abort(d);
+		errno = saved;
+		return -1;
+	}
+	/* The data must be on disk before the name in new/ says the message exists. */
+	if (fsync(d->fd) < 0) {
+		saved = errno;
+		maildrop_delivery_abort(d);
+		errno = saved;
+		return -1;
+	}
+	/* close() can report a deferred write error (NFS), so it is checked too. */
+	if (close(d->fd) < 0 && errno != EINTR) {
+		saved = errno;
+		d->fd = -1;
+		unlink(d->tmp_path);
+		errno = saved;
+		return -1;
+	}
+	d->fd = -1;
+	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
+	new_path = path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
+		(unsigned long long)d->written);
+	if (rename(d->tmp_path, new_path) < 0) {
+		saved = errno;
+		unlink(d->tmp_path);
+		free(new_path);
+		errno = saved;
+		return -1;
+	}
+	new_dir = path_printf("%s/new", d->maildrop_path);
+	if (fsync_directory(new_dir) < 0) {
+		/* The rename may not survive a crash, so we cannot promise the message: take it
+		 * back rather than risk delivering it twice after the client retries. */
+		saved = errno;
+		unlink(new_path);
+		free(new_dir);
+		free(new_path);
+		errno = saved;
+		return -1;
+	}
+	free(new_dir);
+	free(new_path);
+	return 0;
+}
+
+void maildrop_delivery_release(struct maildrop_delivery *d)
+{
+	maildrop_delivery_abort(d);
+	free(d->maildrop_path);
+	free(d->tmp_path);
+	free(d->unique);
+	d->maildrop_path = d->tmp_path = d->unique = NULL;
+}
+
+/* ---- POP3 access ---- */
+
+/* RFC 1939 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */
+static bool uidl_is_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > POP3_UIDL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* The part of a Maildir file name that never changes: the spec's info part starts at ':'
+ * ("unique:2,FLAGS", added when a reader moves the file to cur/), and Dovecot appends
+ * ",S=<size>" and ",W=<virtual size>" to the unique part. Returns its length. */
+static size_t maildir_base_length(const char *name)
+{
+	const char *colon = strchr(name, ':');
+	size_t len = colon ? (size_t)(colon - name) : strlen(name);
+
+	for (;;) {
+		const char *comma = memrchr(name, ',', len);
+		const char *p;
+
+		if (!comma || (comma[1] != 'S' && comma[1] != 'W') || comma[2] != '=')
+			break;
+		p = comma + 3;
+		if (p == name + len)
+			break;
+		while (p < name + len && *p >= '0' && *p <= '9')
+			p++;
+		if (p != name + len)
+			break;
+		len = (size_t)(comma - name);
+	}
+	return len;
+}
+
+/* The id itself when RFC 1939 allows it (so ids read like file names and match what the
+ * original server said), otherwise the SHA-256 of it in hex: still stable and unique. */
+static void uidl_from_base(char out[POP3_UIDL_MAX + 1], const char *base, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+
+	if (uidl_is_valid(base, len)) {
+		memcpy(out, base, len);
+		out[len] = '\0';
+		return;
+	}
+	SHA256((const unsigned char *)base, len, digest);
+	for (size_t i = 0; i < sizeof(digest); i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 15];
+	}
+	out[2 * sizeof(digest)] = '\0';
+}
+
+enum listed_dir { LISTED_NEW, LISTED_CUR, LISTED_ROOT };
+
+struct listed_message {
+	struct maildrop_message msg;
+	struct timespec mtime;
+	size_t name_offset; /* file name inside msg.path */
+};
+
+/* Compares digit runs by value so "1700000000.M9P1Q2" sorts before "1700000000.M10P1Q1":
+ * the seconds, microseconds and counter in Maildir names then order deliveries that share an
+ * mtime. Anything else compares bytewise, so the order is total and deterministic. */
+static int compare_names_naturally(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			const char *ea, *eb;
+			size_t la, lb;
+			int c;
+
+			while (*a == '0' && a[1] >= '0' && a[1] <= '9')
+				a++;
+			while (*b == '0' && b[1] >= '0' && b[1] <= '9')
+				b++;
+			for (ea = a; *ea >= '0' && *ea <= '9'; ea++)
+				;
+			for (eb = b; *eb >= '0' && *eb <= '9'; eb++)
+				;
+			la = (size_t)(ea - a);
+			lb = (size_t)(eb - b);
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			c = memcmp(a, b, la);
+			if (c)
+				return c;
+			a = ea;
+			b = eb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	if (*a || *b)
+		return *a ? 1 : -1;
+	return 0;
+}
+
+static int compare_arrival(const void *pa, const void *pb)
+{
+	const struct listed_message *a = pa, *b = pb;
+	int c;
+
+	if (a->mtime.tv_sec != b->mtime.tv_sec)
+		return a->mtime.tv_sec < b->mtime.tv_sec ? -1 : 1;
+	if (a->mtime.tv_nsec != b->mtime.tv_nsec)
+		return a->mtime.tv_nsec < b->mtime.tv_nsec ? -1 : 1;
+	c = compare_names_naturally(a->msg.path + a->name_offset, b->msg.path + b->name_offset);
+	if (c)
+		return c;
+	/* Names equal only across directories; full paths differ. */
+	return strcmp(a->msg.path, b->msg.path);
+}
+
+/* Same id first, then arrival order, so the earliest of a duplicate set is kept. */
+static int compare_uidl_then_arrival(const void *pa, const void *pb)
+{
+	const struct listed_message *a = pa, *b = pb;
+	int c = strcmp(a->msg.uidl, b->msg.uidl);
+
+	return c ? c : compare_arrival(pa, pb);
+}
+
+struct listing {
+	struct listed_message *items;
+	size_t count, cap;
+};
+
+static bool is_legacy_name(const char *name, size_t len)
+{
+	size_t suffix = sizeof(LEGACY_SUFFIX) - 1;
+
+	return len > suffix && memcmp(name + len - suffix, LEGACY_SUFFIX, suffix) == 0;
+}
+
+/* One readdir pass over a directory, one fstatat per candidate: no per-file open. */
+static int list_directory(struct listing *l, const char *dir_path, enum listed_dir kind)
+{
+	DIR *dir;
+	struct dirent *de;
+	int dfd, saved;
+
+	do
+		dfd = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (dfd < 0 && errno == EINTR);
+	if (dfd < 0)
+		return -1;
+	dir = fdopendir(dfd);
+	if (!dir) {
+		saved = errno;
+		close(dfd);
+		errno = saved;
+		return -1;
+	}
+	for (;;) {
+		struct listed_message *m;
+		struct stat st;
+		size_t len, base_len;
+
+		errno = 0;
+		de = readdir(dir);
+		if (!de) {
+			if (errno) {
+				saved = errno;
+				closedir(dir);
+				errno = saved;
+				return -1;
+			}
+			break;
+		}
+		/* Dotfiles are ours (the lock file) or other tools' state, never messages. */
+		if (de->d_name[0] == '.')
+			continue;
+		len = strlen(de->d_name);
+		if (kind == LISTED_ROOT && !is_legacy_name(de->d_name, len))
+			continue;
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* Another Maildir reader moved it (new/ -> cur/, listed later) or removed
+			 * it. */
+			if (errno == ENOENT)
+				continue;
+			saved = errno;
+			closedir(dir);
+			errno = saved;
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		if (l->count == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 256;
+			l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
+		}
+		m = &l->items[l->count++];
+		m->msg.path = path_printf("%s/%s", dir_path, de->d_name);
+		m->msg.size = (uint64_t)st.st_size;
+		m->msg.deleted = false;
+		m->name_offset = strlen(m->msg.path) - len;
+		m->mtime = st.st_mtim;
+		/* The original server's UIDL for "X.msg" is "X". */
+		base_len = kind == LISTED_ROOT ? len - (sizeof(LEGACY_SUFFIX) - 1)
+					       : maildir_base_length(de->d_name);
+		uidl_from_base(m->msg.uidl, de->d_name, base_len);
+	}
+	closedir(dir);
+	return 0;
+}
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->items[i].msg.path);
+	free(l->items);
+}
+
+/* RFC 1939 7 requires unique ids. Two files can share one if another Maildir reader renamed a
+ * file while we listed (seen in new/ and cur/) or a legacy "X.msg" sits beside a Maildir "X".
+ * The later copy is left out of this session; it is listed again once the first is gone. */
+static void listing_drop_duplicate_uidls(struct listing *l)
+{
+	size_t kept = 0;
+
+	if (l->count < 2)
+		return;
+	qsort(l->items, l->count, sizeof(*l->items), compare_uidl_then_arrival);
+	for (size_t i = 0; i < l->count; i++) {
+		if (kept > 0 && strcmp(l->items[kept - 1].msg.uidl, l->items[i].msg.uidl) == 0) {
+			log_warn("maildrop", "event=duplicate_uidl file=%s uidl=%s",
+				l->items[i].msg.path, l->items[i].msg.uidl);
+			free(l->items[i].msg.path);
+			continue;
+		}
+		l->items[kept++] = l->items[i];
+	}
+	l->count = kept;
+}
+
+static int maildrop_list(const char *maildrop_path, struct maildrop_message **out, size_t *count)
+{
+	struct listing l = {0};
+	struct maildrop_message *messages;
+	char *new_dir = path_printf("%s/new", maildrop_path);
+	char *cur_dir = path_printf("%s/cur", maildrop_path);
+	int r;
+
+	/* new/ before cur/: a file a reader moves new/ -> cur/ meanwhile is then still found. */
+	r = list_directory(&l, new_dir, LISTED_NEW);
+	if (r == 0)
+		r = list_directory(&l, cur_dir, LISTED_CUR);
+	if (r == 0)
+		r = list_directory(&l, maildrop_path, LISTED_ROOT);
+	free(new_dir);
+	free(cur_dir);
+	if (r < 0) {
+		int saved = errno;
+
+		listing_free(&l);
+		errno = saved;
+		return -1;
+	}
+	listing_drop_duplicate_uidls(&l);
+	if (l.count > 1)
+		qsort(l.items, l.count, sizeof(*l.items), compare_arrival);
+	/* The oldest POP3_MAX_MESSAGES are served; the rest wait for a later session. */
+	if (l.count > POP3_MAX_MESSAGES) {
+		for (size_t i = POP3_MAX_MESSAGES; i < l.count; i++)
+			free(l.items[i].msg.path);
+		l.count = POP3_MAX_MESSAGES;
+	}
+	messages = xcalloc(l.count, sizeof(*messages));
+	for (size_t i = 0; i < l.count; i++)
+		messages[i] = l.items[i].msg;
+	free(l.items);
+	*out = messages;
+	*count = l.count;
+	return 0;
+}
+
+enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path)
+{
+	struct maildrop_message *messages;
+	size_t count;
+	char *lock_path;
+	int lock_fd, r;
+
+	if (maildir_create(maildrop_path) < 0) {
+		log_warn("maildrop", "event=create_failed path=%s error=%s", maildrop_path,
+			strerror(errno));
+		return MAILDROP_OPEN_ERROR;
+	}
+	lock_path = path_printf("%s/%s", maildrop_path, MAILDROP_LOCK_NAME);
+	do
+		lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	while (lock_fd < 0 && errno == EINTR);
+	if (lock_fd < 0) {
+		log_warn("maildrop", "event=lock_open_failed file=%s error=%s", lock_path,
+			strerror(errno));
+		free(lock_path);
+		return MAILDROP_OPEN_ERROR;
+	}
+	/* flock locks belong to the open file description, so two sessions in this process
+	 * exclude each other just as two processes do. */
+	do
+		r = flock(lock_fd, LOCK_EX | LOCK_NB);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		bool busy = errno == EWOULDBLOCK;
+
+		if (!busy)
+			log_warn("maildrop", "event=lock_failed file=%s error=%s", lock_path,
+				strerror(errno));
+		close(lock_fd);
+		free(lock_path);
+		return busy ? MAILDROP_OPEN_LOCKED : MAILDROP_OPEN_ERROR;
+	}
+	free(lock_path);
+	if (maildrop_list(maildrop_path, &messages, &count) < 0) {
+		log_warn("maildrop", "event=list_failed path=%s error=%s", maildrop_path,
+			strerror(errno));
+		close(lock_fd);
+		return MAILDROP_OPEN_ERROR;
+	}
+	md->path = xstrdup(maildrop_path);
+	md->lock_fd = lock_fd;
+	md->messages = messages;
+	md->count = count;
+	return MAILDROP_OPEN_OK;
+}
+
+/* Which of the three listed directories holds msg (by its path prefix). */
+static enum listed_dir message_directory(const struct maildrop *md,
+	const struct maildrop_message *msg)
+{
+	size_t plen = strlen(md->path);
+	const char *rest = msg->path + plen;
+
+	if (strncmp(msg->path, md->path, plen) == 0) {
+		if (strncmp(rest, "/new/", 5) == 0 && !strchr(rest + 5, '/'))
+			return LISTED_NEW;
+		if (strncmp(rest, "/cur/", 5) == 0 && !strchr(rest + 5, '/'))
+			return LISTED_CUR;
+	}
+	return LISTED_ROOT;
+}
+
+static int compare_uidl_pointers(const void *pa, const void *pb)
+{
+	return strcmp(*(char *const *)pa, *(char *const *)pb);
+}
+
+/* A Maildir message that is gone from where we listed it may have been renamed by another
+ * reader (new/X -> cur/X:2,S, or new flags in cur/). It keeps its base name, hence its UIDL:
+ * find it by that in one pass over each directory and delete it there, so a message the user
+ * deleted does not come back. uidls is sorted. Returns the number of unlinks that failed. */
+static int unlink_moved_messages(const struct maildrop *md, char *const *uidls, size_t n,
+	bool touched[3])
+{
+	static const char *const subdirs[] = {"new", "cur"};
+	int failures = 0;
+
+	for (size_t s = 0; s < 2; s++) {
+		char *dir_path = path_printf("%s/%s", md->path, subdirs[s]);
+		DIR *dir = opendir(dir_path);
+		struct dirent *de;
+
+		if (!dir) {
+			free(dir_path);
+			continue;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			char uidl[POP3_UIDL_MAX + 1];
+			const char *key = uidl;
+
+			if (de->d_name[0] == '.')
+				continue;
+			uidl_from_base(uidl, de->d_name, maildir_base_length(de->d_name));
+			if (!bsearch(&key, uidls, n, sizeof(*uidls), compare_uidl_pointers))
+				continue;
+			if (unlinkat(dirfd(dir), de->d_name, 0) == 0) {
+				touched[s == 0 ? LISTED_NEW : LISTED_CUR] = true;
+			} else if (errno != ENOENT) {
+				log_warn("maildrop", "event=unlink_failed file=%s/%s error=%s", dir_path,
+					de->d_name, strerror(errno));
+				failures++;
+			}
+		}
+		closedir(dir);
+		free(dir_path);
+	}
+	return failures;
+}
+
+int maildrop_commit_deletions(struct maildrop *md)
+{
+	bool touched[3] = {false, false, false};
+	char **moved = NULL;
+	size_t moved_count = 0;
+	int failures = 0;
+
+	for (size_t i = 0; i < md->count; i++) {
+		struct maildrop_message *msg = &md->messages[i];
+		enum listed_dir dir;
+
+		if (!msg->deleted)
+			continue;
+		dir = message_directory(md, msg);
+		if (unlink(msg->path) == 0) {
+			touched[dir] = true;
+			continue;
+		}
+		if (errno != ENOENT) {
+			log_warn("maildrop", "event=unlink_failed file=%s error=%s", msg->path,
+				strerror(errno));
+			failures++;
+			continue;
+		}
+		if (dir != LISTED_ROOT) {
+			moved = xrealloc(moved, (moved_count + 1) * sizeof(*moved));
+			moved[moved_count++] = msg->uidl;
+		}
+	}
+	if (moved_count > 0) {
+		qsort(moved, moved_count, sizeof(*moved), compare_uidl_pointers);
+		failures += unlink_moved_messages(md, moved, moved_count, touched);
+		free(moved);
+	}
+	/* The unlinks are only durable once each directory is fsync'd; only then may POP3 UPDATE
+	 * say +OK (RFC 1939 6). */
+	for (int dir = LISTED_NEW; dir <= LISTED_ROOT; dir++) {
+		char *dir_path;
+
+		if (!touched[dir])
+			continue;
+		if (dir == LISTED_ROOT)
+			dir_path = xstrdup(md->path);
+		else
+			dir_path = path_printf("%s/%s", md->path, dir == LISTED_NEW ? "new" : "cur");
+		if (fsync_directory(dir_path) < 0) {
+			log_warn("maildrop", "event=fsync_failed dir=%s error=%s", dir_path,
+				strerror(errno));
+			failures++;
+		}
+		free(dir_path);
+	}
+	return failures ? -1 : 0;
+}
+
+void maildrop_close(struct maildrop *md)
+{
+	for (size_t i = 0; i < md->count; i++)
+		free(md->messages[i].path);
+	free(md->messages);
+	free(md->path);
+	/* Closing the only descriptor of the lock file releases the flock. */
+	if (md->lock_fd >= 0)
+		close(md->lock_fd);
+	md->messages = NULL;
+	md->path = NULL;
+	md->count = 0;
+	md->lock_fd = -1;
+}

@@ -1,0 +1,78 @@
+/* maildrop.h: the Maildir store behind each Server's MaildropPath.
+ *
+ * Delivery (SMTP side): a message is written to tmp/ as it arrives, then committed:
+ * fsync(file) -> rename into new/ -> fsync(new/). Only after commit returns 0 may the server
+ * say 250. Commit is blocking and is called from the worker pool, never the event loop.
+ *
+ * Listing and deletion (POP3 side): a maildrop is opened with an exclusive lock, its messages
+ * (new/ and cur/ Maildir files plus the original Go server's flat "*.msg" files in MaildropPath
+ * itself) are listed in arrival order with exact sizes and stable unique ids, and deletion
+ * unlinks and fsyncs the directories. */
+#ifndef MAILPOPBOX_STORE_MAILDROP_H
+#define MAILPOPBOX_STORE_MAILDROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "limits.h"
+
+/* ---- delivery ---- */
+
+struct maildrop_delivery {
+	int fd;              /* open tmp/ file, -1 after commit/abort */
+	char *maildrop_path;
+	char *tmp_path;      /* full path of the tmp/ file */
+	char *unique;        /* unique base name (without ",S=" size suffix) */
+	uint64_t written;    /* octets written so far */
+	int error;           /* first errno seen by maildrop_delivery_write, 0 if none */
+};
+
+/* Creates MaildropPath and its tmp/ new/ cur/ if missing (mode 0700) and opens a new file in
+ * tmp/ with a unique Maildir name (time, microseconds, pid, counter, hostname).
+ * Returns 0, or -1 with errno set (d is then untouched). */
+int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path);
+/* Appends len octets. Errors are remembered in d->error (and further writes skipped) so the
+ * caller checks once at the end. Returns 0 or -1. */
+int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_t len);
+/* fsync the file, rename tmp/NAME -> new/NAME,S=<size>, fsync new/. Returns 0, or -1 with errno
+ * set; on failure the tmp file is removed (no partial file is left anywhere). Blocking. */
+int maildrop_delivery_commit(struct maildrop_delivery *d);
+/* Closes and unlinks the tmp file (message refused or connection lost). Never fails. */
+void maildrop_delivery_abort(struct maildrop_delivery *d);
+/* Frees memory held by d (after commit or abort). */
+void maildrop_delivery_release(struct maildrop_delivery *d);
+
+/* ---- POP3 access ---- */
+
+struct maildrop_message {
+	char *path;                   /* full path of the file */
+	uint64_t size;                /* exact octets in the file */
+	char uidl[POP3_UIDL_MAX + 1]; /* RFC 1939 unique-id, stable across sessions */
+	bool deleted;                 /* marked by the POP3 session; removed on maildrop_commit_deletions */
+};
+
+struct maildrop {
+	char *path;
+	int lock_fd;
+	struct maildrop_message *messages; /* arrival order, numbered 1..count in POP3 */
+	size_t count;
+};
+
+enum maildrop_open_status {
+	MAILDROP_OPEN_OK,
+	MAILDROP_OPEN_LOCKED,  /* another session holds the lock: POP3 -ERR [IN-USE] */
+	MAILDROP_OPEN_ERROR,   /* I/O error: POP3 -ERR [SYS/TEMP] */
+};
+
+/* Creates the Maildir if missing, takes an exclusive non-blocking flock on
+ * MaildropPath/.mailpopbox.lock, and lists the messages. Blocking (worker pool). */
+enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path);
+/* Unlinks every message marked deleted, then fsyncs the directories it touched.
+ * Returns 0 or -1 (some could not be removed; the rest were). Blocking. */
+int maildrop_commit_deletions(struct maildrop *md);
+/* Releases the lock and frees the listing. Never deletes anything. */
+void maildrop_close(struct maildrop *md);
+
+#endif

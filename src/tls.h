@@ -1,0 +1,27 @@
+/* tls.h: one OpenSSL server context per Server with a certificate; SNI picks the context
+ * whose Domain matches the requested name (or a subdomain of it, e.g. mx.example.org), and
+ * the first Server's certificate is the default. */
+#ifndef MAILPOPBOX_TLS_H
+#define MAILPOPBOX_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct tls_contexts;
+
+/* Loads every Server's key and certificate. Returns NULL with a one-line message in err when a
+ * file cannot be read or a key does not match its certificate. With no certificates at all,
+ * returns a struct whose tls_new_session() returns NULL. */
+struct tls_contexts *tls_contexts_load(const struct config *cfg, char *err, size_t errsz);
+void tls_contexts_free(struct tls_contexts *tls);
+bool tls_available(const struct tls_contexts *tls);
+/* A new server-side SSL object for one connection (SNI handled), or NULL without TLS. */
+SSL *tls_new_session(struct tls_contexts *tls);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" for logs and Received headers. */
+void tls_describe(const SSL *ssl, char *buf, size_t size);
+/* The last OpenSSL error queue entry as text (and clears the queue). */
+const char *tls_last_error(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,21 @@
+/* worker.h: a small thread pool for blocking work (fsync, rename, directory scans, password
+ * hashing) so the event loop never waits on the disk. A job's work function runs on a worker
+ * thread; its done function then runs on the event loop thread, in completion order. */
+#ifndef MAILPOPBOX_WORKER_H
+#define MAILPOPBOX_WORKER_H
+
+struct event_base;
+struct worker_pool;
+
+typedef void (*worker_work_fn)(void *arg);
+typedef void (*worker_done_fn)(void *arg);
+
+struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads);
+void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_done_fn done,
+	void *arg);
+/* Jobs submitted and not yet completed (their done function has not run). */
+unsigned worker_pool_pending(const struct worker_pool *pool);
+/* Finishes the queued jobs (their done functions are not run), joins the threads, frees. */
+void worker_pool_free(struct worker_pool *pool);
+
+#endif

@@ -1,0 +1,767 @@
+/* test_maildrop.c: the Maildir store on a real file system under /tmp: durable delivery into
+ * new/, listing in arrival order with exact sizes, stable RFC 1939 unique-ids, locking and
+ * deletion, including the original Go server's flat "*.msg" files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "store/maildrop.h"
+
+struct fixture {
+	char root[64];   /* mkdtemp directory, removed by teardown */
+	char path[128];  /* MaildropPath inside it, not created yet */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->root, sizeof(f->root), "/tmp/test_maildrop.XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	snprintf(f->path, sizeof(f->path), "%s/example.org", f->root);
+	*state = f;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static char *join(const char *a, const char *b)
+{
+	char *p;
+
+	assert_true(asprintf(&p, "%s/%s", a, b) >= 0);
+	return p;
+}
+
+/* Names in dir except "." and ".." (dotfiles included), sorted; returns how many. */
+static size_t list_names(const char *dir_path, char names[][512], size_t max)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		assert_true(n < max);
+		snprintf(names[n++], 512, "%s", de->d_name);
+	}
+	closedir(dir);
+	qsort(names, n, 512, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+static size_t count_entries(const char *maildrop_path, const char *sub)
+{
+	char names[64][512];
+	char *dir = join(maildrop_path, sub);
+	size_t n = list_names(dir, names, 64);
+
+	free(dir);
+	return n;
+}
+
+static void write_file(const char *dir, const char *name, const char *content, time_t mtime)
+{
+	char *path = join(dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	close(fd);
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+	free(path);
+}
+
+static char *read_whole_file(const char *path)
+{
+	static char buf[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void deliver(const char *maildrop_path, const char *content)
+{
+	struct maildrop_delivery d;
+
+	assert_int_equal(maildrop_delivery_begin(&d, maildrop_path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, content, strlen(content)), 0);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	maildrop_delivery_release(&d);
+}
+
+/* Lays out a Maildir by hand, as the original server or another MDA would have left it. */
+static char *make_maildir(const char *maildrop_path, const char *sub)
+{
+	char *dir = join(maildrop_path, sub);
+
+	mkdir(maildrop_path, 0700);
+	assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	return dir;
+}
+
+/* ---- delivery ---- */
+
+static void test_delivery_creates_maildir_and_stores_exact_bytes_in_new_with_size_suffix(
+	void **state)
+{
+	struct fixture *f = *state;
+	const char *message = "Subject: hi\r\n\r\nbody\r\n";
+	struct maildrop_delivery d;
+	char names[4][512], expected[600];
+	struct stat st;
+	char *path;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, message, 9), 0);
+	assert_int_equal(maildrop_delivery_write(&d, message + 9, strlen(message) - 9), 0);
+	assert_int_equal(d.written, strlen(message));
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+
+	const char *subs[] = {"", "tmp", "new", "cur"};
+	for (size_t i = 0; i < 4; i++) {
+		char *dir = join(f->path, subs[i]);
+
+		assert_int_equal(stat(dir, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0700);
+		free(dir);
+	}
+	path = join(f->path, "new");
+	assert_int_equal(list_names(path, names, 4), 1);
+	snprintf(expected, sizeof(expected), "%s,S=%zu", d.unique, strlen(message));
+	assert_string_equal(names[0], expected);
+	free(path);
+	path = join(f->path, "new");
+	char *file = join(path, names[0]);
+	assert_string_equal(read_whole_file(file), message);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	free(file);
+	free(path);
+	maildrop_delivery_release(&d);
+}
+
+static void test_delivery_commit_leaves_tmp_empty(void **state)
+{
+	struct fixture *f = *state;
+
+	deliver(f->path, "a\r\n");
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+}
+
+static void test_delivery_abort_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(count_entries(f->path, "tmp"), 1);
+	assert_int_equal(maildrop_delivery_write(&d, "partial", 7), 0);
+	maildrop_delivery_abort(&d);
+	maildrop_delivery_release(&d);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	assert_int_equal(count_entries(f->path, "cur"), 0);
+}
+
+static void test_delivery_commit_after_write_error_fails_and_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, "data", 4), 0);
+	d.error = EIO; /* as if the disk had failed mid-message */
+	errno = 0;
+	assert_int_equal(maildrop_delivery_commit(&d), -1);
+	assert_int_equal(errno, EIO);
+	maildrop_delivery_release(&d);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	assert_int_equal(count_entries(f->path, "cur"), 0);
+}
+
+static void test_delivery_write_after_error_is_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	d.error = ENOSPC;
+	assert_int_equal(maildrop_delivery_write(&d, "more", 4), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(d.written, 0);
+	assert_int_equal(d.error, ENOSPC);
+	maildrop_delivery_abort(&d);
+	maildrop_delivery_release(&d);
+}
+
+static void test_delivery_begin_fails_when_maildrop_parent_is_missing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d = {.fd = -1};
+	char *path = join(f->path, "deeper");
+
+	/* Only MaildropPath itself is created: a missing parent is a configuration mistake
+	 * (or an unmounted disk) that must not be papered over. */
+	assert_int_equal(maildrop_delivery_begin(&d, path), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(d.fd, -1);
+	assert_null(d.unique);
+	free(path);
+}
+
+static void test_two_deliveries_get_different_names(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery a, b;
+
+	assert_int_equal(maildrop_delivery_begin(&a, f->path), 0);
+	assert_int_equal(maildrop_delivery_begin(&b, f->path), 0);
+	assert_string_not_equal(a.unique, b.unique);
+	assert_int_equal(maildrop_delivery_commit(&a), 0);
+	assert_int_equal(maildrop_delivery_commit(&b), 0);
+	maildrop_delivery_release(&a);
+	maildrop_delivery_release(&b);
+	assert_int_equal(count_entries(f->path, "new"), 2);
+}
+
+static void test_unique_name_has_maildir_form_without_slash_or_colon(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+	long long sec;
+	long usec, pid;
+	unsigned long counter;
+	int consumed = 0;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	/* "<sec>.M<usec>P<pid>Q<counter>.<hostname>" (Maildir spec, Dovecot's fields) */
+	assert_int_equal(sscanf(d.unique, "%lld.M%ldP%ldQ%lu.%n", &sec, &usec, &pid, &counter,
+				 &consumed),
+		4);
+	assert_true(consumed > 0 && d.unique[consumed] != '\0');
+	assert_true(usec >= 0 && usec < 1000000);
+	assert_int_equal(pid, (long)getpid());
+	assert_null(strchr(d.unique, '/'));
+	assert_null(strchr(d.unique, ':'));
+	maildrop_delivery_abort(&d);
+	maildrop_delivery_release(&d);
+}
+
+#define THREADS 8
+#define DELIVERIES_PER_THREAD 25
+
+static void *deliver_many(void *arg)
+{
+	for (int i = 0; i < DELIVERIES_PER_THREAD; i++)
+		deliver(arg, "x\r\n");
+	return NULL;
+}
+
+static void test_concurrent_deliveries_get_unique_names(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t threads[THREADS];
+	struct maildrop md;
+
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, deliver_many, f->path), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(threads[i], NULL);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, THREADS * DELIVERIES_PER_THREAD);
+	maildrop_close(&md);
+}
+
+/* ---- listing ---- */
+
+static void test_open_lists_maildir_and_legacy_files_in_arrival_order_with_exact_sizes(
+	void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	char *cur_dir = make_maildir(f->path, "cur");
+	struct maildrop md;
+
+	write_file(cur_dir, "1700000300.M1P1Q1.host,S=999:2,S", "third\r\n", 1700000300);
+	write_file(f->path, "0b9f2a4c-1111-2222-3333-444455556666.msg", "first, legacy\r\n",
+		1600000000);
+	write_file(new_dir, "1700000400.M1P1Q1.host,S=5", "fourth!\r\n", 1700000400);
+	write_file(f->path, "7e1d-legacy.msg", "second\r\n", 1700000000);
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 4);
+	assert_string_equal(md.messages[0].uidl, "0b9f2a4c-1111-2222-3333-444455556666");
+	assert_string_equal(md.messages[1].uidl, "7e1d-legacy");
+	assert_string_equal(md.messages[2].uidl, "1700000300.M1P1Q1.host");
+	assert_string_equal(md.messages[3].uidl, "1700000400.M1P1Q1.host");
+	/* The size is the file's, never the (here wrong) S= hint. */
+	assert_int_equal(md.messages[0].size, strlen("first, legacy\r\n"));
+	assert_int_equal(md.messages[1].size, strlen("second\r\n"));
+	assert_int_equal(md.messages[2].size, strlen("third\r\n"));
+	assert_int_equal(md.messages[3].size, strlen("fourth!\r\n"));
+	assert_string_equal(read_whole_file(md.messages[2].path), "third\r\n");
+	for (size_t i = 0; i < md.count; i++)
+		assert_false(md.messages[i].deleted);
+	maildrop_close(&md);
+	free(new_dir);
+	free(cur_dir);
+}
+
+static void test_open_orders_same_mtime_by_numbers_in_maildir_name(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	struct maildrop md;
+
+	/* Bytewise "M10" < "M9"; by value the 9 microseconds came first. */
+	write_file(new_dir, "1700000000.M10P7Q1.host", "b", 1700000000);
+	write_file(new_dir, "1700000000.M9P7Q2.host", "a", 1700000000);
+	write_file(new_dir, "1700000000.M10P7Q10.host", "d", 1700000000);
+	write_file(new_dir, "1700000000.M10P7Q9.host", "c", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 4);
+	assert_string_equal(md.messages[0].uidl, "1700000000.M9P7Q2.host");
+	assert_string_equal(md.messages[1].uidl, "1700000000.M10P7Q1.host");
+	assert_string_equal(md.messages[2].uidl, "1700000000.M10P7Q9.host");
+	assert_string_equal(md.messages[3].uidl, "1700000000.M10P7Q10.host");
+	maildrop_close(&md);
+	free(new_dir);
+}
+
+static void test_open_skips_dotfiles_lock_file_directories_and_non_msg_root_files(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	char *cur_dir = make_maildir(f->path, "cur");
+	char *tmp_dir = make_maildir(f->path, "tmp");
+	char *subdir = join(new_dir, "subdir");
+	char *link_path = join(cur_dir, "1700000000.M1P1Q1.symlink");
+	struct maildrop md;
+
+	write_file(new_dir, ".hidden", "x", 1700000000);
+	write_file(cur_dir, ".hidden", "x", 1700000000);
+	write_file(f->path, ".hidden.msg", "x", 1700000000);
+	write_file(f->path, "dovecot-uidlist", "x", 1700000000);
+	write_file(f->path, "notes.txt", "x", 1700000000);
+	write_file(tmp_dir, "1700000000.M1P1Q1.inflight", "x", 1700000000);
+	assert_int_equal(mkdir(subdir, 0700), 0);
+	assert_int_equal(symlink("/etc/passwd", link_path), 0);
+	write_file(new_dir, "1700000001.M1P1Q1.real", "real", 1700000001);
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_string_equal(md.messages[0].uidl, "1700000001.M1P1Q1.real");
+	maildrop_close(&md);
+	/* The lock file exists and is still not a message. */
+	char *lock = join(f->path, ".mailpopbox.lock");
+	assert_int_equal(access(lock, F_OK), 0);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	maildrop_close(&md);
+	free(lock);
+	free(new_dir);
+	free(cur_dir);
+	free(tmp_dir);
+	free(subdir);
+	free(link_path);
+}
+
+static void test_open_creates_missing_maildir_and_lists_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 0);
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	assert_int_equal(count_entries(f->path, "cur"), 0);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	maildrop_close(&md);
+}
+
+static void test_delivered_message_is_listed_with_its_size(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	deliver(f->path, "Subject: x\r\n\r\nhello\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_int_equal(md.messages[0].size, strlen("Subject: x\r\n\r\nhello\r\n"));
+	assert_null(strstr(md.messages[0].uidl, ",S="));
+	maildrop_close(&md);
+}
+
+/* ---- unique-ids (RFC 1939 7) ---- */
+
+static void test_uidl_of_legacy_file_is_name_without_msg(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	write_file(f->path, "5f8c1f2e-9a4b-4d3c-8e2f-0123456789ab.msg", "x", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_string_equal(md.messages[0].uidl, "5f8c1f2e-9a4b-4d3c-8e2f-0123456789ab");
+	maildrop_close(&md);
+}
+
+static void test_uidl_strips_size_and_virtual_size_suffixes_and_flags(void **state)
+{
+	struct fixture *f = *state;
+	char *cur_dir = make_maildir(f->path, "cur");
+	struct maildrop md;
+
+	write_file(cur_dir, "1700000000.M1P2Q3.host,S=10,W=12:2,RS", "x", 1700000000);
+	/* A comma in the unique part that is not a size field stays. */
+	write_file(cur_dir, "1700000001.M1P2Q3.host,X=1:2,", "x", 1700000001);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 2);
+	assert_string_equal(md.messages[0].uidl, "1700000000.M1P2Q3.host");
+	assert_string_equal(md.messages[1].uidl, "1700000001.M1P2Q3.host,X=1");
+	maildrop_close(&md);
+	free(cur_dir);
+}
+
+static void test_uidl_stable_when_message_moves_from_new_to_cur(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+	char uidl[POP3_UIDL_MAX + 1];
+	char *moved;
+
+	deliver(f->path, "x\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	snprintf(uidl, sizeof(uidl), "%s", md.messages[0].uidl);
+	/* What a Maildir reader does once it has seen the message (Maildir spec: cur/, ":2,S"). */
+	assert_true(asprintf(&moved, "%s/cur/%s:2,S", f->path, strrchr(md.messages[0].path, '/') + 1)
+		>= 0);
+	assert_int_equal(rename(md.messages[0].path, moved), 0);
+	maildrop_close(&md);
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_string_equal(md.messages[0].path, moved);
+	assert_string_equal(md.messages[0].uidl, uidl);
+	maildrop_close(&md);
+	free(moved);
+}
+
+static void expect_sha256_hex(const char *uidl, const char *base)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+
+	SHA256((const unsigned char *)base, strlen(base), digest);
+	for (size_t i = 0; i < sizeof(digest); i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	assert_int_equal(strlen(uidl), 64);
+	assert_string_equal(uidl, hex);
+}
+
+static void test_uidl_of_long_name_is_sha256_hex(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	char base[101], name[160];
+	struct maildrop md;
+
+	memset(base, 'a', 100);
+	base[100] = '\0';
+	snprintf(name, sizeof(name), "%s,S=1", base);
+	write_file(new_dir, name, "x", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	expect_sha256_hex(md.messages[0].uidl, base);
+	maildrop_close(&md);
+	free(new_dir);
+}
+
+static void test_uidl_of_name_with_non_ascii_is_sha256_hex(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	write_file(f->path, "caf\xc3\xa9 au lait.msg", "x", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	expect_sha256_hex(md.messages[0].uidl, "caf\xc3\xa9 au lait");
+	maildrop_close(&md);
+}
+
+static void test_uidl_of_seventy_char_name_is_kept(void **state)
+{
+	struct fixture *f = *state;
+	char name[80];
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	memset(name, 'b', 70);
+	memcpy(name + 70, ".msg", 5);
+	write_file(f->path, name, "x", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(strlen(md.messages[0].uidl), 70);
+	assert_memory_equal(md.messages[0].uidl, name, 70);
+	maildrop_close(&md);
+}
+
+static void test_duplicate_uidl_is_listed_once(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	char *cur_dir = make_maildir(f->path, "cur");
+	struct maildrop md;
+
+	/* Seen mid-rename by another Maildir reader: one message, two names. */
+	write_file(new_dir, "1700000000.M1P1Q1.host,S=1", "x", 1700000000);
+	write_file(cur_dir, "1700000000.M1P1Q1.host,S=1:2,S", "x", 1700000000);
+	write_file(new_dir, "1700000001.M1P1Q1.host", "y", 1700000001);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 2);
+	assert_string_equal(md.messages[0].uidl, "1700000000.M1P1Q1.host");
+	assert_string_equal(md.messages[1].uidl, "1700000001.M1P1Q1.host");
+	maildrop_close(&md);
+	free(new_dir);
+	free(cur_dir);
+}
+
+/* ---- locking ---- */
+
+static void test_second_open_while_locked_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop first, second;
+
+	assert_int_equal(maildrop_open(&first, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(maildrop_open(&second, f->path), MAILDROP_OPEN_LOCKED);
+	maildrop_close(&first);
+}
+
+static void test_open_after_close_succeeds(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	maildrop_close(&md);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	maildrop_close(&md);
+}
+
+static void test_delivery_works_while_maildrop_is_locked(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	/* SMTP keeps accepting mail while a POP3 session is open; the session does not see it. */
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	deliver(f->path, "late\r\n");
+	assert_int_equal(md.count, 0);
+	maildrop_close(&md);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	maildrop_close(&md);
+}
+
+/* ---- deletion ---- */
+
+static void test_commit_deletions_removes_only_marked_messages(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	char *cur_dir = make_maildir(f->path, "cur");
+	struct maildrop md;
+
+	write_file(f->path, "legacy-keep.msg", "1", 1700000000);
+	write_file(f->path, "legacy-drop.msg", "2", 1700000001);
+	write_file(new_dir, "1700000002.M1P1Q1.keep", "3", 1700000002);
+	write_file(new_dir, "1700000003.M1P1Q1.drop", "4", 1700000003);
+	write_file(cur_dir, "1700000004.M1P1Q1.keep:2,S", "5", 1700000004);
+	write_file(cur_dir, "1700000005.M1P1Q1.drop:2,S", "6", 1700000005);
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 6);
+	for (size_t i = 0; i < md.count; i++)
+		md.messages[i].deleted = strstr(md.messages[i].uidl, "drop") != NULL;
+	assert_int_equal(maildrop_commit_deletions(&md), 0);
+	maildrop_close(&md);
+
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 3);
+	assert_string_equal(md.messages[0].uidl, "legacy-keep");
+	assert_string_equal(md.messages[1].uidl, "1700000002.M1P1Q1.keep");
+	assert_string_equal(md.messages[2].uidl, "1700000004.M1P1Q1.keep");
+	maildrop_close(&md);
+	free(new_dir);
+	free(cur_dir);
+}
+
+static void test_commit_deletions_of_already_removed_file_succeeds(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	write_file(f->path, "gone.msg", "x", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_int_equal(unlink(md.messages[0].path), 0);
+	md.messages[0].deleted = true;
+	assert_int_equal(maildrop_commit_deletions(&md), 0);
+	maildrop_close(&md);
+}
+
+static void test_commit_deletions_follows_message_moved_to_cur(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+	char *moved;
+
+	deliver(f->path, "x\r\n");
+	deliver(f->path, "y\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 2);
+	/* Another Maildir reader marks the message seen while our session is open. */
+	assert_true(asprintf(&moved, "%s/cur/%s:2,S", f->path, strrchr(md.messages[0].path, '/') + 1)
+		>= 0);
+	assert_int_equal(rename(md.messages[0].path, moved), 0);
+	md.messages[0].deleted = true;
+	assert_int_equal(maildrop_commit_deletions(&md), 0);
+	maildrop_close(&md);
+	assert_int_equal(access(moved, F_OK), -1);
+	assert_int_equal(count_entries(f->path, "cur"), 0);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+	free(moved);
+}
+
+static void test_close_without_commit_deletes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	deliver(f->path, "x\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	md.messages[0].deleted = true;
+	maildrop_close(&md);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+}
+
+/* ---- scale ---- */
+
+static void test_open_10000_messages(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	struct timespec start, end;
+	struct maildrop md;
+	char name[128];
+	double ms;
+
+	for (int i = 0; i < 10000; i++) {
+		int fd;
+
+		snprintf(name, sizeof(name), "%s/%d.M%dP4242Q%d.host.example,S=16", new_dir,
+			1700000000 + i / 7, i % 1000000, i);
+		fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "Subject: m\r\n\r\n.\r\n", 16), 16);
+		close(fd);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ms = (double)(end.tv_sec - start.tv_sec) * 1e3 + (double)(end.tv_nsec - start.tv_nsec) / 1e6;
+	print_message("maildrop_open of 10000 messages: %.2f ms\n", ms);
+	assert_int_equal(md.count, 10000);
+	for (size_t i = 0; i < md.count; i++)
+		assert_int_equal(md.messages[i].size, 16);
+	maildrop_close(&md);
+	free(new_dir);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_delivery_creates_maildir_and_stores_exact_bytes_in_new_with_size_suffix),
+		T(test_delivery_commit_leaves_tmp_empty),
+		T(test_delivery_abort_leaves_nothing),
+		T(test_delivery_commit_after_write_error_fails_and_leaves_nothing),
+		T(test_delivery_write_after_error_is_skipped),
+		T(test_delivery_begin_fails_when_maildrop_parent_is_missing),
+		T(test_two_deliveries_get_different_names),
+		T(test_unique_name_has_maildir_form_without_slash_or_colon),
+		T(test_concurrent_deliveries_get_unique_names),
+		T(test_open_lists_maildir_and_legacy_files_in_arrival_order_with_exact_sizes),
+		T(test_open_orders_same_mtime_by_numbers_in_maildir_name),
+		T(test_open_skips_dotfiles_lock_file_directories_and_non_msg_root_files),
+		T(test_open_creates_missing_maildir_and_lists_nothing),
+		T(test_delivered_message_is_listed_with_its_size),
+		T(test_uidl_of_legacy_file_is_name_without_msg),
+		T(test_uidl_strips_size_and_virtual_size_suffixes_and_flags),
+		T(test_uidl_stable_when_message_moves_from_new_to_cur),
+		T(test_uidl_of_long_name_is_sha256_hex),
+		T(test_uidl_of_name_with_non_ascii_is_sha256_hex),
+		T(test_uidl_of_seventy_char_name_is_kept),
+		T(test_duplicate_uidl_is_listed_once),
+		T(test_second_open_while_locked_is_refused),
+		T(test_open_after_close_succeeds),
+		T(test_delivery_works_while_maildrop_is_locked),
+		T(test_commit_deletions_removes_only_marked_messages),
+		T(test_commit_deletions_of_already_removed_file_succeeds),
+		T(test_commit_deletions_follows_message_moved_to_cur),
+		T(test_close_without_commit_deletes_nothing),
+		T(test_open_10000_messages),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
