@@ -3,9 +3,7 @@
  * parsing, defaults and range checks are all driven from them, so a new key is one line. */
 #include "config.h"
 
-/* "limits.h" is our own header; with -Isrc it also shadows <limits.h>, so bounds below use
- * the <stdint.h> constants instead (int is 32 bits and long long 64 on every target). */
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -286,7 +284,7 @@ static int parse_string_list(const struct key_spec *spec, json_t *value, void *b
 {
 	char ***list = field_at(base, spec->offset);
 	size_t *count = field_at(base, spec->count_offset);
-	char element[KEY_PATH_MAX];
+	char element[KEY_PATH_MAX + 32];
 
 	if (!json_is_array(value)) {
 		set_error(err, errsz, "%s: must be an array of strings", path);
@@ -311,7 +309,7 @@ static int parse_servers(const struct key_spec *spec, json_t *value, void *base,
 {
 	struct server_config **servers = field_at(base, spec->offset);
 	size_t *count = field_at(base, spec->count_offset);
-	char prefix[KEY_PATH_MAX];
+	char prefix[KEY_PATH_MAX + 32];
 
 	if (!json_is_array(value)) {
 		set_error(err, errsz, "%s: must be an array of objects", path);

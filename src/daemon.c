@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 #include "pop3/server.h"
 #include "smtp/server.h"

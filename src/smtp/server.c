@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "connection.h"
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 #include "daemon.h"
 #include "smtp/session.h"
@@ -117,7 +117,7 @@ static void close_after_flush(struct smtp_conn *c)
 static void begin_data(struct smtp_conn *c)
 {
 	const struct config *cfg = c->srv->cfg;
-	const struct server_config *servers[cfg->server_count ? cfg->server_count : 1];
+	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
 	char queue_id[32];
 	struct strbuf headers;
 	time_t now = time(NULL);
@@ -141,6 +141,7 @@ static void begin_data(struct smtp_conn *c)
 		maildrop_delivery_write(&c->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_free(&headers);
+	free(servers);
 	set_timeouts(c);
 }
 

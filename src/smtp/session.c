@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "limits.h"
+#include "bounds.h"
 #include "log.h"
 
 struct smtp_session {

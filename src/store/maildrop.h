@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "limits.h"
+#include "bounds.h"
 
 /* ---- delivery ---- */
 

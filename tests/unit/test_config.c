@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "limits.h"
+#include "bounds.h"
 
 /* The example from the original mailpopbox's README, byte for byte in spirit. */
 static const char original_example[] =

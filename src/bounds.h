@@ -1,7 +1,7 @@
-/* limits.h: every bound mailpopbox enforces, in one place, with where it comes from.
+/* bounds.h: every bound mailpopbox enforces, in one place, with where it comes from.
  * docs/limits.md lists the same values for operators; keep the two in step. */
-#ifndef MAILPOPBOX_LIMITS_H
-#define MAILPOPBOX_LIMITS_H
+#ifndef MAILPOPBOX_BOUNDS_H
+#define MAILPOPBOX_BOUNDS_H
 
 /* RFC 5321 4.5.3.1.4 allows 512 octets per command line; SIZE/SMTPUTF8/DSN parameters
  * (RFC 1870 3, RFC 3461 4) may extend it, so we allow 2048 like Postfix's line_length_limit. */
