@@ -4,7 +4,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -18,6 +21,7 @@ struct closer {
 	time_t deadline;
 	void (*free_fn)(void *arg);
 	void *arg;
+	bool tls_shutdown_sent;
 };
 
 size_t connection_output_pending(struct bufferevent *bev)
@@ -36,7 +40,17 @@ static void closer_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (connection_output_pending(cl->bev) > 0 && time(NULL) < cl->deadline) {
+	bool flushed = connection_output_pending(cl->bev) == 0;
+	SSL *ssl = bufferevent_openssl_get_ssl(cl->bev);
+
+	if (flushed && ssl && !cl->tls_shutdown_sent && time(NULL) < cl->deadline) {
+		/* RFC 8446 6.1: end with close_notify so the client sees a clean end of the
+		 * session, not a truncation. Through a filter it lands in the output polled above. */
+		cl->tls_shutdown_sent = true;
+		SSL_shutdown(ssl);
+		flushed = connection_output_pending(cl->bev) == 0;
+	}
+	if (!flushed && time(NULL) < cl->deadline) {
 		struct timeval poll = {0, CLOSE_POLL_MS * 1000};
 		evtimer_add(cl->timer, &poll);
 		return;
