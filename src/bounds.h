@@ -34,6 +34,10 @@
 #define POP3_COMMAND_LINE_MAX 1024
 /* RFC 1939 3: autologout timer at least 10 minutes. */
 #define POP3_DEFAULT_IDLE_TIMEOUT_SECONDS 600
+/* Bad POP3 commands in a row before we hang up (like SMTP_MAX_ERRORS). */
+#define POP3_MAX_ERRORS 20
+/* Failed logins per POP3 connection; USER's +OK does not reset the count. */
+#define POP3_MAX_AUTH_FAILURES 3
 /* RFC 1939 7 / RFC 2449 6.2: a POP3 argument is at most 40 octets. */
 #define POP3_ARGUMENT_MAX 40
 /* RFC 1939 7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E. */

@@ -307,7 +307,8 @@ static void smtp_conn_process(struct smtp_conn *c)
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
 		if (eol.pos < 0) {
 			/* No complete line: drop an over-long one as it streams in (bounded memory). */
-			if (evbuffer_get_length(in) > SMTP_COMMAND_LINE_MAX) {
+			/* + 1: the CR of a line of exactly the maximum may be here without its LF. */
+			if (evbuffer_get_length(in) > SMTP_COMMAND_LINE_MAX + 1) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				c->discarding_line = true;
 			}

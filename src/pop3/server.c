@@ -1,0 +1,481 @@
+/* pop3/server.c: bytes <-> POP3 lines for one client. Password checks, maildrop opening and
+ * UPDATE deletions run on the worker pool; RETR/TOP stream the message file through the
+ * dot-stuffing filter as the socket drains, so memory does not grow with message size. */
+#include "pop3/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connection.h"
+#include "daemon.h"
+#include "bounds.h"
+#include "log.h"
+#include "pop3/dotstuff.h"
+#include "pop3/session.h"
+#include "store/maildrop.h"
+#include "strbuf.h"
+#include "tls.h"
+#include "worker.h"
+
+/* RETR output is produced while less than this is queued, and resumed below the low mark. */
+#define RETR_OUTPUT_HIGH (64 * 1024)
+#define RETR_OUTPUT_LOW (16 * 1024)
+#define RETR_READ_CHUNK (16 * 1024)
+
+struct pop3_conn {
+	struct daemon_conn base; /* first: the registry hands us back this pointer */
+	struct daemon *srv;
+	struct bufferevent *bev;
+	struct pop3_session *session;
+	struct strbuf out;
+	struct maildrop md;
+	bool md_open;
+	enum maildrop_open_status open_status;
+	bool auth_ok, commit_ok;
+	int retr_fd;           /* message file being sent, -1 when none */
+	struct dotstuff stuff;
+	bool discarding_line;  /* inside an over-long command line */
+	bool closing;
+	bool job_pending;      /* a worker job holds this connection */
+	bool gone;             /* the client left while a job was pending */
+	bool tls_handshaking;  /* no command is read before the TLS handshake completes */
+	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
+	time_t connected_at;
+	unsigned retrieved, deleted;
+};
+
+static void pop3_conn_process(struct pop3_conn *c);
+static void handle_action(struct pop3_conn *c, enum pop3_action action);
+
+static void set_timeouts(struct pop3_conn *c)
+{
+	/* RFC 1939 3: the autologout timer is at least 10 minutes; the write timeout catches a
+	 * client that stops reading a long RETR. */
+	struct timeval t = {c->srv->cfg->pop3_idle_timeout, 0};
+
+	bufferevent_set_timeouts(c->bev, &t, &t);
+}
+
+static void pop3_conn_free(struct pop3_conn *c)
+{
+	if (c->retr_fd >= 0)
+		close(c->retr_fd);
+	/* Closing without UPDATE deletes nothing (RFC 1939 6); this only drops the lock. */
+	if (c->md_open)
+		maildrop_close(&c->md);
+	log_info("pop3", "event=disconnect client=%s retrieved=%u deleted=%u seconds=%ld",
+		c->base.ip, c->retrieved, c->deleted, (long)(time(NULL) - c->connected_at));
+	if (c->bev)
+		bufferevent_free(c->bev);
+	pop3_session_free(c->session);
+	strbuf_free(&c->out);
+	daemon_conn_release(c->srv, &c->base);
+	free(c);
+}
+
+static void pop3_conn_free_cb(void *arg)
+{
+	pop3_conn_free(arg);
+}
+
+static void flush_out(struct pop3_conn *c)
+{
+	if (c->out.len && c->bev)
+		evbuffer_add(bufferevent_get_output(c->bev), c->out.data, c->out.len);
+	strbuf_reset(&c->out);
+}
+
+static void close_after_flush(struct pop3_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	connection_close_when_flushed(c->srv->base, c->bev, pop3_conn_free_cb, c);
+}
+
+/* ---- worker jobs: password, maildrop open, deletions ---- */
+
+static void job_start(struct pop3_conn *c, worker_work_fn work, worker_done_fn done)
+{
+	c->job_pending = true;
+	bufferevent_disable(c->bev, EV_READ);
+	worker_pool_submit(c->srv->workers, work, done, c);
+}
+
+/* Returns true when the connection was freed because the client left meanwhile. */
+static bool job_finish(struct pop3_conn *c)
+{
+	c->job_pending = false;
+	if (c->gone) {
+		pop3_conn_free(c);
+		return true;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	return false;
+}
+
+static void password_work(void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	c->auth_ok = pop3_session_verify_password(c->session);
+}
+
+static void password_done(void *arg)
+{
+	struct pop3_conn *c = arg;
+	char user[128];
+	const char *name = pop3_session_user(c->session);
+
+	if (job_finish(c))
+		return;
+	log_quote(user, sizeof(user), name, strlen(name));
+	if (c->auth_ok)
+		log_info("pop3", "event=login client=%s user=%s", c->base.ip, user);
+	else
+		log_warn("pop3", "event=auth_failed client=%s user=%s", c->base.ip, user);
+	handle_action(c, pop3_session_auth_result(c->session, c->auth_ok, &c->out));
+	pop3_conn_process(c);
+}
+
+static void open_work(void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	c->open_status = maildrop_open(&c->md, pop3_session_maildrop_path(c->session));
+}
+
+static void open_done(void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	c->md_open = c->open_status == MAILDROP_OPEN_OK;
+	if (job_finish(c))
+		return;
+	if (c->md_open)
+		log_info("pop3", "event=maildrop_open client=%s messages=%zu", c->base.ip,
+			c->md.count);
+	else
+		log_warn("pop3", "event=maildrop_open_failed client=%s reason=%s", c->base.ip,
+			c->open_status == MAILDROP_OPEN_LOCKED ? "locked" : "error");
+	handle_action(c, pop3_session_maildrop_opened(c->session, c->open_status,
+		c->md_open ? &c->md : NULL, &c->out));
+	pop3_conn_process(c);
+}
+
+static void commit_work(void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	for (size_t i = 0; i < c->md.count; i++)
+		if (c->md.messages[i].deleted)
+			c->deleted++;
+	c->commit_ok = maildrop_commit_deletions(&c->md) == 0;
+}
+
+static void commit_done(void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	/* The deletions are durable whether or not the client is still there to hear it. */
+	if (job_finish(c))
+		return;
+	if (!c->commit_ok)
+		log_error("pop3", "event=delete_failed client=%s", c->base.ip);
+	handle_action(c, pop3_session_commit_done(c->session, c->commit_ok, &c->out));
+}
+
+/* ---- RETR / TOP ---- */
+
+/* Sends more of the message while the output queue is short. */
+static void retrieve_pump(struct pop3_conn *c)
+{
+	static char chunk[RETR_READ_CHUNK];
+	struct evbuffer *output = bufferevent_get_output(c->bev);
+
+	while (c->retr_fd >= 0 && evbuffer_get_length(output) < RETR_OUTPUT_HIGH) {
+		ssize_t n = read(c->retr_fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"", c->base.ip,
+				strerror(errno));
+			close(c->retr_fd);
+			c->retr_fd = -1;
+			flush_out(c);
+			handle_action(c, pop3_session_retrieve_done(c->session, false));
+			return;
+		}
+		bool more = n > 0 && dotstuff_feed(&c->stuff, chunk, (size_t)n, &c->out);
+		if (!more) {
+			dotstuff_finish(&c->stuff, &c->out);
+			flush_out(c);
+			close(c->retr_fd);
+			c->retr_fd = -1;
+			c->retrieved++;
+			handle_action(c, pop3_session_retrieve_done(c->session, true));
+			pop3_conn_process(c);
+			return;
+		}
+		flush_out(c);
+	}
+}
+
+static void start_retrieve(struct pop3_conn *c)
+{
+	const struct maildrop_message *m = pop3_session_retrieve_message(c->session);
+
+	c->retr_fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (c->retr_fd < 0) {
+		/* The "+OK" is already queued: end the connection without the terminator so the
+		 * client cannot mistake a partial response for a whole message. */
+		log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"", c->base.ip,
+			strerror(errno));
+		flush_out(c);
+		handle_action(c, pop3_session_retrieve_done(c->session, false));
+		return;
+	}
+	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
+	flush_out(c);
+	retrieve_pump(c);
+}
+
+/* ---- STLS ---- */
+
+static void pop3_read_cb(struct bufferevent *bev, void *arg);
+static void pop3_write_cb(struct bufferevent *bev, void *arg);
+static void pop3_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void setup_bufferevent(struct pop3_conn *c)
+{
+	bufferevent_setcb(c->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
+	bufferevent_setwatermark(c->bev, EV_WRITE, RETR_OUTPUT_LOW, 0);
+	set_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void start_tls(struct pop3_conn *c)
+{
+	SSL *ssl = tls_new_session(c->srv->tls);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	/* RFC 2595 4: input pipelined after STLS arrived in clear and must not be obeyed. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	struct bufferevent *tls_bev = bufferevent_openssl_filter_new(c->srv->base, c->bev, ssl,
+		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tls_bev) {
+		SSL_free(ssl);
+		close_after_flush(c);
+		return;
+	}
+	/* Let the TLS filter hand the socket at most this much at a time (back-pressure). */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, RETR_OUTPUT_HIGH);
+	c->bev = tls_bev;
+	c->tls_handshaking = true;
+	c->after_stls = true;
+	setup_bufferevent(c);
+}
+
+/* ---- command lines ---- */
+
+static void handle_action(struct pop3_conn *c, enum pop3_action action)
+{
+	switch (action) {
+	case POP3_ACTION_NONE:
+		flush_out(c);
+		break;
+	case POP3_ACTION_CLOSE:
+		flush_out(c);
+		close_after_flush(c);
+		break;
+	case POP3_ACTION_STARTTLS:
+		flush_out(c);
+		start_tls(c);
+		break;
+	case POP3_ACTION_CHECK_PASSWORD:
+		flush_out(c);
+		job_start(c, password_work, password_done);
+		break;
+	case POP3_ACTION_OPEN_MAILDROP:
+		flush_out(c);
+		job_start(c, open_work, open_done);
+		break;
+	case POP3_ACTION_RETRIEVE:
+		start_retrieve(c);
+		break;
+	case POP3_ACTION_COMMIT:
+		flush_out(c);
+		job_start(c, commit_work, commit_done);
+		break;
+	}
+}
+
+static bool busy(const struct pop3_conn *c)
+{
+	return c->closing || c->job_pending || c->retr_fd >= 0 || c->tls_handshaking;
+}
+
+static void pop3_conn_process(struct pop3_conn *c)
+{
+	char line[POP3_COMMAND_LINE_MAX + 1];
+
+	while (!busy(c)) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > SESSION_OUTPUT_BUFFER_MAX)
+			break; /* resumed by pop3_write_cb when the client reads */
+		size_t eol_len = 0;
+		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos < 0) {
+			/* + 1: the CR of a line of exactly the maximum may be here without its LF. */
+			if (evbuffer_get_length(in) > POP3_COMMAND_LINE_MAX + 1) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				c->discarding_line = true;
+			}
+			break;
+		}
+		size_t len = (size_t)eol.pos;
+		enum pop3_action action;
+		if (c->discarding_line || len > POP3_COMMAND_LINE_MAX) {
+			evbuffer_drain(in, len + eol_len);
+			c->discarding_line = false;
+			action = pop3_session_line_too_long(c->session, &c->out);
+		} else {
+			evbuffer_remove(in, line, len);
+			evbuffer_drain(in, eol_len);
+			action = pop3_session_feed_line(c->session, line, len, &c->out);
+		}
+		handle_action(c, action);
+	}
+}
+
+static void pop3_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	pop3_conn_process(arg);
+}
+
+static void pop3_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	(void)bev;
+	if (c->closing)
+		return;
+	if (c->retr_fd >= 0)
+		retrieve_pump(c);
+	else
+		pop3_conn_process(c);
+}
+
+static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	(void)bev;
+	if (c->closing)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		char description[128];
+		tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
+		log_info("pop3", "event=tls client=%s tls=\"%s\"", c->base.ip, description);
+		c->tls_handshaking = false;
+		if (c->after_stls)
+			pop3_session_tls_started(c->session);
+		pop3_conn_process(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_info("pop3", "event=timeout client=%s", c->base.ip);
+	/* EOF, error or timeout: end without UPDATE, so nothing is deleted (RFC 1939 6). */
+	if (c->job_pending) {
+		c->gone = true;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return;
+	}
+	pop3_conn_free(c);
+}
+
+static void pop3_conn_shutdown(struct daemon_conn *conn)
+{
+	struct pop3_conn *c = (struct pop3_conn *)conn;
+
+	/* A running UPDATE finishes (commit_done closes); anything else ends now, without
+	 * deleting: the client has not said QUIT. */
+	if (c->job_pending || c->closing)
+		return;
+	if (c->retr_fd >= 0) {
+		close(c->retr_fd);
+		c->retr_fd = -1;
+	}
+	close_after_flush(c);
+}
+
+static void accept_connection(struct daemon *srv, evutil_socket_t fd,
+	const struct sockaddr *addr, bool implicit_tls, bool stls_offered)
+{
+	struct pop3_conn *c = xcalloc(1, sizeof(*c));
+
+	c->srv = srv;
+	c->retr_fd = -1;
+	if (!daemon_conn_admit(srv, &c->base, addr)) {
+		if (!implicit_tls) {
+			static const char busy_reply[] = "-ERR [SYS/TEMP] too many connections\r\n";
+			(void)!send(fd, busy_reply, sizeof(busy_reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		}
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->base.shutdown = pop3_conn_shutdown;
+	c->connected_at = time(NULL);
+	strbuf_init(&c->out);
+	evutil_make_socket_nonblocking(fd);
+	if (implicit_tls) {
+		SSL *ssl = tls_new_session(srv->tls);
+		c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		c->tls_handshaking = true;
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		daemon_conn_release(srv, &c->base);
+		free(c);
+		return;
+	}
+	struct pop3_session_params params = {
+		.cfg = srv->cfg,
+		.tls_active = implicit_tls,
+		.stls_offered = stls_offered,
+		.implementation = "mailpopbox " MAILPOPBOX_VERSION,
+	};
+	c->session = pop3_session_new(&params);
+	log_info("pop3", "event=connect client=%s tls=%s", c->base.ip,
+		implicit_tls ? "implicit" : stls_offered ? "stls" : "none");
+	setup_bufferevent(c);
+	/* With implicit TLS the greeting is queued now and goes out after the handshake. */
+	pop3_session_greeting(c->session, &c->out);
+	flush_out(c);
+}
+
+void pop3_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
+	bool implicit_tls)
+{
+	accept_connection(srv, fd, addr, implicit_tls, false);
+}
+
+void pop3_server_accept_stls(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr)
+{
+	accept_connection(srv, fd, addr, false, tls_available(srv->tls));
+}
