@@ -223,3 +223,23 @@ enum smtp_path_status smtp_path_parse(const char *arg, size_t len, bool allow_nu
 	*param_count = count;
 	return SMTP_PATH_OK;
 }
+
+void smtp_path_canonical(const struct smtp_path *path, char *out, size_t size)
+{
+	const char *a = path->address;
+	size_t o = 0, i = 0, local = path->local_len;
+
+	if (size == 0)
+		return;
+	if (local >= 2 && a[0] == '"') {
+		for (i = 1; i + 1 < local && o + 1 < size; i++) {
+			if (a[i] == '\\' && i + 2 < local)
+				i++;
+			out[o++] = a[i];
+		}
+		i = local;
+	}
+	for (; a[i] && o + 1 < size; i++)
+		out[o++] = a[i];
+	out[o] = '\0';
+}

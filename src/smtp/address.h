@@ -38,6 +38,11 @@ enum smtp_path_status {
 enum smtp_path_status smtp_path_parse(const char *arg, size_t len, bool allow_null,
 	struct smtp_path *path, struct smtp_param *params, size_t *param_count);
 
+/* Writes "local@domain" with a quoted local-part unquoted and its quoted-pairs resolved
+ * (RFC 5321 4.1.2: "a"@d and a@d are the same mailbox), for comparisons such as
+ * BlockedAddresses. Truncates to size (NUL-terminated). */
+void smtp_path_canonical(const struct smtp_path *path, char *out, size_t size);
+
 /* RFC 5321 4.1.2 Domain or address-literal; used for EHLO/HELO names too. */
 bool smtp_domain_valid(const char *s, size_t len);
 

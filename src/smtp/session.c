@@ -242,6 +242,8 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 		return error_reply(s, out, "550 5.7.1 Sender address of a local domain needs authentication");
 	tx_reset(s);
 	s->tx.sender = path;
+	/* path.domain pointed into the local copy. */
+	s->tx.sender.domain = s->tx.sender.address + s->tx.sender.local_len + 1;
 	s->tx.declared_size = size;
 	s->tx.body_8bit = body_8bit;
 	s->tx.smtputf8 = smtputf8;
@@ -282,8 +284,12 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 		arg++;
 		len--;
 	}
-	if (s->tx.rcpt_count >= cfg->max_recipients)
-		return error_reply(s, out, "452 4.5.3 Too many recipients");
+	if (s->tx.rcpt_count >= cfg->max_recipients) {
+		/* Not a client error (RFC 5321 4.5.3.1.10: the client sends the rest later), so it
+		 * does not count towards SMTP_MAX_ERRORS. */
+		reply(out, "452 4.5.3 Too many recipients");
+		return SMTP_ACTION_NONE;
+	}
 	/* RFC 5321 4.5.1: "postmaster" without a domain must be accepted. */
 	if (len >= 12 && strncasecmp(arg, "<postmaster>", 12) == 0 &&
 	    (len == 12 || arg[12] == ' ')) {
@@ -301,8 +307,19 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	const struct server_config *server = config_find_domain(cfg, path.domain, path.domain_len);
 	if (!server)
 		return error_reply(s, out, "550 5.7.1 Relay access denied");
-	if (config_address_blocked(server, path.address, strlen(path.address)))
+	/* Compare the canonical form: <"blocked"@d> and <bl\ocked@d> name blocked@d. */
+	char canonical[SMTP_PATH_MAX + 1];
+	smtp_path_canonical(&path, canonical, sizeof(canonical));
+	if (config_address_blocked(server, canonical, strlen(canonical)))
 		return error_reply(s, out, "553 5.7.1 Recipient address blocked");
+	for (size_t i = 0; i < s->tx.rcpt_count; i++) {
+		/* RFC 5321 3.3: a duplicate recipient is accepted once; the message is stored once
+		 * per maildrop anyway, and one Delivered-To per recipient stays accurate. */
+		if (strcasecmp(s->tx.rcpts[i].address, path.address) == 0) {
+			reply(out, "250 2.1.5 Ok (duplicate recipient)");
+			return SMTP_ACTION_NONE;
+		}
+	}
 	return accept_rcpt(s, path.address, server, out);
 }
 

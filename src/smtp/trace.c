@@ -24,10 +24,25 @@ static const char *protocol_name(const struct smtp_session *s)
 	bool tls = smtp_session_tls_active(s);
 
 	if (!smtp_session_esmtp(s))
-		return tls ? "SMTPS" : "SMTP";
+		return "SMTP"; /* RFC 3848 names no TLS variant of plain SMTP */
 	if (tx->smtputf8)
 		return tls ? "UTF8SMTPS" : "UTF8SMTP";
 	return tls ? "ESMTPS" : "ESMTP";
+}
+
+/* The client's HELO name is only checked for visible ASCII; in the header keep it to the
+ * characters of a domain or address literal so it cannot open a comment or end the clause. */
+static void sanitized_helo(const char *helo, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; *helo && o + 1 < size; helo++) {
+		char c = *helo;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '.' || c == '-' || c == '_' || c == '[' || c == ']' || c == ':';
+		buf[o++] = ok ? c : '_';
+	}
+	buf[o] = '\0';
 }
 
 void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
@@ -46,9 +61,11 @@ void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
 		only_rcpt = tx->rcpts[i].address;
 		count++;
 	}
+	char helo[SMTP_DOMAIN_MAX + 1];
+	sanitized_helo(smtp_session_helo(s), helo, sizeof(helo));
 	smtp_trace_date(date, sizeof(date), now);
 	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
-		smtp_session_helo(s), smtp_session_client_ip(s), hostname, protocol_name(s));
+		helo, smtp_session_client_ip(s), hostname, protocol_name(s));
 	if (smtp_session_tls_description(s))
 		strbuf_appendf(out, "\r\n\t(%s)", smtp_session_tls_description(s));
 	strbuf_appendf(out, "\r\n\tid %s", tx->queue_id);
