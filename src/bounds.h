@@ -44,6 +44,14 @@
 #define POP3_UIDL_MAX 70
 /* Messages one POP3 session will list; beyond this the rest wait for the next session. */
 #define POP3_MAX_MESSAGES 1000000
+/* Outbound queue: first retry after this many seconds, doubling each time up to
+ * QUEUE_MAX_RETRY_SECONDS ("QueueRetryBaseSeconds"); give up after "QueueLifetimeSeconds"
+ * (5 days, RFC 5321 4.5.4.1 suggests at least 4-5 days). */
+#define QUEUE_DEFAULT_RETRY_BASE_SECONDS 60
+#define QUEUE_MAX_RETRY_SECONDS (4 * 3600)
+#define QUEUE_DEFAULT_LIFETIME_SECONDS 432000
+/* Deliveries in progress at once. */
+#define QUEUE_MAX_PARALLEL_DELIVERIES 10
 /* Worker threads doing fsync/rename off the event loop. */
 #define WORKER_THREADS 4
 /* RFC 4954 4: an AUTH line (base64 of authzid, authcid, password) is at most 12288 octets. */

@@ -65,6 +65,8 @@ static const char *check_hostname(const char *value);
 static const char *check_domain(const char *value);
 static const char *check_ip_address(const char *value);
 static const char *check_address(const char *value);
+static const char *check_host_port(const char *value);
+static const char *check_ip_port(const char *value);
 
 /* Top-level keys. docs/config.md documents the same keys and defaults; keep them in step. */
 static const struct key_spec config_keys[] = {
@@ -87,6 +89,21 @@ static const struct key_spec config_keys[] = {
 	PORT_KEY(struct config, "POP3STLSPort", pop3_stls_port, 0, 0),
 	UNSIGNED_KEY(struct config, "POP3IdleTimeoutSeconds", pop3_idle_timeout,
 		POP3_DEFAULT_IDLE_TIMEOUT_SECONDS),
+	PORT_KEY(struct config, "SubmissionPort", submission_port, 587, 0),
+	PORT_KEY(struct config, "SubmissionTLSPort", submission_tls_port, 465, 0),
+	STRING_KEY(struct config, "SpoolPath", spool_path, KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct config, "DNSResolver", dns_resolver, KEY_EMPTY_IS_ABSENT, check_ip_port),
+	INT_KEY(struct config, "OutboundPort", outbound_port, 0, 25, 1, 65535),
+	STRING_KEY(struct config, "OutboundRelayHost", outbound_relay_host, KEY_EMPTY_IS_ABSENT,
+		check_host_port),
+	STRING_KEY(struct config, "OutboundRelayUser", outbound_relay_user, KEY_EMPTY_IS_ABSENT,
+		NULL),
+	STRING_KEY(struct config, "OutboundRelayPassword", outbound_relay_password,
+		KEY_EMPTY_IS_ABSENT, NULL),
+	UNSIGNED_KEY(struct config, "QueueRetryBaseSeconds", queue_retry_base,
+		QUEUE_DEFAULT_RETRY_BASE_SECONDS),
+	UNSIGNED_KEY(struct config, "QueueLifetimeSeconds", queue_lifetime,
+		QUEUE_DEFAULT_LIFETIME_SECONDS),
 };
 
 /* Keys of each "Servers" entry. */
@@ -99,6 +116,8 @@ static const struct key_spec server_keys[] = {
 	STRING_KEY(struct server_config, "MaildropPath", maildrop_path, KEY_REQUIRED, NULL),
 	LIST_KEY(struct server_config, "BlockedAddresses", blocked_addresses, blocked_count,
 		KEY_LOWERCASE, check_address),
+	STRING_KEY(struct server_config, "DKIMSelector", dkim_selector, KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct server_config, "DKIMKeyPath", dkim_key_path, KEY_EMPTY_IS_ABSENT, NULL),
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -142,6 +161,45 @@ static void ascii_lower_string(char *s)
 {
 	for (; *s; s++)
 		*s = ascii_lower(*s);
+}
+
+/* "host:port" or "[ipv6]:port" with a port from 1 to 65535. */
+static const char *check_host_port(const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	char *end;
+
+	if (!colon || colon == value)
+		return "must be \"host:port\"";
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || colon[1] == '\0' || port < 1 || port > 65535)
+		return "must be \"host:port\" with a port from 1 to 65535";
+	return NULL;
+}
+
+/* "ip:port" (IPv6 as "[addr]:port") for the DNS resolver. */
+static const char *check_ip_port(const char *value)
+{
+	const char *problem = check_host_port(value);
+	const char *colon = strrchr(value, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (problem)
+		return "must be \"ip:port\"";
+	size_t len = (size_t)(colon - value);
+	if (len >= sizeof(host))
+		return "must be \"ip:port\"";
+	memcpy(host, value, len);
+	host[len] = '\0';
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+		host[len - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, addr) == 1)
+			return NULL;
+	} else if (inet_pton(AF_INET, host, addr) == 1) {
+		return NULL;
+	}
+	return "must be \"ip:port\" with a numeric IP address";
 }
 
 static const char *check_hostname(const char *value)
@@ -463,6 +521,12 @@ static int check_servers(const struct config *cfg, char *err, size_t errsz)
 				server->tls_key_path ? "TLSKeyPath" : "TLSCertPath");
 			return -1;
 		}
+		if (!server->dkim_selector != !server->dkim_key_path) {
+			set_error(err, errsz, "Servers[%zu].%s: missing (%s is set; give both or neither)",
+				i, server->dkim_selector ? "DKIMKeyPath" : "DKIMSelector",
+				server->dkim_selector ? "DKIMSelector" : "DKIMKeyPath");
+			return -1;
+		}
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(cfg->servers[j].domain, server->domain) == 0) {
 				set_error(err, errsz, "Servers[%zu].Domain: duplicate of Servers[%zu]", i, j);
@@ -484,6 +548,16 @@ static int config_from_json(json_t *root, struct config *out, char *err, size_t 
 	}
 	if (parse_object(root, config_keys, ARRAY_LEN(config_keys), &cfg, "", err, errsz) ||
 		check_ports_differ(&cfg, err, errsz) || check_servers(&cfg, err, errsz)) {
+		config_free(&cfg);
+		return -1;
+	}
+	if (!cfg.spool_path)
+		cfg.spool_path = xstrdup(CONFIG_DEFAULT_SPOOL_PATH);
+	/* Credentials for the smarthost only make sense together. */
+	if (!cfg.outbound_relay_user != !cfg.outbound_relay_password) {
+		set_error(err, errsz, "%s: missing (%s is set; give both or neither)",
+			cfg.outbound_relay_user ? "OutboundRelayPassword" : "OutboundRelayUser",
+			cfg.outbound_relay_user ? "OutboundRelayUser" : "OutboundRelayPassword");
 		config_free(&cfg);
 		return -1;
 	}

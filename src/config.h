@@ -17,6 +17,8 @@ struct server_config {
 	char *maildrop_path;     /* "MaildropPath", required */
 	char **blocked_addresses; /* "BlockedAddresses", stored lower-case */
 	size_t blocked_count;
+	char *dkim_selector;     /* "DKIMSelector", optional; with DKIMKeyPath, both or neither */
+	char *dkim_key_path;     /* "DKIMKeyPath": RSA private key (PEM) */
 };
 
 struct config {
@@ -37,7 +39,21 @@ struct config {
 	unsigned smtp_data_timeout;    /* "SMTPDataTimeoutSeconds" */
 	int pop3_stls_port;            /* "POP3STLSPort", 0 = off */
 	unsigned pop3_idle_timeout;    /* "POP3IdleTimeoutSeconds" */
+
+	/* Sending (submission and the outbound queue). */
+	int submission_port;           /* "SubmissionPort", default 587, 0 = off (STARTTLS) */
+	int submission_tls_port;       /* "SubmissionTLSPort", default 465, 0 = off (implicit TLS) */
+	char *spool_path;              /* "SpoolPath", default CONFIG_DEFAULT_SPOOL_PATH */
+	char *dns_resolver;            /* "DNSResolver" "ip:port", NULL = the system resolver */
+	int outbound_port;             /* "OutboundPort", default 25 */
+	char *outbound_relay_host;     /* "OutboundRelayHost" "host:port", NULL = direct to MX */
+	char *outbound_relay_user;     /* "OutboundRelayUser" */
+	char *outbound_relay_password; /* "OutboundRelayPassword" */
+	unsigned queue_retry_base;     /* "QueueRetryBaseSeconds", default 60 */
+	unsigned queue_lifetime;       /* "QueueLifetimeSeconds", default 432000 (5 days) */
 };
+
+#define CONFIG_DEFAULT_SPOOL_PATH "/var/spool/mailpopbox"
 
 /* Loads and validates path. On success returns 0 and fills *out (free with config_free).
  * On failure returns -1, fills *out with nothing, and writes one line naming the key and the
