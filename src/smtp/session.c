@@ -2,11 +2,13 @@
  * preconditions and arguments and then acts; replies carry RFC 3463 enhanced status codes. */
 #include "smtp/session.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "bounds.h"
 #include "log.h"
 
@@ -21,6 +23,11 @@ struct smtp_session {
 	size_t rcpt_capacity;
 	unsigned errors;
 	struct smtp_data_reader data;
+	const struct server_config *authenticated; /* set by a successful AUTH */
+	/* Credentials of an AUTH being checked; wiped once the verdict is in. */
+	const struct server_config *auth_server;
+	char auth_password[SASL_LINE_MAX];
+	size_t auth_password_len;
 };
 
 struct smtp_command {
@@ -70,6 +77,7 @@ void smtp_session_free(struct smtp_session *s)
 {
 	if (!s)
 		return;
+	OPENSSL_cleanse(s->auth_password, sizeof(s->auth_password));
 	free(s->tx.rcpts);
 	free(s);
 }
@@ -117,8 +125,12 @@ static enum smtp_action cmd_ehlo(struct smtp_session *s, const char *arg, size_t
 	strbuf_appendf(out, "250-SIZE %llu\r\n", (unsigned long long)cfg->max_message_size);
 	reply(out, "250-8BITMIME");
 	reply(out, "250-ENHANCEDSTATUSCODES");
+	reply(out, "250-DSN");
 	if (s->params.tls_available && !s->tls_active)
 		reply(out, "250-STARTTLS");
+	/* RFC 4954 4 / RFC 8314: passwords only inside TLS, so AUTH is offered only there. */
+	if (s->tls_active && !s->authenticated)
+		reply(out, "250-AUTH PLAIN");
 	reply(out, "250 SMTPUTF8");
 	return SMTP_ACTION_NONE;
 }
@@ -165,6 +177,74 @@ static bool parse_size(const struct smtp_param *p, uint64_t *size)
 	return true;
 }
 
+/* RFC 3461 4: xtext ("+" followed by two upper-case hex digits encodes one octet). Decodes
+ * into out (NUL-terminated); false on bad syntax, a decoded control octet, or no room. */
+static bool xtext_decode(const char *in, size_t len, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '+') {
+			const char *hi, *lo;
+			if (i + 2 >= len)
+				return false;
+			hi = in[i + 1] ? strchr(hex, in[i + 1]) : NULL;
+			lo = in[i + 2] ? strchr(hex, in[i + 2]) : NULL;
+			if (!hi || !lo)
+				return false;
+			c = (unsigned char)((hi - hex) * 16 + (lo - hex));
+			i += 2;
+			if (c < 0x20 || c == 0x7f)
+				return false;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return false;
+		}
+		if (o + 1 >= size)
+			return false;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* RFC 3461 4.1: "NEVER" alone, or a comma list of SUCCESS, FAILURE, DELAY. */
+static bool parse_notify(const struct smtp_param *p, unsigned *notify)
+{
+	static const struct {
+		const char *word;
+		unsigned flag;
+	} words[] = {{"NEVER", SMTP_NOTIFY_NEVER}, {"SUCCESS", SMTP_NOTIFY_SUCCESS},
+		{"FAILURE", SMTP_NOTIFY_FAILURE}, {"DELAY", SMTP_NOTIFY_DELAY}};
+	unsigned flags = 0;
+	size_t i = 0;
+
+	if (!p->value || p->value_len == 0)
+		return false;
+	while (i <= p->value_len) {
+		size_t start = i;
+		while (i < p->value_len && p->value[i] != ',')
+			i++;
+		size_t n = i - start;
+		size_t k;
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+			if (strlen(words[k].word) == n &&
+			    strncasecmp(p->value + start, words[k].word, n) == 0)
+				break;
+		if (k == sizeof(words) / sizeof(words[0]))
+			return false;
+		flags |= words[k].flag;
+		i++;
+	}
+	if ((flags & SMTP_NOTIFY_NEVER) && flags != SMTP_NOTIFY_NEVER)
+		return false;
+	*notify = flags;
+	return true;
+}
+
 /* Matches "FROM:" / "TO:" at the start of arg, case-insensitively. */
 static bool strip_keyword(const char **arg, size_t *len, const char *keyword)
 {
@@ -198,12 +278,17 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 	struct smtp_path path;
 	uint64_t size = 0;
 	bool body_8bit = false, smtputf8 = false;
+	enum smtp_dsn_ret ret = SMTP_DSN_RET_DEFAULT;
+	char envid[SMTP_ENVID_MAX + 1] = "";
 	enum smtp_path_status st;
 
 	if (s->state == SMTP_STATE_CONNECTED)
 		return error_reply(s, out, "503 5.5.1 Send EHLO or HELO first");
 	if (s->state != SMTP_STATE_READY)
 		return error_reply(s, out, "503 5.5.1 Nested MAIL command");
+	/* RFC 6409 4.3: the submission port takes mail from authenticated users only. */
+	if (s->params.submission && !s->authenticated)
+		return error_reply(s, out, "530 5.7.0 Authentication required");
 	if (!strip_keyword(&arg, &len, "FROM:"))
 		return error_reply(s, out, "501 5.5.4 Syntax: MAIL FROM:<address>");
 	st = smtp_path_parse(arg, len, true, &path, params, &param_count);
@@ -226,6 +311,18 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 			if (p->value)
 				return error_reply(s, out, "555 5.5.4 SMTPUTF8 takes no value");
 			smtputf8 = true;
+		} else if (keyword_is(p, "RET")) {
+			/* RFC 3461 4.3 */
+			if (value_is(p, "FULL"))
+				ret = SMTP_DSN_RET_FULL;
+			else if (value_is(p, "HDRS"))
+				ret = SMTP_DSN_RET_HDRS;
+			else
+				return error_reply(s, out, "501 5.5.4 Bad RET parameter");
+		} else if (keyword_is(p, "ENVID")) {
+			/* RFC 3461 4.4 */
+			if (!p->value || !xtext_decode(p->value, p->value_len, envid, sizeof(envid)))
+				return error_reply(s, out, "501 5.5.4 Bad ENVID parameter");
 		} else {
 			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
 		}
@@ -235,12 +332,21 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 	/* RFC 1870 6.1: refuse at once when the declared size is already too big. */
 	if (size > s->params.cfg->max_message_size)
 		return error_reply(s, out, "552 5.3.4 Message size exceeds the fixed maximum");
-	/* Nobody unauthenticated may claim to be one of our own domains (as the original):
-	 * that mail only comes from the owner over authenticated submission. */
-	if (!path.null_path &&
-	    config_find_domain(s->params.cfg, path.domain, path.domain_len) != NULL)
+	if (s->authenticated) {
+		/* The owner sends as any address of the domain it logged in to, and nothing else. */
+		if (path.null_path || path.domain_len != strlen(s->authenticated->domain) ||
+		    strncasecmp(path.domain, s->authenticated->domain, path.domain_len) != 0)
+			return error_reply(s, out, "550 5.7.1 Sender address not owned by the authenticated user");
+	} else if (!path.null_path &&
+		   config_find_domain(s->params.cfg, path.domain, path.domain_len) != NULL) {
+		/* Nobody unauthenticated may claim to be one of our own domains (as the
+		 * original): that mail only comes from the owner over authenticated submission. */
 		return error_reply(s, out, "550 5.7.1 Sender address of a local domain needs authentication");
+	}
 	tx_reset(s);
+	s->tx.submitter = s->authenticated;
+	s->tx.ret = ret;
+	snprintf(s->tx.envid, sizeof(s->tx.envid), "%s", envid);
 	s->tx.sender = path;
 	/* path.domain pointed into the local copy. */
 	s->tx.sender.domain = s->tx.sender.address + s->tx.sender.local_len + 1;
@@ -253,7 +359,7 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 }
 
 static enum smtp_action accept_rcpt(struct smtp_session *s, const char *address,
-	const struct server_config *server, struct strbuf *out)
+	const struct server_config *server, unsigned notify, const char *orcpt, struct strbuf *out)
 {
 	if (s->tx.rcpt_count == s->rcpt_capacity) {
 		s->rcpt_capacity = s->rcpt_capacity ? s->rcpt_capacity * 2 : 4;
@@ -262,6 +368,10 @@ static enum smtp_action accept_rcpt(struct smtp_session *s, const char *address,
 	struct smtp_rcpt *r = &s->tx.rcpts[s->tx.rcpt_count++];
 	snprintf(r->address, sizeof(r->address), "%s", address);
 	r->server = server;
+	r->notify = notify;
+	snprintf(r->orcpt, sizeof(r->orcpt), "%s", orcpt);
+	if (!server)
+		s->tx.relay_count++;
 	s->state = SMTP_STATE_RCPT;
 	reply(out, "250 2.1.5 Ok");
 	return SMTP_ACTION_NONE;
@@ -295,18 +405,41 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	    (len == 12 || arg[12] == ' ')) {
 		char address[SMTP_PATH_MAX + 1];
 		snprintf(address, sizeof(address), "postmaster@%s", cfg->servers[0].domain);
-		return accept_rcpt(s, address, &cfg->servers[0], out);
+		return accept_rcpt(s, address, &cfg->servers[0], 0, "", out);
 	}
 	st = smtp_path_parse(arg, len, false, &path, params, &param_count);
 	if (st != SMTP_PATH_OK)
 		return path_error(s, st, out, "501 5.1.3 Bad recipient address syntax");
-	if (param_count)
-		return error_reply(s, out, "555 5.5.4 Unsupported parameter");
+	unsigned notify = 0;
+	char orcpt[SMTP_ORCPT_MAX + 1] = "";
+	for (size_t i = 0; i < param_count; i++) {
+		const struct smtp_param *p = &params[i];
+		if (keyword_is(p, "NOTIFY")) {
+			if (!parse_notify(p, &notify))
+				return error_reply(s, out, "501 5.5.4 Bad NOTIFY parameter");
+		} else if (keyword_is(p, "ORCPT")) {
+			/* RFC 3461 4.2: addr-type ";" xtext */
+			if (!p->value || !xtext_decode(p->value, p->value_len, orcpt, sizeof(orcpt)) ||
+			    !strchr(orcpt, ';'))
+				return error_reply(s, out, "501 5.5.4 Bad ORCPT parameter");
+		} else {
+			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
+		}
+	}
 	if (path.utf8 && !s->tx.smtputf8)
 		return error_reply(s, out, "553 5.6.7 UTF-8 address needs the SMTPUTF8 parameter");
 	const struct server_config *server = config_find_domain(cfg, path.domain, path.domain_len);
-	if (!server)
-		return error_reply(s, out, "550 5.7.1 Relay access denied");
+	if (!server) {
+		/* Only the owner's authenticated mail leaves for other domains: no open relay. */
+		if (!s->tx.submitter)
+			return error_reply(s, out, "550 5.7.1 Relay access denied");
+		for (size_t i = 0; i < s->tx.rcpt_count; i++)
+			if (strcasecmp(s->tx.rcpts[i].address, path.address) == 0) {
+				reply(out, "250 2.1.5 Ok (duplicate recipient)");
+				return SMTP_ACTION_NONE;
+			}
+		return accept_rcpt(s, path.address, NULL, notify, orcpt, out);
+	}
 	/* Compare the canonical form: <"blocked"@d> and <bl\ocked@d> name blocked@d. */
 	char canonical[SMTP_PATH_MAX + 1];
 	smtp_path_canonical(&path, canonical, sizeof(canonical));
@@ -320,7 +453,7 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 			return SMTP_ACTION_NONE;
 		}
 	}
-	return accept_rcpt(s, path.address, server, out);
+	return accept_rcpt(s, path.address, server, notify, orcpt, out);
 }
 
 static enum smtp_action cmd_data(struct smtp_session *s, const char *arg, size_t len,
@@ -397,7 +530,7 @@ static enum smtp_action cmd_help(struct smtp_session *s, const char *arg, size_t
 	(void)s;
 	(void)arg;
 	(void)len;
-	reply(out, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+	reply(out, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 	reply(out, "214 2.0.0 See RFC 5321");
 	return SMTP_ACTION_NONE;
 }
@@ -419,7 +552,115 @@ static enum smtp_action cmd_starttls(struct smtp_session *s, const char *arg, si
 	return SMTP_ACTION_STARTTLS;
 }
 
+/* Takes a decoded RFC 4616 PLAIN message: keeps the password for the check and the Server
+ * the login names (RFC 4954 4: authzid, when given, must be of the same domain). */
+static enum smtp_action take_plain_credentials(struct smtp_session *s, const unsigned char *msg,
+	size_t len, struct strbuf *out)
+{
+	const char *authzid, *authcid, *password;
+	size_t authzid_len, authcid_len, password_len;
+
+	if (auth_parse_plain((const char *)msg, len, &authzid, &authzid_len, &authcid,
+		    &authcid_len, &password, &password_len) != 0) {
+		s->state = SMTP_STATE_READY;
+		return error_reply(s, out, "501 5.5.2 Malformed PLAIN response");
+	}
+	s->auth_server = auth_find_mailbox(s->params.cfg, authcid, authcid_len);
+	if (s->auth_server && authzid_len > 0) {
+		const char *at = memchr(authzid, '@', authzid_len);
+		size_t domain_len = at ? authzid_len - (size_t)(at + 1 - authzid) : 0;
+		if (!at || domain_len != strlen(s->auth_server->domain) ||
+		    strncasecmp(at + 1, s->auth_server->domain, domain_len) != 0)
+			s->auth_server = NULL; /* fails like a bad password: no hint */
+	}
+	memcpy(s->auth_password, password, password_len);
+	s->auth_password_len = password_len;
+	s->state = SMTP_STATE_AUTH_CHECK;
+	return SMTP_ACTION_CHECK_AUTH;
+}
+
+/* Decodes a base64 SASL response line and checks it. */
+static enum smtp_action auth_plain_response(struct smtp_session *s, const char *line,
+	size_t len, struct strbuf *out)
+{
+	unsigned char decoded[SASL_LINE_MAX];
+	long n;
+
+	if (len == 1 && line[0] == '*') {
+		/* RFC 4954 4: the client cancelled the exchange. */
+		s->state = SMTP_STATE_READY;
+		return error_reply(s, out, "501 5.7.0 Authentication cancelled");
+	}
+	n = auth_base64_decode(line, len, decoded, sizeof(decoded));
+	if (n < 0) {
+		s->state = SMTP_STATE_READY;
+		return error_reply(s, out, "501 5.5.2 Cannot decode response");
+	}
+	enum smtp_action action = take_plain_credentials(s, decoded, (size_t)n, out);
+	OPENSSL_cleanse(decoded, sizeof(decoded));
+	return action;
+}
+
+static enum smtp_action cmd_auth(struct smtp_session *s, const char *arg, size_t len,
+	struct strbuf *out)
+{
+	size_t mech_len = 0;
+
+	if (s->state == SMTP_STATE_CONNECTED)
+		return error_reply(s, out, "503 5.5.1 Send EHLO first");
+	if (s->authenticated)
+		return error_reply(s, out, "503 5.5.1 Already authenticated");
+	if (s->state != SMTP_STATE_READY)
+		return error_reply(s, out, "503 5.5.1 AUTH not allowed during a transaction");
+	if (!s->tls_active)
+		/* RFC 4954 6 / RFC 5248: 538 5.7.11 encryption required. */
+		return error_reply(s, out, "538 5.7.11 Encryption required for requested authentication mechanism");
+	while (mech_len < len && arg[mech_len] != ' ')
+		mech_len++;
+	if (mech_len != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
+		return error_reply(s, out, "504 5.5.4 Unrecognized authentication type");
+	if (mech_len == len) {
+		/* RFC 4954 4: no initial response; an empty challenge asks for it. */
+		s->state = SMTP_STATE_AUTH_RESPONSE;
+		reply(out, "334 ");
+		return SMTP_ACTION_NONE;
+	}
+	return auth_plain_response(s, arg + mech_len + 1, len - mech_len - 1, out);
+}
+
+const struct server_config *smtp_session_auth_server(const struct smtp_session *s)
+{
+	return s->auth_server;
+}
+
+bool smtp_session_verify_password(const struct smtp_session *s)
+{
+	return s->auth_server &&
+		auth_check_password(s->auth_server, s->auth_password, s->auth_password_len);
+}
+
+enum smtp_action smtp_session_auth_result(struct smtp_session *s, bool ok, struct strbuf *out)
+{
+	const struct server_config *server = s->auth_server;
+
+	OPENSSL_cleanse(s->auth_password, sizeof(s->auth_password));
+	s->auth_password_len = 0;
+	s->auth_server = NULL;
+	s->state = SMTP_STATE_READY;
+	if (!ok || !server)
+		return error_reply(s, out, "535 5.7.8 Authentication credentials invalid");
+	s->authenticated = server;
+	reply(out, "235 2.7.0 Authentication successful");
+	return SMTP_ACTION_NONE;
+}
+
+const struct server_config *smtp_session_authenticated(const struct smtp_session *s)
+{
+	return s->authenticated;
+}
+
 static const struct smtp_command commands[] = {
+	{"AUTH", cmd_auth},
 	{"EHLO", cmd_ehlo}, {"HELO", cmd_helo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
 	{"DATA", cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
 	{"VRFY", cmd_vrfy}, {"EXPN", cmd_expn}, {"HELP", cmd_help}, {"STARTTLS", cmd_starttls},
@@ -431,8 +672,11 @@ enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line
 	size_t verb_len = 0;
 
 	if (s->state == SMTP_STATE_CLOSED || s->state == SMTP_STATE_DATA ||
-	    s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS)
+	    s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS ||
+	    s->state == SMTP_STATE_AUTH_CHECK)
 		return SMTP_ACTION_NONE; /* the glue does not feed lines now */
+	if (s->state == SMTP_STATE_AUTH_RESPONSE)
+		return auth_plain_response(s, line, len, out);
 	if (memchr(line, '\0', len))
 		return error_reply(s, out, "500 5.5.2 NUL octet in command");
 	while (verb_len < len && line[verb_len] != ' ')
@@ -532,6 +776,14 @@ void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf 
 		strbuf_appendf(out, "250 2.0.0 Ok: queued as %s\r\n", s->tx.queue_id);
 	else
 		reply(out, "451 4.3.0 Local error in processing, try again later");
+	tx_reset(s);
+	s->state = SMTP_STATE_READY;
+}
+
+void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,
+	struct strbuf *out)
+{
+	reply(out, reply_line);
 	tx_reset(s);
 	s->state = SMTP_STATE_READY;
 }

@@ -14,6 +14,9 @@
  *                           smtp_session_storage_failed(s). Then feed raw bytes with
  *                           smtp_session_feed_data() until smtp_session_data_done(); then
  *                           smtp_session_data_end() says whether to commit.
+ *     SMTP_ACTION_CHECK_AUTH: AUTH gave credentials. ok = smtp_session_verify_password(s)
+ *                           (thread-safe: may run on a worker), then on the loop
+ *                           smtp_session_auth_result(s, ok, out).
  *     SMTP_ACTION_CLOSE:    flush out and close.
  *   After a commit (off the event loop): smtp_session_data_committed(s, ok, out).
  */
@@ -37,6 +40,8 @@ enum smtp_state {
 	SMTP_STATE_DATA,       /* receiving message data */
 	SMTP_STATE_COMMITTING, /* message complete, waiting for the store to say it is durable */
 	SMTP_STATE_STARTTLS,   /* 220 sent, waiting for the TLS handshake */
+	SMTP_STATE_AUTH_RESPONSE, /* "334" sent: the next line is the SASL response (RFC 4954 4) */
+	SMTP_STATE_AUTH_CHECK, /* credentials handed to the glue, waiting for the verdict */
 	SMTP_STATE_CLOSED,     /* QUIT, error limit or timeout: nothing more is read */
 };
 
@@ -44,6 +49,7 @@ enum smtp_action {
 	SMTP_ACTION_NONE,
 	SMTP_ACTION_STARTTLS,
 	SMTP_ACTION_BEGIN_DATA,
+	SMTP_ACTION_CHECK_AUTH,
 	SMTP_ACTION_CLOSE,
 };
 
@@ -52,9 +58,27 @@ enum smtp_data_verdict {
 	SMTP_DATA_DISCARD, /* refused (reply already in out): abort the maildrop files */
 };
 
+/* RFC 3461 4.1 NOTIFY flags; none set means the parameter was absent. */
+enum {
+	SMTP_NOTIFY_NEVER = 1 << 0,
+	SMTP_NOTIFY_SUCCESS = 1 << 1,
+	SMTP_NOTIFY_FAILURE = 1 << 2,
+	SMTP_NOTIFY_DELAY = 1 << 3,
+};
+
+enum smtp_dsn_ret { SMTP_DSN_RET_DEFAULT, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
+
+/* RFC 3461 4.2: ORCPT is addr-type ";" xtext, at most 500 characters. */
+#define SMTP_ORCPT_MAX 500
+/* RFC 3461 4.4: ENVID is at most 100 characters. */
+#define SMTP_ENVID_MAX 100
+
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1];
-	const struct server_config *server; /* the local Server it is delivered to */
+	const struct server_config *server; /* the local Server it is delivered to, or NULL when
+					     * it is relayed (authenticated submission only) */
+	unsigned notify;                    /* SMTP_NOTIFY_* from NOTIFY=, 0 when absent */
+	char orcpt[SMTP_ORCPT_MAX + 1];     /* ORCPT= xtext-decoded ("rfc822;a@b"), "" if absent */
 };
 
 /* What belongs to one message (RFC 5321 3.3 mail transaction), reset by RSET/EHLO/end. */
@@ -67,6 +91,11 @@ struct smtp_tx {
 	bool body_8bit;
 	bool smtputf8;
 	bool storage_failed;
+	enum smtp_dsn_ret ret;               /* RET= (RFC 3461 4.3) */
+	char envid[SMTP_ENVID_MAX + 1];      /* ENVID= xtext-decoded, "" if absent */
+	/* The owner's own mail (authenticated): it is rewritten (send-as), signed and relayed. */
+	const struct server_config *submitter;
+	size_t relay_count;                  /* recipients with server == NULL */
 };
 
 struct smtp_session_params {
@@ -74,6 +103,7 @@ struct smtp_session_params {
 	const char *client_ip;  /* textual address, for the Received header */
 	bool tls_available;     /* a certificate is configured: offer STARTTLS */
 	bool tls_active;        /* the connection is already TLS */
+	bool submission;        /* a submission port: AUTH required before MAIL (RFC 6409 4.3) */
 };
 
 struct smtp_session;
@@ -102,6 +132,18 @@ size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len
 bool smtp_session_data_done(const struct smtp_session *s);
 enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strbuf *out);
 void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf *out);
+/* The message was refused after the end of data (e.g. its header section is unusable):
+ * reply is the full reply line without CRLF ("552 5.3.4 ..."). */
+void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,
+	struct strbuf *out);
+
+/* AUTH: the Server named by the login (NULL when it names none of ours) and the check;
+ * verify only reads the session, so a worker thread may run it. */
+const struct server_config *smtp_session_auth_server(const struct smtp_session *s);
+bool smtp_session_verify_password(const struct smtp_session *s);
+enum smtp_action smtp_session_auth_result(struct smtp_session *s, bool ok, struct strbuf *out);
+/* The authenticated Server (its mailbox logged in), or NULL. */
+const struct server_config *smtp_session_authenticated(const struct smtp_session *s);
 
 enum smtp_state smtp_session_state(const struct smtp_session *s);
 const struct smtp_tx *smtp_session_tx(const struct smtp_session *s);

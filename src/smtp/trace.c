@@ -25,6 +25,12 @@ static const char *protocol_name(const struct smtp_session *s)
 
 	if (!smtp_session_esmtp(s))
 		return "SMTP"; /* RFC 3848 names no TLS variant of plain SMTP */
+	if (smtp_session_authenticated(s)) {
+		/* RFC 3848 ESMTPA/ESMTPSA, RFC 6531 UTF8SMTPA/UTF8SMTPSA */
+		if (tx->smtputf8)
+			return tls ? "UTF8SMTPSA" : "UTF8SMTPA";
+		return tls ? "ESMTPSA" : "ESMTPA";
+	}
 	if (tx->smtputf8)
 		return tls ? "UTF8SMTPS" : "UTF8SMTP";
 	return tls ? "ESMTPS" : "ESMTP";
@@ -45,13 +51,31 @@ static void sanitized_helo(const char *helo, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
+void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
+	const char *hostname, const char *for_rcpt, time_t now)
+{
+	const struct smtp_tx *tx = smtp_session_tx(s);
+	char helo[SMTP_DOMAIN_MAX + 1];
+	char date[64];
+
+	sanitized_helo(smtp_session_helo(s), helo, sizeof(helo));
+	smtp_trace_date(date, sizeof(date), now);
+	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
+		helo, smtp_session_client_ip(s), hostname, protocol_name(s));
+	if (smtp_session_tls_description(s))
+		strbuf_appendf(out, "\r\n\t(%s)", smtp_session_tls_description(s));
+	strbuf_appendf(out, "\r\n\tid %s", tx->queue_id);
+	if (for_rcpt)
+		strbuf_appendf(out, "\r\n\tfor <%s>", for_rcpt);
+	strbuf_appendf(out, "; %s\r\n", date);
+}
+
 void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
 	const struct server_config *server, const char *hostname, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
 	const char *only_rcpt = NULL;
 	size_t count = 0;
-	char date[64];
 
 	strbuf_appendf(out, "Return-Path: <%s>\r\n", tx->sender.null_path ? "" : tx->sender.address);
 	for (size_t i = 0; i < tx->rcpt_count; i++) {
@@ -61,15 +85,5 @@ void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
 		only_rcpt = tx->rcpts[i].address;
 		count++;
 	}
-	char helo[SMTP_DOMAIN_MAX + 1];
-	sanitized_helo(smtp_session_helo(s), helo, sizeof(helo));
-	smtp_trace_date(date, sizeof(date), now);
-	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
-		helo, smtp_session_client_ip(s), hostname, protocol_name(s));
-	if (smtp_session_tls_description(s))
-		strbuf_appendf(out, "\r\n\t(%s)", smtp_session_tls_description(s));
-	strbuf_appendf(out, "\r\n\tid %s", tx->queue_id);
-	if (count == 1)
-		strbuf_appendf(out, "\r\n\tfor <%s>", only_rcpt);
-	strbuf_appendf(out, "; %s\r\n", date);
+	smtp_trace_received(out, s, hostname, count == 1 ? only_rcpt : NULL, now);
 }

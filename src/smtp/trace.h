@@ -14,6 +14,10 @@
  * exactly one (naming several would disclose Bcc recipients to each other). */
 void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
 	const struct server_config *server, const char *hostname, time_t now);
+/* Appends only the Received field (for mail we pass on: the final MTA adds the others).
+ * for_rcpt, when not NULL, is named in the "for" clause. */
+void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
+	const char *hostname, const char *for_rcpt, time_t now);
 /* RFC 5322 3.3 date-time, e.g. "Tue, 24 Nov 2026 10:00:00 +0000". */
 void smtp_trace_date(char *buf, size_t size, time_t now);
 

@@ -64,13 +64,14 @@ static int free_config(void **state)
 	return 0;
 }
 
-static struct client *client_new(bool tls_available, bool tls_active)
+static struct client *client_new_on(bool tls_available, bool tls_active, bool submission)
 {
 	struct smtp_session_params params = {
 		.cfg = &cfg,
 		.client_ip = CLIENT_IP,
 		.tls_available = tls_available,
 		.tls_active = tls_active,
+		.submission = submission,
 	};
 	struct client *c = calloc(1, sizeof(*c));
 
@@ -79,6 +80,11 @@ static struct client *client_new(bool tls_available, bool tls_active)
 	strbuf_init(&c->out);
 	smtp_session_greeting(c->s, &c->out);
 	return c;
+}
+
+static struct client *client_new(bool tls_available, bool tls_active)
+{
+	return client_new_on(tls_available, tls_active, false);
 }
 
 /* The usual client: plain connection on a server that has a certificate. */
@@ -251,6 +257,7 @@ static void test_ehlo_advertises_extensions(void **state)
 		"250-SIZE 1000\r\n"
 		"250-8BITMIME\r\n"
 		"250-ENHANCEDSTATUSCODES\r\n"
+		"250-DSN\r\n"
 		"250-STARTTLS\r\n"
 		"250 SMTPUTF8\r\n");
 	assert_true(smtp_session_esmtp(c->s));
@@ -539,7 +546,37 @@ static void test_rcpt_parameters_get_555(void **state)
 	struct client *c = *state;
 
 	begin_mail(c);
-	expect(c, "RCPT TO:<alice@example.org> NOTIFY=NEVER", "555 5.5.4");
+	expect(c, "RCPT TO:<alice@example.org> FOO=BAR", "555 5.5.4");
+}
+
+/* RFC 3461 4.1/4.2: NOTIFY and ORCPT are accepted and kept per recipient. */
+static void test_rcpt_dsn_parameters_are_kept(void **state)
+{
+	struct client *c = *state;
+
+	begin_mail(c);
+	expect(c, "RCPT TO:<alice@example.org> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;alice+2B1@example.org",
+		"250 2.1.5");
+	const struct smtp_rcpt *r = &smtp_session_tx(c->s)->rcpts[0];
+	assert_int_equal(r->notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
+	assert_string_equal(r->orcpt, "rfc822;alice+1@example.org");
+	expect(c, "RCPT TO:<bob@example.org> NOTIFY=NEVER,SUCCESS", "501 5.5.4");
+	expect(c, "RCPT TO:<bob@example.org> NOTIFY=SOMETIMES", "501 5.5.4");
+	expect(c, "RCPT TO:<bob@example.org> ORCPT=no-semicolon", "501 5.5.4");
+}
+
+/* RFC 3461 4.3/4.4: RET and ENVID on MAIL. */
+static void test_mail_dsn_parameters_are_kept(void **state)
+{
+	struct client *c = *state;
+
+	ehlo(c);
+	expect(c, "MAIL FROM:<bob@example.com> RET=HDRS ENVID=QQ+2B314", "250 2.1.0");
+	assert_int_equal(smtp_session_tx(c->s)->ret, SMTP_DSN_RET_HDRS);
+	assert_string_equal(smtp_session_tx(c->s)->envid, "QQ+314");
+	expect(c, "RSET", "250 2.0.0");
+	expect(c, "MAIL FROM:<bob@example.com> RET=MOST", "501 5.5.4");
+	expect(c, "MAIL FROM:<bob@example.com> ENVID=bad+ZZ", "501 5.5.4");
 }
 
 static void test_bad_recipient_syntax_gets_501(void **state)
@@ -689,7 +726,7 @@ static void test_unknown_mail_parameter_gets_555(void **state)
 	struct client *c = *state;
 
 	ehlo(c);
-	expect(c, "MAIL FROM:<bob@example.com> RET=FULL", "555 5.5.4");
+	expect(c, "MAIL FROM:<bob@example.com> AUTH=<>", "555 5.5.4");
 	expect(c, "MAIL FROM:<bob@example.com> =x", "555 5.5.4");
 	expect(c, "MAIL FROM:<bob@example.com> A B C D E F G H I", "555 5.5.4");
 }
@@ -1210,7 +1247,7 @@ static void test_help_gets_214(void **state)
 
 	send_line(c, "HELP");
 	assert_string_equal(replies(c),
-		"214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\r\n"
+		"214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n"
 		"214 2.0.0 See RFC 5321\r\n");
 }
 
@@ -1312,7 +1349,7 @@ static void test_pipelined_commands_each_get_a_reply(void **state)
 	assert_int_equal(c->action, SMTP_ACTION_BEGIN_DATA);
 	for (const char *p = all.data; (p = strstr(p, "\r\n")) != NULL; p += 2)
 		lines++;
-	assert_int_equal(lines, 7 + 6); /* EHLO has 7 lines */
+	assert_int_equal(lines, 8 + 6); /* EHLO has 8 lines */
 	assert_non_null(strstr(all.data,
 		"250 SMTPUTF8\r\n"
 		"250 2.1.0 Ok\r\n"
@@ -1326,6 +1363,150 @@ static void test_pipelined_commands_each_get_a_reply(void **state)
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_client, teardown_client)
+
+/* ---- AUTH and submission (RFC 4954, RFC 6409) ---- */
+
+/* base64("\0mailbox@example.org\0pw") and with a wrong password "nope". */
+#define PLAIN_GOOD "AG1haWxib3hAZXhhbXBsZS5vcmcAcHc="
+#define PLAIN_BAD "AG1haWxib3hAZXhhbXBsZS5vcmcAbm9wZQ=="
+
+/* Runs AUTH PLAIN as the glue does: the check, then the verdict. */
+static void authenticate(struct client *c, const char *line, const char *want)
+{
+	send_line(c, line);
+	assert_int_equal(c->action, SMTP_ACTION_CHECK_AUTH);
+	bool ok = smtp_session_verify_password(c->s);
+	strbuf_reset(&c->out);
+	smtp_session_auth_result(c->s, ok, &c->out);
+	if (!is_single_reply(replies(c), want))
+		fail_msg("AUTH got \"%s\", want \"%s ...\"", replies(c), want);
+}
+
+static void test_auth_before_tls_gets_538(void **state)
+{
+	struct client *c = *state;
+
+	ehlo(c);
+	expect(c, "AUTH PLAIN " PLAIN_GOOD, "538 5.7.11");
+	assert_null(smtp_session_authenticated(c->s));
+}
+
+static void test_auth_plain_advertised_only_over_tls(void **state)
+{
+	struct client *c = *state;
+
+	send_line(c, "EHLO client.example.com");
+	assert_null(strstr(replies(c), "AUTH"));
+	c = replace_client(state, true, true);
+	send_line(c, "EHLO client.example.com");
+	assert_non_null(strstr(replies(c), "250-AUTH PLAIN\r\n"));
+}
+
+static void test_auth_plain_initial_response_gets_235(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	authenticate(c, "AUTH PLAIN " PLAIN_GOOD, "235 2.7.0");
+	assert_ptr_equal(smtp_session_authenticated(c->s), &cfg.servers[0]);
+	expect(c, "AUTH PLAIN " PLAIN_GOOD, "503 5.5.1");
+}
+
+static void test_auth_plain_continuation_gets_334_then_235(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	send_line(c, "AUTH PLAIN");
+	assert_string_equal(replies(c), "334 \r\n");
+	authenticate(c, PLAIN_GOOD, "235 2.7.0");
+}
+
+static void test_auth_cancel_gets_501(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	send_line(c, "AUTH PLAIN");
+	expect(c, "*", "501 5.7.0");
+	expect(c, "NOOP", "250 2.0.0");
+}
+
+static void test_auth_bad_password_gets_535(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	authenticate(c, "AUTH PLAIN " PLAIN_BAD, "535 5.7.8");
+	assert_null(smtp_session_authenticated(c->s));
+}
+
+static void test_auth_unknown_user_gets_535(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	/* base64("\0someone@example.org\0pw") */
+	authenticate(c, "AUTH PLAIN AHNvbWVvbmVAZXhhbXBsZS5vcmcAcHc=", "535 5.7.8");
+}
+
+static void test_auth_other_mechanism_gets_504(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	expect(c, "AUTH LOGIN", "504 5.5.4");
+	expect(c, "AUTH PLAIN !!!!", "501 5.5.2");
+}
+
+static void test_submission_port_requires_auth_before_mail(void **state)
+{
+	teardown_client(state);
+	struct client *c = *state = client_new_on(true, true, true);
+
+	ehlo(c);
+	expect(c, "MAIL FROM:<bob@example.com>", "530 5.7.0");
+	authenticate(c, "AUTH PLAIN " PLAIN_GOOD, "235 2.7.0");
+	expect(c, "MAIL FROM:<shop@example.org>", "250 2.1.0");
+}
+
+static void test_authenticated_sender_must_be_own_domain(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	authenticate(c, "AUTH PLAIN " PLAIN_GOOD, "235 2.7.0");
+	expect(c, "MAIL FROM:<bob@example.com>", "550 5.7.1");
+	expect(c, "MAIL FROM:<bob@example.net>", "550 5.7.1");
+	expect(c, "MAIL FROM:<>", "550 5.7.1");
+	expect(c, "MAIL FROM:<anything@EXAMPLE.org>", "250 2.1.0");
+	assert_ptr_equal(smtp_session_tx(c->s)->submitter, &cfg.servers[0]);
+}
+
+static void test_authenticated_rcpt_to_remote_domain_is_relayed(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	ehlo(c);
+	authenticate(c, "AUTH PLAIN " PLAIN_GOOD, "235 2.7.0");
+	expect(c, "MAIL FROM:<shop@example.org>", "250 2.1.0");
+	expect(c, "RCPT TO:<friend@remote.example>", "250 2.1.5");
+	expect(c, "RCPT TO:<me@example.net>", "250 2.1.5");
+	const struct smtp_tx *tx = smtp_session_tx(c->s);
+	assert_null(tx->rcpts[0].server);
+	assert_ptr_equal(tx->rcpts[1].server, &cfg.servers[1]);
+	assert_int_equal(tx->relay_count, 1);
+}
+
+static void test_unauthenticated_rcpt_to_remote_domain_gets_550(void **state)
+{
+	struct client *c = replace_client(state, true, true);
+
+	begin_mail(c);
+	expect(c, "RCPT TO:<friend@remote.example>", "550 5.7.1");
+	expect(c, "RCPT TO:<\"friend@remote.example\"@example.org>", "250 2.1.5");
+	assert_non_null(smtp_session_tx(c->s)->rcpts[0].server);
+}
 
 int main(void)
 {
@@ -1356,6 +1537,20 @@ int main(void)
 		T(test_utf8_address_needs_smtputf8),
 		T(test_smtputf8_with_value_gets_555),
 		T(test_rcpt_parameters_get_555),
+		T(test_rcpt_dsn_parameters_are_kept),
+		T(test_auth_before_tls_gets_538),
+		T(test_auth_plain_advertised_only_over_tls),
+		T(test_auth_plain_initial_response_gets_235),
+		T(test_auth_plain_continuation_gets_334_then_235),
+		T(test_auth_cancel_gets_501),
+		T(test_auth_bad_password_gets_535),
+		T(test_auth_unknown_user_gets_535),
+		T(test_auth_other_mechanism_gets_504),
+		T(test_submission_port_requires_auth_before_mail),
+		T(test_authenticated_sender_must_be_own_domain),
+		T(test_authenticated_rcpt_to_remote_domain_is_relayed),
+		T(test_unauthenticated_rcpt_to_remote_domain_gets_550),
+		T(test_mail_dsn_parameters_are_kept),
 		T(test_bad_recipient_syntax_gets_501),
 		T(test_address_too_long_gets_501),
 		T(test_mail_from_local_domain_without_auth_gets_550),
