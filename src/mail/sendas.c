@@ -1,0 +1,684 @@
+/* mail/sendas.c: the "[sendas:NAME]" Subject tag: find it (in plain text or in RFC 2047
+ * encoded-words), take it out of the Subject, and put NAME@DOMAIN in the From address.
+ * The rules are in sendas.h. */
+#include "mail/sendas.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Whitespace that may separate tokens in a raw field value, folds included. */
+static bool is_linear_space(char c)
+{
+	return is_wsp(c) || c == '\r' || c == '\n';
+}
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Where a field's value ends: before its final line end. */
+static size_t field_value_end(const struct mail_field *f)
+{
+	size_t end = f->raw_len;
+
+	if (end > f->value_offset && f->raw[end - 1] == '\n') {
+		end--;
+		if (end > f->value_offset && f->raw[end - 1] == '\r')
+			end--;
+	}
+	return end;
+}
+
+/* ---- The tag ---- */
+
+struct sendas_tag {
+	size_t start;     /* the '[' */
+	size_t end;       /* after the ']' (valid tags only) */
+	bool valid;
+	const char *name; /* NAME inside the searched text, name_len octets */
+	size_t name_len;
+};
+
+enum tag_state { TAG_NONE, TAG_FOUND, TAG_INVALID };
+
+static bool is_name_char(char c)
+{
+	return is_alnum(c) || c == '.' || c == '-' || c == '_';
+}
+
+/* NAME becomes a local-part: RFC 5321 4.5.3.1.1 length, RFC 5322 3.4.1 dot-atom (no dot at
+ * either end, none doubled), so the address we send from is one every MTA accepts. */
+static bool tag_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > SMTP_LOCAL_PART_MAX || s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (s[i] == '.' && s[i + 1] == '.')
+			return false;
+	return true;
+}
+
+/* Finds the first "[sendas:" (any case) in s and reads the tag it starts. False if there is
+ * none; true with tag->valid telling whether it is a whole, valid tag. */
+static bool tag_find(const char *s, size_t len, struct sendas_tag *tag)
+{
+	static const char prefix[] = "[sendas:";
+	const size_t prefix_len = sizeof(prefix) - 1;
+
+	for (size_t i = 0; i + prefix_len <= len; i++) {
+		if (s[i] != '[' || strncasecmp(s + i, prefix, prefix_len) != 0)
+			continue;
+		size_t j = i + prefix_len;
+		while (j < len && is_wsp(s[j]))
+			j++;
+		size_t name_start = j;
+		while (j < len && is_name_char(s[j]))
+			j++;
+		tag->name = s + name_start;
+		tag->name_len = j - name_start;
+		while (j < len && is_wsp(s[j]))
+			j++;
+		tag->start = i;
+		tag->valid = j < len && s[j] == ']' && tag_name_valid(tag->name, tag->name_len);
+		tag->end = j + 1;
+		return true;
+	}
+	return false;
+}
+
+/* Copies a found tag's NAME out (before the text it points into changes). */
+static enum tag_state tag_take(const struct sendas_tag *tag, char name[SMTP_LOCAL_PART_MAX + 1])
+{
+	if (!tag->valid)
+		return TAG_INVALID;
+	memcpy(name, tag->name, tag->name_len);
+	name[tag->name_len] = '\0';
+	return TAG_FOUND;
+}
+
+/* Deletes s[start, end) and one space next to it, so "a [t] b" becomes "a b" and "a [t]"
+ * becomes "a": the space after is taken, else the one before, but never the one that starts
+ * a continuation line (RFC 5322 2.2.3: without it the line would become a field of its own). */
+static void remove_with_adjacent_space(struct strbuf *s, size_t start, size_t end)
+{
+	bool starts_continuation = start >= 2 && s->data[start - 2] == '\n';
+
+	if (end < s->len && is_wsp(s->data[end]))
+		end++;
+	else if (start > 0 && is_wsp(s->data[start - 1]) && !starts_continuation)
+		start--;
+	if (end == start)
+		return;
+	memmove(s->data + start, s->data + end, s->len - end);
+	s->len -= end - start;
+	s->data[s->len] = '\0';
+}
+
+/* Drops continuation lines left holding only whitespace after an edit (RFC 5322 4.2 keeps
+ * them for reading only; 3.2.2 never generates them), joining the line ends around them. */
+static void drop_blank_continuations(struct strbuf *s)
+{
+	struct strbuf out;
+	size_t pos = 0;
+	const char *pending_end = "";
+	size_t pending_len = 0;
+	bool first = true;
+
+	strbuf_init(&out);
+	while (pos < s->len) {
+		const char *lf = memchr(s->data + pos, '\n', s->len - pos);
+		size_t line_end = lf ? (size_t)(lf - s->data) + 1 : s->len;
+		size_t content_end = line_end;
+		if (lf) {
+			content_end--;
+			if (content_end > pos && s->data[content_end - 1] == '\r')
+				content_end--;
+		}
+		bool blank = !first;
+		for (size_t i = pos; blank && i < content_end; i++)
+			blank = is_wsp(s->data[i]);
+		if (!blank) {
+			strbuf_append(&out, pending_end, pending_len);
+			strbuf_append(&out, s->data + pos, content_end - pos);
+		}
+		pending_end = s->data + content_end;
+		pending_len = line_end - content_end;
+		pos = line_end;
+		first = false;
+	}
+	strbuf_append(&out, pending_end, pending_len);
+	strbuf_free(s);
+	*s = out;
+}
+
+/* ---- RFC 2047 encoded-words ---- */
+
+/* Gives back what a failed or unwanted decode appended. */
+static void text_truncate(struct strbuf *s, size_t len)
+{
+	s->len = len;
+	if (s->data)
+		s->data[len] = '\0';
+}
+
+/* How far a charset's octets can be trusted to mean ASCII where they are ASCII. */
+enum charset_kind {
+	CHARSET_OPAQUE,       /* unknown, or ASCII octets inside multi-octet characters */
+	CHARSET_UTF8,
+	CHARSET_SINGLE_OCTET, /* every octet a character */
+	CHARSET_EUC,          /* multi-octet characters made of octets >= 0x80 only */
+};
+
+struct encoded_word {
+	size_t start;            /* the "=?" */
+	size_t end;              /* after the "?=" */
+	const char *charset;     /* as written, with an RFC 2231 5 "*language" */
+	size_t charset_len;
+	size_t charset_name_len; /* without the "*language" */
+	char encoding;           /* 'B' or 'Q' */
+};
+
+static bool has_prefix_ci(const char *s, size_t len, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return len >= n && strncasecmp(s, prefix, n) == 0;
+}
+
+static bool equals_ci(const char *s, size_t len, const char *word)
+{
+	return len == strlen(word) && strncasecmp(s, word, len) == 0;
+}
+
+static enum charset_kind charset_kind_of(const struct encoded_word *w)
+{
+	const char *cs = w->charset;
+	size_t len = w->charset_name_len;
+
+	if (equals_ci(cs, len, "utf-8") || equals_ci(cs, len, "utf8"))
+		return CHARSET_UTF8;
+	if (equals_ci(cs, len, "us-ascii") || has_prefix_ci(cs, len, "iso-8859-") ||
+	    has_prefix_ci(cs, len, "windows-125") || has_prefix_ci(cs, len, "cp125") ||
+	    equals_ci(cs, len, "koi8-r") || equals_ci(cs, len, "koi8-u"))
+		return CHARSET_SINGLE_OCTET;
+	if (has_prefix_ci(cs, len, "euc-") || equals_ci(cs, len, "gb2312"))
+		return CHARSET_EUC;
+	return CHARSET_OPAQUE;
+}
+
+/* RFC 2047 2: token = 1*<any CHAR except SPACE, CTLs, and especials>. */
+static bool is_token_char(char c)
+{
+	return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\"/[]?.=", c);
+}
+
+static int base64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* RFC 2047 4.1 (RFC 2045 6.8); missing padding is forgiven, as decoders in the wild do. */
+static bool base64_decode(const char *s, size_t len, struct strbuf *out)
+{
+	unsigned bits = 0;
+	int nbits = 0;
+
+	while (len && s[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		int v = base64_value(s[i]);
+		if (v < 0)
+			return false;
+		bits = (bits << 6 | (unsigned)v) & 0xffffff;
+		nbits += 6;
+		if (nbits >= 8) {
+			nbits -= 8;
+			char octet = (char)(bits >> nbits & 0xff);
+			strbuf_append(out, &octet, 1);
+		}
+	}
+	return true;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* RFC 2047 4.2: "_" is a space, "=XX" an octet, anything else itself. */
+static bool q_decode(const char *s, size_t len, struct strbuf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '_') {
+			c = ' ';
+		} else if (c == '=') {
+			if (i + 2 >= len)
+				return false;
+			int hi = hex_value(s[i + 1]);
+			int lo = hex_value(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return false;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		strbuf_append(out, &c, 1);
+	}
+	return true;
+}
+
+/* Reads an encoded-word "=?charset?encoding?encoded-text?=" (RFC 2047 2) at s[i], decoding
+ * its text onto decoded. False (decoded unchanged) when s[i] does not start a valid one. */
+static bool encoded_word_parse(const char *s, size_t len, size_t i, struct encoded_word *w,
+	struct strbuf *decoded)
+{
+	size_t j = i + 2;
+
+	if (i + 2 > len || s[i] != '=' || s[i + 1] != '?')
+		return false;
+	while (j < len && is_token_char(s[j]))
+		j++;
+	w->charset = s + i + 2;
+	w->charset_len = j - (i + 2);
+	const char *star = memchr(w->charset, '*', w->charset_len);
+	w->charset_name_len = star ? (size_t)(star - w->charset) : w->charset_len;
+	if (w->charset_name_len == 0 || j + 2 >= len || s[j] != '?' || s[j + 2] != '?')
+		return false;
+	w->encoding = s[j + 1] == 'b' || s[j + 1] == 'B' ? 'B' :
+		s[j + 1] == 'q' || s[j + 1] == 'Q' ? 'Q' : 0;
+	if (!w->encoding)
+		return false;
+	size_t text = j + 3;
+	size_t k = text;
+	while (k < len && s[k] > 0x20 && s[k] < 0x7f && s[k] != '?')
+		k++;
+	if (k + 1 >= len || s[k] != '?' || s[k + 1] != '=')
+		return false;
+	size_t saved = decoded->len;
+	bool ok = w->encoding == 'B' ? base64_decode(s + text, k - text, decoded) :
+		q_decode(s + text, k - text, decoded);
+	if (!ok) {
+		text_truncate(decoded, saved);
+		return false;
+	}
+	w->start = i;
+	w->end = k + 2;
+	return true;
+}
+
+/* The first encoded-word at or after from. Words are recognised even when not set off by
+ * whitespace ("Re:=?...?="), as mail readers do. */
+static bool encoded_word_next(const char *s, size_t len, size_t from, struct encoded_word *w,
+	struct strbuf *decoded)
+{
+	for (size_t i = from; i + 1 < len; i++)
+		if (s[i] == '=' && s[i + 1] == '?' && encoded_word_parse(s, len, i, w, decoded))
+			return true;
+	return false;
+}
+
+/* Extends the run of words starting with first over the words after it in the same charset
+ * with only whitespace (or, leniently, nothing) between (RFC 2047 6.2: that whitespace is not
+ * displayed, so the decoded texts join). Returns where the run ends; decoded then holds the
+ * text of the whole run. */
+static size_t encoded_run_end(const char *s, size_t len, const struct encoded_word *first,
+	struct strbuf *decoded)
+{
+	size_t end = first->end;
+
+	for (;;) {
+		struct encoded_word next;
+		size_t k = end;
+		size_t decoded_len = decoded->len;
+		while (k < len && is_linear_space(s[k]))
+			k++;
+		if (!encoded_word_parse(s, len, k, &next, decoded))
+			return end;
+		if (next.charset_name_len != first->charset_name_len ||
+		    strncasecmp(next.charset, first->charset, first->charset_name_len) != 0) {
+			/* Another charset: its text is not ours to join; drop what it decoded. */
+			text_truncate(decoded, decoded_len);
+			return end;
+		}
+		end = next.end;
+	}
+}
+
+/* May an encoded-word start at s[i]? RFC 2047 5: each word holds whole characters. */
+static bool can_split_before(enum charset_kind kind, const char *s, size_t i)
+{
+	unsigned char c = (unsigned char)s[i];
+
+	switch (kind) {
+	case CHARSET_UTF8:
+		return (c & 0xc0) != 0x80;
+	case CHARSET_EUC:
+		return c < 0x80 || (unsigned char)s[i - 1] < 0x80;
+	default:
+		return true;
+	}
+}
+
+/* RFC 2047 5 (3): the characters safe as themselves in a Q word in any position. */
+static bool q_literal(char c)
+{
+	return is_alnum(c) || c == '!' || c == '*' || c == '+' || c == '-' || c == '/';
+}
+
+static size_t q_cost(char c)
+{
+	return q_literal(c) || c == ' ' ? 1 : 3;
+}
+
+static void encoded_word_write(struct strbuf *out, const struct encoded_word *like,
+	const char *s, size_t len)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	strbuf_append_str(out, "=?");
+	strbuf_append(out, like->charset, like->charset_len);
+	strbuf_appendf(out, "?%c?", like->encoding);
+	if (like->encoding == 'B') {
+		for (size_t i = 0; i < len; i += 3) {
+			unsigned v = (unsigned)(unsigned char)s[i] << 16;
+			if (i + 1 < len)
+				v |= (unsigned)(unsigned char)s[i + 1] << 8;
+			if (i + 2 < len)
+				v |= (unsigned char)s[i + 2];
+			char quad[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63],
+				i + 1 < len ? b64[v >> 6 & 63] : '=',
+				i + 2 < len ? b64[v & 63] : '='};
+			strbuf_append(out, quad, 4);
+		}
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			if (s[i] == ' ')
+				strbuf_append_str(out, "_");
+			else if (q_literal(s[i]))
+				strbuf_append(out, s + i, 1);
+			else
+				strbuf_appendf(out, "=%02X", (unsigned char)s[i]);
+		}
+	}
+	strbuf_append_str(out, "?=");
+}
+
+/* Writes text that took the place of encoded-words like `like`: as itself when it is
+ * printable ASCII that cannot be taken for (part of) an encoded-word, else as encoded-words
+ * in like's charset and encoding joined by folds. RFC 2047 2: a word is at most 75 octets
+ * and a line holding one at most 76, so the first word is shortened by what its line
+ * already holds. */
+static void encoded_text_write(struct strbuf *out, const struct encoded_word *like,
+	enum charset_kind kind, const char *s, size_t len, const char *newline)
+{
+	bool plain = true;
+
+	for (size_t i = 0; plain && i < len; i++)
+		plain = (s[i] >= 0x20 && s[i] < 0x7f) || s[i] == '\t';
+	/* Nor may it make "=?" or "?=" with the octets around it. */
+	if (plain && (len == 0 || (s[0] != '?' && s[len - 1] != '=' && !memmem(s, len, "=?", 2)))) {
+		strbuf_append(out, s, len);
+		return;
+	}
+	/* "=?" charset "?" X "?" text "?=": 7 octets besides the charset and the text. A charset
+	 * name too long to leave room still gets words of one base64 quantum. */
+	size_t overhead = 7 + like->charset_len;
+	size_t word_budget = overhead + 4 < 75 ? 75 - overhead : 4;
+	size_t column = 0;
+	while (column < out->len && out->data[out->len - 1 - column] != '\n')
+		column++;
+	/* The room left on the current line, but never a first word too short to be useful. */
+	size_t first_budget = column + overhead + 16 < 76 ? 76 - column - overhead : 16;
+	size_t i = 0;
+	while (i < len) {
+		size_t budget = i == 0 && first_budget < word_budget ? first_budget : word_budget;
+		size_t best = 0, q = 0;
+		for (size_t j = i; j < len; j++) {
+			size_t n = j + 1 - i;
+			q += q_cost(s[j]);
+			if ((like->encoding == 'B' ? (n + 2) / 3 * 4 : q) > budget)
+				break;
+			if (j + 1 == len || can_split_before(kind, s, j + 1))
+				best = j + 1;
+		}
+		if (best == 0) {
+			/* Not even one character fits: write it whole rather than cut it. */
+			best = i + 1;
+			while (best < len && !can_split_before(kind, s, best))
+				best++;
+		}
+		if (i > 0) {
+			strbuf_append_str(out, newline);
+			strbuf_append_str(out, " ");
+		}
+		encoded_word_write(out, like, s + i, best - i);
+		i = best;
+	}
+}
+
+/* Builds in out the Subject field f without its first tag (the rules are in sendas.h) and
+ * copies the tag's NAME. out is only meaningful when TAG_FOUND is returned. */
+static enum tag_state subject_remove_tag(const struct mail_field *f, const char *newline,
+	struct strbuf *out, char name[SMTP_LOCAL_PART_MAX + 1])
+{
+	const char *raw = f->raw;
+	size_t value_end = field_value_end(f);
+	size_t pos = f->value_offset;
+	enum tag_state state = TAG_NONE;
+	struct strbuf decoded;
+	struct sendas_tag tag;
+
+	strbuf_init(&decoded);
+	while (pos < value_end) {
+		struct encoded_word first;
+		strbuf_reset(&decoded);
+		bool have_word = encoded_word_next(raw, value_end, pos, &first, &decoded);
+		size_t plain_end = have_word ? first.start : value_end;
+
+		if (tag_find(raw + pos, plain_end - pos, &tag)) {
+			state = tag_take(&tag, name);
+			if (state == TAG_FOUND) {
+				strbuf_append(out, raw, f->raw_len);
+				remove_with_adjacent_space(out, pos + tag.start, pos + tag.end);
+			}
+			break;
+		}
+		if (!have_word)
+			break;
+		size_t run_end = encoded_run_end(raw, value_end, &first, &decoded);
+		enum charset_kind kind = charset_kind_of(&first);
+		if (kind != CHARSET_OPAQUE && tag_find(decoded.data, decoded.len, &tag)) {
+			state = tag_take(&tag, name);
+			if (state == TAG_FOUND) {
+				remove_with_adjacent_space(&decoded, tag.start, tag.end);
+				strbuf_append(out, raw, first.start);
+				encoded_text_write(out, &first, kind, decoded.data, decoded.len,
+					newline);
+				strbuf_append(out, raw + run_end, f->raw_len - run_end);
+				/* Words that held only the tag go like a tag: with one space. */
+				if (decoded.len == 0)
+					remove_with_adjacent_space(out, first.start, first.start);
+			}
+			break;
+		}
+		pos = run_end;
+	}
+	strbuf_free(&decoded);
+	if (state == TAG_FOUND)
+		drop_blank_continuations(out);
+	return state;
+}
+
+/* ---- The From address ---- */
+
+/* s[i] is '"': returns the index after the closing quote (RFC 5322 3.2.4, with quoted-pairs),
+ * or SIZE_MAX when the string never ends. */
+static size_t skip_quoted_string(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return SIZE_MAX;
+}
+
+/* s[i] is '(': returns the index after the comment (RFC 5322 3.2.2: comments nest), or
+ * SIZE_MAX when it never ends. */
+static size_t skip_comment(const char *s, size_t len, size_t i)
+{
+	size_t depth = 0;
+
+	for (; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && --depth == 0)
+			return i + 1;
+	}
+	return SIZE_MAX;
+}
+
+/* Finds the address of the first mailbox of a From value (RFC 5322 3.4: name-addr or
+ * addr-spec, with comments and quoted strings anywhere): [*start, *end) is what goes between
+ * the angle brackets, or the bare addr-spec. False when the value cannot be read so. */
+static bool mailbox_address_span(const char *s, size_t len, size_t *start, size_t *end)
+{
+	size_t i = 0;
+
+	/* name-addr: the first '<' outside quoted strings and comments, before any ','. */
+	while (i < len && s[i] != ',') {
+		if (s[i] == '"') {
+			i = skip_quoted_string(s, len, i);
+		} else if (s[i] == '(') {
+			i = skip_comment(s, len, i);
+		} else if (s[i] == '<') {
+			size_t j = i + 1;
+			while (j < len && s[j] != '>')
+				j = s[j] == '"' ? skip_quoted_string(s, len, j) : j + 1;
+			if (j >= len)
+				return false;
+			*start = i + 1;
+			*end = j;
+			return true;
+		} else {
+			i++;
+		}
+		if (i == SIZE_MAX)
+			return false;
+	}
+	/* addr-spec: the first token after comments and whitespace. */
+	i = 0;
+	while (i < len && (is_linear_space(s[i]) || s[i] == '(')) {
+		i = s[i] == '(' ? skip_comment(s, len, i) : i + 1;
+		if (i == SIZE_MAX)
+			return false;
+	}
+	*start = i;
+	while (i < len && !is_linear_space(s[i]) && s[i] != '(' && s[i] != ',') {
+		if (s[i] == ':' || s[i] == ';' || s[i] == '<' || s[i] == '>')
+			return false; /* a group (RFC 6854) or worse: not one address to replace */
+		i = s[i] == '"' ? skip_quoted_string(s, len, i) : i + 1;
+		if (i == SIZE_MAX)
+			return false;
+	}
+	*end = i;
+	return *end > *start;
+}
+
+static void from_rewrite(struct mail_headers *h, size_t index, const char *address)
+{
+	const struct mail_field *f = &h->fields[index];
+	size_t value_start = f->value_offset;
+	size_t value_end = field_value_end(f);
+	size_t start, end;
+	struct strbuf raw;
+
+	strbuf_init(&raw);
+	if (mailbox_address_span(f->raw + value_start, value_end - value_start, &start, &end)) {
+		strbuf_append(&raw, f->raw, value_start + start);
+		strbuf_append_str(&raw, address);
+		strbuf_append(&raw, f->raw + value_start + end, f->raw_len - value_start - end);
+	} else {
+		strbuf_append(&raw, f->raw, value_start);
+		strbuf_appendf(&raw, " %s", address);
+		strbuf_append(&raw, f->raw + value_end, f->raw_len - value_end);
+	}
+	mail_headers_replace(h, index, raw.data, raw.len);
+	strbuf_free(&raw);
+}
+
+enum sendas_result sendas_apply(struct mail_headers *h, const char *domain,
+	char new_sender[SMTP_PATH_MAX + 1])
+{
+	char name[SMTP_LOCAL_PART_MAX + 1];
+	struct strbuf subject;
+	enum sendas_result result;
+
+	if (!domain[0] || strpbrk(domain, " \t\r\n<>()\",;:@"))
+		fatal("event=bad_sendas_domain");
+	size_t subject_index = mail_headers_index(h, "Subject", 0);
+	if (subject_index == MAIL_HEADERS_NOT_FOUND)
+		return SENDAS_NONE;
+	strbuf_init(&subject);
+	switch (subject_remove_tag(&h->fields[subject_index], h->newline, &subject, name)) {
+	case TAG_NONE:
+		result = SENDAS_NONE;
+		break;
+	case TAG_INVALID:
+		result = SENDAS_INVALID_TAG;
+		break;
+	default:
+		/* RFC 5321 4.5.3.1.3: "<" NAME "@" DOMAIN ">" must fit in a path. */
+		if (strlen(name) + 1 + strlen(domain) + 2 > SMTP_PATH_MAX)
+			result = SENDAS_INVALID_TAG;
+		else if (mail_headers_index(h, "From", 0) == MAIL_HEADERS_NOT_FOUND)
+			result = SENDAS_NO_FROM;
+		else
+			result = SENDAS_APPLIED;
+		break;
+	}
+	if (result == SENDAS_APPLIED) {
+		char address[SMTP_PATH_MAX + 1];
+		snprintf(address, sizeof(address), "%s@%s", name, domain);
+		mail_headers_replace(h, subject_index, subject.data, subject.len);
+		/* RFC 5322 3.6 allows one From; should a message carry more, none keeps the old
+		 * address for a reader or a DKIM verifier to pick. */
+		for (size_t i = mail_headers_index(h, "From", 0); i != MAIL_HEADERS_NOT_FOUND;
+		     i = mail_headers_index(h, "From", i + 1))
+			from_rewrite(h, i, address);
+		memcpy(new_sender, address, strlen(address) + 1);
+	}
+	strbuf_free(&subject);
+	return result;
+}
