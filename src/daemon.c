@@ -19,7 +19,9 @@
 
 #include "bounds.h"
 #include "log.h"
+#include "mail/dkim.h"
 #include "pop3/server.h"
+#include "queue/queue.h"
 #include "smtp/server.h"
 #include "tls.h"
 #include "worker.h"
@@ -34,7 +36,13 @@ struct ip_count {
 	char ip[INET6_ADDRSTRLEN];
 };
 
-enum listener_kind { LISTEN_SMTP, LISTEN_POP3, LISTEN_POP3_STLS };
+enum listener_kind {
+	LISTEN_SMTP,
+	LISTEN_SUBMISSION,
+	LISTEN_SUBMISSION_TLS,
+	LISTEN_POP3,
+	LISTEN_POP3_STLS,
+};
 
 struct listener {
 	struct daemon *srv;
@@ -124,8 +132,47 @@ void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
 
 void daemon_conn_maybe_exit(struct daemon *srv)
 {
-	if (srv->stopping && srv->conn_count == 0 && worker_pool_pending(srv->workers) == 0)
+	if (srv->stopping && srv->conn_count == 0 && worker_pool_pending(srv->workers) == 0 &&
+	    (!srv->queue || queue_idle(srv->queue)))
 		event_base_loopexit(srv->base, NULL);
+}
+
+struct dkim_signer *daemon_dkim_signer(const struct daemon *srv,
+	const struct server_config *server)
+{
+	size_t i = (size_t)(server - srv->cfg->servers);
+
+	return srv->signers && i < srv->cfg->server_count ? srv->signers[i] : NULL;
+}
+
+/* Loads each Server's DKIM key. Returns 0, or -1 after logging which one failed. */
+static int load_dkim_signers(struct daemon *srv)
+{
+	const struct config *cfg = srv->cfg;
+	char err[512];
+
+	srv->signers = xcalloc(cfg->server_count, sizeof(*srv->signers));
+	for (size_t i = 0; i < cfg->server_count; i++) {
+		const struct server_config *server = &cfg->servers[i];
+		if (!server->dkim_key_path)
+			continue;
+		srv->signers[i] = dkim_signer_new(server->domain, server->dkim_selector,
+			server->dkim_key_path, err, sizeof(err));
+		if (!srv->signers[i]) {
+			log_error("server", "event=dkim_key_failed key=Servers[%zu].DKIMKeyPath error=\"%s\"",
+				i, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void free_dkim_signers(struct daemon *srv)
+{
+	for (size_t i = 0; srv->signers && i < srv->cfg->server_count; i++)
+		dkim_signer_free(srv->signers[i]);
+	free(srv->signers);
+	srv->signers = NULL;
 }
 
 void daemon_new_id(char *buf, size_t size)
@@ -151,7 +198,13 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	(void)addrlen;
 	switch (l->kind) {
 	case LISTEN_SMTP:
-		smtp_server_accept(l->srv, fd, addr);
+		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_MX);
+		break;
+	case LISTEN_SUBMISSION:
+		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_SUBMISSION);
+		break;
+	case LISTEN_SUBMISSION_TLS:
+		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_SUBMISSION_TLS);
 		break;
 	case LISTEN_POP3:
 		pop3_server_accept(l->srv, fd, addr, tls_available(l->srv->tls));
@@ -229,10 +282,21 @@ static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, i
 
 struct run_state {
 	struct daemon *srv;
-	struct listener *listeners[3];
+	struct listener *listeners[5];
 	size_t listener_count;
 	struct event *grace_timer;
+	struct event *wait_timer;
 };
+
+/* Polls whether the queue's runs have ended (they hold no connection slot). */
+static void wait_queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_state *rs = arg;
+
+	(void)fd;
+	(void)what;
+	daemon_conn_maybe_exit(rs->srv);
+}
 
 static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -254,6 +318,8 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("server", "event=stopping signal=%d connections=%u", (int)sig, srv->conn_count);
 	srv->stopping = true;
+	if (srv->queue)
+		queue_stop(srv->queue);
 	for (size_t i = 0; i < rs->listener_count; i++) {
 		evconnlistener_free(rs->listeners[i]->evl);
 		free(rs->listeners[i]);
@@ -269,7 +335,20 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct timeval grace = {SHUTDOWN_GRACE_SECONDS, 0};
 	rs->grace_timer = evtimer_new(srv->base, grace_expired_cb, rs);
 	evtimer_add(rs->grace_timer, &grace);
+	struct timeval poll = {0, 100000};
+	rs->wait_timer = event_new(srv->base, -1, EV_PERSIST, wait_queue_cb, rs);
+	event_add(rs->wait_timer, &poll);
 	daemon_conn_maybe_exit(srv);
+}
+
+static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run_state *rs = arg;
+
+	(void)sig;
+	(void)what;
+	if (rs->srv->queue && !rs->srv->stopping)
+		queue_flush(rs->srv->queue);
 }
 
 int daemon_run(const struct config *cfg)
@@ -296,6 +375,13 @@ int daemon_run(const struct config *cfg)
 		fatal("event=event_base_failed");
 	srv.ip_buckets = xcalloc(IP_BUCKETS, sizeof(*srv.ip_buckets));
 	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
+	if (load_dkim_signers(&srv) != 0)
+		goto out;
+	srv.queue = queue_new(srv.base, cfg, srv.workers, err, sizeof(err));
+	if (!srv.queue) {
+		log_error("server", "event=queue_failed key=SpoolPath error=\"%s\"", err);
+		goto out;
+	}
 
 	struct {
 		enum listener_kind kind;
@@ -303,12 +389,19 @@ int daemon_run(const struct config *cfg)
 		const char *name;
 	} ports[] = {
 		{LISTEN_SMTP, cfg->smtp_port, "SMTPPort"},
+		{LISTEN_SUBMISSION, cfg->submission_port, "SubmissionPort"},
+		{LISTEN_SUBMISSION_TLS, cfg->submission_tls_port, "SubmissionTLSPort"},
 		{LISTEN_POP3, cfg->pop3_port, "POP3Port"},
 		{LISTEN_POP3_STLS, cfg->pop3_stls_port, "POP3STLSPort"},
 	};
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
 		if (ports[i].port == 0)
 			continue;
+		if (ports[i].kind == LISTEN_SUBMISSION_TLS && !tls_available(srv.tls)) {
+			/* Implicit TLS needs a certificate; say so instead of failing every client. */
+			log_warn("server", "event=listener_skipped key=SubmissionTLSPort reason=no_certificate");
+			continue;
+		}
 		struct listener *l = listen_on(&srv, ports[i].kind, ports[i].port, ports[i].name);
 		if (!l)
 			goto out;
@@ -316,8 +409,10 @@ int daemon_run(const struct config *cfg)
 	}
 	struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_signal_cb, &rs);
 	struct event *sigint = evsignal_new(srv.base, SIGINT, stop_signal_cb, &rs);
+	struct event *sigusr1 = evsignal_new(srv.base, SIGUSR1, flush_signal_cb, &rs);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	evsignal_add(sigusr1, NULL);
 	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
 		tls_available(srv.tls) ? "yes" : "no");
@@ -325,8 +420,11 @@ int daemon_run(const struct config *cfg)
 	log_info("server", "event=stopped");
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sigusr1);
 	if (rs.grace_timer)
 		event_free(rs.grace_timer);
+	if (rs.wait_timer)
+		event_free(rs.wait_timer);
 	status = 0;
 out:
 	for (size_t i = 0; i < rs.listener_count; i++) {
@@ -334,6 +432,8 @@ out:
 		free(rs.listeners[i]);
 	}
 	worker_pool_free(srv.workers);
+	queue_free(srv.queue);
+	free_dkim_signers(&srv);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv.ip_buckets[i]) {
 			struct ip_count *next = srv.ip_buckets[i]->next;

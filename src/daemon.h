@@ -8,7 +8,9 @@
 
 #include "config.h"
 
+struct dkim_signer;
 struct event_base;
+struct queue;
 struct tls_contexts;
 struct worker_pool;
 
@@ -30,7 +32,13 @@ struct daemon {
 	unsigned conn_count;
 	struct ip_count **ip_buckets;
 	bool stopping;
+	struct queue *queue;           /* the outbound queue */
+	struct dkim_signer **signers;  /* per Server (same index as cfg->servers), or NULL */
 };
+
+/* The DKIM signer of a configured Server, or NULL when it has no DKIM key. */
+struct dkim_signer *daemon_dkim_signer(const struct daemon *srv,
+	const struct server_config *server);
 
 /* Runs the server until SIGTERM/SIGINT. Returns the process exit status. */
 int daemon_run(const struct config *cfg);

@@ -1,51 +1,98 @@
 /* main.c: the command line. "mailpopbox CONFIG.json" serves, exactly like the original;
- * "mailpopbox version" prints the version. */
+ * the other commands are for the operator (docs/operations in README). */
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
-#include "log.h"
 #include "daemon.h"
+#include "log.h"
+#include "mail/dkim_keygen.h"
+#include "queue/queue.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mailpopbox CONFIG.json        serve the domains in CONFIG.json\n"
-		"       mailpopbox serve CONFIG.json  the same\n"
-		"       mailpopbox version            print the version\n"
-		"       mailpopbox help               this text\n"
+		"usage: mailpopbox CONFIG.json                 serve the domains in CONFIG.json\n"
+		"       mailpopbox serve CONFIG.json           the same\n"
+		"       mailpopbox queue CONFIG.json [--flush] list the outbound queue, or make the\n"
+		"                                              running server retry it now\n"
+		"       mailpopbox dkim-keygen DOMAIN SELECTOR KEYFILE\n"
+		"                                              write a 2048-bit DKIM key and print the\n"
+		"                                              DNS TXT record to publish\n"
+		"       mailpopbox version                     print the version\n"
+		"       mailpopbox help                        this text\n"
 		"Configuration keys: docs/config.md. Logs go to standard error.\n");
+}
+
+static int load(const char *path, struct config *cfg)
+{
+	char err[512];
+
+	if (config_load(path, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailpopbox: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int serve(const char *path)
 {
 	struct config cfg;
-	char err[512];
 
-	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "mailpopbox: %s\n", err);
+	if (load(path, &cfg) != 0)
 		return 1;
-	}
 	int status = daemon_run(&cfg);
 	config_free(&cfg);
 	return status;
 }
 
+static int queue(const char *path, bool flush)
+{
+	struct config cfg;
+
+	/* Warnings about unknown keys are for the server's log, not this listing. */
+	log_set_level(LOG_LEVEL_ERROR);
+	if (load(path, &cfg) != 0)
+		return 1;
+	int status = queue_command(&cfg, flush);
+	config_free(&cfg);
+	return status;
+}
+
+static int keygen(const char *domain, const char *selector, const char *key_path)
+{
+	char err[512];
+
+	if (dkim_keygen(domain, selector, key_path, stdout, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mailpopbox: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 2 && (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)) {
+	const char *command = argc > 1 ? argv[1] : "";
+
+	if (argc == 2 && (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0)) {
 		printf("mailpopbox %s\n", MAILPOPBOX_VERSION);
 		return 0;
 	}
-	if (argc == 2 && (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
+	if (argc == 2 && (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
+			  strcmp(command, "-h") == 0)) {
 		usage(stdout);
 		return 0;
 	}
-	if (argc == 3 && strcmp(argv[1], "serve") == 0)
+	if (argc == 3 && strcmp(command, "serve") == 0)
 		return serve(argv[2]);
-	if (argc == 2 && argv[1][0] != '-')
-		return serve(argv[1]);
+	if (strcmp(command, "queue") == 0 && (argc == 3 ||
+		    (argc == 4 && strcmp(argv[3], "--flush") == 0)))
+		return queue(argv[2], argc == 4);
+	if (argc == 5 && strcmp(command, "dkim-keygen") == 0)
+		return keygen(argv[2], argv[3], argv[4]);
+	if (argc == 2 && command[0] != '-' && strcmp(command, "queue") != 0 &&
+	    strcmp(command, "dkim-keygen") != 0)
+		return serve(command);
 	usage(stderr);
 	return 2;
 }

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "daemon.h"
 #include "smtp/session.h"
+#include "queue/queue.h"
+#include "queue/submit.h"
 #include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
@@ -35,11 +37,13 @@ struct smtp_conn {
 	struct strbuf out;
 	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
 	size_t delivery_count;
+	struct submission *submission;         /* the owner's mail during DATA, else NULL */
 	bool discarding_line; /* inside an over-long command line */
 	bool closing;         /* flush the output, then free */
 	bool job_pending;     /* a commit is running on a worker */
 	bool gone;            /* the client went away while a job was pending */
 	bool commit_ok;
+	bool auth_ok;
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
@@ -59,6 +63,11 @@ static void set_timeouts(struct smtp_conn *c)
 
 static void abort_deliveries(struct smtp_conn *c)
 {
+	if (c->submission) {
+		submission_free(c->submission);
+		free(c->submission);
+		c->submission = NULL;
+	}
 	for (size_t i = 0; i < c->delivery_count; i++) {
 		maildrop_delivery_abort(&c->deliveries[i]);
 		maildrop_delivery_release(&c->deliveries[i]);
@@ -114,6 +123,28 @@ static void close_after_flush(struct smtp_conn *c)
 
 /* ---- DATA ---- */
 
+/* The owner's authenticated mail: kept as received until the end of data, then finished and
+ * stored by submission_commit() on a worker. */
+static void begin_submission(struct smtp_conn *c, time_t now)
+{
+	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	struct submission *sub = xcalloc(1, sizeof(*sub));
+
+	if (submission_begin(sub, c->srv->cfg, tx, daemon_dkim_signer(c->srv, tx->submitter),
+		    now) != 0) {
+		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
+			c->srv->cfg->spool_path, strerror(errno));
+		smtp_session_storage_failed(c->session);
+		free(sub);
+		set_timeouts(c);
+		return;
+	}
+	smtp_trace_received(&sub->received, c->session, c->srv->cfg->hostname,
+		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
+	c->submission = sub;
+	set_timeouts(c);
+}
+
 static void begin_data(struct smtp_conn *c)
 {
 	const struct config *cfg = c->srv->cfg;
@@ -125,6 +156,11 @@ static void begin_data(struct smtp_conn *c)
 	daemon_new_id(queue_id, sizeof(queue_id));
 	smtp_session_set_queue_id(c->session, queue_id);
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	if (tx->submitter) {
+		free(servers);
+		begin_submission(c, now);
+		return;
+	}
 	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
 	c->deliveries = xcalloc(n, sizeof(*c->deliveries));
 	strbuf_init(&headers);
@@ -149,10 +185,49 @@ static void commit_work(void *arg)
 {
 	struct smtp_conn *c = arg;
 
+	if (c->submission) {
+		submission_commit(c->submission);
+		c->commit_ok = c->submission->result == SUBMIT_OK;
+		return;
+	}
 	c->commit_ok = true;
 	for (size_t i = 0; i < c->delivery_count; i++)
 		if (maildrop_delivery_commit(&c->deliveries[i]) != 0)
 			c->commit_ok = false;
+}
+
+static void after_commit(struct smtp_conn *c);
+
+/* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
+static void submission_done(struct smtp_conn *c)
+{
+	struct submission *sub = c->submission;
+	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	char from[300];
+
+	log_quote(from, sizeof(from), sub->sender, strlen(sub->sender));
+	switch (sub->result) {
+	case SUBMIT_OK:
+		log_info("smtp", "event=submitted client=%s id=%s from=%s recipients=%zu local=%zu queued=%s sendas=%s dkim=%s",
+			c->base.ip, tx->queue_id, from, tx->rcpt_count, sub->local_count,
+			sub->queued ? "yes" : "no", sub->sendas ? "yes" : "no",
+			sub->signed_dkim ? "yes" : "no");
+		c->messages++;
+		if (sub->queued)
+			queue_add(c->srv->queue, sub->queue_id);
+		smtp_session_data_committed(c->session, true, &c->out);
+		break;
+	case SUBMIT_TEMPFAIL:
+		smtp_session_data_committed(c->session, false, &c->out);
+		break;
+	case SUBMIT_REJECTED:
+		smtp_session_data_rejected(c->session, sub->reject_reply, &c->out);
+		break;
+	}
+	submission_free(sub);
+	free(sub);
+	c->submission = NULL;
+	after_commit(c);
 }
 
 static void commit_done(void *arg)
@@ -162,6 +237,10 @@ static void commit_done(void *arg)
 	uint64_t size = c->delivery_count ? c->deliveries[0].written : 0;
 
 	c->job_pending = false;
+	if (c->submission) {
+		submission_done(c);
+		return;
+	}
 	if (c->commit_ok) {
 		char from[300];
 		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu maildrops=%zu size=%llu",
@@ -179,6 +258,12 @@ static void commit_done(void *arg)
 	c->deliveries = NULL;
 	c->delivery_count = 0;
 	smtp_session_data_committed(c->session, c->commit_ok, &c->out);
+	after_commit(c);
+}
+
+/* Back to reading commands once the message's fate is known. */
+static void after_commit(struct smtp_conn *c)
+{
 	if (c->gone) {
 		smtp_conn_free(c);
 		return;
@@ -224,11 +309,47 @@ static bool feed_data(struct smtp_conn *c, struct evbuffer *in)
 			&out_len);
 		for (size_t i = 0; i < c->delivery_count; i++)
 			maildrop_delivery_write(&c->deliveries[i], chunk_out, out_len);
+		if (c->submission)
+			submission_write(c->submission, chunk_out, out_len);
 		evbuffer_drain(in, used);
 		if (smtp_session_data_done(c->session))
 			return true;
 	}
 	return false;
+}
+
+/* ---- AUTH ---- */
+
+static void auth_work(void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	c->auth_ok = smtp_session_verify_password(c->session);
+}
+
+static void auth_done(void *arg)
+{
+	struct smtp_conn *c = arg;
+	const struct server_config *server = smtp_session_auth_server(c->session);
+
+	c->job_pending = false;
+	enum smtp_action action = smtp_session_auth_result(c->session, c->auth_ok, &c->out);
+	if (c->gone) {
+		smtp_conn_free(c);
+		return;
+	}
+	/* Never the login name or password: a failed login may be a password typed as a user. */
+	if (c->auth_ok)
+		log_info("smtp", "event=login client=%s domain=%s", c->base.ip, server->domain);
+	else
+		log_warn("smtp", "event=auth_failed client=%s", c->base.ip);
+	flush_out(c);
+	if (action == SMTP_ACTION_CLOSE) {
+		close_after_flush(c);
+		return;
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	smtp_conn_process(c);
 }
 
 /* ---- STARTTLS ---- */
@@ -274,6 +395,12 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 		flush_out(c);
 		start_tls(c);
 		break;
+	case SMTP_ACTION_CHECK_AUTH:
+		flush_out(c);
+		c->job_pending = true;
+		bufferevent_disable(c->bev, EV_READ);
+		worker_pool_submit(c->srv->workers, auth_work, auth_done, c);
+		break;
 	case SMTP_ACTION_CLOSE:
 		flush_out(c);
 		close_after_flush(c);
@@ -301,7 +428,8 @@ static void smtp_conn_process(struct smtp_conn *c)
 			continue;
 		}
 		if (state != SMTP_STATE_CONNECTED && state != SMTP_STATE_READY &&
-		    state != SMTP_STATE_MAIL && state != SMTP_STATE_RCPT)
+		    state != SMTP_STATE_MAIL && state != SMTP_STATE_RCPT &&
+		    state != SMTP_STATE_AUTH_RESPONSE)
 			break;
 		size_t eol_len = 0;
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
@@ -362,12 +490,16 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->closing)
 		return; /* the closer frees the connection once the last reply is out */
 	if (what & BEV_EVENT_CONNECTED) {
-		/* The TLS handshake after STARTTLS completed. */
+		/* A TLS handshake completed: after STARTTLS, or at once on the implicit TLS port
+		 * (RFC 8314), where the reset is harmless since nothing was said yet. */
 		char description[128];
 		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 		tls_describe(ssl, description, sizeof(description));
 		smtp_session_tls_started(c->session, description);
 		log_info("smtp", "event=starttls client=%s tls=\"%s\"", c->base.ip, description);
+		/* A command may have come with the client's last handshake flight and already
+		 * be decrypted in the input buffer, with no further read event to come. */
+		smtp_conn_process(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -403,7 +535,8 @@ static void smtp_conn_shutdown(struct daemon_conn *conn)
 	close_after_flush(c);
 }
 
-void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr)
+void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
+	enum smtp_listener listener)
 {
 	struct smtp_conn *c = xcalloc(1, sizeof(*c));
 
@@ -420,7 +553,12 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bool implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
+	if (implicit_tls)
+		c->bev = bufferevent_openssl_socket_new(srv->base, fd, tls_new_session(srv->tls),
+			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		evutil_closesocket(fd);
 		daemon_conn_release(srv, &c->base);
@@ -431,10 +569,12 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 		.cfg = srv->cfg,
 		.client_ip = c->base.ip,
 		.tls_available = tls_available(srv->tls),
-		.tls_active = false,
+		.tls_active = implicit_tls,
+		.submission = listener != SMTP_LISTENER_MX,
 	};
 	c->session = smtp_session_new(&params);
-	log_info("smtp", "event=connect client=%s", c->base.ip);
+	static const char *const listener_names[] = {"mx", "submission", "submissions"};
+	log_info("smtp", "event=connect client=%s port=%s", c->base.ip, listener_names[listener]);
 	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
 	set_timeouts(c);
