@@ -22,7 +22,8 @@
  *    In encoded-words, the words holding the tag are decoded, the tag removed the same way,
  *    and the rest written back as plain text when it is printable ASCII, else as encoded-words
  *    in the same charset and encoding (B or Q), at most 75 octets each (RFC 2047 2), cut only
- *    between characters (RFC 2047 5), folded. Every other octet of the Subject is kept.
+ *    between characters (RFC 2047 5), folded. Every other octet of the Subject is kept,
+ *    but for a continuation line the removal leaves empty, which goes with its line end.
  *  - in every From field, the address of the first mailbox becomes NAME@DOMAIN and the rest
  *    (display name, comments, quoting) is kept: "Alice <mailbox@d>" -> "Alice <shop@d>",
  *    "mailbox@d (Alice)" -> "shop@d (Alice)". A From that cannot be read as a mailbox
