@@ -104,6 +104,8 @@ static const struct key_spec config_keys[] = {
 		QUEUE_DEFAULT_RETRY_BASE_SECONDS),
 	UNSIGNED_KEY(struct config, "QueueLifetimeSeconds", queue_lifetime,
 		QUEUE_DEFAULT_LIFETIME_SECONDS),
+	STRING_KEY(struct config, "User", user, KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct config, "Group", group, KEY_EMPTY_IS_ABSENT, NULL),
 };
 
 /* Keys of each "Servers" entry. */

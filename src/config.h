@@ -51,6 +51,10 @@ struct config {
 	char *outbound_relay_password; /* "OutboundRelayPassword" */
 	unsigned queue_retry_base;     /* "QueueRetryBaseSeconds", default 60 */
 	unsigned queue_lifetime;       /* "QueueLifetimeSeconds", default 432000 (5 days) */
+
+	/* Operations. */
+	char *user;                    /* "User": drop root to this user after binding, or NULL */
+	char *group;                   /* "Group": its group instead of the user's own */
 };
 
 #define CONFIG_DEFAULT_SPOOL_PATH "/var/spool/mailpopbox"

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mail/dkim.h"
 #include "pop3/server.h"
+#include "privileges.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
 #include "tls.h"
@@ -406,6 +407,13 @@ int daemon_run(const struct config *cfg)
 		if (!l)
 			goto out;
 		rs.listeners[rs.listener_count++] = l;
+	}
+	/* Ports are bound and keys read: nothing below needs root. */
+	if (privileges_drop(cfg, err, sizeof(err)) != 0) {
+		char quoted[600];
+		log_error("server", "event=privileges_failed error=%s",
+			log_quote(quoted, sizeof(quoted), err, strlen(err)));
+		goto out;
 	}
 	struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_signal_cb, &rs);
 	struct event *sigint = evsignal_new(srv.base, SIGINT, stop_signal_cb, &rs);

@@ -33,8 +33,20 @@ static void log_vmsg(enum log_level level, const char *module, const char *fmt, 
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	/* Whatever a value holds (a remote server's reply, a file name), it cannot end the line
+	 * or start a forged one: control octets are written as \xNN. */
+	char safe[sizeof(line) * 4];
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof(safe); p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			o += (size_t)snprintf(safe + o, sizeof(safe) - o, "\\x%02x", *p);
+		} else {
+			safe[o++] = (char)*p;
+		}
+	}
+	safe[o] = '\0';
 	/* One write per event so concurrent threads never interleave inside a line. */
-	fprintf(stderr, "%s\n", line);
+	fprintf(stderr, "%s\n", safe);
 }
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)

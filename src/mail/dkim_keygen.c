@@ -15,6 +15,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "mail/dkim.h"
 
@@ -45,22 +46,6 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 	return record;
 }
 
-/* Writes all of data; returns 0 or -1 with errno set. */
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Makes the new directory entry durable: POSIX leaves it in the cache until the directory
  * itself is fsync'd. */
@@ -101,7 +86,7 @@ static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path,
 		return -1;
 	}
 	/* The umask may only narrow 0600; fchmod makes it exactly owner read/write. */
-	if (fchmod(fd, 0600) != 0 || write_all(fd, pem, pem_len) != 0 || fsync(fd) != 0) {
+	if (fchmod(fd, 0600) != 0 || fs_write_all(fd, pem, pem_len) != 0 || fsync(fd) != 0) {
 		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
 		close(fd);
 		goto fail;

@@ -168,6 +168,7 @@ static void group_done(struct queue_item *item, const struct smtp_client_result 
 		struct spool_recipient *r = &item->entry.recipients[item->group_map[i]];
 		const struct smtp_client_result *res = &results[i];
 		char error[SMTP_CLIENT_TEXT_MAX + 64];
+		char quoted[SMTP_CLIENT_TEXT_MAX + 64];
 
 		if (res->code)
 			snprintf(error, sizeof(error), "smtp; %s", res->text);
@@ -187,14 +188,16 @@ static void group_done(struct queue_item *item, const struct smtp_client_result 
 		case SMTP_CLIENT_PERMFAIL:
 			r->state = SPOOL_RCPT_FAILED;
 			spool_set_string(&r->last_error, error);
-			log_warn("queue", "event=bounced id=%s to=%s status=%s error=\"%s\"",
-				item->entry.id, r->address, res->enhanced, res->text);
+			log_warn("queue", "event=bounced id=%s to=%s status=%s error=%s",
+				item->entry.id, r->address, res->enhanced,
+				log_quote(quoted, sizeof(quoted), res->text, strlen(res->text)));
 			break;
 		case SMTP_CLIENT_TEMPFAIL:
 		case SMTP_CLIENT_PENDING:
 			spool_set_string(&r->last_error, error);
-			log_info("queue", "event=deferred id=%s to=%s status=%s error=\"%s\"",
-				item->entry.id, r->address, res->enhanced, res->text);
+			log_info("queue", "event=deferred id=%s to=%s status=%s error=%s",
+				item->entry.id, r->address, res->enhanced,
+				log_quote(quoted, sizeof(quoted), res->text, strlen(res->text)));
 			break;
 		}
 	}

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "fsutil.h"
 #include "log.h"
 
 /* An envelope is a few hundred octets per recipient; anything far bigger is not ours and is
@@ -45,105 +46,6 @@ static const struct {
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ---- small file-system helpers (the same discipline as store/maildrop.c) ---- */
-
-static char *path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *path_printf(const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	char *p;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatal("event=path_format_failed");
-	p = xmalloc((size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(p, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	return p;
-}
-
-/* A created, renamed or removed name is only durable once its directory is fsync'd. */
-static int fsync_directory(const char *path)
-{
-	int fd, saved;
-
-	do
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		return -1;
-	if (fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static char *parent_directory(const char *path)
-{
-	size_t len = strlen(path);
-
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	while (len > 0 && path[len - 1] != '/')
-		len--;
-	if (len == 0)
-		return xstrdup(".");
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	return xstrndup(path, len);
-}
-
-/* Creates path and any missing parents (mode 0700), fsync'ing the parent of each directory
- * it creates so the new names survive a crash. Returns 0 or -1 with errno. */
-static int make_directories(const char *path)
-{
-	struct stat st;
-	char *parent;
-	int r;
-
-	if (stat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return 0;
-		errno = ENOTDIR;
-		return -1;
-	}
-	if (errno != ENOENT)
-		return -1;
-	parent = parent_directory(path);
-	r = strcmp(parent, path) == 0 ? 0 : make_directories(parent);
-	if (r == 0 && mkdir(path, 0700) < 0 && errno != EEXIST)
-		r = -1;
-	if (r == 0)
-		r = fsync_directory(parent);
-	free(parent);
-	return r;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static bool path_exists(const char *path)
 {
@@ -325,7 +227,7 @@ const char *spool_state_name(enum spool_recipient_state state)
 
 char *spool_message_path(const char *spool_path, const char *id)
 {
-	return path_printf("%s/msg/%s", spool_path, id);
+	return fs_path_printf("%s/msg/%s", spool_path, id);
 }
 
 /* ---- the envelope as JSON ---- */
@@ -728,7 +630,7 @@ int spool_load(const char *spool_path, const char *id, struct spool_entry *e, ch
 		errno = EINVAL;
 		return -1;
 	}
-	path = path_printf("%s/env/%s", spool_path, id);
+	path = fs_path_printf("%s/env/%s", spool_path, id);
 	if (read_small_file(path, SPOOL_ENVELOPE_MAX, &data, &len) < 0) {
 		int saved = errno;
 
@@ -769,9 +671,9 @@ static int envelope_write(const char *spool_path, const char *id, const char *te
 	bool *renamed)
 {
 	unsigned long n = atomic_fetch_add(&envelope_counter, 1) + 1;
-	char *tmp = path_printf("%s/tmp/%s.env.%ld.%lu", spool_path, id, (long)getpid(), n);
-	char *final = path_printf("%s/env/%s", spool_path, id);
-	char *dir = path_printf("%s/env", spool_path);
+	char *tmp = fs_path_printf("%s/tmp/%s.env.%ld.%lu", spool_path, id, (long)getpid(), n);
+	char *final = fs_path_printf("%s/env/%s", spool_path, id);
+	char *dir = fs_path_printf("%s/env", spool_path);
 	int fd, saved = 0;
 
 	*renamed = false;
@@ -783,7 +685,7 @@ static int envelope_write(const char *spool_path, const char *id, const char *te
 		goto out;
 	}
 	/* The new envelope must be on disk before its name replaces the old one. */
-	if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+	if (fs_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);
@@ -800,7 +702,7 @@ static int envelope_write(const char *spool_path, const char *id, const char *te
 		goto out;
 	}
 	*renamed = true;
-	if (fsync_directory(dir) < 0)
+	if (fs_fsync_directory(dir) < 0)
 		saved = errno;
 out:
 	free(tmp);
@@ -823,7 +725,7 @@ int spool_save(const char *spool_path, const struct spool_entry *e)
 	if (!text)
 		return -1;
 	/* Saving a removed entry would bring back an envelope without its message. */
-	env_path = path_printf("%s/env/%s", spool_path, e->id);
+	env_path = fs_path_printf("%s/env/%s", spool_path, e->id);
 	msg_path = spool_message_path(spool_path, e->id);
 	exists = path_exists(env_path) && path_exists(msg_path);
 	free(env_path);
@@ -844,14 +746,14 @@ int spool_init(const char *spool_path, char *err, size_t errsz)
 {
 	static const char *const subdirs[] = {"tmp", "msg", "env"};
 
-	if (make_directories(spool_path) < 0) {
+	if (fs_make_directories(spool_path) < 0) {
 		snprintf(err, errsz, "SpoolPath %s: %s", spool_path, strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-		char *sub = path_printf("%s/%s", spool_path, subdirs[i]);
+		char *sub = fs_path_printf("%s/%s", spool_path, subdirs[i]);
 
-		if (make_directories(sub) < 0) {
+		if (fs_make_directories(sub) < 0) {
 			snprintf(err, errsz, "SpoolPath %s: %s", sub, strerror(errno));
 			free(sub);
 			return -1;
@@ -872,7 +774,7 @@ int spool_message_begin(struct spool_message *m, const char *spool_path, const c
 		errno = EINVAL;
 		return -1;
 	}
-	tmp_path = path_printf("%s/tmp/%s", spool_path, id);
+	tmp_path = fs_path_printf("%s/tmp/%s", spool_path, id);
 	/* O_EXCL: never share a file with another writer. */
 	do
 		fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -897,7 +799,7 @@ int spool_message_write(struct spool_message *m, const void *data, size_t len)
 {
 	if (m->error == 0 && m->fd < 0)
 		m->error = EBADF;
-	if (m->error == 0 && write_all(m->fd, data, len) < 0)
+	if (m->error == 0 && fs_write_all(m->fd, data, len) < 0)
 		m->error = errno;
 	if (m->error) {
 		errno = m->error;
@@ -938,7 +840,7 @@ static void unqueue_message(const char *msg_path, const char *msg_dir)
 
 	if (unlink(msg_path) < 0 && errno != ENOENT)
 		log_warn("spool", "event=unlink_failed file=%s error=%s", msg_path, strerror(errno));
-	fsync_directory(msg_dir);
+	fs_fsync_directory(msg_dir);
 	errno = saved;
 }
 
@@ -968,9 +870,9 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 		return -1;
 	}
 	msg_path = spool_message_path(m->spool_path, m->id);
-	msg_dir = path_printf("%s/msg", m->spool_path);
-	env_path = path_printf("%s/env/%s", m->spool_path, m->id);
-	env_dir = path_printf("%s/env", m->spool_path);
+	msg_dir = fs_path_printf("%s/msg", m->spool_path);
+	env_path = fs_path_printf("%s/env/%s", m->spool_path, m->id);
+	env_dir = fs_path_printf("%s/env", m->spool_path);
 	/* msg/ID of a queued entry is immutable: a reused id must not replace it. */
 	if (path_exists(env_path)) {
 		spool_message_abort(m);
@@ -997,7 +899,7 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 		goto out;
 	}
 	/* msg/ before env/: an envelope must never name a message a crash could lose. */
-	if (fsync_directory(msg_dir) < 0) {
+	if (fs_fsync_directory(msg_dir) < 0) {
 		saved = errno;
 		unqueue_message(msg_path, msg_dir);
 		goto out;
@@ -1006,7 +908,7 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 		saved = errno;
 		if (renamed) {
 			unlink(env_path);
-			fsync_directory(env_dir);
+			fs_fsync_directory(env_dir);
 		}
 		unqueue_message(msg_path, msg_dir);
 		goto out;
@@ -1090,7 +992,7 @@ static int collect_id(int dir_fd, const char *name, void *arg)
 int spool_list(const char *spool_path, char ***ids, size_t *count)
 {
 	struct id_list l = {0};
-	char *dir = path_printf("%s/env", spool_path);
+	char *dir = fs_path_printf("%s/env", spool_path);
 	int r = for_each_name(dir, collect_id, &l);
 
 	free(dir);
@@ -1120,7 +1022,7 @@ static int remove_durably(const char *path, const char *dir)
 {
 	if (unlink(path) < 0)
 		return errno == ENOENT ? 0 : -1;
-	return fsync_directory(dir);
+	return fs_fsync_directory(dir);
 }
 
 int spool_remove(const char *spool_path, const char *id)
@@ -1132,10 +1034,10 @@ int spool_remove(const char *spool_path, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	env_path = path_printf("%s/env/%s", spool_path, id);
-	env_dir = path_printf("%s/env", spool_path);
+	env_path = fs_path_printf("%s/env/%s", spool_path, id);
+	env_dir = fs_path_printf("%s/env", spool_path);
 	msg_path = spool_message_path(spool_path, id);
-	msg_dir = path_printf("%s/msg", spool_path);
+	msg_dir = fs_path_printf("%s/msg", spool_path);
 	/* The envelope goes first: once it is gone the entry is gone, and a crash before the
 	 * message is unlinked leaves only an orphan for spool_recover. */
 	r = remove_durably(env_path, env_dir);
@@ -1203,11 +1105,11 @@ static int recover_name(int dir_fd, const char *name, void *arg)
 static int recover_directory(const char *spool_path, const char *dir_name, const char *other_name)
 {
 	struct recovery rc = {.spool_path = spool_path, .dir_name = dir_name, .other_fd = -1};
-	char *dir = path_printf("%s/%s", spool_path, dir_name);
+	char *dir = fs_path_printf("%s/%s", spool_path, dir_name);
 	int r, saved;
 
 	if (other_name) {
-		char *other = path_printf("%s/%s", spool_path, other_name);
+		char *other = fs_path_printf("%s/%s", spool_path, other_name);
 
 		rc.other_fd = open(other, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		saved = errno;
@@ -1223,7 +1125,7 @@ static int recover_directory(const char *spool_path, const char *dir_name, const
 	if (rc.other_fd >= 0)
 		close(rc.other_fd);
 	/* The removals are made durable so a crash does not bring orphans back. */
-	if (r == 0 && rc.removed > 0 && fsync_directory(dir) < 0)
+	if (r == 0 && rc.removed > 0 && fs_fsync_directory(dir) < 0)
 		log_warn("spool", "event=fsync_failed dir=%s error=%s", dir, strerror(errno));
 	free(dir);
 	if (r < 0) {

@@ -1,0 +1,107 @@
+/* fsutil.c: fsync'd directory creation and the small helpers durable writes share. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+char *fs_path_printf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("event=path_format_failed");
+	p = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+int fs_fsync_directory(const char *path)
+{
+	int fd, saved;
+
+	do
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	if (fsync(fd) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+char *fs_parent_directory(const char *path)
+{
+	size_t len = strlen(path);
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	while (len > 0 && path[len - 1] != '/')
+		len--;
+	if (len == 0)
+		return xstrdup(".");
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	return xstrndup(path, len);
+}
+
+int fs_make_directories(const char *path)
+{
+	struct stat st;
+	char *parent;
+	int r;
+
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	parent = fs_parent_directory(path);
+	r = strcmp(parent, path) == 0 ? 0 : fs_make_directories(parent);
+	if (r == 0 && mkdir(path, 0700) < 0 && errno != EEXIST)
+		r = -1;
+	if (r == 0)
+		r = fs_fsync_directory(parent);
+	free(parent);
+	return r;
+}
+
+int fs_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
