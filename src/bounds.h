@@ -52,6 +52,12 @@
 #define QUEUE_DEFAULT_LIFETIME_SECONDS 432000
 /* Deliveries in progress at once. */
 #define QUEUE_MAX_PARALLEL_DELIVERIES 10
+/* Brute-force throttling per client IP ("AuthMaxFailures" failed logins within
+ * "AuthFailureWindowSeconds" lock the IP out for "AuthLockoutSeconds"; each failure's reply
+ * waits one second more, up to THROTTLE_MAX_DELAY_SECONDS in throttle.h). */
+#define AUTH_DEFAULT_MAX_FAILURES 10
+#define AUTH_DEFAULT_FAILURE_WINDOW_SECONDS 600
+#define AUTH_DEFAULT_LOCKOUT_SECONDS 900
 /* Worker threads doing fsync/rename off the event loop. */
 #define WORKER_THREADS 4
 /* RFC 4954 4: an AUTH line (base64 of authzid, authcid, password) is at most 12288 octets. */

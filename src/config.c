@@ -106,6 +106,12 @@ static const struct key_spec config_keys[] = {
 		QUEUE_DEFAULT_LIFETIME_SECONDS),
 	STRING_KEY(struct config, "User", user, KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct config, "Group", group, KEY_EMPTY_IS_ABSENT, NULL),
+	UNSIGNED_KEY(struct config, "AuthMaxFailures", auth_max_failures,
+		AUTH_DEFAULT_MAX_FAILURES),
+	UNSIGNED_KEY(struct config, "AuthFailureWindowSeconds", auth_failure_window,
+		AUTH_DEFAULT_FAILURE_WINDOW_SECONDS),
+	UNSIGNED_KEY(struct config, "AuthLockoutSeconds", auth_lockout,
+		AUTH_DEFAULT_LOCKOUT_SECONDS),
 };
 
 /* Keys of each "Servers" entry. */

@@ -55,6 +55,9 @@ struct config {
 	/* Operations. */
 	char *user;                    /* "User": drop root to this user after binding, or NULL */
 	char *group;                   /* "Group": its group instead of the user's own */
+	unsigned auth_max_failures;    /* "AuthMaxFailures", default 10 */
+	unsigned auth_failure_window;  /* "AuthFailureWindowSeconds", default 600 */
+	unsigned auth_lockout;         /* "AuthLockoutSeconds", default 900 */
 };
 
 #define CONFIG_DEFAULT_SPOOL_PATH "/var/spool/mailpopbox"

@@ -23,6 +23,7 @@
 #include "pop3/server.h"
 #include "privileges.h"
 #include "queue/queue.h"
+#include "throttle.h"
 #include "smtp/server.h"
 #include "tls.h"
 #include "worker.h"
@@ -376,6 +377,8 @@ int daemon_run(const struct config *cfg)
 		fatal("event=event_base_failed");
 	srv.ip_buckets = xcalloc(IP_BUCKETS, sizeof(*srv.ip_buckets));
 	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
+	srv.throttle = throttle_new(cfg->auth_max_failures, cfg->auth_failure_window,
+		cfg->auth_lockout);
 	if (load_dkim_signers(&srv) != 0)
 		goto out;
 	srv.queue = queue_new(srv.base, cfg, srv.workers, err, sizeof(err));
@@ -442,6 +445,7 @@ out:
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	free_dkim_signers(&srv);
+	throttle_free(srv.throttle);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv.ip_buckets[i]) {
 			struct ip_count *next = srv.ip_buckets[i]->next;

@@ -34,6 +34,7 @@ struct daemon {
 	bool stopping;
 	struct queue *queue;           /* the outbound queue */
 	struct dkim_signer **signers;  /* per Server (same index as cfg->servers), or NULL */
+	struct throttle *throttle;     /* failed logins per client IP */
 };
 
 /* The DKIM signer of a configured Server, or NULL when it has no DKIM key. */

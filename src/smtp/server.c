@@ -23,6 +23,7 @@
 #include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
+#include "throttle.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -44,6 +45,7 @@ struct smtp_conn {
 	bool gone;            /* the client went away while a job was pending */
 	bool commit_ok;
 	bool auth_ok;
+	struct event *auth_delay;  /* holds a failed AUTH's reply back (throttling) */
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
@@ -79,6 +81,8 @@ static void abort_deliveries(struct smtp_conn *c)
 
 static void smtp_conn_free(struct smtp_conn *c)
 {
+	if (c->auth_delay)
+		event_free(c->auth_delay);
 	abort_deliveries(c);
 	log_info("smtp", "event=disconnect client=%s messages=%u seconds=%ld", c->base.ip,
 		c->messages, (long)(time(NULL) - c->connected_at));
@@ -327,22 +331,15 @@ static void auth_work(void *arg)
 	c->auth_ok = smtp_session_verify_password(c->session);
 }
 
-static void auth_done(void *arg)
+/* Gives the AUTH verdict (after the throttling delay, for a failure). */
+static void auth_reply(struct smtp_conn *c)
 {
-	struct smtp_conn *c = arg;
-	const struct server_config *server = smtp_session_auth_server(c->session);
-
 	c->job_pending = false;
 	enum smtp_action action = smtp_session_auth_result(c->session, c->auth_ok, &c->out);
 	if (c->gone) {
 		smtp_conn_free(c);
 		return;
 	}
-	/* Never the login name or password: a failed login may be a password typed as a user. */
-	if (c->auth_ok)
-		log_info("smtp", "event=login client=%s domain=%s", c->base.ip, server->domain);
-	else
-		log_warn("smtp", "event=auth_failed client=%s", c->base.ip);
 	flush_out(c);
 	if (action == SMTP_ACTION_CLOSE) {
 		close_after_flush(c);
@@ -350,6 +347,48 @@ static void auth_done(void *arg)
 	}
 	bufferevent_enable(c->bev, EV_READ);
 	smtp_conn_process(c);
+}
+
+static void auth_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(c->auth_delay);
+	c->auth_delay = NULL;
+	auth_reply(c);
+}
+
+static void auth_done(void *arg)
+{
+	struct smtp_conn *c = arg;
+	const struct server_config *server = smtp_session_auth_server(c->session);
+	struct throttle *throttle = c->srv->throttle;
+	time_t now = time(NULL);
+
+	/* Never the login name or password: a failed login may be a password typed as a user. */
+	if (c->auth_ok) {
+		throttle_success(throttle, c->base.ip);
+		log_info("smtp", "event=login client=%s domain=%s", c->base.ip, server->domain);
+		auth_reply(c);
+		return;
+	}
+	bool locked = false;
+	unsigned delay = throttle_failure(throttle, c->base.ip, now, &locked);
+	/* The line fail2ban matches: "event=auth_failed ... client=<ip>". */
+	log_warn("smtp", "event=auth_failed client=%s", c->base.ip);
+	if (locked)
+		log_warn("smtp", "event=auth_lockout client=%s seconds=%u", c->base.ip,
+			c->srv->cfg->auth_lockout);
+	if (delay == 0 || c->gone) {
+		auth_reply(c);
+		return;
+	}
+	/* Slow the guesser down; the job stays pending so nothing else is read meanwhile. */
+	struct timeval wait = {(time_t)delay, 0};
+	c->auth_delay = evtimer_new(c->srv->base, auth_delay_done, c);
+	evtimer_add(c->auth_delay, &wait);
 }
 
 /* ---- STARTTLS ---- */
@@ -396,6 +435,12 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 		start_tls(c);
 		break;
 	case SMTP_ACTION_CHECK_AUTH:
+		if (throttle_blocked(c->srv->throttle, c->base.ip, time(NULL))) {
+			log_warn("smtp", "event=auth_blocked client=%s", c->base.ip);
+			handle_action(c, smtp_session_auth_blocked(c->session, &c->out));
+			flush_out(c);
+			break;
+		}
 		flush_out(c);
 		c->job_pending = true;
 		bufferevent_disable(c->bev, EV_READ);

@@ -654,6 +654,16 @@ enum smtp_action smtp_session_auth_result(struct smtp_session *s, bool ok, struc
 	return SMTP_ACTION_NONE;
 }
 
+enum smtp_action smtp_session_auth_blocked(struct smtp_session *s, struct strbuf *out)
+{
+	OPENSSL_cleanse(s->auth_password, sizeof(s->auth_password));
+	s->auth_password_len = 0;
+	s->auth_server = NULL;
+	s->state = SMTP_STATE_READY;
+	/* RFC 4954 6: 454 is a temporary authentication failure. */
+	return error_reply(s, out, "454 4.7.0 Too many failed logins from your address, try again later");
+}
+
 const struct server_config *smtp_session_authenticated(const struct smtp_session *s)
 {
 	return s->authenticated;

@@ -142,6 +142,8 @@ void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,
 const struct server_config *smtp_session_auth_server(const struct smtp_session *s);
 bool smtp_session_verify_password(const struct smtp_session *s);
 enum smtp_action smtp_session_auth_result(struct smtp_session *s, bool ok, struct strbuf *out);
+/* Instead of checking: the client's address is locked out after too many failures. */
+enum smtp_action smtp_session_auth_blocked(struct smtp_session *s, struct strbuf *out);
 /* The authenticated Server (its mailbox logged in), or NULL. */
 const struct server_config *smtp_session_authenticated(const struct smtp_session *s);
 

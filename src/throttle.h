@@ -1,0 +1,28 @@
+/* throttle.h: brute-force protection for logins (SMTP AUTH, POP3 PASS/AUTH), per client IP.
+ * Each failed login within AuthFailureWindowSeconds makes the next failure's reply wait one
+ * second longer (up to THROTTLE_MAX_DELAY_SECONDS); after AuthMaxFailures failures the IP is
+ * refused outright for AuthLockoutSeconds. A success clears the IP's record. Memory is bounded
+ * (THROTTLE_MAX_ENTRIES; the stalest record is dropped first). Pure: time is passed in. */
+#ifndef MAILPOPBOX_THROTTLE_H
+#define MAILPOPBOX_THROTTLE_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#define THROTTLE_MAX_ENTRIES 4096
+#define THROTTLE_MAX_DELAY_SECONDS 8
+
+struct throttle;
+
+struct throttle *throttle_new(unsigned max_failures, unsigned window_seconds,
+	unsigned lockout_seconds);
+void throttle_free(struct throttle *t);
+
+/* True while ip is locked out: refuse the login without checking it. */
+bool throttle_blocked(struct throttle *t, const char *ip, time_t now);
+/* Records a failed login; returns how many seconds to wait before answering it. Sets *locked
+ * when this failure started a lockout. */
+unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *locked);
+void throttle_success(struct throttle *t, const char *ip);
+
+#endif

@@ -1,0 +1,114 @@
+/* test_throttle.c: per-IP failed-login throttling (src/throttle.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "throttle.h"
+
+static void test_each_failure_waits_one_second_longer(void **state)
+{
+	struct throttle *t = throttle_new(10, 600, 900);
+	bool locked;
+
+	(void)state;
+	assert_int_equal(throttle_failure(t, "192.0.2.1", 1000, &locked), 1);
+	assert_int_equal(throttle_failure(t, "192.0.2.1", 1001, &locked), 2);
+	assert_int_equal(throttle_failure(t, "192.0.2.1", 1002, &locked), 3);
+	assert_false(locked);
+	/* Another address has its own count. */
+	assert_int_equal(throttle_failure(t, "192.0.2.2", 1002, &locked), 1);
+	throttle_free(t);
+}
+
+static void test_delay_is_capped(void **state)
+{
+	struct throttle *t = throttle_new(100, 600, 900);
+	bool locked;
+	unsigned delay = 0;
+
+	(void)state;
+	for (int i = 0; i < 50; i++)
+		delay = throttle_failure(t, "192.0.2.1", 1000 + i, &locked);
+	assert_int_equal(delay, THROTTLE_MAX_DELAY_SECONDS);
+	throttle_free(t);
+}
+
+static void test_max_failures_lock_the_address_out_for_the_lockout(void **state)
+{
+	struct throttle *t = throttle_new(3, 600, 900);
+	bool locked;
+
+	(void)state;
+	throttle_failure(t, "192.0.2.1", 1000, &locked);
+	throttle_failure(t, "192.0.2.1", 1001, &locked);
+	assert_false(throttle_blocked(t, "192.0.2.1", 1001));
+	throttle_failure(t, "192.0.2.1", 1002, &locked);
+	assert_true(locked);
+	assert_true(throttle_blocked(t, "192.0.2.1", 1003));
+	assert_true(throttle_blocked(t, "192.0.2.1", 1002 + 899));
+	assert_false(throttle_blocked(t, "192.0.2.1", 1002 + 900));
+	assert_false(throttle_blocked(t, "192.0.2.2", 1003));
+	throttle_free(t);
+}
+
+static void test_failures_outside_the_window_are_forgotten(void **state)
+{
+	struct throttle *t = throttle_new(3, 600, 900);
+	bool locked;
+
+	(void)state;
+	throttle_failure(t, "192.0.2.1", 1000, &locked);
+	throttle_failure(t, "192.0.2.1", 1001, &locked);
+	assert_int_equal(throttle_failure(t, "192.0.2.1", 1000 + 600, &locked), 1);
+	assert_false(locked);
+	throttle_free(t);
+}
+
+static void test_success_clears_the_count(void **state)
+{
+	struct throttle *t = throttle_new(3, 600, 900);
+	bool locked;
+
+	(void)state;
+	throttle_failure(t, "192.0.2.1", 1000, &locked);
+	throttle_failure(t, "192.0.2.1", 1001, &locked);
+	throttle_success(t, "192.0.2.1");
+	assert_int_equal(throttle_failure(t, "192.0.2.1", 1002, &locked), 1);
+	throttle_free(t);
+}
+
+static void test_many_addresses_stay_bounded_and_keep_working(void **state)
+{
+	struct throttle *t = throttle_new(3, 600, 900);
+	char ip[64];
+	bool locked;
+
+	(void)state;
+	/* Far more addresses than entries: the table evicts, never grows, never fails. */
+	for (int i = 0; i < THROTTLE_MAX_ENTRIES * 4; i++) {
+		snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+		throttle_failure(t, ip, 1000, &locked);
+	}
+	for (int i = 0; i < 3; i++)
+		throttle_failure(t, "192.0.2.99", 1001, &locked);
+	assert_true(throttle_blocked(t, "192.0.2.99", 1002));
+	throttle_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_each_failure_waits_one_second_longer),
+		cmocka_unit_test(test_delay_is_capped),
+		cmocka_unit_test(test_max_failures_lock_the_address_out_for_the_lockout),
+		cmocka_unit_test(test_failures_outside_the_window_are_forgotten),
+		cmocka_unit_test(test_success_clears_the_count),
+		cmocka_unit_test(test_many_addresses_stay_bounded_and_keep_working),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
