@@ -82,10 +82,21 @@ static void begin_data(struct smtp_session *s, bool storage_fails)
 	size_t n;
 
 	smtp_session_set_queue_id(s, "FUZZ0000");
-	n = smtp_tx_servers(smtp_session_tx(s), servers, 8);
-	if (n == 0 || n > cfg.server_count)
-		abort(); /* DATA is only reached with a recipient at a configured domain */
+	const struct smtp_tx *tx = smtp_session_tx(s);
 	strbuf_init(&headers);
+	if (tx->submitter) {
+		/* The owner's mail: one Received field; the rest is done at commit. */
+		smtp_trace_received(&headers, s, cfg.hostname, NULL, (time_t)1700000000);
+		if (headers.len == 0 || memcmp(headers.data, "Received: ", 10) != 0)
+			abort();
+		strbuf_free(&headers);
+		if (storage_fails)
+			smtp_session_storage_failed(s);
+		return;
+	}
+	n = smtp_tx_servers(tx, servers, 8);
+	if (n == 0 || n > cfg.server_count || tx->relay_count != 0)
+		abort(); /* unauthenticated DATA only has recipients at configured domains */
 	for (size_t i = 0; i < n; i++) {
 		smtp_trace_headers(&headers, s, servers[i], cfg.hostname, (time_t)1700000000);
 		if (headers.len == 0 || memcmp(headers.data, "Return-Path: <", 14) != 0)
@@ -152,8 +163,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else
 			action = smtp_session_feed_line(s, in + pos, line_len, &out);
 		pos = next;
-		/* Every command line in a command state gets a complete reply. */
-		if (out.len == 0)
+		/* Every command line in a command state gets a complete reply, except credentials,
+		 * which are answered once the glue has checked them. */
+		if (out.len == 0 && action != SMTP_ACTION_CHECK_AUTH)
 			abort();
 		check_replies(&out);
 
@@ -169,6 +181,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			smtp_session_tls_started(s, "TLSv1.3 TLS_AES_256_GCM_SHA384");
 			break;
+		case SMTP_ACTION_CHECK_AUTH: {
+			if (smtp_session_state(s) != SMTP_STATE_AUTH_CHECK)
+				abort();
+			/* The verdict is the real check, or a forced success, from the input. */
+			bool ok = smtp_session_verify_password(s) ||
+				(pos < size && (data[pos - 1] & 0x20) != 0);
+			strbuf_reset(&out);
+			smtp_session_auth_result(s, ok, &out);
+			check_replies(&out);
+			if (out.len == 0 || smtp_session_state(s) == SMTP_STATE_AUTH_CHECK)
+				abort();
+			break;
+		}
 		case SMTP_ACTION_BEGIN_DATA:
 			if (smtp_session_state(s) != SMTP_STATE_DATA)
 				abort();

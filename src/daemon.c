@@ -19,7 +19,7 @@
 
 #include "bounds.h"
 #include "log.h"
-#include "mail/dkim.h"
+#include "generation.h"
 #include "pop3/server.h"
 #include "privileges.h"
 #include "queue/queue.h"
@@ -105,6 +105,7 @@ bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struc
 	}
 	(*slot)->count++;
 	srv->conn_count++;
+	conn->gen = generation_ref(srv->gen);
 	conn->prev = NULL;
 	conn->next = srv->conns;
 	if (srv->conns)
@@ -129,6 +130,8 @@ void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	srv->conn_count--;
+	generation_unref(conn->gen);
+	conn->gen = NULL;
 	daemon_conn_maybe_exit(srv);
 }
 
@@ -139,43 +142,6 @@ void daemon_conn_maybe_exit(struct daemon *srv)
 		event_base_loopexit(srv->base, NULL);
 }
 
-struct dkim_signer *daemon_dkim_signer(const struct daemon *srv,
-	const struct server_config *server)
-{
-	size_t i = (size_t)(server - srv->cfg->servers);
-
-	return srv->signers && i < srv->cfg->server_count ? srv->signers[i] : NULL;
-}
-
-/* Loads each Server's DKIM key. Returns 0, or -1 after logging which one failed. */
-static int load_dkim_signers(struct daemon *srv)
-{
-	const struct config *cfg = srv->cfg;
-	char err[512];
-
-	srv->signers = xcalloc(cfg->server_count, sizeof(*srv->signers));
-	for (size_t i = 0; i < cfg->server_count; i++) {
-		const struct server_config *server = &cfg->servers[i];
-		if (!server->dkim_key_path)
-			continue;
-		srv->signers[i] = dkim_signer_new(server->domain, server->dkim_selector,
-			server->dkim_key_path, err, sizeof(err));
-		if (!srv->signers[i]) {
-			log_error("server", "event=dkim_key_failed key=Servers[%zu].DKIMKeyPath error=\"%s\"",
-				i, err);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void free_dkim_signers(struct daemon *srv)
-{
-	for (size_t i = 0; srv->signers && i < srv->cfg->server_count; i++)
-		dkim_signer_free(srv->signers[i]);
-	free(srv->signers);
-	srv->signers = NULL;
-}
 
 void daemon_new_id(char *buf, size_t size)
 {
@@ -209,7 +175,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_SUBMISSION_TLS);
 		break;
 	case LISTEN_POP3:
-		pop3_server_accept(l->srv, fd, addr, tls_available(l->srv->tls));
+		pop3_server_accept(l->srv, fd, addr, tls_available(l->srv->gen->tls));
 		break;
 	case LISTEN_POP3_STLS:
 		pop3_server_accept_stls(l->srv, fd, addr);
@@ -353,7 +319,61 @@ static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
 		queue_flush(rs->srv->queue);
 }
 
-int daemon_run(const struct config *cfg)
+/* Keys that only take effect at start: sockets, directories and identity. */
+static void warn_restart_keys(const struct config *old, const struct config *now)
+{
+	struct {
+		const char *name;
+		bool changed;
+	} keys[] = {
+		{"SMTPPort", old->smtp_port != now->smtp_port},
+		{"POP3Port", old->pop3_port != now->pop3_port},
+		{"POP3STLSPort", old->pop3_stls_port != now->pop3_stls_port},
+		{"SubmissionPort", old->submission_port != now->submission_port},
+		{"SubmissionTLSPort", old->submission_tls_port != now->submission_tls_port},
+		{"ListenAddress", !old->listen_address != !now->listen_address ||
+			(old->listen_address && strcmp(old->listen_address, now->listen_address) != 0)},
+		{"SpoolPath", strcmp(old->spool_path, now->spool_path) != 0},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].changed)
+			log_warn("server", "event=reload_needs_restart key=%s", keys[i].name);
+}
+
+static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run_state *rs = arg;
+	struct daemon *srv = rs->srv;
+	struct config cfg;
+	char err[512], quoted[600];
+
+	(void)sig;
+	(void)what;
+	if (srv->stopping)
+		return;
+	/* A bad new config or an unreadable new certificate keeps the old generation. */
+	if (config_load(srv->config_path, &cfg, err, sizeof(err)) != 0) {
+		log_error("server", "event=reload_failed error=%s",
+			log_quote(quoted, sizeof(quoted), err, strlen(err)));
+		return;
+	}
+	struct generation *gen = generation_new(&cfg, err, sizeof(err));
+	if (!gen) {
+		config_free(&cfg);
+		log_error("server", "event=reload_failed error=%s",
+			log_quote(quoted, sizeof(quoted), err, strlen(err)));
+		return;
+	}
+	warn_restart_keys(srv->cfg, &gen->cfg);
+	struct generation *old = srv->gen;
+	srv->gen = gen;
+	srv->cfg = &gen->cfg;
+	generation_unref(old);
+	log_info("server", "event=reloaded domains=%zu tls=%s", gen->cfg.server_count,
+		tls_available(gen->tls) ? "yes" : "no");
+}
+
+int daemon_run(struct config *loaded, const char *config_path)
 {
 	struct daemon srv;
 	struct run_state rs;
@@ -363,15 +383,20 @@ int daemon_run(const struct config *cfg)
 	memset(&srv, 0, sizeof(srv));
 	memset(&rs, 0, sizeof(rs));
 	rs.srv = &srv;
-	srv.cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0)
 		fatal("event=evthread_failed");
-	srv.tls = tls_contexts_load(cfg, err, sizeof(err));
-	if (!srv.tls) {
-		log_error("server", "event=tls_failed error=\"%s\"", err);
+	srv.gen = generation_new(loaded, err, sizeof(err));
+	if (!srv.gen) {
+		char quoted[600];
+		log_error("server", "event=start_failed error=%s",
+			log_quote(quoted, sizeof(quoted), err, strlen(err)));
+		config_free(loaded);
 		return 1;
 	}
+	srv.cfg = &srv.gen->cfg;
+	srv.config_path = config_path;
+	const struct config *cfg = srv.cfg;
 	srv.base = event_base_new();
 	if (!srv.base)
 		fatal("event=event_base_failed");
@@ -379,8 +404,8 @@ int daemon_run(const struct config *cfg)
 	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
 	srv.throttle = throttle_new(cfg->auth_max_failures, cfg->auth_failure_window,
 		cfg->auth_lockout);
-	if (load_dkim_signers(&srv) != 0)
-		goto out;
+	/* The queue keeps the configuration it started with; its keys need a restart. */
+	srv.queue_gen = generation_ref(srv.gen);
 	srv.queue = queue_new(srv.base, cfg, srv.workers, err, sizeof(err));
 	if (!srv.queue) {
 		log_error("server", "event=queue_failed key=SpoolPath error=\"%s\"", err);
@@ -401,7 +426,7 @@ int daemon_run(const struct config *cfg)
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
 		if (ports[i].port == 0)
 			continue;
-		if (ports[i].kind == LISTEN_SUBMISSION_TLS && !tls_available(srv.tls)) {
+		if (ports[i].kind == LISTEN_SUBMISSION_TLS && !tls_available(srv.gen->tls)) {
 			/* Implicit TLS needs a certificate; say so instead of failing every client. */
 			log_warn("server", "event=listener_skipped key=SubmissionTLSPort reason=no_certificate");
 			continue;
@@ -421,17 +446,20 @@ int daemon_run(const struct config *cfg)
 	struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_signal_cb, &rs);
 	struct event *sigint = evsignal_new(srv.base, SIGINT, stop_signal_cb, &rs);
 	struct event *sigusr1 = evsignal_new(srv.base, SIGUSR1, flush_signal_cb, &rs);
+	struct event *sighup = evsignal_new(srv.base, SIGHUP, reload_signal_cb, &rs);
+	evsignal_add(sighup, NULL);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigusr1, NULL);
 	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
-		tls_available(srv.tls) ? "yes" : "no");
+		tls_available(srv.gen->tls) ? "yes" : "no");
 	event_base_dispatch(srv.base);
 	log_info("server", "event=stopped");
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sigusr1);
+	event_free(sighup);
 	if (rs.grace_timer)
 		event_free(rs.grace_timer);
 	if (rs.wait_timer)
@@ -444,7 +472,7 @@ out:
 	}
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
-	free_dkim_signers(&srv);
+	generation_unref(srv.queue_gen);
 	throttle_free(srv.throttle);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv.ip_buckets[i]) {
@@ -454,7 +482,7 @@ out:
 		}
 	}
 	free(srv.ip_buckets);
-	tls_contexts_free(srv.tls);
+	generation_unref(srv.gen);
 	event_base_free(srv.base);
 	return status;
 }

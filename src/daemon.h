@@ -8,8 +8,8 @@
 
 #include "config.h"
 
-struct dkim_signer;
 struct event_base;
+struct generation;
 struct queue;
 struct tls_contexts;
 struct worker_pool;
@@ -19,30 +19,30 @@ struct worker_pool;
 struct daemon_conn {
 	struct daemon_conn *prev, *next;
 	char ip[INET6_ADDRSTRLEN];
+	/* The configuration (and keys) the connection started under; see generation.h. */
+	struct generation *gen;
 	/* Called once on shutdown: finish what must be finished (a DATA transfer), then close. */
 	void (*shutdown)(struct daemon_conn *conn);
 };
 
 struct daemon {
 	struct event_base *base;
-	const struct config *cfg;
-	struct tls_contexts *tls;
+	const struct config *cfg;      /* the current generation's config */
+	struct generation *gen;        /* the current generation: new connections get it */
+	const char *config_path;       /* re-read on SIGHUP */
 	struct worker_pool *workers;
 	struct daemon_conn *conns; /* doubly linked list of live connections */
 	unsigned conn_count;
 	struct ip_count **ip_buckets;
 	bool stopping;
 	struct queue *queue;           /* the outbound queue */
-	struct dkim_signer **signers;  /* per Server (same index as cfg->servers), or NULL */
+	struct generation *queue_gen;  /* the generation the queue was started with */
 	struct throttle *throttle;     /* failed logins per client IP */
 };
 
-/* The DKIM signer of a configured Server, or NULL when it has no DKIM key. */
-struct dkim_signer *daemon_dkim_signer(const struct daemon *srv,
-	const struct server_config *server);
-
-/* Runs the server until SIGTERM/SIGINT. Returns the process exit status. */
-int daemon_run(const struct config *cfg);
+/* Runs the server until SIGTERM/SIGINT, taking over cfg (loaded from config_path, which
+ * SIGHUP re-reads). Returns the process exit status. */
+int daemon_run(struct config *cfg, const char *config_path);
 
 /* Connection accounting for the session glue. daemon_conn_admit() fills conn->ip and returns
  * false (after logging) when a cap is reached; otherwise the connection is registered until

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 /* A newly allocated path from a printf format (never NULL). */
-char *fs_path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *fs_path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2), nonnull(1)));
 /* fsync(2) of a directory. Returns 0, or -1 with errno. */
 int fs_fsync_directory(const char *path);
 /* The directory part of path ("." for a bare name), newly allocated. */

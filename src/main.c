@@ -41,9 +41,7 @@ static int serve(const char *path)
 
 	if (load(path, &cfg) != 0)
 		return 1;
-	int status = daemon_run(&cfg);
-	config_free(&cfg);
-	return status;
+	return daemon_run(&cfg, path); /* takes the config over */
 }
 
 static int queue(const char *path, bool flush)

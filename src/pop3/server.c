@@ -8,7 +8,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +15,7 @@
 
 #include "connection.h"
 #include "daemon.h"
+#include "generation.h"
 #include "bounds.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
@@ -41,6 +41,7 @@ struct pop3_conn {
 	enum maildrop_open_status open_status;
 	bool auth_ok, commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
+	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
 	bool discarding_line;  /* inside an over-long command line */
 	bool closing;
@@ -59,7 +60,7 @@ static void set_timeouts(struct pop3_conn *c)
 {
 	/* RFC 1939 3: the autologout timer is at least 10 minutes; the write timeout catches a
 	 * client that stops reading a long RETR. */
-	struct timeval t = {c->srv->cfg->pop3_idle_timeout, 0};
+	struct timeval t = {c->base.gen->cfg.pop3_idle_timeout, 0};
 
 	bufferevent_set_timeouts(c->bev, &t, &t);
 }
@@ -229,18 +230,29 @@ static void retrieve_pump(struct pop3_conn *c)
 	}
 }
 
+/* Takes back the reply to the current command line, still unsent in out. */
+static void out_discard_reply(struct pop3_conn *c)
+{
+	if (c->reply_start > c->out.len)
+		fatal("event=pop3_reply_start_beyond_output");
+	c->out.len = c->reply_start;
+	if (c->out.data)
+		c->out.data[c->out.len] = '\0';
+}
+
 static void start_retrieve(struct pop3_conn *c)
 {
 	const struct maildrop_message *m = pop3_session_retrieve_message(c->session);
 
-	c->retr_fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	/* The file is opened while the "+OK" is still in c->out: once that is sent, a failure
+	 * can only be told by closing without the terminator (RFC 1939 3), which loses the
+	 * session's DELEs. Before, the "+OK" can still become a -ERR (RFC 1939 5, RETR/TOP). */
+	c->retr_fd = maildrop_message_open(&c->md, m);
 	if (c->retr_fd < 0) {
-		/* The "+OK" is already queued: end the connection without the terminator so the
-		 * client cannot mistake a partial response for a whole message. */
-		log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"", c->base.ip,
-			strerror(errno));
-		flush_out(c);
-		handle_action(c, pop3_session_retrieve_done(c->session, false));
+		log_warn("pop3", "event=retrieve_unavailable client=%s uidl=%s error=\"%s\"",
+			c->base.ip, m->uidl, strerror(errno));
+		out_discard_reply(c);
+		handle_action(c, pop3_session_retrieve_unavailable(c->session, &c->out));
 		return;
 	}
 	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
@@ -265,7 +277,7 @@ static void setup_bufferevent(struct pop3_conn *c)
 
 static void start_tls(struct pop3_conn *c)
 {
-	SSL *ssl = tls_new_session(c->srv->tls);
+	SSL *ssl = tls_new_session(c->base.gen->tls);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	/* RFC 2595 4: input pipelined after STLS arrived in clear and must not be obeyed. */
@@ -344,6 +356,7 @@ static void pop3_conn_process(struct pop3_conn *c)
 		}
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
+		c->reply_start = c->out.len;
 		if (c->discarding_line || len > POP3_COMMAND_LINE_MAX) {
 			evbuffer_drain(in, len + eol_len);
 			c->discarding_line = false;
@@ -441,7 +454,7 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	strbuf_init(&c->out);
 	evutil_make_socket_nonblocking(fd);
 	if (implicit_tls) {
-		SSL *ssl = tls_new_session(srv->tls);
+		SSL *ssl = tls_new_session(c->base.gen->tls);
 		c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
 			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		c->tls_handshaking = true;
@@ -455,7 +468,7 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 		return;
 	}
 	struct pop3_session_params params = {
-		.cfg = srv->cfg,
+		.cfg = &c->base.gen->cfg,
 		.tls_active = implicit_tls,
 		.stls_offered = stls_offered,
 		.implementation = "mailpopbox " MAILPOPBOX_VERSION,
@@ -477,5 +490,5 @@ void pop3_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 
 void pop3_server_accept_stls(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr)
 {
-	accept_connection(srv, fd, addr, false, tls_available(srv->tls));
+	accept_connection(srv, fd, addr, false, tls_available(srv->gen->tls));
 }

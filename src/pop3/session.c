@@ -771,6 +771,15 @@ enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok)
 	return POP3_ACTION_CLOSE;
 }
 
+enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out)
+{
+	pop3_expect_pending(s, POP3_PENDING_RETRIEVE, "retrieve_unavailable");
+	/* RFC 1939 5 (RETR, TOP): -ERR when the message cannot be sent. Nothing of it went out,
+	 * so the session, and the DELEs already given in it, go on; another reader removed the
+	 * file, which RFC 3206 4 calls a temporary condition of the server's. */
+	return pop3_reply_err(s, out, "[SYS/TEMP] message unavailable");
+}
+
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out)
 {
 	pop3_expect_pending(s, POP3_PENDING_COMMIT, "commit_done");

@@ -31,12 +31,16 @@
  *                         status = maildrop_open(md, pop3_session_maildrop_path(s)); then on the
  *                         loop: action = pop3_session_maildrop_opened(s, status,
  *                         status == MAILDROP_OPEN_OK ? md : NULL, out).
- *   POP3_ACTION_RETRIEVE  RETR/TOP: the "+OK" line is in out. Stream the file
- *                         pop3_session_retrieve_message(s)->path through a dotstuff filter
+ *   POP3_ACTION_RETRIEVE  RETR/TOP: the "+OK" line is in out, the last line appended. Open
+ *                         the file (maildrop_message_open(md, pop3_session_retrieve_message(s)))
+ *                         BEFORE flushing out. If it cannot be opened (removed meanwhile), take
+ *                         that "+OK" line back out of out and call
+ *                         action = pop3_session_retrieve_unavailable(s, out): a -ERR, and the
+ *                         session goes on. Otherwise stream the file through a dotstuff filter
  *                         (pop3/dotstuff.h) initialised with pop3_session_retrieve_lines(s),
  *                         finish it (it writes the final ".\r\n"), then call
- *                         action = pop3_session_retrieve_done(s, true). If the file cannot be
- *                         opened or read, call pop3_session_retrieve_done(s, false): it returns
+ *                         action = pop3_session_retrieve_done(s, true). If a read fails once
+ *                         the "+OK" is out, call pop3_session_retrieve_done(s, false): it returns
  *                         CLOSE, and the glue closes WITHOUT sending the terminator so the client
  *                         cannot take a partial message for a whole one.
  *   POP3_ACTION_COMMIT    QUIT in TRANSACTION: the session is in UPDATE (RFC 1939 6). In a
@@ -145,6 +149,10 @@ size_t pop3_session_retrieve_index(const struct pop3_session *s);
 long pop3_session_retrieve_lines(const struct pop3_session *s);
 /* ok: the whole response including ".\r\n" was queued; returns NONE. Not ok: returns CLOSE. */
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok);
+/* Instead of retrieve_done, when the file could not be opened and the glue removed the "+OK"
+ * from out: "-ERR [SYS/TEMP] message unavailable" (RFC 1939 5, RFC 3206 4). Returns NONE, or
+ * CLOSE after too many errors in a row. */
+enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out);
 
 /* After POP3_ACTION_COMMIT: "+OK ... signing off" or "-ERR [SYS/TEMP] ..." (RFC 1939 6: some
  * deleted messages not removed). Always returns CLOSE. */

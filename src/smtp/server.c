@@ -17,6 +17,7 @@
 #include "bounds.h"
 #include "log.h"
 #include "daemon.h"
+#include "generation.h"
 #include "smtp/session.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
@@ -55,7 +56,7 @@ static void smtp_conn_process(struct smtp_conn *c);
 
 static void set_timeouts(struct smtp_conn *c)
 {
-	const struct config *cfg = c->srv->cfg;
+	const struct config *cfg = &c->base.gen->cfg;
 	bool in_data = smtp_session_state(c->session) == SMTP_STATE_DATA;
 	struct timeval t = {in_data ? cfg->smtp_data_timeout : cfg->smtp_command_timeout, 0};
 
@@ -134,16 +135,17 @@ static void begin_submission(struct smtp_conn *c, time_t now)
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	struct submission *sub = xcalloc(1, sizeof(*sub));
 
-	if (submission_begin(sub, c->srv->cfg, tx, daemon_dkim_signer(c->srv, tx->submitter),
+	if (submission_begin(sub, &c->base.gen->cfg, tx,
+		    generation_dkim_signer(c->base.gen, tx->submitter),
 		    now) != 0) {
 		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			c->srv->cfg->spool_path, strerror(errno));
+			c->base.gen->cfg.spool_path, strerror(errno));
 		smtp_session_storage_failed(c->session);
 		free(sub);
 		set_timeouts(c);
 		return;
 	}
-	smtp_trace_received(&sub->received, c->session, c->srv->cfg->hostname,
+	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
 	c->submission = sub;
 	set_timeouts(c);
@@ -151,7 +153,7 @@ static void begin_submission(struct smtp_conn *c, time_t now)
 
 static void begin_data(struct smtp_conn *c)
 {
-	const struct config *cfg = c->srv->cfg;
+	const struct config *cfg = &c->base.gen->cfg;
 	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
 	char queue_id[32];
 	struct strbuf headers;
@@ -380,7 +382,7 @@ static void auth_done(void *arg)
 	log_warn("smtp", "event=auth_failed client=%s", c->base.ip);
 	if (locked)
 		log_warn("smtp", "event=auth_lockout client=%s seconds=%u", c->base.ip,
-			c->srv->cfg->auth_lockout);
+			c->base.gen->cfg.auth_lockout);
 	if (delay == 0 || c->gone) {
 		auth_reply(c);
 		return;
@@ -399,7 +401,7 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg);
 
 static void start_tls(struct smtp_conn *c)
 {
-	SSL *ssl = tls_new_session(c->srv->tls);
+	SSL *ssl = tls_new_session(c->base.gen->tls);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
 	/* RFC 3207 5 / CVE-2011-0411: anything the client pipelined after STARTTLS arrived in
@@ -600,7 +602,8 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	evutil_make_socket_nonblocking(fd);
 	bool implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
 	if (implicit_tls)
-		c->bev = bufferevent_openssl_socket_new(srv->base, fd, tls_new_session(srv->tls),
+		c->bev = bufferevent_openssl_socket_new(srv->base, fd,
+			tls_new_session(c->base.gen->tls),
 			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	else
 		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -611,9 +614,9 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 		return;
 	}
 	struct smtp_session_params params = {
-		.cfg = srv->cfg,
+		.cfg = &c->base.gen->cfg,
 		.client_ip = c->base.ip,
-		.tls_available = tls_available(srv->tls),
+		.tls_available = tls_available(c->base.gen->tls),
 		.tls_active = implicit_tls,
 		.submission = listener != SMTP_LISTENER_MX,
 	};

@@ -19,7 +19,9 @@
 
 #include <openssl/sha.h>
 
+#include "fsutil.h"
 #include "log.h"
+#include "pop3/dotstuff.h"
 
 #define MAILDROP_LOCK_NAME ".mailpopbox.lock"
 /* The original Go server stored each message as "<uuid>.msg" directly in MaildropPath. */
@@ -27,67 +29,12 @@
 /* Attempts at a fresh unique name when O_EXCL finds one taken (only after a clock step back or
  * a pid reused within the same microsecond on the same host). */
 #define UNIQUE_NAME_ATTEMPTS 8
+/* Read size when counting a legacy file's RETR size at maildrop_open. */
+#define LEGACY_READ_CHUNK (16 * 1024)
 
 /* Deliveries run on several worker threads at once; the counter keeps their names apart
  * within one microsecond (Dovecot's "Q" field). */
 static atomic_ulong delivery_counter;
-
-static char *path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *path_printf(const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	char *p;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatal("event=path_format_failed");
-	p = xmalloc((size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(p, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	return p;
-}
-
-/* Makes a directory's entries (a created, renamed or removed name) durable: POSIX leaves
- * directory updates in the cache until the directory itself is fsync'd. */
-static int fsync_directory(const char *path)
-{
-	int fd, saved;
-
-	do
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		return -1;
-	if (fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-/* The directory holding path ("/a/b/" -> "/a", "b" -> "."); caller frees. */
-static char *parent_directory(const char *path)
-{
-	size_t len = strlen(path);
-
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	while (len > 0 && path[len - 1] != '/')
-		len--;
-	if (len == 0)
-		return xstrdup(".");
-	while (len > 1 && path[len - 1] == '/')
-		len--;
-	return xstrndup(path, len);
-}
 
 /* Returns 1 if it created the directory, 0 if it was already there, -1 with errno. */
 static int make_directory(const char *path)
@@ -112,15 +59,15 @@ static int maildir_create(const char *maildrop_path)
 	if (r < 0)
 		return -1;
 	if (r == 1) {
-		char *parent = parent_directory(maildrop_path);
+		char *parent = fs_parent_directory(maildrop_path);
 
-		r = fsync_directory(parent);
+		r = fs_fsync_directory(parent);
 		free(parent);
 		if (r < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		char *sub = path_printf("%s/%s", maildrop_path, subdirs[i]);
+		char *sub = fs_path_printf("%s/%s", maildrop_path, subdirs[i]);
 
 		r = make_directory(sub);
 		free(sub);
@@ -129,7 +76,7 @@ static int maildir_create(const char *maildrop_path)
 		if (r == 1)
 			created_sub = true;
 	}
-	if (created_sub && fsync_directory(maildrop_path) < 0)
+	if (created_sub && fs_fsync_directory(maildrop_path) < 0)
 		return -1;
 	return 0;
 }
@@ -169,7 +116,7 @@ static char *maildir_unique_name(void)
 	char *name;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	name = path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
+	name = fs_path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
 		(long)getpid(), counter, host);
 	free(host);
 	return name;
@@ -184,7 +131,7 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 		return -1;
 	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
 		unique = maildir_unique_name();
-		tmp_path = path_printf("%s/tmp/%s", maildrop_path, unique);
+		tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, unique);
 		/* O_EXCL: never write into a file someone else is writing. */
 		do
 			fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -284,7 +231,7 @@ int maildrop_delivery_commit(struct maildrop_delivery *d)
 	}
 	d->fd = -1;
 	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
-	new_path = path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
+	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
 		(unsigned long long)d->written);
 	if (rename(d->tmp_path, new_path) < 0) {
 		saved = errno;
@@ -293,8 +240,8 @@ int maildrop_delivery_commit(struct maildrop_delivery *d)
 		errno = saved;
 		return -1;
 	}
-	new_dir = path_printf("%s/new", d->maildrop_path);
-	if (fsync_directory(new_dir) < 0) {
+	new_dir = fs_path_printf("%s/new", d->maildrop_path);
+	if (fs_fsync_directory(new_dir) < 0) {
 		/* The rename may not survive a crash, so we cannot promise the message: take it
 		 * back rather than risk delivering it twice after the client retries. */
 		saved = errno;
@@ -462,7 +409,57 @@ static bool is_legacy_name(const char *name, size_t len)
 	return len > suffix && memcmp(name + len - suffix, LEGACY_SUFFIX, suffix) == 0;
 }
 
-/* One readdir pass over a directory, one fstatat per candidate: no per-file open. */
+/* Opens a message file for reading. O_NOFOLLOW and O_NONBLOCK: the listing only takes regular
+ * files, and a name swapped for a symlink or a FIFO since must neither be followed nor block
+ * the thread (the event loop, for RETR) on open. */
+static int open_message_at(int dir_fd, const char *name)
+{
+	int fd;
+
+	do
+		fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	while (fd < 0 && errno == EINTR);
+	return fd;
+}
+
+/* RFC 1939 5 (LIST) and 11: a message's size is the octets RETR sends before byte-stuffing.
+ * The original Go server wrote "*.msg" files with bare LF line ends, maybe without a final one,
+ * and RETR sends those lines with CRLF, so the file size falls short. The file is read once,
+ * here on the worker, and counted by the RETR filter's own rules (pop3/dotstuff.h). Maildir
+ * files are stored with CRLF, so their file size is already exact and they are not read.
+ * Returns 0, or -1 with errno (size untouched). */
+static int legacy_message_size(int dir_fd, const char *name, uint64_t *size)
+{
+	char chunk[LEGACY_READ_CHUNK];
+	struct dotstuff_size counter;
+	int fd, saved;
+
+	fd = open_message_at(dir_fd, name);
+	if (fd < 0)
+		return -1;
+	dotstuff_size_init(&counter);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		dotstuff_size_feed(&counter, chunk, (size_t)n);
+	}
+	close(fd);
+	*size = dotstuff_size_finish(&counter);
+	return 0;
+}
+
+/* One readdir pass over a directory, one fstatat per candidate; only legacy "*.msg" files are
+ * also read, for their size. */
 static int list_directory(struct listing *l, const char *dir_path, enum listed_dir kind)
 {
 	DIR *dir;
@@ -485,6 +482,7 @@ static int list_directory(struct listing *l, const char *dir_path, enum listed_d
 		struct listed_message *m;
 		struct stat st;
 		size_t len, base_len;
+		uint64_t size;
 
 		errno = 0;
 		de = readdir(dir);
@@ -517,13 +515,22 @@ static int list_directory(struct listing *l, const char *dir_path, enum listed_d
 		}
 		if (!S_ISREG(st.st_mode))
 			continue;
+		size = (uint64_t)st.st_size;
+		if (kind == LISTED_ROOT && legacy_message_size(dfd, de->d_name, &size) < 0) {
+			if (errno == ENOENT)
+				continue;
+			/* Still listed, so the user can DELE it; RETR will answer -ERR if it
+			 * stays unreadable. */
+			log_warn("maildrop", "event=legacy_read_failed file=%s/%s error=%s", dir_path,
+				de->d_name, strerror(errno));
+		}
 		if (l->count == l->cap) {
 			l->cap = l->cap ? l->cap * 2 : 256;
 			l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
 		}
 		m = &l->items[l->count++];
-		m->msg.path = path_printf("%s/%s", dir_path, de->d_name);
-		m->msg.size = (uint64_t)st.st_size;
+		m->msg.path = fs_path_printf("%s/%s", dir_path, de->d_name);
+		m->msg.size = size;
 		m->msg.deleted = false;
 		m->name_offset = strlen(m->msg.path) - len;
 		m->mtime = st.st_mtim;
@@ -569,8 +576,8 @@ static int maildrop_list(const char *maildrop_path, struct maildrop_message **ou
 {
 	struct listing l = {0};
 	struct maildrop_message *messages;
-	char *new_dir = path_printf("%s/new", maildrop_path);
-	char *cur_dir = path_printf("%s/cur", maildrop_path);
+	char *new_dir = fs_path_printf("%s/new", maildrop_path);
+	char *cur_dir = fs_path_printf("%s/cur", maildrop_path);
 	int r;
 
 	/* new/ before cur/: a file a reader moves new/ -> cur/ meanwhile is then still found. */
@@ -618,7 +625,7 @@ enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildro
 			strerror(errno));
 		return MAILDROP_OPEN_ERROR;
 	}
-	lock_path = path_printf("%s/%s", maildrop_path, MAILDROP_LOCK_NAME);
+	lock_path = fs_path_printf("%s/%s", maildrop_path, MAILDROP_LOCK_NAME);
 	do
 		lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	while (lock_fd < 0 && errno == EINTR);
@@ -657,47 +664,65 @@ enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildro
 	return MAILDROP_OPEN_OK;
 }
 
-/* Which of the three listed directories holds msg (by its path prefix). */
+/* Which of the three listed directories holds msg (by its path: "<md->path>/new/NAME",
+ * "<md->path>/cur/NAME", anything else is the root). Bounded by the lengths, with memcmp and
+ * memchr: a strchr after a strncmp-matched prefix made gcc's sanitizer builds (-O2
+ * -fsanitize=address,undefined) take the prefix literal for the string and fail with
+ * -Werror=stringop-overread. */
 static enum listed_dir message_directory(const struct maildrop *md,
 	const struct maildrop_message *msg)
 {
+	static const size_t sub_len = sizeof("/new/") - 1;
 	size_t plen = strlen(md->path);
-	const char *rest = msg->path + plen;
+	size_t len = strlen(msg->path);
+	const char *sub, *name;
 
-	if (strncmp(msg->path, md->path, plen) == 0) {
-		if (strncmp(rest, "/new/", 5) == 0 && !strchr(rest + 5, '/'))
-			return LISTED_NEW;
-		if (strncmp(rest, "/cur/", 5) == 0 && !strchr(rest + 5, '/'))
-			return LISTED_CUR;
-	}
+	if (len <= plen + sub_len || memcmp(msg->path, md->path, plen) != 0)
+		return LISTED_ROOT;
+	sub = msg->path + plen;
+	name = sub + sub_len;
+	if (memchr(name, '/', len - plen - sub_len))
+		return LISTED_ROOT;
+	if (memcmp(sub, "/new/", sub_len) == 0)
+		return LISTED_NEW;
+	if (memcmp(sub, "/cur/", sub_len) == 0)
+		return LISTED_CUR;
 	return LISTED_ROOT;
 }
 
 static int compare_uidl_pointers(const void *pa, const void *pb)
 {
-	return strcmp(*(char *const *)pa, *(char *const *)pb);
+	return strcmp(*(const char *const *)pa, *(const char *const *)pb);
 }
+
+/* Called for each file found by find_moved_messages; returns true to end the search. */
+typedef bool (*moved_message_fn)(DIR *dir, const char *dir_path, const char *name,
+	enum listed_dir where, void *arg);
 
 /* A Maildir message that is gone from where we listed it may have been renamed by another
  * reader (new/X -> cur/X:2,S, or new flags in cur/). It keeps its base name, hence its UIDL:
- * find it by that in one pass over each directory and delete it there, so a message the user
- * deleted does not come back. uidls is sorted. Returns the number of unlinks that failed. */
-static int unlink_moved_messages(const struct maildrop *md, char *const *uidls, size_t n,
-	bool touched[3])
+ * this finds it by that in one pass over cur/ (where such renames go) and one over new/, and
+ * calls fn for each file whose UIDL is in uidls (sorted). Legacy "*.msg" files never move, and
+ * a Maildir file may share their UIDL, so callers only look here for Maildir messages. */
+static void find_moved_messages(const struct maildrop *md, const char *const *uidls, size_t n,
+	moved_message_fn fn, void *arg)
 {
-	static const char *const subdirs[] = {"new", "cur"};
-	int failures = 0;
+	static const struct {
+		const char *name;
+		enum listed_dir where;
+	} subdirs[] = {{"cur", LISTED_CUR}, {"new", LISTED_NEW}};
 
-	for (size_t s = 0; s < 2; s++) {
-		char *dir_path = path_printf("%s/%s", md->path, subdirs[s]);
+	for (size_t s = 0; s < sizeof(subdirs) / sizeof(subdirs[0]); s++) {
+		char *dir_path = fs_path_printf("%s/%s", md->path, subdirs[s].name);
 		DIR *dir = opendir(dir_path);
 		struct dirent *de;
+		bool stop = false;
 
 		if (!dir) {
 			free(dir_path);
 			continue;
 		}
-		while ((de = readdir(dir)) != NULL) {
+		while (!stop && (de = readdir(dir)) != NULL) {
 			char uidl[POP3_UIDL_MAX + 1];
 			const char *key = uidl;
 
@@ -706,24 +731,74 @@ static int unlink_moved_messages(const struct maildrop *md, char *const *uidls, 
 			uidl_from_base(uidl, de->d_name, maildir_base_length(de->d_name));
 			if (!bsearch(&key, uidls, n, sizeof(*uidls), compare_uidl_pointers))
 				continue;
-			if (unlinkat(dirfd(dir), de->d_name, 0) == 0) {
-				touched[s == 0 ? LISTED_NEW : LISTED_CUR] = true;
-			} else if (errno != ENOENT) {
-				log_warn("maildrop", "event=unlink_failed file=%s/%s error=%s", dir_path,
-					de->d_name, strerror(errno));
-				failures++;
-			}
+			stop = fn(dir, dir_path, de->d_name, subdirs[s].where, arg);
 		}
 		closedir(dir);
 		free(dir_path);
+		if (stop)
+			return;
 	}
-	return failures;
+}
+
+struct unlink_moved {
+	bool *touched; /* per enum listed_dir */
+	int failures;
+};
+
+/* Deletes a moved message where it is now, so a message the user deleted does not come back. */
+static bool unlink_moved_message(DIR *dir, const char *dir_path, const char *name,
+	enum listed_dir where, void *arg)
+{
+	struct unlink_moved *u = arg;
+
+	if (unlinkat(dirfd(dir), name, 0) == 0) {
+		u->touched[where] = true;
+	} else if (errno != ENOENT) {
+		log_warn("maildrop", "event=unlink_failed file=%s/%s error=%s", dir_path, name,
+			strerror(errno));
+		u->failures++;
+	}
+	return false;
+}
+
+struct open_moved {
+	int fd;
+	int error; /* errno of the last failed open */
+};
+
+static bool open_moved_message(DIR *dir, const char *dir_path, const char *name,
+	enum listed_dir where, void *arg)
+{
+	struct open_moved *o = arg;
+
+	(void)dir_path;
+	(void)where;
+	o->fd = open_message_at(dirfd(dir), name);
+	if (o->fd >= 0)
+		return true;
+	/* Renamed again between readdir and open: the next pass may still find it. */
+	o->error = errno;
+	return false;
+}
+
+int maildrop_message_open(const struct maildrop *md, const struct maildrop_message *m)
+{
+	const char *key = m->uidl;
+	struct open_moved o = {-1, ENOENT};
+	int fd = open_message_at(AT_FDCWD, m->path);
+
+	if (fd >= 0 || errno != ENOENT || message_directory(md, m) == LISTED_ROOT)
+		return fd;
+	find_moved_messages(md, &key, 1, open_moved_message, &o);
+	if (o.fd < 0)
+		errno = o.error;
+	return o.fd;
 }
 
 int maildrop_commit_deletions(struct maildrop *md)
 {
 	bool touched[3] = {false, false, false};
-	char **moved = NULL;
+	const char **moved = NULL;
 	size_t moved_count = 0;
 	int failures = 0;
 
@@ -750,8 +825,11 @@ int maildrop_commit_deletions(struct maildrop *md)
 		}
 	}
 	if (moved_count > 0) {
+		struct unlink_moved u = {touched, 0};
+
 		qsort(moved, moved_count, sizeof(*moved), compare_uidl_pointers);
-		failures += unlink_moved_messages(md, moved, moved_count, touched);
+		find_moved_messages(md, moved, moved_count, unlink_moved_message, &u);
+		failures += u.failures;
 		free(moved);
 	}
 	/* The unlinks are only durable once each directory is fsync'd; only then may POP3 UPDATE
@@ -764,8 +842,8 @@ int maildrop_commit_deletions(struct maildrop *md)
 		if (dir == LISTED_ROOT)
 			dir_path = xstrdup(md->path);
 		else
-			dir_path = path_printf("%s/%s", md->path, dir == LISTED_NEW ? "new" : "cur");
-		if (fsync_directory(dir_path) < 0) {
+			dir_path = fs_path_printf("%s/%s", md->path, dir == LISTED_NEW ? "new" : "cur");
+		if (fs_fsync_directory(dir_path) < 0) {
 			log_warn("maildrop", "event=fsync_failed dir=%s error=%s", dir_path,
 				strerror(errno));
 			failures++;

@@ -48,7 +48,8 @@ void maildrop_delivery_release(struct maildrop_delivery *d);
 
 struct maildrop_message {
 	char *path;                   /* full path of the file */
-	uint64_t size;                /* exact octets in the file */
+	uint64_t size;                /* RFC 1939 5: octets RETR sends before byte-stuffing; the
+	                               * file size, except for legacy LF files (see maildrop_open) */
 	char uidl[POP3_UIDL_MAX + 1]; /* RFC 1939 unique-id, stable across sessions */
 	bool deleted;                 /* marked by the POP3 session; removed on maildrop_commit_deletions */
 };
@@ -67,8 +68,15 @@ enum maildrop_open_status {
 };
 
 /* Creates the Maildir if missing, takes an exclusive non-blocking flock on
- * MaildropPath/.mailpopbox.lock, and lists the messages. Blocking (worker pool). */
+ * MaildropPath/.mailpopbox.lock, and lists the messages. Maildir files are only stat'd; legacy
+ * "*.msg" files are read once, since their bare LF line ends go out as CRLF (pop3/dotstuff.h).
+ * Blocking (worker pool). */
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path);
+/* Opens message m of md for reading (RETR/TOP). A Maildir message another reader renamed since
+ * the listing (new/X -> cur/X:2,S, or new flags) is found by its UIDL in cur/ and new/: that
+ * directory scan happens only when m->path is gone, so this may run on the event loop.
+ * Returns the descriptor, or -1 with errno (ENOENT: the message was removed). */
+int maildrop_message_open(const struct maildrop *md, const struct maildrop_message *m);
 /* Unlinks every message marked deleted, then fsyncs the directories it touched.
  * Returns 0 or -1 (some could not be removed; the rest were). Blocking. */
 int maildrop_commit_deletions(struct maildrop *md);

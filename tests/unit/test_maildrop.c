@@ -437,6 +437,170 @@ static void test_delivered_message_is_listed_with_its_size(void **state)
 	maildrop_close(&md);
 }
 
+/* RFC 1939 5 (LIST) and 11: the size is the octets RETR sends before byte-stuffing. The
+ * original server's LF line ends go out as CRLF: one octet more per line. */
+static void test_open_sizes_legacy_lf_file_as_sent_with_crlf(void **state)
+{
+	struct fixture *f = *state;
+	static const char body[] = "From: a@example.com\nSubject: lf\n\nline one\n.\nline three\n";
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	write_file(f->path, "lf.msg", body, 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_int_equal(md.messages[0].size, strlen(body) + 6);
+	maildrop_close(&md);
+}
+
+static void test_open_sizes_legacy_file_without_final_line_end_with_its_crlf(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	mkdir(f->path, 0700);
+	write_file(f->path, "a.msg", "Subject: x\r\n\r\nlast line", 1700000000);
+	write_file(f->path, "b.msg", "Subject: y\n\nends in CR\r", 1700000001);
+	write_file(f->path, "c.msg", "", 1700000002);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 3);
+	assert_int_equal(md.messages[0].size, strlen("Subject: x\r\n\r\nlast line\r\n"));
+	/* A trailing CR only needs its LF; a bare CR inside a line is content. */
+	assert_int_equal(md.messages[1].size, strlen("Subject: y\r\n\r\nends in CR\r\n"));
+	assert_int_equal(md.messages[2].size, 0);
+	maildrop_close(&md);
+}
+
+/* The count carries a CR across read() chunks: a CRLF split between them is one line end. */
+static void test_open_sizes_large_legacy_file_across_read_chunks(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 100000;
+	char *body = malloc(len + 1);
+	size_t lines = 0;
+	struct maildrop md;
+
+	assert_non_null(body);
+	memset(body, 'x', len);
+	body[len] = '\0';
+	/* CRLF straddling every 16 KiB boundary, and bare LFs in between. */
+	for (size_t at = 16384; at < len; at += 16384) {
+		body[at - 1] = '\r';
+		body[at] = '\n';
+	}
+	for (size_t at = 1000; at < len; at += 3000)
+		if (body[at] == 'x' && body[at - 1] == 'x') {
+			body[at] = '\n';
+			lines++;
+		}
+	mkdir(f->path, 0700);
+	write_file(f->path, "big.msg", body, 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	/* Each bare LF gains a CR; the last line ("x...x") gains a CRLF. */
+	assert_int_equal(md.messages[0].size, len + lines + 2);
+	maildrop_close(&md);
+	free(body);
+}
+
+/* Maildir files are stored with CRLF (ours, and as received): the listing only stats them. */
+static void test_open_sizes_maildir_file_by_its_length(void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	struct maildrop md;
+
+	write_file(new_dir, "1700000000.M1P1Q1.host", "A: b\r\n\r\nbody", 1700000000);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_int_equal(md.messages[0].size, strlen("A: b\r\n\r\nbody"));
+	maildrop_close(&md);
+	free(new_dir);
+}
+
+/* ---- opening a message for RETR/TOP ---- */
+
+static char *read_fd(int fd)
+{
+	static char buf[4096];
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void test_message_open_reads_listed_file(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	deliver(f->path, "one\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_string_equal(read_fd(maildrop_message_open(&md, &md.messages[0])), "one\r\n");
+	maildrop_close(&md);
+}
+
+static void test_message_open_finds_message_moved_to_cur(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+	char *moved, *reflagged;
+
+	deliver(f->path, "moved\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	/* Another Maildir reader marks it seen, then replied, while our session is open. */
+	assert_true(asprintf(&moved, "%s/cur/%s:2,S", f->path, strrchr(md.messages[0].path, '/') + 1)
+		>= 0);
+	assert_int_equal(rename(md.messages[0].path, moved), 0);
+	assert_string_equal(read_fd(maildrop_message_open(&md, &md.messages[0])), "moved\r\n");
+	assert_true(asprintf(&reflagged, "%s/cur/%s:2,RS", f->path,
+		strrchr(md.messages[0].path, '/') + 1) >= 0);
+	assert_int_equal(rename(moved, reflagged), 0);
+	assert_string_equal(read_fd(maildrop_message_open(&md, &md.messages[0])), "moved\r\n");
+	maildrop_close(&md);
+	free(moved);
+	free(reflagged);
+}
+
+static void test_message_open_of_removed_message_fails_with_enoent(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop md;
+
+	deliver(f->path, "x\r\n");
+	deliver(f->path, "y\r\n");
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(unlink(md.messages[0].path), 0);
+	errno = 0;
+	assert_int_equal(maildrop_message_open(&md, &md.messages[0]), -1);
+	assert_int_equal(errno, ENOENT);
+	maildrop_close(&md);
+}
+
+/* A legacy "X.msg" never moves; a Maildir "X" is another message that only shares the id. */
+static void test_message_open_of_removed_legacy_file_does_not_serve_maildir_namesake(
+	void **state)
+{
+	struct fixture *f = *state;
+	char *new_dir = make_maildir(f->path, "new");
+	struct maildrop md;
+
+	write_file(f->path, "same-id.msg", "legacy\n", 1700000000);
+	write_file(new_dir, "same-id", "maildir\r\n", 1700000001);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 1);
+	assert_int_equal(unlink(md.messages[0].path), 0);
+	errno = 0;
+	assert_int_equal(maildrop_message_open(&md, &md.messages[0]), -1);
+	assert_int_equal(errno, ENOENT);
+	maildrop_close(&md);
+	free(new_dir);
+}
+
 /* ---- unique-ids (RFC 1939 7) ---- */
 
 static void test_uidl_of_legacy_file_is_name_without_msg(void **state)
@@ -746,6 +910,14 @@ int main(void)
 		T(test_open_skips_dotfiles_lock_file_directories_and_non_msg_root_files),
 		T(test_open_creates_missing_maildir_and_lists_nothing),
 		T(test_delivered_message_is_listed_with_its_size),
+		T(test_open_sizes_legacy_lf_file_as_sent_with_crlf),
+		T(test_open_sizes_legacy_file_without_final_line_end_with_its_crlf),
+		T(test_open_sizes_large_legacy_file_across_read_chunks),
+		T(test_open_sizes_maildir_file_by_its_length),
+		T(test_message_open_reads_listed_file),
+		T(test_message_open_finds_message_moved_to_cur),
+		T(test_message_open_of_removed_message_fails_with_enoent),
+		T(test_message_open_of_removed_legacy_file_does_not_serve_maildir_namesake),
 		T(test_uidl_of_legacy_file_is_name_without_msg),
 		T(test_uidl_strips_size_and_virtual_size_suffixes_and_flags),
 		T(test_uidl_stable_when_message_moves_from_new_to_cur),

@@ -907,6 +907,43 @@ static void test_retrieve_failure_closes(void **state)
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_CLOSED);
 }
 
+/* The glue's side when the file is gone: it takes the "+OK" back out, then asks for -ERR. */
+static enum pop3_action retrieve_unavailable(struct fixture *fx)
+{
+	strbuf_reset(&fx->out);
+	return pop3_session_retrieve_unavailable(fx->s, &fx->out);
+}
+
+static void test_retr_of_unavailable_message_gets_err_and_session_goes_on(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	feed(fx, "DELE 3");
+	assert_int_equal(feed(fx, "RETR 2"), POP3_ACTION_RETRIEVE);
+	assert_int_equal(retrieve_unavailable(fx), POP3_ACTION_NONE);
+	assert_string_equal(out(fx), "-ERR [SYS/TEMP] message unavailable\r\n");
+	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_TRANSACTION);
+	/* RFC 1939 6: the DELE given before still takes effect at QUIT. */
+	feed(fx, "NOOP");
+	assert_string_equal(out(fx), "+OK\r\n");
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_true(fx->messages[2].deleted);
+	assert_false(fx->messages[1].deleted);
+}
+
+static void test_top_of_unavailable_message_gets_err(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	assert_int_equal(feed(fx, "TOP 1 0"), POP3_ACTION_RETRIEVE);
+	assert_int_equal(retrieve_unavailable(fx), POP3_ACTION_NONE);
+	assert_string_equal(out(fx), "-ERR [SYS/TEMP] message unavailable\r\n");
+	assert_int_equal(feed(fx, "LIST 1"), POP3_ACTION_NONE);
+	assert_string_equal(out(fx), "+OK 1 100\r\n");
+}
+
 /* ---- QUIT and UPDATE (RFC 1939 6) ---- */
 
 static void test_quit_in_authorization_closes(void **state)
@@ -1182,6 +1219,82 @@ static void test_dotstuff_top_stops_asking_for_input(void **state)
 	strbuf_free(&sb);
 }
 
+/* ---- RETR sizes: what the filter sends equals what LIST/STAT announce (RFC 1939 5, 11) ---- */
+
+/* Counts input the way the store does for LIST, chunk octets at a time (0 = all at once). */
+static uint64_t dotstuff_size_chunks(const char *input, size_t len, size_t chunk)
+{
+	struct dotstuff_size z;
+	size_t at = 0;
+
+	dotstuff_size_init(&z);
+	if (chunk == 0)
+		chunk = len ? len : 1;
+	for (; at < len; at += chunk)
+		dotstuff_size_feed(&z, input + at, len - at < chunk ? len - at : chunk);
+	return dotstuff_size_finish(&z);
+}
+
+/* The RETR response for input, less the terminator and the stuffed dots, is expect_size octets
+ * long, and the count agrees however the input is cut. */
+static void assert_size_matches_retr(const char *input, uint64_t expect_size)
+{
+	size_t len = strlen(input);
+	char *sent = dotstuff_run_chunks(input, len, -1, 0);
+	size_t sent_len = strlen(sent) - 3; /* ".\r\n" */
+	size_t stuffed = 0;
+
+	for (size_t i = 0; i < sent_len; i++)
+		if (sent[i] == '.' && (i == 0 || sent[i - 1] == '\n'))
+			stuffed++;
+	assert_int_equal(sent_len - stuffed, expect_size);
+	free(sent);
+	assert_int_equal(dotstuff_size_chunks(input, len, 0), expect_size);
+	assert_int_equal(dotstuff_size_chunks(input, len, 1), expect_size);
+	for (size_t split = 1; split < len; split++) {
+		struct dotstuff_size z;
+
+		dotstuff_size_init(&z);
+		dotstuff_size_feed(&z, input, split);
+		dotstuff_size_feed(&z, input + split, len - split);
+		assert_int_equal(dotstuff_size_finish(&z), expect_size);
+	}
+}
+
+static void test_size_of_crlf_message_is_its_length(void **state)
+{
+	(void)state;
+	assert_size_matches_retr("Subject: hi\r\n\r\n.body\r\n", 22);
+}
+
+static void test_size_counts_bare_lf_as_crlf(void **state)
+{
+	(void)state;
+	assert_size_matches_retr("From: a\nSubject: lf\n\nline one\n.\nline three\n",
+		43 + 6);
+}
+
+static void test_size_counts_missing_final_line_end(void **state)
+{
+	(void)state;
+	assert_size_matches_retr("Subject: x\r\n\r\nlast line", 23 + 2);
+	assert_size_matches_retr("a\nb", 3 + 1 + 2);
+}
+
+static void test_size_counts_only_lf_after_trailing_cr(void **state)
+{
+	(void)state;
+	assert_size_matches_retr("a\r\nb\r", 5 + 1);
+	assert_size_matches_retr("x\r.y\r\n", 6);
+	assert_size_matches_retr("x\r\r\n", 4);
+}
+
+static void test_size_of_empty_message_is_zero(void **state)
+{
+	(void)state;
+	assert_size_matches_retr("", 0);
+}
+
 /* Tests on an implicit-TLS connection, and on a plain one offering STLS. */
 #define TLS_PORT(test) cmocka_unit_test_setup_teardown(test, setup_tls, teardown)
 #define STLS_PORT(test) cmocka_unit_test_setup_teardown(test, setup_stls_port, teardown)
@@ -1252,6 +1365,8 @@ int main(void)
 		TLS_PORT(test_top_asks_for_retrieve_with_line_count),
 		TLS_PORT(test_retr_of_deleted_message_gets_err),
 		TLS_PORT(test_retrieve_failure_closes),
+		TLS_PORT(test_retr_of_unavailable_message_gets_err_and_session_goes_on),
+		TLS_PORT(test_top_of_unavailable_message_gets_err),
 		TLS_PORT(test_quit_in_authorization_closes),
 		TLS_PORT(test_quit_in_transaction_commits_then_signs_off),
 		TLS_PORT(test_quit_after_deleting_all_says_maildrop_empty),
@@ -1272,6 +1387,11 @@ int main(void)
 		cmocka_unit_test(test_dotstuff_top_beyond_body_sends_everything),
 		cmocka_unit_test(test_dotstuff_top_without_body_sends_headers),
 		cmocka_unit_test(test_dotstuff_top_stops_asking_for_input),
+		cmocka_unit_test(test_size_of_crlf_message_is_its_length),
+		cmocka_unit_test(test_size_counts_bare_lf_as_crlf),
+		cmocka_unit_test(test_size_counts_missing_final_line_end),
+		cmocka_unit_test(test_size_counts_only_lf_after_trailing_cr),
+		cmocka_unit_test(test_size_of_empty_message_is_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
