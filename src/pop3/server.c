@@ -22,6 +22,7 @@
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
+#include "throttle.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -48,6 +49,7 @@ struct pop3_conn {
 	bool job_pending;      /* a worker job holds this connection */
 	bool gone;             /* the client left while a job was pending */
 	bool tls_handshaking;  /* no command is read before the TLS handshake completes */
+	struct event *auth_delay; /* holds a failed login's reply back (throttling) */
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
 	time_t connected_at;
 	unsigned retrieved, deleted;
@@ -67,6 +69,8 @@ static void set_timeouts(struct pop3_conn *c)
 
 static void pop3_conn_free(struct pop3_conn *c)
 {
+	if (c->auth_delay)
+		event_free(c->auth_delay);
 	if (c->retr_fd >= 0)
 		close(c->retr_fd);
 	/* Closing without UPDATE deletes nothing (RFC 1939 6); this only drops the lock. */
@@ -130,21 +134,54 @@ static void password_work(void *arg)
 	c->auth_ok = pop3_session_verify_password(c->session);
 }
 
+static void password_reply(struct pop3_conn *c)
+{
+	if (job_finish(c))
+		return;
+	handle_action(c, pop3_session_auth_result(c->session, c->auth_ok, &c->out));
+	pop3_conn_process(c);
+}
+
+static void password_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(c->auth_delay);
+	c->auth_delay = NULL;
+	password_reply(c);
+}
+
 static void password_done(void *arg)
 {
 	struct pop3_conn *c = arg;
 	char user[128];
 	const char *name = pop3_session_user(c->session);
+	struct throttle *throttle = c->srv->throttle;
 
-	if (job_finish(c))
-		return;
 	log_quote(user, sizeof(user), name, strlen(name));
-	if (c->auth_ok)
+	if (c->auth_ok) {
+		throttle_success(throttle, c->base.ip);
 		log_info("pop3", "event=login client=%s user=%s", c->base.ip, user);
-	else
-		log_warn("pop3", "event=auth_failed client=%s user=%s", c->base.ip, user);
-	handle_action(c, pop3_session_auth_result(c->session, c->auth_ok, &c->out));
-	pop3_conn_process(c);
+		password_reply(c);
+		return;
+	}
+	bool locked = false;
+	unsigned delay = throttle_failure(throttle, c->base.ip, time(NULL), &locked);
+	/* The line fail2ban matches: "event=auth_failed client=<ip>". */
+	log_warn("pop3", "event=auth_failed client=%s user=%s", c->base.ip, user);
+	if (locked)
+		log_warn("pop3", "event=auth_lockout client=%s seconds=%u", c->base.ip,
+			c->base.gen->cfg.auth_lockout);
+	if (delay == 0 || c->gone) {
+		password_reply(c);
+		return;
+	}
+	/* Slow the guesser down; the job stays pending, so nothing else is read meanwhile. */
+	struct timeval wait = {(time_t)delay, 0};
+	c->auth_delay = evtimer_new(c->srv->base, password_delay_done, c);
+	evtimer_add(c->auth_delay, &wait);
 }
 
 static void open_work(void *arg)
@@ -314,6 +351,11 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 		start_tls(c);
 		break;
 	case POP3_ACTION_CHECK_PASSWORD:
+		if (throttle_blocked(c->srv->throttle, c->base.ip, time(NULL))) {
+			log_warn("pop3", "event=auth_blocked client=%s", c->base.ip);
+			handle_action(c, pop3_session_auth_blocked(c->session, &c->out));
+			break;
+		}
 		flush_out(c);
 		job_start(c, password_work, password_done);
 		break;

@@ -716,6 +716,17 @@ enum pop3_action pop3_session_auth_result(struct pop3_session *s, bool ok, struc
 	return POP3_ACTION_NONE;
 }
 
+enum pop3_action pop3_session_auth_blocked(struct pop3_session *s, struct strbuf *out)
+{
+	pop3_expect_pending(s, POP3_PENDING_PASSWORD, "auth_blocked");
+	pop3_wipe_password(s);
+	/* RFC 3206 4: [SYS/TEMP]: not the credentials' fault; trying later may work. The
+	 * connection ends, as after too many failures. */
+	pop3_reply_err(s, out, "[SYS/TEMP] too many failed logins from your address, try again later");
+	s->state = POP3_STATE_CLOSED;
+	return POP3_ACTION_CLOSE;
+}
+
 const char *pop3_session_maildrop_path(const struct pop3_session *s)
 {
 	return s->server ? s->server->maildrop_path : NULL;

@@ -134,6 +134,10 @@ bool pop3_session_verify_password(const struct pop3_session *s);
  * POP3_MAX_AUTH_FAILURES failures. */
 enum pop3_action pop3_session_auth_result(struct pop3_session *s, bool ok, struct strbuf *out);
 
+/* Instead of checking the password: the client's address is locked out (brute-force
+ * throttling). Wipes the password, "-ERR [SYS/TEMP] ...", returns CLOSE. */
+enum pop3_action pop3_session_auth_blocked(struct pop3_session *s, struct strbuf *out);
+
 /* After POP3_ACTION_OPEN_MAILDROP: the authenticated Server's MaildropPath. */
 const char *pop3_session_maildrop_path(const struct pop3_session *s);
 /* OK: md is borrowed (see above), "+OK maildrop has N messages (M octets)", TRANSACTION.

@@ -63,3 +63,40 @@ def test_a_success_clears_the_failures(make_server):
         reply, elapsed = auth(client, "wrong")
         assert reply.code == 535
         assert elapsed < 1.9, "the count should have started again at one"
+
+
+def pop3_login(server, password):
+    import poplib
+    pop = poplib.POP3_SSL("127.0.0.1", server.pop3_port, context=insecure_client_context(),
+                          timeout=30)
+    try:
+        pop.user("mailbox@example.org")
+        try:
+            return pop.pass_(password).decode()
+        except poplib.error_proto as error:
+            return error.args[0].decode()
+    finally:
+        try:
+            pop.quit()
+        except Exception:
+            pass
+
+
+def test_pop3_failed_logins_lock_the_address_out(make_server):
+    server = make_server({"AuthMaxFailures": 3, "AuthLockoutSeconds": 600})
+    for attempt in range(3):
+        assert pop3_login(server, f"wrong-{attempt}").startswith("-ERR [AUTH]")
+    # The right password is refused without being checked while the address is locked out.
+    assert pop3_login(server, GOOD).startswith("-ERR [SYS/TEMP]")
+    log = server.log_text()
+    assert len(re.findall(r"module=pop3 event=auth_failed client=127\.0\.0\.1\b", log)) == 3
+    assert "module=pop3 event=auth_blocked client=127.0.0.1" in log
+    assert GOOD not in log
+
+
+def test_one_lockout_covers_smtp_and_pop3(make_server):
+    server = make_server({"AuthMaxFailures": 2, "AuthLockoutSeconds": 600})
+    with tls_client(server) as client:
+        assert auth(client, "wrong")[0].code == 535
+    assert pop3_login(server, "wrong").startswith("-ERR [AUTH]")
+    assert pop3_login(server, GOOD).startswith("-ERR [SYS/TEMP]")
