@@ -1,6 +1,8 @@
 /* auth.c: mailbox login names, constant-time password checks, SASL PLAIN decoding. */
 #include "auth.h"
 
+#include "password.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -23,6 +25,9 @@ bool auth_check_password(const struct server_config *server, const char *passwor
 {
 	unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
 
+	/* The config holds exactly one of the two. */
+	if (server->mailbox_password_hash)
+		return password_hash_verify(server->mailbox_password_hash, password, len);
 	if (!server->mailbox_password)
 		return false;
 	/* Comparing digests makes the time independent of both lengths and contents. */

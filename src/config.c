@@ -5,6 +5,7 @@
 
 #include "bounds.h"
 #include "log.h"
+#include "password.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -118,7 +119,10 @@ static const struct key_spec config_keys[] = {
 static const struct key_spec server_keys[] = {
 	STRING_KEY(struct server_config, "Domain", domain, KEY_REQUIRED | KEY_LOWERCASE,
 		check_domain),
-	STRING_KEY(struct server_config, "MailboxPassword", mailbox_password, KEY_REQUIRED, NULL),
+	/* Neither is KEY_REQUIRED: check_servers() wants exactly one of the two. */
+	STRING_KEY(struct server_config, "MailboxPassword", mailbox_password, 0, NULL),
+	STRING_KEY(struct server_config, "MailboxPasswordHash", mailbox_password_hash,
+		KEY_EMPTY_IS_ABSENT, password_hash_problem),
 	STRING_KEY(struct server_config, "TLSKeyPath", tls_key_path, KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct server_config, "TLSCertPath", tls_cert_path, KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct server_config, "MaildropPath", maildrop_path, KEY_REQUIRED, NULL),
@@ -522,6 +526,21 @@ static int check_servers(const struct config *cfg, char *err, size_t errsz)
 	for (size_t i = 0; i < cfg->server_count; i++) {
 		const struct server_config *server = &cfg->servers[i];
 
+		if (server->mailbox_password && server->mailbox_password_hash) {
+			set_error(err, errsz, "Servers[%zu].MailboxPasswordHash: MailboxPassword is set "
+				"too; give one of them", i);
+			return -1;
+		}
+		if (!server->mailbox_password && !server->mailbox_password_hash) {
+			set_error(err, errsz, "Servers[%zu].MailboxPassword: missing (or set "
+				"MailboxPasswordHash)", i);
+			return -1;
+		}
+		/* An empty password would let anyone in who sends an empty one. */
+		if (server->mailbox_password && server->mailbox_password[0] == '\0') {
+			set_error(err, errsz, "Servers[%zu].MailboxPassword: must not be empty", i);
+			return -1;
+		}
 		/* A key without a certificate (or the reverse) is a half-finished TLS setup. */
 		if (!server->tls_key_path != !server->tls_cert_path) {
 			set_error(err, errsz, "Servers[%zu].%s: missing (%s is set; give both or neither)",

@@ -11,7 +11,8 @@
 /* One entry of "Servers": a domain and its maildrop. */
 struct server_config {
 	char *domain;            /* "Domain", required; stored lower-case */
-	char *mailbox_password;  /* "MailboxPassword", required (issue 5 adds a hash alternative) */
+	char *mailbox_password;  /* "MailboxPassword"; exactly one of it and the hash is set */
+	char *mailbox_password_hash; /* "MailboxPasswordHash": crypt(3) string ($y$, $6$, $2b$) */
 	char *tls_key_path;      /* "TLSKeyPath", optional; NULL when absent or "" */
 	char *tls_cert_path;     /* "TLSCertPath", optional; both or neither */
 	char *maildrop_path;     /* "MaildropPath", required */

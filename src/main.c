@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "mail/dkim_keygen.h"
+#include "password.h"
 #include "queue/queue.h"
 
 static void usage(FILE *f)
@@ -19,6 +21,11 @@ static void usage(FILE *f)
 		"       mailpopbox dkim-keygen DOMAIN SELECTOR KEYFILE\n"
 		"                                              write a 2048-bit DKIM key and print the\n"
 		"                                              DNS TXT record to publish\n"
+		"       mailpopbox check CONFIG.json           check files, certificates, directories\n"
+		"                                              and ports without starting\n"
+		"       mailpopbox hash-password [--scheme yescrypt|sha512|bcrypt]\n"
+		"                                              read a password, print its hash for\n"
+		"                                              MailboxPasswordHash\n"
 		"       mailpopbox version                     print the version\n"
 		"       mailpopbox help                        this text\n"
 		"Configuration keys: docs/config.md. Logs go to standard error.\n");
@@ -88,8 +95,12 @@ int main(int argc, char **argv)
 		return queue(argv[2], argc == 4);
 	if (argc == 5 && strcmp(command, "dkim-keygen") == 0)
 		return keygen(argv[2], argv[3], argv[4]);
+	if (argc == 3 && strcmp(command, "check") == 0)
+		return check_command(argv[2], stdout);
+	if (strcmp(command, "hash-password") == 0)
+		return password_command(argc - 2, argv + 2);
 	if (argc == 2 && command[0] != '-' && strcmp(command, "queue") != 0 &&
-	    strcmp(command, "dkim-keygen") != 0)
+	    strcmp(command, "dkim-keygen") != 0 && strcmp(command, "check") != 0)
 		return serve(command);
 	usage(stderr);
 	return 2;

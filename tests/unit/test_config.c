@@ -224,7 +224,7 @@ static void test_error_in_second_server_names_its_index(void **state)
 	(void)state;
 	assert_load_error("{\"Hostname\": \"h\", \"Servers\": [{\"Domain\": \"a.org\", "
 		"\"MailboxPassword\": \"pw\", \"MaildropPath\": \"/a\"}, {\"Domain\": \"b.org\", "
-		"\"MaildropPath\": \"/b\"}]}", "Servers[1].MailboxPassword: missing");
+		"\"MaildropPath\": \"/b\"}]}", "Servers[1].MailboxPassword: missing (or set MailboxPasswordHash)");
 }
 
 static void test_port_out_of_range_names_the_key(void **state)
