@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "pop3/server.h"
 #include "privileges.h"
 #include "queue/queue.h"
+#include "sandbox.h"
 #include "throttle.h"
 #include "smtp/server.h"
 #include "tls.h"
@@ -319,6 +321,23 @@ static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
 		queue_flush(rs->srv->queue);
 }
 
+/* Each connection is a socket plus, while it delivers or serves a message, a file or two;
+ * the usual soft limit of 1024 descriptors would cap MaxConnections well below its default.
+ * Raise the soft limit to the hard one (the administrator's ceiling). */
+static void raise_file_limit(const struct config *cfg)
+{
+	struct rlimit limit;
+	rlim_t wanted = (rlim_t)cfg->max_connections * 3 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted)
+		return;
+	limit.rlim_cur = limit.rlim_max == RLIM_INFINITY || limit.rlim_max > wanted ?
+		wanted : limit.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < wanted)
+		log_warn("server", "event=file_limit_low limit=%llu wanted=%llu key=MaxConnections",
+			(unsigned long long)limit.rlim_cur, (unsigned long long)wanted);
+}
+
 /* Keys that only take effect at start: sockets, directories and identity. */
 static void warn_restart_keys(const struct config *old, const struct config *now)
 {
@@ -384,6 +403,7 @@ int daemon_run(struct config *loaded, const char *config_path)
 	memset(&rs, 0, sizeof(rs));
 	rs.srv = &srv;
 	signal(SIGPIPE, SIG_IGN);
+	raise_file_limit(loaded);
 	if (evthread_use_pthreads() != 0)
 		fatal("event=evthread_failed");
 	srv.gen = generation_new(loaded, err, sizeof(err));
@@ -397,6 +417,12 @@ int daemon_run(struct config *loaded, const char *config_path)
 	srv.cfg = &srv.gen->cfg;
 	srv.config_path = config_path;
 	const struct config *cfg = srv.cfg;
+	/* Keys and certificates are read; no thread exists yet, so every thread to come is
+	 * confined too. */
+	if (sandbox_apply(cfg, config_path) != 0) {
+		generation_unref(srv.gen);
+		return 1;
+	}
 	srv.base = event_base_new();
 	if (!srv.base)
 		fatal("event=event_base_failed");
