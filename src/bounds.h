@@ -63,4 +63,80 @@
 /* RFC 4954 4: an AUTH line (base64 of authzid, authcid, password) is at most 12288 octets. */
 #define SASL_LINE_MAX 12288
 
+/* ---- enforced by the modules named above each group ---- */
+
+/* connection.h */
+/* Longest wait for a client to take our last reply. */
+#define CONNECTION_CLOSE_FLUSH_SECONDS 5
+
+/* password.h */
+/* The longest password hash-password reads; SMTP AUTH and POP3 PASS lines could not carry a
+ * much longer one anyway (bounds.h: SASL_LINE_MAX, POP3_COMMAND_LINE_MAX). */
+#define PASSWORD_INPUT_MAX 1024
+/* bcrypt hashes only the first 72 bytes of a password. */
+#define PASSWORD_BCRYPT_INPUT_MAX 72
+
+/* throttle.h */
+/* Client addresses whose failed logins are remembered (the stalest is dropped first), and the
+ * longest a failed login's reply is held back. */
+#define THROTTLE_MAX_ENTRIES 4096
+#define THROTTLE_MAX_DELAY_SECONDS 8
+
+/* mail/dsn.h */
+/* Diagnostic text kept from a remote reply (one Diagnostic-Code line stays far below the
+ * RFC 5322 2.1.1 limit of 998 octets before folding). */
+#define DSN_DIAGNOSTIC_MAX 600
+/* Original header section returned (RFC 6522 / RFC 3462 text/rfc822-headers); longer sections
+ * are cut at a line end. */
+#define DSN_HEADERS_MAX (64 * 1024)
+
+/* mail/headers.h */
+/* RFC 5322 sets no limit on the header section; like Postfix's header_size_limit we refuse a
+ * header section (blank line included) larger than this, and more fields than
+ * MAIL_HEADER_FIELDS_MAX, so one message cannot make us hold or scan unbounded structure.
+ * The limits apply to what we receive, not to what our own edits write: added fields, and a
+ * Subject re-encoded into RFC 2047 words of at most 75 octets (a long word grows by about a
+ * quarter when split), can take the written section past them. */
+#define MAIL_HEADER_SECTION_MAX (256 * 1024)
+#define MAIL_HEADER_FIELDS_MAX 1000
+
+/* queue/dns.h */
+/* Hosts whose addresses we look up for one domain (RFC 5321 5.1 leaves the count open). */
+#define DNS_MAX_HOSTS 10
+/* Addresses tried per host. */
+#define DNS_MAX_ADDRESSES 8
+
+/* smtp/address.h */
+/* ESMTP parameters on one MAIL or RCPT (RFC 5321 4.1.2 sets no number; we know six). */
+#define SMTP_MAX_PARAMS 8
+
+/* smtp/client.h */
+/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including the code and CRLF; real
+ * servers exceed it with long texts, so we accept up to SMTP_COMMAND_LINE_MAX like the server
+ * side and call anything longer a protocol error. */
+#define SMTP_REPLY_LINE_MAX SMTP_COMMAND_LINE_MAX
+/* Lines in one (multi-line, RFC 5321 4.2.1) reply; an EHLO reply has about a dozen. */
+#define SMTP_REPLY_LINES_MAX 100
+
+/* smtp/session.h */
+/* RFC 3461 4.2: ORCPT is addr-type ";" xtext, at most 500 characters. */
+#define SMTP_ORCPT_MAX 500
+/* RFC 3461 4.4: ENVID is at most 100 characters. */
+#define SMTP_ENVID_MAX 100
+
+/* queue/delivery.c */
+/* RFC 5321 4.5.3.2: 5 minutes for most replies, 10 for the one after the final dot. */
+#define DELIVERY_CONNECT_TIMEOUT_SECONDS 30
+#define DELIVERY_REPLY_TIMEOUT_SECONDS 300
+#define DELIVERY_FINAL_REPLY_TIMEOUT_SECONDS 600
+
+/* queue/spool.c */
+/* An envelope is a few hundred octets per recipient; anything far bigger is not ours and is
+ * refused before it is read into memory. */
+#define SPOOL_ENVELOPE_MAX (8 * 1024 * 1024)
+
+/* daemon.c */
+/* How long a stopping server waits for sessions in DATA or in a commit before exiting. */
+#define SHUTDOWN_GRACE_SECONDS 30
+
 #endif

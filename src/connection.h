@@ -5,13 +5,12 @@
 #ifndef MAILPOPBOX_CONNECTION_H
 #define MAILPOPBOX_CONNECTION_H
 
+#include "bounds.h"
+
 #include <stddef.h>
 
 struct bufferevent;
 struct event_base;
-
-/* Longest wait for a client to take our last reply. */
-#define CONNECTION_CLOSE_FLUSH_SECONDS 5
 
 /* Stops reading from bev; once its output (and its underlying's) is empty, or after
  * CONNECTION_CLOSE_FLUSH_SECONDS, calls free_fn(arg), which frees bev. */

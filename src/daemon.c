@@ -31,8 +31,6 @@
 #include "worker.h"
 
 #define IP_BUCKETS 256
-/* How long a stopping server waits for sessions in DATA or in a commit before exiting. */
-#define SHUTDOWN_GRACE_SECONDS 30
 
 struct ip_count {
 	struct ip_count *next;

@@ -4,14 +4,10 @@
 #ifndef MAILPOPBOX_PASSWORD_H
 #define MAILPOPBOX_PASSWORD_H
 
+#include "bounds.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-/* The longest password hash-password reads; SMTP AUTH and POP3 PASS lines could not carry a
- * much longer one anyway (bounds.h: SASL_LINE_MAX, POP3_COMMAND_LINE_MAX). */
-#define PASSWORD_INPUT_MAX 1024
-/* bcrypt hashes only the first 72 bytes of a password. */
-#define PASSWORD_BCRYPT_INPUT_MAX 72
 
 /* NULL when hash is a complete yescrypt ("$y$"), SHA-512-crypt ("$6$") or bcrypt ("$2b$",
  * "$2y$") hash that this system's libcrypt supports; else how it must look (completes

@@ -6,11 +6,10 @@
 #ifndef MAILPOPBOX_THROTTLE_H
 #define MAILPOPBOX_THROTTLE_H
 
+#include "bounds.h"
+
 #include <stdbool.h>
 #include <time.h>
-
-#define THROTTLE_MAX_ENTRIES 4096
-#define THROTTLE_MAX_DELAY_SECONDS 8
 
 struct throttle;
 

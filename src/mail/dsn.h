@@ -14,6 +14,8 @@
 #ifndef MAILPOPBOX_MAIL_DSN_H
 #define MAILPOPBOX_MAIL_DSN_H
 
+#include "bounds.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -24,12 +26,6 @@
 #define DSN_BOUNDARY_MAX 70
 /* Tokens name the report: Message-ID <token@host> and the default boundary. */
 #define DSN_TOKEN_MAX 48
-/* Diagnostic text kept from a remote reply (one Diagnostic-Code line stays far below the
- * RFC 5322 2.1.1 limit of 998 octets before folding). */
-#define DSN_DIAGNOSTIC_MAX 600
-/* Original header section returned (RFC 6522 / RFC 3462 text/rfc822-headers); longer sections
- * are cut at a line end. */
-#define DSN_HEADERS_MAX (64 * 1024)
 
 /* RFC 3464 2.3.3 Action field. */
 enum dsn_action {

@@ -18,21 +18,14 @@
 #ifndef MAILPOPBOX_MAIL_HEADERS_H
 #define MAILPOPBOX_MAIL_HEADERS_H
 
+#include "bounds.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "strbuf.h"
-
-/* RFC 5322 sets no limit on the header section; like Postfix's header_size_limit we refuse a
- * header section (blank line included) larger than this, and more fields than
- * MAIL_HEADER_FIELDS_MAX, so one message cannot make us hold or scan unbounded structure.
- * The limits apply to what we receive, not to what our own edits write: added fields, and a
- * Subject re-encoded into RFC 2047 words of at most 75 octets (a long word grows by about a
- * quarter when split), can take the written section past them. */
-#define MAIL_HEADER_SECTION_MAX (256 * 1024)
-#define MAIL_HEADER_FIELDS_MAX 1000
 
 /* "Date: " value written by mail_date_format(): "Fri, 13 Feb 2026 10:00:00 +0000" is 31
  * octets (RFC 5322 3.3); room for a five-digit year and the NUL. */

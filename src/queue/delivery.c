@@ -19,10 +19,6 @@
 #include "pop3/dotstuff.h"
 #include "queue/dns.h"
 
-/* RFC 5321 4.5.3.2: 5 minutes for most replies, 10 for the one after the final dot. */
-#define DELIVERY_CONNECT_TIMEOUT_SECONDS 30
-#define DELIVERY_REPLY_TIMEOUT_SECONDS 300
-#define DELIVERY_FINAL_REPLY_TIMEOUT_SECONDS 600
 #define DELIVERY_OUTPUT_HIGH (64 * 1024)
 #define DELIVERY_READ_CHUNK (16 * 1024)
 

@@ -5,16 +5,13 @@
 #ifndef MAILPOPBOX_QUEUE_DNS_H
 #define MAILPOPBOX_QUEUE_DNS_H
 
+#include "bounds.h"
+
 #include <stddef.h>
 #include <sys/socket.h>
 
 struct event_base;
 struct dns_resolver;
-
-/* Hosts whose addresses we look up for one domain (RFC 5321 5.1 leaves the count open). */
-#define DNS_MAX_HOSTS 10
-/* Addresses tried per host. */
-#define DNS_MAX_ADDRESSES 8
 
 enum dns_status {
 	DNS_OK,

@@ -2,6 +2,7 @@
  * staging in tmp/, each change made durable with the maildrop's discipline (write a tmp file,
  * fsync it, rename it into place, fsync the directory). See spool.h for the layout. */
 #include "queue/spool.h"
+#include "bounds.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,10 +20,6 @@
 
 #include "fsutil.h"
 #include "log.h"
-
-/* An envelope is a few hundred octets per recipient; anything far bigger is not ours and is
- * refused before it is read into memory. */
-#define SPOOL_ENVELOPE_MAX (8 * 1024 * 1024)
 
 /* Envelope saves may run on several worker threads; the counter keeps their tmp names apart. */
 static atomic_ulong envelope_counter;

@@ -8,8 +8,6 @@
 
 #include "bounds.h"
 
-#define SMTP_MAX_PARAMS 8
-
 struct smtp_param {
 	const char *key;   /* points into the parsed line; key_len octets */
 	size_t key_len;

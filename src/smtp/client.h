@@ -38,12 +38,6 @@
 #include "bounds.h"
 #include "strbuf.h"
 
-/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including the code and CRLF; real
- * servers exceed it with long texts, so we accept up to SMTP_COMMAND_LINE_MAX like the server
- * side and call anything longer a protocol error. */
-#define SMTP_REPLY_LINE_MAX SMTP_COMMAND_LINE_MAX
-/* Lines in one (multi-line, RFC 5321 4.2.1) reply; an EHLO reply has about a dozen. */
-#define SMTP_REPLY_LINES_MAX 100
 /* Room for a result's text: the reply (continuation lines joined with spaces), truncated. */
 #define SMTP_CLIENT_TEXT_MAX 512
 

@@ -23,6 +23,8 @@
 #ifndef MAILPOPBOX_SMTP_SESSION_H
 #define MAILPOPBOX_SMTP_SESSION_H
 
+#include "bounds.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,11 +69,6 @@ enum {
 };
 
 enum smtp_dsn_ret { SMTP_DSN_RET_DEFAULT, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
-
-/* RFC 3461 4.2: ORCPT is addr-type ";" xtext, at most 500 characters. */
-#define SMTP_ORCPT_MAX 500
-/* RFC 3461 4.4: ENVID is at most 100 characters. */
-#define SMTP_ENVID_MAX 100
 
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1];
