@@ -143,6 +143,33 @@ void daemon_conn_maybe_exit(struct daemon *srv)
 }
 
 
+unsigned daemon_login_failed(struct daemon *srv, const struct daemon_conn *conn,
+	const char *module, const char *detail)
+{
+	bool locked = false;
+	unsigned delay = throttle_failure(srv->throttle, conn->ip, time(NULL), &locked);
+
+	log_warn(module, "event=auth_failed client=%s%s%s", conn->ip, detail ? " " : "",
+		detail ? detail : "");
+	if (locked)
+		log_warn(module, "event=auth_lockout client=%s seconds=%u", conn->ip,
+			srv->cfg->auth_lockout);
+	return delay;
+}
+
+void daemon_login_succeeded(struct daemon *srv, const struct daemon_conn *conn)
+{
+	throttle_success(srv->throttle, conn->ip);
+}
+
+bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, const char *module)
+{
+	if (!throttle_blocked(srv->throttle, conn->ip, time(NULL)))
+		return false;
+	log_warn(module, "event=auth_blocked client=%s", conn->ip);
+	return true;
+}
+
 void daemon_new_id(char *buf, size_t size)
 {
 	static atomic_uint counter;

@@ -52,6 +52,15 @@ void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn);
 /* Called by the glue when a connection finishes while the server is stopping. */
 void daemon_conn_maybe_exit(struct daemon *srv);
 
+/* Login bookkeeping shared by SMTP AUTH and POP3 (brute-force throttling, throttle.h).
+ * daemon_login_failed() logs the line fail2ban matches ("module=M event=auth_failed
+ * client=IP", then detail if not NULL) and returns the seconds to hold the reply back. */
+unsigned daemon_login_failed(struct daemon *srv, const struct daemon_conn *conn,
+	const char *module, const char *detail);
+void daemon_login_succeeded(struct daemon *srv, const struct daemon_conn *conn);
+/* True while conn's address is locked out (logs event=auth_blocked). */
+bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, const char *module);
+
 /* A short random-looking id for logs and Received headers, unique within the process. */
 void daemon_new_id(char *buf, size_t size);
 

@@ -22,7 +22,6 @@
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
-#include "throttle.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -156,24 +155,18 @@ static void password_delay_done(evutil_socket_t fd, short what, void *arg)
 static void password_done(void *arg)
 {
 	struct pop3_conn *c = arg;
-	char user[128];
+	char user[128], detail[160];
 	const char *name = pop3_session_user(c->session);
-	struct throttle *throttle = c->srv->throttle;
 
 	log_quote(user, sizeof(user), name, strlen(name));
 	if (c->auth_ok) {
-		throttle_success(throttle, c->base.ip);
+		daemon_login_succeeded(c->srv, &c->base);
 		log_info("pop3", "event=login client=%s user=%s", c->base.ip, user);
 		password_reply(c);
 		return;
 	}
-	bool locked = false;
-	unsigned delay = throttle_failure(throttle, c->base.ip, time(NULL), &locked);
-	/* The line fail2ban matches: "event=auth_failed client=<ip>". */
-	log_warn("pop3", "event=auth_failed client=%s user=%s", c->base.ip, user);
-	if (locked)
-		log_warn("pop3", "event=auth_lockout client=%s seconds=%u", c->base.ip,
-			c->base.gen->cfg.auth_lockout);
+	snprintf(detail, sizeof(detail), "user=%s", user);
+	unsigned delay = daemon_login_failed(c->srv, &c->base, "pop3", detail);
 	if (delay == 0 || c->gone) {
 		password_reply(c);
 		return;
@@ -351,8 +344,7 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 		start_tls(c);
 		break;
 	case POP3_ACTION_CHECK_PASSWORD:
-		if (throttle_blocked(c->srv->throttle, c->base.ip, time(NULL))) {
-			log_warn("pop3", "event=auth_blocked client=%s", c->base.ip);
+		if (daemon_login_blocked(c->srv, &c->base, "pop3")) {
 			handle_action(c, pop3_session_auth_blocked(c->session, &c->out));
 			break;
 		}

@@ -34,6 +34,7 @@ struct queue_item {
 	struct queue_item *next;
 	struct spool_entry entry;
 	bool busy;
+	bool flush_requested; /* a flush came while a run was in progress: retry right after it */
 	/* The run in progress. */
 	char **domains;          /* distinct domains of pending recipients (one NULL: smarthost) */
 	size_t domain_count, domain_index;
@@ -500,7 +501,8 @@ static void run_finish(struct queue *q, struct queue_item *item)
 	free_run(item);
 	e->attempts++;
 	e->last_attempt = now;
-	e->next_attempt = now + backoff(q->cfg, e->attempts);
+	e->next_attempt = item->flush_requested ? now : now + backoff(q->cfg, e->attempts);
+	item->flush_requested = false;
 	struct report_job *job = xcalloc(1, sizeof(*job));
 	job->q = q;
 	job->item = item;
@@ -643,9 +645,12 @@ void queue_flush(struct queue *q)
 	int64_t now = (int64_t)time(NULL);
 	size_t n = 0;
 
-	for (struct queue_item *item = q->items; item; item = item->next, n++)
-		if (!item->busy)
+	for (struct queue_item *item = q->items; item; item = item->next, n++) {
+		if (item->busy)
+			item->flush_requested = true; /* its run decides the next attempt: make it now */
+		else
 			item->entry.next_attempt = now;
+	}
 	log_info("queue", "event=flush entries=%zu", n);
 	tick(-1, 0, q);
 }

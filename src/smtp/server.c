@@ -24,7 +24,6 @@
 #include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
-#include "throttle.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -366,23 +365,15 @@ static void auth_done(void *arg)
 {
 	struct smtp_conn *c = arg;
 	const struct server_config *server = smtp_session_auth_server(c->session);
-	struct throttle *throttle = c->srv->throttle;
-	time_t now = time(NULL);
 
 	/* Never the login name or password: a failed login may be a password typed as a user. */
 	if (c->auth_ok) {
-		throttle_success(throttle, c->base.ip);
+		daemon_login_succeeded(c->srv, &c->base);
 		log_info("smtp", "event=login client=%s domain=%s", c->base.ip, server->domain);
 		auth_reply(c);
 		return;
 	}
-	bool locked = false;
-	unsigned delay = throttle_failure(throttle, c->base.ip, now, &locked);
-	/* The line fail2ban matches: "event=auth_failed ... client=<ip>". */
-	log_warn("smtp", "event=auth_failed client=%s", c->base.ip);
-	if (locked)
-		log_warn("smtp", "event=auth_lockout client=%s seconds=%u", c->base.ip,
-			c->base.gen->cfg.auth_lockout);
+	unsigned delay = daemon_login_failed(c->srv, &c->base, "smtp", NULL);
 	if (delay == 0 || c->gone) {
 		auth_reply(c);
 		return;
@@ -437,8 +428,7 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 		start_tls(c);
 		break;
 	case SMTP_ACTION_CHECK_AUTH:
-		if (throttle_blocked(c->srv->throttle, c->base.ip, time(NULL))) {
-			log_warn("smtp", "event=auth_blocked client=%s", c->base.ip);
+		if (daemon_login_blocked(c->srv, &c->base, "smtp")) {
 			handle_action(c, smtp_session_auth_blocked(c->session, &c->out));
 			flush_out(c);
 			break;

@@ -1,20 +1,28 @@
 """The far side of outbound mail, for the sending tests: a programmable SMTP sink that plays a
-remote MX host or a smarthost, and the owner's submission client that feeds the server.
+remote MX host or a smarthost, the setup of a server that sends, and the owner's submission
+client.
 
   Sink(ip, port, ...)     ESMTP server on one loopback address, in threads: configurable
                           extensions (PIPELINING, 8BITMIME, SIZE, STARTTLS, AUTH PLAIN, DSN,
-                          SMTPUTF8), programmable replies, every transaction recorded;
-                          .start() / .stop() / .wait_for(n) / .transactions / .delivered
-  Transaction             one MAIL..DATA as the sink saw it (dot-unstuffed data, TLS, AUTH)
+                          SMTPUTF8), programmable replies (reply_to_greeting/mail/rcpt/data,
+                          DROP to hang up), an RFC 821 mode (esmtp=False), IPv4 or IPv6;
+                          every transaction recorded; .start() / .stop() / .wait_for(n)
+  Transaction             one MAIL..DATA as the sink saw it (parameters, dot-unstuffed data,
+                          TLS version, AUTH user, whether RCPT came pipelined)
   free_port_on(ips)       one port free on every given loopback address (the server's
-                          OutboundPort is one number for all MX hosts)
-  make_sink               fixture: make_sink(ip, port, ...) -> Sink (started unless
-                          start=False), stopped in teardown
-  sending_server          fixture: sending_server(dns=..., outbound_port=..., overrides=...,
-                          servers=...) -> a conftest Server with submission ports, a spool and
-                          the outbound keys set
-  Submission helpers      authenticated(), transaction(), outgoing_message(), wait_until(),
-                          maildrop_reports(), delivery_status() (RFC 3464 fields)
+                          OutboundPort is one number for all MX hosts, so each host is an IP)
+  make_sink               fixture: make_sink(ip, port, start=True, ...) -> Sink, stopped in
+                          teardown
+  sending_server          fixture: a conftest Server with SubmissionPort, SubmissionTLSPort,
+                          SpoolPath, DNSResolver, OutboundPort and QueueRetryBaseSeconds 1
+  outbound                fixture: outbound(...) -> (server, sink) where remote.test's only MX
+                          host is the sink (needs make_dns from dnsfixture imported too)
+  authenticated, transaction, submit, outgoing_message   the owner's side of submission
+  wait_for_report, delivery_status, recipient_status     RFC 3464 reports in a maildrop
+  queue_listing, wait_until_dequeued                     `mailpopbox queue`, to know when the
+                                                         server is done with a message
+
+Test modules import the fixtures they use (and those these depend on) by name.
 """
 
 import base64
@@ -24,6 +32,7 @@ import re
 import select
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -40,6 +49,7 @@ SESSION_TIMEOUT = 30.0       # a silent client is dropped after this long
 MAX_COMMAND_LINE = 4096      # generous: RFC 5321 4.5.3.1.4 says 512 with extensions
 MAX_DATA_LINE = 1 << 20      # the sink records, it does not enforce RFC 5321 4.5.3.1.6
 PIPELINING_GRACE = 0.3       # how long MAIL's reply waits to see whether RCPT is already sent
+DROP = "drop the connection"  # a programmed "reply": close the connection without replying
 
 
 # --- what the sink records -----------------------------------------------------------------------
@@ -100,7 +110,8 @@ class _Replies:
     def program(self, key, replies):
         assert replies, "give at least one reply"
         for reply in replies:
-            assert re.match(r"^[2-5]\d\d[ -]", reply + " "), f"not an SMTP reply: {reply!r}"
+            assert reply == DROP or re.match(r"^[2-5]\d\d[ -]", reply + " "), \
+                f"not an SMTP reply: {reply!r}"
         with self.lock:
             self.sequences[key] = list(replies)
 
@@ -121,14 +132,19 @@ class Sink:
     tls:         (cert path, key path): STARTTLS offered until the session is encrypted.
     credentials: (user, password): AUTH PLAIN offered (only inside TLS when tls is given) and
                  required before MAIL (a smarthost).
+    esmtp:       False makes EHLO "500 command not recognized" (an RFC 821 server).
+    Replies programmed as DROP close the connection instead.
     """
 
-    def __init__(self, ip, port, extensions=DEFAULT_EXTENSIONS, tls=None, credentials=None):
+    def __init__(self, ip, port, extensions=DEFAULT_EXTENSIONS, tls=None, credentials=None,
+                 esmtp=True):
         self.ip = ip
         self.port = port
-        self.address = f"{ip}:{port}"
+        self.family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        self.address = f"[{ip}]:{port}" if self.family == socket.AF_INET6 else f"{ip}:{port}"
         self.extensions = list(extensions)
         self.credentials = credentials
+        self.esmtp = esmtp
         self.tls_context = None
         if tls:
             self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -139,6 +155,7 @@ class Sink:
         self.data_replies = _Replies("250 2.0.0 message accepted")
         self.transactions = []          # every transaction that reached the end of DATA
         self.connections = 0
+        self.finished_sessions = 0      # connections that are over (either side closed)
         self.plaintext_injections = 0   # bytes sent after STARTTLS before the handshake
         self.failed_logins = []
         self.log = []                   # (peer, "C: ..." / "S: ...") for failure messages
@@ -169,7 +186,7 @@ class Sink:
     def start(self):
         assert self.listener is None, "already listening"
         self.stopping.clear()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener = socket.socket(self.family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.ip, self.port))
         listener.listen(64)
@@ -208,7 +225,8 @@ class Sink:
             with self.changed:
                 self.connections += 1
                 self.changed.notify_all()
-            session = _Session(self, sock, f"{peer[0]}:{peer[1]}")
+            session = _Session(self, sock, f"[{peer[0]}]:{peer[1]}" if ":" in peer[0]
+                               else f"{peer[0]}:{peer[1]}")
             self.sessions.add(session)
             session.thread.start()
 
@@ -325,11 +343,17 @@ class _Session:
             except OSError:
                 pass
             self.sink.sessions.discard(self)
+            with self.sink.changed:
+                self.sink.finished_sessions += 1
+                self.sink.changed.notify_all()
 
     # I/O
 
     def reply(self, text):
-        """One reply; a text with newlines becomes a multi-line reply."""
+        """One reply; a text with newlines becomes a multi-line reply. DROP closes instead."""
+        if text == DROP:
+            self.sink._note(self.peer, "S: <connection dropped>")
+            raise _Closed()
         code, lines = text[:3], text[4:].split("\n")
         wire = "".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{line}\r\n"
                        for i, line in enumerate(lines))
@@ -385,6 +409,9 @@ class _Session:
         return self.sink.tls_context is None or self.tls_version is not None
 
     def cmd_ehlo(self, argument):
+        if not self.sink.esmtp:
+            self.reply("500 5.5.1 command not recognized")
+            return True
         self.helo = argument
         self.transaction = None
         keywords = list(self.sink.extensions)
@@ -518,12 +545,13 @@ class _Session:
 
 
 def free_port_on(ips):
-    """A TCP port that was free on every address in ips a moment ago."""
+    """A TCP port that was free on every address in ips (IPv4 or IPv6) a moment ago."""
     for _ in range(50):
         candidate = free_port()
         try:
             for ip in ips:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
                     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     probe.bind((ip, candidate))
         except OSError:
@@ -578,7 +606,13 @@ def sending_server(make_server, tmp_path):
         if dns is not None:
             config["DNSResolver"] = dns.resolver
         config.update(overrides or {})
-        return make_server(overrides=config, servers=servers, start=start)
+        server = make_server(overrides=config, servers=servers, start=start)
+        if start:
+            # A key the server does not know is only warned about: the test would run against
+            # defaults and could pass for the wrong reason.
+            unknown = [line for line in server.log_text().splitlines() if "unknown_key" in line]
+            assert not unknown, "\n".join(unknown)
+        return server
 
     return factory
 
@@ -677,6 +711,21 @@ def outgoing_message(subject="Hello", sender="Owner Name <mailbox@example.org>",
         headers.append(f"Message-ID: {message_id}")
     head = "".join(h + "\r\n" for h in headers).encode("utf-8") + extra_headers
     return head + b"\r\n" + body, message_id
+
+
+def queue_listing(server):
+    """What `mailpopbox queue CONFIG.json` prints (asserting it succeeds)."""
+    result = subprocess.run([str(server.binary), "queue", str(server.config_path)],
+                            capture_output=True, text=True, timeout=IO_TIMEOUT)
+    assert result.returncode == 0, f"mailpopbox queue exited {result.returncode}: {result.stderr}"
+    return result.stdout
+
+
+def wait_until_dequeued(server, needle, timeout=15.0):
+    """Until `mailpopbox queue` no longer mentions needle (a queue id or an address): from
+    then on the server makes no more attempts for it, so a test can count what arrived."""
+    wait_until(lambda: needle not in queue_listing(server), timeout,
+               f"{needle} still in the queue:\n{queue_listing(server)}", interval=0.1)
 
 
 def wait_until(predicate, timeout, what, interval=0.05):

@@ -90,6 +90,18 @@ def test_dkim_signature_verifies_with_the_published_key(signing_world):
     assert_verifies(received, dns_server)
 
 
+def test_dkim_signature_verifies_for_a_body_with_dots_blank_lines_and_trailing_space(
+        signing_world):
+    server, sink, dns_server = signing_world
+    body = (b".starts with a dot\r\n..two dots\r\ntrailing space   \r\n\ttab line\t\r\n"
+            b"\r\n\r\n\r\n")
+    message, _ = outgoing_message("awkward body", body=body)
+    submit(server, ["bob@remote.test"], message)
+    [received] = sink.wait_for(1)
+    assert received.data.endswith(body)
+    assert_verifies(received, dns_server)
+
+
 def test_dkim_signature_is_rsa_sha256_relaxed_over_the_key_headers(signing_world):
     server, sink, _ = signing_world
     message, _ = outgoing_message("signature tags")

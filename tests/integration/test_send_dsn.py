@@ -5,11 +5,12 @@ made and is passed on to a remote that offers DSN."""
 import re
 import time
 
+from conftest import queue_id
 from dnsfixture import make_dns  # noqa: F401 (fixture)
-from sink import (OWNER, SINK_IPS, authenticated, delivery_status,  # noqa: F401 (fixtures)
+from sink import (SINK_IPS, authenticated, delivery_status,  # noqa: F401 (fixtures)
                   free_port_on, maildrop_reports, make_sink, outbound, outgoing_message,
                   recipient_status, sending_server, submit, transaction, wait_for_report,
-                  wait_until)
+                  wait_until, wait_until_dequeued)
 
 STATUS_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 
@@ -39,9 +40,9 @@ def test_550_is_not_retried(outbound):
     server, sink = outbound(overrides={"QueueRetryBaseSeconds": 1})
     sink.reply_to_rcpt("nobody@remote.test", "550 5.1.1 no such user")
     message, _ = outgoing_message("to nobody", to="nobody@remote.test")
-    submit(server, ["nobody@remote.test"], message)
+    queue = queue_id(submit(server, ["nobody@remote.test"], message))
     wait_for_report(server)
-    time.sleep(3)  # three retry periods
+    wait_until_dequeued(server, queue)
     assert len(sink.client_lines("RCPT")) == 1, sink.dialogue()
     assert len(maildrop_reports(server)) == 1
 
@@ -71,6 +72,18 @@ def test_report_goes_to_the_sender_domain_maildrop(outbound):
     assert maildrop_reports(server, "example.org") == []
 
 
+def test_multiline_550_reply_is_reported_in_full(outbound):
+    server, sink = outbound()
+    sink.reply_to_rcpt("nobody@remote.test",
+                       "550 5.1.1 no such user here\nsee https://help.remote.test/550")
+    message, _ = outgoing_message("to nobody", to="nobody@remote.test")
+    submit(server, ["nobody@remote.test"], message)
+    fields = recipient_status(wait_for_report(server), "nobody@remote.test")
+    assert fields["status"] == "5.1.1", fields
+    diagnostic = " ".join(fields.get("diagnostic-code", "").split())
+    assert "no such user here" in diagnostic and "help.remote.test" in diagnostic, fields
+
+
 def test_550_at_end_of_data_gives_a_report(outbound):
     server, sink = outbound()
     sink.reply_to_data("554 5.7.1 message refused as spam")
@@ -98,7 +111,7 @@ def test_null_mx_fails_at_once_with_a_report(make_dns, make_sink, sending_server
 
 
 def test_expired_message_gives_a_failed_report(outbound):
-    server, sink = outbound(overrides={"QueueRetryBaseSeconds": 1, "QueueLifetimeSeconds": 4})
+    server, sink = outbound(overrides={"QueueRetryBaseSeconds": 1, "QueueLifetimeSeconds": 3})
     sink.reply_to_rcpt("slow@remote.test", "451 4.3.0 come back later")
     message, _ = outgoing_message("never accepted", to="slow@remote.test")
     submit(server, ["slow@remote.test"], message)
@@ -122,15 +135,19 @@ def test_notify_success_gives_a_delivered_report(outbound):
     assert fields.get("status", "").startswith("2."), fields
     per_message, _ = delivery_status(report)
     assert per_message.get("original-envelope-id") == "order-17", per_message
+    assert re.sub(r"\s+", "", fields.get("original-recipient", "")).lower() == \
+        "rfc822;bob@remote.test", fields
 
 
 def test_notify_never_gives_no_report(outbound):
     server, sink = outbound()
     sink.reply_to_rcpt("nobody@remote.test", "550 5.1.1 no such user")
     message, _ = outgoing_message("no news wanted", to="nobody@remote.test")
-    submit(server, ["nobody@remote.test"], message, rcpt_parameters="NOTIFY=NEVER")
+    queue = queue_id(submit(server, ["nobody@remote.test"], message,
+                            rcpt_parameters="NOTIFY=NEVER"))
     wait_until(lambda: sink.server_lines("550"), 10, "the sink never refused the recipient")
-    time.sleep(2)
+    wait_until_dequeued(server, queue)
+    time.sleep(0.5)  # a report would be written as the message leaves the queue
     assert maildrop_reports(server) == []
     assert server.messages("example.org") == []
 
@@ -138,9 +155,10 @@ def test_notify_never_gives_no_report(outbound):
 def test_no_report_without_notify_success_for_a_delivered_message(outbound):
     server, sink = outbound()
     message, _ = outgoing_message("ordinary")
-    submit(server, ["bob@remote.test"], message)
+    queue = queue_id(submit(server, ["bob@remote.test"], message))
     sink.wait_for(1)
-    time.sleep(2)
+    wait_until_dequeued(server, queue)
+    time.sleep(0.5)  # a report would be written as the message leaves the queue
     assert maildrop_reports(server) == []
 
 
@@ -156,3 +174,50 @@ def test_dsn_parameters_are_passed_on_to_a_remote_that_offers_dsn(outbound):
     assert set(parameters.get("NOTIFY", "").upper().split(",")) == {"SUCCESS", "FAILURE"}, \
         parameters
     assert parameters.get("ORCPT", "").lower() == "rfc822;bob@remote.test", parameters
+
+
+def test_ret_hdrs_report_carries_only_the_headers(outbound):
+    server, sink = outbound()
+    sink.reply_to_rcpt("nobody@remote.test", "550 5.1.1 no such user")
+    message, message_id = outgoing_message("headers only", to="nobody@remote.test",
+                                           body=b"SECRET-BODY-MARKER\r\n")
+    submit(server, ["nobody@remote.test"], message, mail_parameters="RET=HDRS")
+    report = wait_for_report(server)
+    types = [part.get_content_type() for part in report.walk()]
+    assert "text/rfc822-headers" in types, types
+    assert "message/rfc822" not in types, types
+    assert message_id in report.as_string()
+    assert "SECRET-BODY-MARKER" not in report.as_string()
+
+
+def test_nonexistent_recipient_domain_gives_a_report(outbound):
+    # nowhere.test is inside the test DNS's zone and does not exist: NXDOMAIN is permanent.
+    server, sink = outbound(overrides={"QueueRetryBaseSeconds": 3600})
+    message, _ = outgoing_message("to a domain that does not exist", to="x@nowhere.test")
+    submit(server, ["x@nowhere.test"], message)
+    report = wait_for_report(server, timeout=15)
+    fields = recipient_status(report, "x@nowhere.test")
+    assert fields["action"] == "failed", fields
+    assert fields["status"].startswith("5."), fields
+
+
+def test_message_larger_than_the_remote_size_limit_gives_a_report_unsent(outbound):
+    server, sink = outbound(sink_options={"extensions": ["PIPELINING", "SIZE 1000"]})
+    message, _ = outgoing_message("too big for them", body=(b"y" * 70 + b"\r\n") * 40)
+    submit(server, ["bob@remote.test"], message)
+    report = wait_for_report(server)
+    fields = recipient_status(report, "bob@remote.test")
+    assert fields["action"] == "failed", fields
+    assert fields["status"].startswith("5."), fields  # RFC 3463: 5.3.4 message too big
+    assert sink.client_lines("DATA") == [], "sent although over the advertised SIZE (RFC 1870)"
+
+
+def test_utf8_address_to_a_remote_without_smtputf8_gives_a_report(outbound):
+    server, sink = outbound(sink_options={"extensions": ["PIPELINING", "8BITMIME"]})
+    message, _ = outgoing_message("utf8 address", to="jörg@remote.test")
+    submit(server, ["jörg@remote.test"], message, mail_parameters="SMTPUTF8")
+    report = wait_for_report(server)
+    _, recipients = delivery_status(report)
+    assert [fields["action"] for fields in recipients] == ["failed"], recipients
+    assert recipients[0]["status"].startswith("5."), recipients
+    assert sink.delivered == [], "RFC 6531 3.2: not sent to a server without SMTPUTF8"

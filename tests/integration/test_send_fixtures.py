@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SMTPConnection, insecure_client_context
 from dnsfixture import make_dns  # noqa: F401 (fixture)
-from sink import auth_plain, free_port_on, make_sink  # noqa: F401 (fixture)
+from sink import DROP, auth_plain, free_port_on, make_sink  # noqa: F401 (fixture)
 
 SINK_IP = "127.0.0.2"
 
@@ -25,7 +25,8 @@ def test_dns_mx_records_come_with_their_preferences(make_dns):
                           hosts={"mx1.remote.test": "127.0.0.2"})
     response = dns_server.query("remote.test", "MX")
     assert response.rcode() == dns.rcode.NOERROR
-    found = sorted((r.preference, r.exchange.to_text()) for r in answers(response, dns.rdatatype.MX))
+    found = sorted((r.preference, r.exchange.to_text())
+                   for r in answers(response, dns.rdatatype.MX))
     assert found == [(10, "mx1.remote.test."), (20, "mx2.remote.test.")]
     response = dns_server.query("mx1.remote.test", "A")
     assert [r.address for r in answers(response, dns.rdatatype.A)] == ["127.0.0.2"]
@@ -136,3 +137,32 @@ def test_sink_stopped_refuses_connections_and_starts_again(make_sink):
     sink.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((SINK_IP, port), timeout=2)
+
+
+def test_sink_drop_reply_closes_the_connection_and_records_the_transaction(make_sink):
+    sink = make_sink(SINK_IP, free_port_on([SINK_IP]))
+    sink.reply_to_data(DROP, "250 2.0.0 ok")
+    with SMTPConnection(sink.port, host=SINK_IP) as client:
+        client.ehlo()
+        client.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@remote.test>\r\nDATA\r\n")
+        assert [client.read_reply().code for _ in range(3)] == [250, 250, 354]
+        client.send(b"Subject: x\r\n\r\nx\r\n.\r\n")
+        assert client.wait_closed(5)
+    assert sink.wait_for_transactions(1, timeout=5)[0].accepted is False
+    assert sink.delivered == []
+
+
+def test_sink_without_esmtp_refuses_ehlo_and_takes_helo(make_sink):
+    sink = make_sink(SINK_IP, free_port_on([SINK_IP]), esmtp=False)
+    with smtplib.SMTP(SINK_IP, sink.port, timeout=10) as client:
+        assert client.ehlo()[0] == 500
+        assert client.helo()[0] == 250
+        client.sendmail("a@example.org", ["b@remote.test"], b"Subject: 1\r\n\r\nx\r\n")
+    assert sink.wait_for(1, timeout=5)[0].helo
+
+
+def test_sink_listens_on_ipv6_loopback(make_sink):
+    sink = make_sink("::1", free_port_on(["::1"]))
+    with smtplib.SMTP("::1", sink.port, timeout=10) as client:
+        client.sendmail("a@example.org", ["b@remote.test"], b"Subject: 1\r\n\r\nx\r\n")
+    assert sink.wait_for(1, timeout=5)[0].peer.startswith("[::1]")

@@ -25,6 +25,9 @@ def deferred_message(outbound, reply="451 4.3.0 greylisted, come back later"):
     message, _ = outgoing_message("deferred")
     queue = queue_id(submit(server, ["bob@remote.test"], message))
     wait_until(lambda: sink.server_lines(reply[:3]), 10, "the remote was never tried")
+    # The attempt is over once the queue shows its error (a flush during it has nothing to do).
+    wait_until(lambda: reply[:3] in run_queue(server).stdout, 10,
+               "the deferral never shows in `mailpopbox queue`")
     return server, sink, queue
 
 

@@ -72,6 +72,8 @@ def encoded_word_b(text):
 
 @pytest.mark.parametrize("subject", [
     encoded_word_b("Grüße vom Laden [sendas:shop]"),
+    # RFC 2047 6.2: the space between adjacent encoded-words is not part of the text.
+    f"{encoded_word_b('Grüße vom Laden [send')} {encoded_word_b('as:shop]')}",
     "=?UTF-8?Q?Gr=C3=BC=C3=9Fe_vom_Laden?= [sendas:shop]",
     "=?utf-8?q?Gr=C3=BC=C3=9Fe_vom_Laden_=5Bsendas=3Ashop=5D?=",
 ])
@@ -125,3 +127,24 @@ def test_message_without_from_or_subject_is_still_sent(outbound):
     assert received.mail_from == OWNER
     assert received.data.endswith(b"\r\n\r\nbare\r\n")
     assert received.message()["Subject"] is None
+
+
+@pytest.mark.parametrize("tag", ["[sendas:victim@other.test]", "[sendas:a b]", "[sendas:]",
+                                 "[sendas:shop/../x]"])
+def test_malformed_sendas_tag_changes_no_address(outbound, tag):
+    message, _ = outgoing_message(f"Hello {tag}")
+    received = send_and_receive(outbound, message)
+    assert received.mail_from == OWNER, received.mail_from
+    assert from_address(received).addr_spec == OWNER
+
+
+@pytest.mark.parametrize("where", ["body", "other header"])
+def test_sendas_tag_outside_the_subject_changes_nothing(outbound, where):
+    if where == "body":
+        message, _ = outgoing_message("Hello", body=b"Please reply [sendas:shop]\r\n")
+    else:
+        message, _ = outgoing_message("Hello", extra_headers=b"X-Note: [sendas:shop]\r\n")
+    received = send_and_receive(outbound, message)
+    assert received.mail_from == OWNER
+    assert from_address(received).addr_spec == OWNER
+    assert b"[sendas:shop]" in received.data

@@ -73,6 +73,26 @@ def test_auth_with_the_mailbox_password_gets_235_2_7_0(server, authzid):
         assert reply.enhanced == "2.7.0", reply
 
 
+def test_auth_with_an_authzid_of_another_domain_gives_no_right_to_it(server):
+    with SMTPConnection(server.config["SubmissionPort"]) as client:
+        client.ehlo()
+        client.starttls()
+        client.ehlo()
+        reply = client.command(
+            f"AUTH PLAIN {auth_plain(OWNER, password(), authzid='mailbox@example.net')}")
+        if reply.code == 235:
+            mail = client.command("MAIL FROM:<mailbox@example.net>")
+            assert mail.code == 550, f"authzid of example.net sends as it: {mail}"
+        else:
+            assert reply.code == 535, reply
+
+
+def test_second_auth_after_success_gets_503(server):
+    with authenticated(server) as client:
+        reply = client.command(f"AUTH PLAIN {auth_plain(OWNER, password())}")
+        assert reply.code == 503, reply  # RFC 4954 4
+
+
 def test_auth_plain_takes_the_credentials_after_a_334_prompt(server):
     with SMTPConnection(server.config["SubmissionPort"]) as client:
         client.ehlo()
@@ -92,6 +112,13 @@ def test_mail_before_auth_on_the_submission_port_gets_530_5_7_0(server):
         reply = client.command(f"MAIL FROM:<{OWNER}>")
         assert reply.code == 530, reply
         assert reply.enhanced == "5.7.0", reply
+
+
+def test_mail_before_starttls_on_the_submission_port_gets_530(server):
+    with SMTPConnection(server.config["SubmissionPort"]) as client:
+        client.ehlo()
+        reply = client.command(f"MAIL FROM:<{OWNER}>")
+        assert reply.code == 530, reply
 
 
 def test_submission_ehlo_advertises_dsn(server):
@@ -160,3 +187,14 @@ def test_the_mx_port_relays_for_the_authenticated_owner(outbound):
     [received] = sink.wait_for(1)
     assert received.message_id == message_id
 
+
+
+def test_submission_to_local_and_remote_recipients_goes_both_ways(outbound):
+    server, sink = outbound()
+    message, message_id = outgoing_message("both ways")
+    submit(server, ["friend@example.net", "bob@remote.test"], message)
+    [received] = sink.wait_for(1)
+    assert received.accepted_recipients == ["bob@remote.test"]
+    stored = wait_until(lambda: server.messages("example.net"), 10,
+                        "nothing in example.net's maildrop")
+    assert len(stored) == 1 and message_id.encode() in stored[0].data
