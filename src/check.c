@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mail/dkim.h"
@@ -205,28 +206,6 @@ static void check_dkim(struct check_report *r, const struct server_config *serve
 
 /* The address the daemon listens on: ListenAddress, or all addresses through one dual-stack
  * IPv6 socket (IPv4 alone on a host without IPv6). */
-static socklen_t listen_address(const struct config *cfg, int family, int port,
-	struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		sin6->sin6_addr = in6addr_any;
-		if (cfg->listen_address)
-			inet_pton(AF_INET6, cfg->listen_address, &sin6->sin6_addr);
-		return sizeof(*sin6);
-	}
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	sin->sin_addr.s_addr = htonl(INADDR_ANY);
-	if (cfg->listen_address)
-		inet_pton(AF_INET, cfg->listen_address, &sin->sin_addr);
-	return sizeof(*sin);
-}
-
 /* Binds (and closes) a socket as the daemon would. Returns 0, or an errno value. */
 static int try_bind(const struct config *cfg, int port)
 {
@@ -244,7 +223,7 @@ static int try_bind(const struct config *cfg, int port)
 		return errno;
 	/* As the daemon (libevent's LEV_OPT_REUSEABLE): a port in TIME_WAIT is free to use. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	socklen_t len = listen_address(cfg, family, port, &ss);
+	socklen_t len = daemon_listen_address(cfg, family, port, &ss);
 	int error = bind(fd, (struct sockaddr *)&ss, len) == 0 ? 0 : errno;
 	close(fd);
 	return error;

@@ -218,34 +218,37 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
 	log_error("server", "event=accept_failed errno=%d error=\"%s\"", errno, strerror(errno));
 }
 
+socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
+	struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		sin6->sin6_addr = in6addr_any;
+		if (cfg->listen_address)
+			inet_pton(AF_INET6, cfg->listen_address, &sin6->sin6_addr);
+		return sizeof(*sin6);
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	sin->sin_addr.s_addr = htonl(INADDR_ANY);
+	if (cfg->listen_address)
+		inet_pton(AF_INET, cfg->listen_address, &sin->sin_addr);
+	return sizeof(*sin);
+}
+
 static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, int port,
 	const char *name)
 {
 	struct sockaddr_storage ss;
-	socklen_t len;
 	const char *address = srv->cfg->listen_address;
+	/* All addresses: a dual-stack IPv6 socket also takes IPv4 clients. */
+	int family = address && !strchr(address, ':') ? AF_INET : AF_INET6;
+	socklen_t len = daemon_listen_address(srv->cfg, family, port, &ss);
 
-	memset(&ss, 0, sizeof(ss));
-	if (address && strchr(address, ':')) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		inet_pton(AF_INET6, address, &sin6->sin6_addr);
-		len = sizeof(*sin6);
-	} else if (address) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		inet_pton(AF_INET, address, &sin->sin_addr);
-		len = sizeof(*sin);
-	} else {
-		/* All addresses: a dual-stack IPv6 socket also takes IPv4 clients. */
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		sin6->sin6_addr = in6addr_any;
-		len = sizeof(*sin6);
-	}
 	struct listener *l = xcalloc(1, sizeof(*l));
 	l->srv = srv;
 	l->kind = kind;
@@ -254,14 +257,10 @@ static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, i
 		(struct sockaddr *)&ss, (int)len);
 	if (!l->evl && !address && errno == EAFNOSUPPORT) {
 		/* No IPv6 on this host: fall back to IPv4 only. */
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		memset(&ss, 0, sizeof(ss));
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)port);
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		len = daemon_listen_address(srv->cfg, AF_INET, port, &ss);
 		l->evl = evconnlistener_new_bind(srv->base, accept_cb, l,
 			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-			(struct sockaddr *)&ss, sizeof(*sin));
+			(struct sockaddr *)&ss, (int)len);
 	}
 	if (!l->evl) {
 		log_error("server", "event=listen_failed key=%s port=%d error=\"%s\"", name, port,

@@ -61,6 +61,11 @@ void daemon_login_succeeded(struct daemon *srv, const struct daemon_conn *conn);
 /* True while conn's address is locked out (logs event=auth_blocked). */
 bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, const char *module);
 
+/* The address a listener binds for port: ListenAddress, or all addresses of family
+ * (AF_INET6 means dual-stack). Shared with `mailpopbox check`. */
+socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
+	struct sockaddr_storage *ss);
+
 /* A short random-looking id for logs and Received headers, unique within the process. */
 void daemon_new_id(char *buf, size_t size);
 
