@@ -564,6 +564,25 @@ static int check_servers(const struct config *cfg, char *err, size_t errsz)
 	return 0;
 }
 
+/* Some releases of the original called BlockedAddresses "BlacklistedAddresses"; a config
+ * written for them keeps its blocks. (Both given: the new name wins, the old one is unknown.) */
+static void accept_old_key_names(json_t *root)
+{
+	json_t *servers = json_object_get(root, "Servers");
+	size_t i;
+	json_t *server;
+
+	if (!json_is_array(servers))
+		return;
+	json_array_foreach(servers, i, server) {
+		json_t *old = json_object_get(server, "BlacklistedAddresses");
+		if (!json_is_object(server) || !old || json_object_get(server, "BlockedAddresses"))
+			continue;
+		json_object_set(server, "BlockedAddresses", old);
+		json_object_del(server, "BlacklistedAddresses");
+	}
+}
+
 static int config_from_json(json_t *root, struct config *out, char *err, size_t errsz)
 {
 	struct config cfg = {0};
@@ -573,6 +592,7 @@ static int config_from_json(json_t *root, struct config *out, char *err, size_t 
 		set_error(err, errsz, "config: the top level must be a JSON object");
 		return -1;
 	}
+	accept_old_key_names(root);
 	if (parse_object(root, config_keys, ARRAY_LEN(config_keys), &cfg, "", err, errsz) ||
 		check_ports_differ(&cfg, err, errsz) || check_servers(&cfg, err, errsz)) {
 		config_free(&cfg);

@@ -362,7 +362,13 @@ static void raise_file_limit(const struct config *cfg)
 			(unsigned long long)limit.rlim_cur, (unsigned long long)wanted);
 }
 
-/* Keys that only take effect at start: sockets, directories and identity. */
+static bool strings_differ(const char *a, const char *b)
+{
+	return !a != !b || (a && strcmp(a, b) != 0);
+}
+
+/* Keys that only take effect at start (sockets, directories, identity, the queue and the
+ * throttling table) are named in the log when a reload changes them. */
 static void warn_restart_keys(const struct config *old, const struct config *now)
 {
 	struct {
@@ -374,13 +380,35 @@ static void warn_restart_keys(const struct config *old, const struct config *now
 		{"POP3STLSPort", old->pop3_stls_port != now->pop3_stls_port},
 		{"SubmissionPort", old->submission_port != now->submission_port},
 		{"SubmissionTLSPort", old->submission_tls_port != now->submission_tls_port},
-		{"ListenAddress", !old->listen_address != !now->listen_address ||
-			(old->listen_address && strcmp(old->listen_address, now->listen_address) != 0)},
-		{"SpoolPath", strcmp(old->spool_path, now->spool_path) != 0},
+		{"ListenAddress", strings_differ(old->listen_address, now->listen_address)},
+		{"SpoolPath", strings_differ(old->spool_path, now->spool_path)},
+		{"User", strings_differ(old->user, now->user)},
+		{"Group", strings_differ(old->group, now->group)},
+		{"DNSResolver", strings_differ(old->dns_resolver, now->dns_resolver)},
+		{"OutboundPort", old->outbound_port != now->outbound_port},
+		{"OutboundRelayHost", strings_differ(old->outbound_relay_host,
+			now->outbound_relay_host)},
+		{"OutboundRelayUser", strings_differ(old->outbound_relay_user,
+			now->outbound_relay_user)},
+		{"OutboundRelayPassword", strings_differ(old->outbound_relay_password,
+			now->outbound_relay_password)},
+		{"QueueRetryBaseSeconds", old->queue_retry_base != now->queue_retry_base},
+		{"QueueLifetimeSeconds", old->queue_lifetime != now->queue_lifetime},
+		{"AuthMaxFailures", old->auth_max_failures != now->auth_max_failures},
+		{"AuthFailureWindowSeconds", old->auth_failure_window != now->auth_failure_window},
+		{"AuthLockoutSeconds", old->auth_lockout != now->auth_lockout},
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (keys[i].changed)
 			log_warn("server", "event=reload_needs_restart key=%s", keys[i].name);
+	/* The sandbox was built from the maildrops known at start. */
+	for (size_t i = 0; i < now->server_count; i++) {
+		bool known = false;
+		for (size_t j = 0; j < old->server_count && !known; j++)
+			known = strcmp(old->servers[j].maildrop_path, now->servers[i].maildrop_path) == 0;
+		if (!known)
+			log_warn("server", "event=reload_needs_restart key=Servers[%zu].MaildropPath", i);
+	}
 }
 
 static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -407,7 +435,8 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_quote(quoted, sizeof(quoted), err, strlen(err)));
 		return;
 	}
-	warn_restart_keys(srv->cfg, &gen->cfg);
+	/* Against the start-up configuration: listeners, queue and sandbox still use it. */
+	warn_restart_keys(&srv->queue_gen->cfg, &gen->cfg);
 	struct generation *old = srv->gen;
 	srv->gen = gen;
 	srv->cfg = &gen->cfg;

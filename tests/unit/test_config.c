@@ -622,9 +622,25 @@ static void test_config_free_is_safe_on_a_zeroed_config(void **state)
 	assert_null(cfg.servers);
 }
 
+/* Some releases of the original named the list BlacklistedAddresses. */
+static void test_blacklisted_addresses_is_the_old_name_of_blocked_addresses(void **state)
+{
+	struct config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(config_load_string("{\"Hostname\": \"mx.example.org\", \"Servers\": ["
+		"{\"Domain\": \"example.org\", \"MailboxPassword\": \"pw\", "
+		"\"MaildropPath\": \"/tmp/m\", \"BlacklistedAddresses\": [\"Spam@Example.org\"]}]}",
+		&cfg, err, sizeof(err)), 0);
+	assert_true(config_address_blocked(&cfg.servers[0], "spam@example.org", 16));
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_blacklisted_addresses_is_the_old_name_of_blocked_addresses),
 		cmocka_unit_test(test_original_example_config_loads_with_defaults),
 		cmocka_unit_test(test_absent_ports_default_to_25_and_995),
 		cmocka_unit_test(test_all_new_keys_are_read),
