@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -191,6 +192,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
 	(void)evl;
 	(void)addrlen;
+	/* Replies are small and end a client's wait: do not let Nagle hold the last segment
+	 * back until the client's delayed ACK (about 40 ms per reply). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	switch (l->kind) {
 	case LISTEN_SMTP:
 		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_MX);

@@ -49,6 +49,8 @@ struct pop3_conn {
 	bool gone;             /* the client left while a job was pending */
 	bool tls_handshaking;  /* no command is read before the TLS handshake completes */
 	struct event *auth_delay; /* holds a failed login's reply back (throttling) */
+	struct event *deadline;   /* the next command (or the TLS handshake) must come by then */
+	bool deadline_armed;
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
 	time_t connected_at;
 	unsigned retrieved, deleted;
@@ -57,17 +59,39 @@ struct pop3_conn {
 static void pop3_conn_process(struct pop3_conn *c);
 static void handle_action(struct pop3_conn *c, enum pop3_action action);
 
+/* RFC 1939 3: the autologout timer is at least 10 minutes. It runs as a deadline for each
+ * command line (and the TLS handshake) from when we start waiting for it; partial input does
+ * not move it, so a client trickling bytes cannot hold a slot for ever (slowloris). The write
+ * timeout catches a client that stops reading a long RETR. */
 static void set_timeouts(struct pop3_conn *c)
 {
-	/* RFC 1939 3: the autologout timer is at least 10 minutes; the write timeout catches a
-	 * client that stops reading a long RETR. */
 	struct timeval t = {c->base.gen->cfg.pop3_idle_timeout, 0};
 
-	bufferevent_set_timeouts(c->bev, &t, &t);
+	bufferevent_set_timeouts(c->bev, NULL, &t);
+}
+
+static void arm_command_deadline(struct pop3_conn *c)
+{
+	struct timeval t = {c->base.gen->cfg.pop3_idle_timeout, 0};
+
+	if (c->deadline_armed)
+		return;
+	evtimer_add(c->deadline, &t);
+	c->deadline_armed = true;
+}
+
+static void disarm_command_deadline(struct pop3_conn *c)
+{
+	if (!c->deadline_armed)
+		return;
+	evtimer_del(c->deadline);
+	c->deadline_armed = false;
 }
 
 static void pop3_conn_free(struct pop3_conn *c)
 {
+	if (c->deadline)
+		event_free(c->deadline);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	if (c->retr_fd >= 0)
@@ -325,6 +349,7 @@ static void start_tls(struct pop3_conn *c)
 	c->tls_handshaking = true;
 	c->after_stls = true;
 	setup_bufferevent(c);
+	arm_command_deadline(c); /* the handshake and the next command */
 }
 
 /* ---- command lines ---- */
@@ -386,8 +411,10 @@ static void pop3_conn_process(struct pop3_conn *c)
 				evbuffer_drain(in, evbuffer_get_length(in));
 				c->discarding_line = true;
 			}
+			arm_command_deadline(c);
 			break;
 		}
+		disarm_command_deadline(c);
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
 		c->reply_start = c->out.len;
@@ -441,7 +468,7 @@ static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
-		log_info("pop3", "event=timeout client=%s", c->base.ip);
+		log_info("pop3", "event=timeout client=%s reason=not_reading", c->base.ip);
 	/* EOF, error or timeout: end without UPDATE, so nothing is deleted (RFC 1939 6). */
 	if (c->job_pending) {
 		c->gone = true;
@@ -450,6 +477,20 @@ static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	pop3_conn_free(c);
+}
+
+/* RFC 1939 3: the autologout timer expired: close without entering UPDATE. */
+static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->deadline_armed = false;
+	if (c->job_pending || c->closing || c->retr_fd >= 0)
+		return;
+	log_info("pop3", "event=timeout client=%s", c->base.ip);
+	close_after_flush(c);
 }
 
 static void pop3_conn_shutdown(struct daemon_conn *conn)
@@ -511,6 +552,8 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	log_info("pop3", "event=connect client=%s tls=%s", c->base.ip,
 		implicit_tls ? "implicit" : stls_offered ? "stls" : "none");
 	setup_bufferevent(c);
+	c->deadline = evtimer_new(srv->base, command_deadline_cb, c);
+	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
 	/* With implicit TLS the greeting is queued now and goes out after the handshake. */
 	pop3_session_greeting(c->session, &c->out);
 	flush_out(c);

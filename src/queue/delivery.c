@@ -9,6 +9,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (!d->tls_started) {
+			/* Commands are small and each waits for its reply: no Nagle delay. */
+			int one = 1;
+			setsockopt(bufferevent_getfd(d->bev), IPPROTO_TCP, TCP_NODELAY, &one,
+				sizeof(one));
+		}
 		if (d->tls_started) {
 			smtp_client_tls_started(d->client, &d->out);
 			flush_out(d);

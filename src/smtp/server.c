@@ -49,18 +49,44 @@ struct smtp_conn {
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
+	struct event *deadline;  /* the command (or TLS handshake) must arrive before this */
+	bool deadline_armed;
 };
 
 static void smtp_conn_process(struct smtp_conn *c);
 
+/* Timeouts. In DATA the read timeout is an idle one (RFC 5321 4.5.3.2.5: a limit per data
+ * block). A command line, and a TLS handshake, get a deadline instead, started when we begin
+ * waiting and not moved by partial input: a client trickling a byte at a time cannot hold a
+ * connection slot for ever (slowloris). The write timeout catches a client that stops
+ * reading our replies. */
 static void set_timeouts(struct smtp_conn *c)
 {
 	const struct config *cfg = &c->base.gen->cfg;
 	bool in_data = smtp_session_state(c->session) == SMTP_STATE_DATA;
-	struct timeval t = {in_data ? cfg->smtp_data_timeout : cfg->smtp_command_timeout, 0};
+	struct timeval data = {cfg->smtp_data_timeout, 0};
+	struct timeval write = {in_data ? cfg->smtp_data_timeout : cfg->smtp_command_timeout, 0};
 
-	/* The write timeout catches a client that stops reading our replies. */
-	bufferevent_set_timeouts(c->bev, &t, &t);
+	bufferevent_set_timeouts(c->bev, in_data ? &data : NULL, &write);
+}
+
+/* Starts the deadline for the next command unless one is already running. */
+static void arm_command_deadline(struct smtp_conn *c)
+{
+	struct timeval t = {c->base.gen->cfg.smtp_command_timeout, 0};
+
+	if (c->deadline_armed)
+		return;
+	evtimer_add(c->deadline, &t);
+	c->deadline_armed = true;
+}
+
+static void disarm_command_deadline(struct smtp_conn *c)
+{
+	if (!c->deadline_armed)
+		return;
+	evtimer_del(c->deadline);
+	c->deadline_armed = false;
 }
 
 static void abort_deliveries(struct smtp_conn *c)
@@ -81,6 +107,8 @@ static void abort_deliveries(struct smtp_conn *c)
 
 static void smtp_conn_free(struct smtp_conn *c)
 {
+	if (c->deadline)
+		event_free(c->deadline);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	abort_deliveries(c);
@@ -410,6 +438,7 @@ static void start_tls(struct smtp_conn *c)
 	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
 	set_timeouts(c);
+	arm_command_deadline(c); /* the handshake and the next EHLO */
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -477,8 +506,10 @@ static void smtp_conn_process(struct smtp_conn *c)
 				evbuffer_drain(in, evbuffer_get_length(in));
 				c->discarding_line = true;
 			}
+			arm_command_deadline(c);
 			break;
 		}
+		disarm_command_deadline(c);
 		size_t len = (size_t)eol.pos;
 		enum smtp_action action;
 		if (c->discarding_line || len > SMTP_COMMAND_LINE_MAX) {
@@ -519,6 +550,18 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* RFC 5321 4.5.3.2.7: 421 and close when the client takes too long. */
+static void time_out(struct smtp_conn *c)
+{
+	if (c->closing)
+		return;
+	log_info("smtp", "event=timeout client=%s state=%d", c->base.ip,
+		(int)smtp_session_state(c->session));
+	smtp_session_timeout(c->session, &c->out);
+	flush_out(c);
+	close_after_flush(c);
+}
+
 static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_conn *c = arg;
@@ -539,14 +582,9 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		smtp_conn_process(c);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (!c->closing && !(what & BEV_EVENT_WRITING)) {
-			log_info("smtp", "event=timeout client=%s", c->base.ip);
-			smtp_session_timeout(c->session, &c->out);
-			flush_out(c);
-			close_after_flush(c);
-			return;
-		}
+	if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_WRITING)) {
+		time_out(c); /* idle in DATA */
+		return;
 	}
 	/* EOF, error, or a client that does not read: the connection is over. */
 	if (c->job_pending) {
@@ -556,6 +594,17 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	smtp_conn_free(c);
+}
+
+static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->deadline_armed = false;
+	if (!c->job_pending)
+		time_out(c);
 }
 
 static void smtp_conn_shutdown(struct daemon_conn *conn)
@@ -616,6 +665,8 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
 	set_timeouts(c);
+	c->deadline = evtimer_new(srv->base, command_deadline_cb, c);
+	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	smtp_session_greeting(c->session, &c->out);
 	flush_out(c);

@@ -330,15 +330,36 @@ class Server:
 
     # process control
 
+    LISTEN_KEYS = ("SMTPPort", "POP3Port", "SubmissionPort", "SubmissionTLSPort", "POP3STLSPort")
+
     def start(self):
         assert self.process is None or self.process.poll() is not None, "already running"
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- starting {self.binary} {self.config_path}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [str(self.binary), str(self.config_path)], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
-        self.wait_ready()
+        # A port free a moment ago may since have become some client's ephemeral port; on the
+        # first start only (restarts must keep their ports), try again with fresh ones.
+        attempts = 1 if getattr(self, "started", False) else 3
+        for attempt in range(attempts):
+            with open(self.log_path, "ab") as log:
+                start_offset = log.tell()
+                log.write(f"--- starting {self.binary} {self.config_path}\n".encode())
+                log.flush()
+                self.process = subprocess.Popen(
+                    [str(self.binary), str(self.config_path)], stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+            try:
+                self.wait_ready()
+                self.started = True
+                return self
+            except AssertionError:
+                startup_log = self.log_path.read_bytes()[start_offset:].decode(errors="replace")
+                if attempt + 1 == attempts or "Address already in use" not in startup_log:
+                    raise
+                self.process.wait(timeout=10)
+                for key in self.LISTEN_KEYS:
+                    if self.config.get(key):
+                        self.config[key] = free_port()
+                self.smtp_port = self.config["SMTPPort"]
+                self.pop3_port = self.config["POP3Port"]
+                self.config_path.write_text(json.dumps(self.config, indent=2))
         return self
 
     def wait_ready(self):

@@ -1,0 +1,355 @@
+"""Load on loopback, bounded (issue 5): 1,000 idle connections plus 200 parallel deliveries all
+succeed; a normal SMTP or POP3 session completes promptly while 1,000 idle, stalled or
+trickling connections (slowloris) are held; the command timeout closes the slow ones; the
+per-IP cap keeps one address from crowding out the others.
+
+Counts scale with MAILPOPBOX_TEST_SCALE and "promptly" bounds with TIME_FACTOR (3 for an ASan
+build); see loadutil. Each test prints what it measured (durations, the server's VmRSS and
+descriptor counts) for `pytest -s`.
+"""
+
+import socket
+import ssl
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import ConnectionClosed, SMTPConnection, insecure_client_context, make_message
+
+from loadutil import (TIME_FACTOR, close_all, fd_count, open_connections, raise_file_limit,
+                      read_first_lines, scaled, source_addresses, still_open)
+from pop3util import pop3_connect, vm_rss_kib
+
+IDLE_CONNECTIONS = scaled(1000)
+PARALLEL_DELIVERIES = scaled(200)
+# "Promptly": a normal session alone takes milliseconds; this only fails if it is starved.
+PROMPT_SECONDS = 10.0 * TIME_FACTOR
+# The default per-IP cap (MaxConnectionsPerIP); slowloris clients spread over enough loopback
+# addresses to get IDLE_CONNECTIONS past it.
+PER_IP = 20
+SHORT_TIMEOUT = 3  # SMTPCommandTimeoutSeconds / POP3IdleTimeoutSeconds in the slowloris tests
+# How long after the timeout the server may take to close every slow connection.
+CLOSE_BOUND_SECONDS = SHORT_TIMEOUT + 10.0 * TIME_FACTOR
+HIGH_CAPS = {"MaxConnections": 3000, "MaxConnectionsPerIP": 3000}
+
+
+def marker():
+    return f"load-{uuid.uuid4().hex}"
+
+
+def smtp_session(server, subject):
+    """EHLO, MAIL, RCPT, DATA, QUIT from 127.0.0.1; returns the final reply to the message."""
+    with SMTPConnection(server.smtp_port) as client:
+        assert client.greeting.code == 220, f"greeting: {client.greeting}"
+        client.ehlo("client.example.net")
+        reply = client.transaction("sender@example.net.test", ["someone@example.org"],
+                                   make_message(subject))
+        assert client.command("QUIT").code == 221
+    return reply
+
+
+def timed_smtp_session(server):
+    """A normal session; asserts 250 and that it was prompt. Returns seconds taken."""
+    subject = marker()
+    started = time.monotonic()
+    reply = smtp_session(server, subject)
+    elapsed = time.monotonic() - started
+    assert reply.code == 250, f"normal session under load: {reply}"
+    assert elapsed < PROMPT_SECONDS, f"normal SMTP session took {elapsed:.1f} s under load"
+    assert stored_subjects(server).count(subject) == 1
+    return elapsed
+
+
+def timed_pop3_session(server):
+    """USER/PASS/STAT/QUIT over implicit TLS; asserts it was prompt. Returns seconds taken."""
+    started = time.monotonic()
+    with pop3_connect(server) as conn:
+        assert conn.command("STAT").startswith(b"+OK ")
+        assert conn.quit().startswith(b"+OK")
+    elapsed = time.monotonic() - started
+    assert elapsed < PROMPT_SECONDS, f"normal POP3 session took {elapsed:.1f} s under load"
+    return elapsed
+
+
+def stored_subjects(server):
+    subjects = []
+    for stored in server.messages():
+        for line in stored.data.split(b"\r\n"):
+            if line.startswith(b"Subject: "):
+                subjects.append(line[len(b"Subject: "):].decode())
+                break
+    return subjects
+
+
+def hold_idle(server, count, sources=("127.0.0.1",), per_source=None):
+    """count connections that read their 220 greeting and then say nothing."""
+    socks = open_connections(server.smtp_port, count, sources, per_source,
+                             timeout=30.0 * TIME_FACTOR)
+    try:
+        lines = read_first_lines(socks, timeout=30.0 * TIME_FACTOR)
+        refused = [line for line in lines.values() if not line.startswith(b"220 ")]
+        assert not refused, f"{len(refused)} of {count} got no greeting, e.g. {refused[:3]}"
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def tls_client_hello():
+    """The bytes a TLS client sends first (a complete ClientHello record)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = insecure_client_context().wrap_bio(incoming, outgoing, server_hostname="mx.example.org")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    assert len(hello) > 100 and hello[0] == 0x16, hello[:16]
+    return hello
+
+
+def wait_for_fd_count_at_most(pid, limit, within):
+    deadline = time.monotonic() + within
+    count = fd_count(pid)
+    while count > limit and time.monotonic() < deadline:
+        time.sleep(0.25)
+        count = fd_count(pid)
+    return count
+
+
+# --- many idle connections -----------------------------------------------------------------------
+
+def test_1000_idle_connections_and_200_parallel_deliveries_all_succeed(make_server):
+    raise_file_limit(IDLE_CONNECTIONS + PARALLEL_DELIVERIES + 256)
+    server = make_server(overrides=HIGH_CAPS)
+    idle = hold_idle(server, IDLE_CONNECTIONS)
+    try:
+        subjects = [marker() for _ in range(PARALLEL_DELIVERIES)]
+        start_together = threading.Barrier(PARALLEL_DELIVERIES, timeout=60)
+
+        def deliver(subject):
+            start_together.wait()
+            try:
+                return subject, smtp_session(server, subject)
+            except (AssertionError, OSError, TimeoutError, ConnectionClosed) as error:
+                return subject, error
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES) as pool:
+            results = list(pool.map(deliver, subjects))
+        elapsed = time.monotonic() - started
+        failed = [(s, r) for s, r in results if getattr(r, "code", None) != 250]
+        assert not failed, f"{len(failed)} of {PARALLEL_DELIVERIES} deliveries failed: " \
+                           f"{[str(r) for _, r in failed[:5]]}"
+        stored = stored_subjects(server)
+        assert sorted(stored) == sorted(subjects), (
+            f"stored {len(stored)} messages for {len(subjects)} accepted")
+        assert len(still_open(idle)) == IDLE_CONNECTIONS, "idle connections were dropped"
+        print(f"\n{PARALLEL_DELIVERIES} parallel deliveries with {IDLE_CONNECTIONS} idle "
+              f"connections held: {elapsed:.2f} s, server VmRSS "
+              f"{vm_rss_kib(server.process.pid)} KiB")
+    finally:
+        close_all(idle)
+
+
+def test_normal_session_completes_promptly_while_1000_idle_connections_are_held(make_server):
+    raise_file_limit(IDLE_CONNECTIONS + 256)
+    server = make_server(overrides=HIGH_CAPS)
+    pid = server.process.pid
+    rss_before, fds_before = vm_rss_kib(pid), fd_count(pid)
+    idle = hold_idle(server, IDLE_CONNECTIONS)
+    try:
+        rss_held, fds_held = vm_rss_kib(pid), fd_count(pid)
+        assert fds_held >= fds_before + IDLE_CONNECTIONS, "the server is not holding them"
+        smtp_seconds = timed_smtp_session(server)
+        pop3_seconds = timed_pop3_session(server)
+        assert len(still_open(idle)) == IDLE_CONNECTIONS, "idle connections were dropped"
+        print(f"\nserver VmRSS {rss_before} KiB idle, {rss_held} KiB with {IDLE_CONNECTIONS} "
+              f"connections held ({(rss_held - rss_before) / IDLE_CONNECTIONS:.1f} KiB each); "
+              f"descriptors {fds_before} -> {fds_held}; normal SMTP session "
+              f"{smtp_seconds * 1000:.0f} ms, POP3 session {pop3_seconds * 1000:.0f} ms")
+        if TIME_FACTOR == 1.0:
+            # Generous: a connection's buffers and session state are a few KiB.
+            assert (rss_held - rss_before) / IDLE_CONNECTIONS < 256, "memory per connection"
+    finally:
+        close_all(idle)
+
+
+# --- slowloris -----------------------------------------------------------------------------------
+
+def slow_server(make_server):
+    """A server whose slow-client timeouts are short, with the default per-IP cap and room in
+    the total cap for IDLE_CONNECTIONS attackers plus the normal client."""
+    raise_file_limit(IDLE_CONNECTIONS + 256)
+    return make_server(overrides={
+        "SMTPCommandTimeoutSeconds": SHORT_TIMEOUT,
+        "POP3IdleTimeoutSeconds": SHORT_TIMEOUT,
+        "MaxConnections": IDLE_CONNECTIONS + 200,
+        "MaxConnectionsPerIP": PER_IP,
+    })
+
+
+def open_slow_clients(server):
+    """IDLE_CONNECTIONS attackers from 127.0.0.2 upwards, PER_IP per address: four in five on
+    the SMTP port, the rest on the implicit-TLS POP3 port. Returns (smtp, pop3) sockets."""
+    addresses = source_addresses(-(-IDLE_CONNECTIONS // PER_IP))
+    pop3_count = IDLE_CONNECTIONS // 5 // PER_IP * PER_IP
+    smtp_count = IDLE_CONNECTIONS - pop3_count
+    smtp_addresses = addresses[:-(-smtp_count // PER_IP)]
+    pop3_addresses = addresses[len(smtp_addresses):]
+    smtp = open_connections(server.smtp_port, smtp_count, smtp_addresses, PER_IP,
+                            timeout=30.0 * TIME_FACTOR)
+    try:
+        pop3 = open_connections(server.pop3_port, pop3_count, pop3_addresses or smtp_addresses,
+                                PER_IP, timeout=30.0 * TIME_FACTOR) if pop3_count else []
+    except BaseException:
+        close_all(smtp)
+        raise
+    return smtp, pop3
+
+
+class Trickler:
+    """Sends one byte to each socket every `interval` seconds from a background thread, until
+    stopped or the server closes the socket; socket i gets payloads[i] from byte `start` on,
+    then stalls. interval None: no trickle at all, the sockets just stall."""
+
+    def __init__(self, socks, payloads, start, interval):
+        self.socks = list(socks)
+        self.payloads = payloads
+        self.offsets = [min(start, len(p)) for p in payloads]
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+
+    def _run(self):
+        if self.interval is None:
+            return
+        live = set(range(len(self.socks)))
+        while live and not self.stop_event.wait(self.interval):
+            for i in list(live):
+                payload = self.payloads[i]
+                if self.offsets[i] >= len(payload):
+                    continue  # said all it will say; now it just stalls
+                try:
+                    self.socks[i].send(payload[self.offsets[i]:self.offsets[i] + 1],
+                                       socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                    self.offsets[i] += 1
+                    self.sent += 1
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    live.discard(i)
+
+
+def slowloris(server, fds_before, smtp, pop3, smtp_payload, pop3_payload, first_bytes,
+              interval):
+    """Sends first_bytes of each payload at once, trickles the rest (or not: interval None);
+    checks a normal SMTP and POP3 session complete promptly meanwhile, then that the server
+    closes every slow connection within CLOSE_BOUND_SECONDS. Prints what it saw."""
+    pid = server.process.pid
+    socks = smtp + pop3
+    payloads = [smtp_payload] * len(smtp) + [pop3_payload] * len(pop3)
+    for sock, payload in zip(socks, payloads):
+        sock.setblocking(False)
+        if first_bytes:
+            sock.send(payload[:first_bytes])
+    # Accepting a thousand connections takes the server a moment; wait until it holds them.
+    deadline = time.monotonic() + 30.0 * TIME_FACTOR
+    while fd_count(pid) < fds_before + len(socks) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fds_held = fd_count(pid)
+    rss_held = vm_rss_kib(pid)
+    with Trickler(socks, payloads, first_bytes, interval) as trickler:
+        # Well inside the timeout, while every slow connection is held.
+        smtp_seconds = timed_smtp_session(server)
+        pop3_seconds = timed_pop3_session(server)
+        started = time.monotonic()
+        fds_after = wait_for_fd_count_at_most(pid, fds_held - len(socks) + 16,
+                                              CLOSE_BOUND_SECONDS)
+        closed_after = time.monotonic() - started
+        open_smtp, open_pop3 = len(still_open(smtp)), len(still_open(pop3))
+    how = f"one byte every {interval} s, {trickler.sent} bytes" if interval else "stalled"
+    print(f"\nslowloris ({len(smtp)} SMTP + {len(pop3)} POP3, {how}): server descriptors {fds_held} held -> "
+          f"{fds_after} after {closed_after:.1f} s, VmRSS {rss_held} KiB; "
+          f"normal SMTP {smtp_seconds * 1000:.0f} ms, POP3 {pop3_seconds * 1000:.0f} ms; "
+          f"{open_smtp} SMTP and {open_pop3} POP3 slow connections still open")
+    return fds_held, fds_after, open_smtp, open_pop3
+
+
+def test_stalled_partial_commands_do_not_stop_normal_sessions_and_time_out(make_server):
+    """Slowloris, stalling kind: each attacker sends the start of a command line (or of a TLS
+    ClientHello) and then nothing."""
+    server = slow_server(make_server)
+    fds_before = fd_count(server.process.pid)
+    smtp, pop3 = open_slow_clients(server)
+    try:
+        hello = tls_client_hello()
+        fds_held, fds_after, open_smtp, open_pop3 = slowloris(
+            server, fds_before, smtp, pop3, b"EHLO slow.example", hello, first_bytes=6,
+            interval=None)
+        assert fds_held >= fds_before + len(smtp) + len(pop3), "attackers were not admitted"
+        assert (open_smtp, open_pop3) == (0, 0), "stalled connections outlived the timeout"
+        assert fds_after <= fds_before + 16
+    finally:
+        close_all(smtp + pop3)
+
+
+def test_trickling_partial_commands_do_not_stop_normal_sessions_and_time_out(make_server):
+    """Slowloris proper: each attacker keeps a command line (or a TLS ClientHello) incomplete
+    but sends one more byte every second, always well inside SMTPCommandTimeoutSeconds. RFC
+    5321 4.5.3.2.7 bounds the wait for a *command*, so a line that never completes must still
+    be cut off, as with Postfix's smtpd_per_request_deadline: an idle timer that each byte
+    resets would let such clients hold their slots for ever."""
+    server = slow_server(make_server)
+    fds_before = fd_count(server.process.pid)
+    smtp, pop3 = open_slow_clients(server)
+    try:
+        hello = tls_client_hello()
+        # Far more bytes than the trickle can send before CLOSE_BOUND_SECONDS, fewer than the
+        # 2048-octet line limit, so only a deadline can end these lines.
+        line = b"EHLO " + b"s" * 200
+        fds_held, fds_after, open_smtp, open_pop3 = slowloris(
+            server, fds_before, smtp, pop3, line, hello + b"\0" * 200, first_bytes=1,
+            interval=1.0)
+        assert fds_held >= fds_before + len(smtp) + len(pop3), "attackers were not admitted"
+        assert (open_smtp, open_pop3) == (0, 0), (
+            f"{open_smtp} of {len(smtp)} SMTP and {open_pop3} of {len(pop3)} POP3 trickling "
+            f"connections are still open {CLOSE_BOUND_SECONDS:.0f} s after they started, with "
+            f"a {SHORT_TIMEOUT} s SMTPCommandTimeoutSeconds / POP3IdleTimeoutSeconds")
+        assert fds_after <= fds_before + 16
+    finally:
+        close_all(smtp + pop3)
+
+
+def test_one_address_beyond_the_per_ip_cap_gets_421_and_others_are_served(make_server):
+    """Default caps (1000 total, 20 per IP): an attacker on 127.0.0.2 opening 200 connections
+    gets 20 sessions and 421 4.7.0 for the rest; the normal client on 127.0.0.1 is served."""
+    server = make_server(overrides={"MaxConnections": None, "MaxConnectionsPerIP": None})
+    attempts = 10 * PER_IP
+    raise_file_limit(attempts + 256)
+    attacker = source_addresses(1)
+    socks = open_connections(server.smtp_port, attempts, attacker, timeout=30.0 * TIME_FACTOR)
+    try:
+        lines = list(read_first_lines(socks, timeout=30.0 * TIME_FACTOR).values())
+        greeted = [line for line in lines if line.startswith(b"220 ")]
+        refused = [line for line in lines if line.startswith(b"421 4.7.0 ")]
+        assert len(greeted) == PER_IP, f"{len(greeted)} admitted from one address"
+        assert len(refused) == attempts - PER_IP, \
+            f"beyond the cap: {sorted(set(lines) - set(greeted))[:3]}"
+        smtp_seconds = timed_smtp_session(server)
+        pop3_seconds = timed_pop3_session(server)
+        assert len(still_open(socks)) == PER_IP
+        print(f"\nper-IP cap: {len(greeted)} admitted, {len(refused)} refused with 421 4.7.0; "
+              f"normal SMTP {smtp_seconds * 1000:.0f} ms, POP3 {pop3_seconds * 1000:.0f} ms")
+    finally:
+        close_all(socks)
