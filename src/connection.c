@@ -76,3 +76,56 @@ void connection_close_when_flushed(struct event_base *base, struct bufferevent *
 		fatal("event=timer_failed");
 	evtimer_add(cl->timer, &now);
 }
+
+void connection_deadline_init(struct connection_deadline *d, struct event_base *base,
+	void (*expired)(evutil_socket_t fd, short what, void *arg), void *arg)
+{
+	d->event = evtimer_new(base, expired, arg);
+	if (!d->event)
+		fatal("event=timer_failed");
+	d->armed = false;
+}
+
+void connection_deadline_arm(struct connection_deadline *d, unsigned seconds)
+{
+	struct timeval t = {(time_t)seconds, 0};
+
+	if (d->armed)
+		return;
+	evtimer_add(d->event, &t);
+	d->armed = true;
+}
+
+void connection_deadline_disarm(struct connection_deadline *d)
+{
+	if (!d->armed)
+		return;
+	evtimer_del(d->event);
+	d->armed = false;
+}
+
+void connection_deadline_expired(struct connection_deadline *d)
+{
+	d->armed = false;
+}
+
+void connection_deadline_free(struct connection_deadline *d)
+{
+	if (d->event)
+		event_free(d->event);
+	d->event = NULL;
+	d->armed = false;
+}
+
+struct bufferevent *connection_start_tls(struct event_base *base, struct bufferevent *plain,
+	SSL *ssl)
+{
+	struct evbuffer *in = bufferevent_get_input(plain);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	struct bufferevent *tls = bufferevent_openssl_filter_new(base, plain, ssl,
+		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tls)
+		SSL_free(ssl);
+	return tls;
+}

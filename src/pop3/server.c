@@ -49,8 +49,7 @@ struct pop3_conn {
 	bool gone;             /* the client left while a job was pending */
 	bool tls_handshaking;  /* no command is read before the TLS handshake completes */
 	struct event *auth_delay; /* holds a failed login's reply back (throttling) */
-	struct event *deadline;   /* the next command (or the TLS handshake) must come by then */
-	bool deadline_armed;
+	struct connection_deadline deadline; /* for the next command line or TLS handshake */
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
 	time_t connected_at;
 	unsigned retrieved, deleted;
@@ -72,26 +71,12 @@ static void set_timeouts(struct pop3_conn *c)
 
 static void arm_command_deadline(struct pop3_conn *c)
 {
-	struct timeval t = {c->base.gen->cfg.pop3_idle_timeout, 0};
-
-	if (c->deadline_armed)
-		return;
-	evtimer_add(c->deadline, &t);
-	c->deadline_armed = true;
-}
-
-static void disarm_command_deadline(struct pop3_conn *c)
-{
-	if (!c->deadline_armed)
-		return;
-	evtimer_del(c->deadline);
-	c->deadline_armed = false;
+	connection_deadline_arm(&c->deadline, c->base.gen->cfg.pop3_idle_timeout);
 }
 
 static void pop3_conn_free(struct pop3_conn *c)
 {
-	if (c->deadline)
-		event_free(c->deadline);
+	connection_deadline_free(&c->deadline);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	if (c->retr_fd >= 0)
@@ -331,15 +316,11 @@ static void setup_bufferevent(struct pop3_conn *c)
 
 static void start_tls(struct pop3_conn *c)
 {
-	SSL *ssl = tls_new_session(c->base.gen->tls);
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
+	struct bufferevent *tls_bev = connection_start_tls(c->srv->base, c->bev,
+		tls_new_session(c->base.gen->tls));
 
-	/* RFC 2595 4: input pipelined after STLS arrived in clear and must not be obeyed. */
-	evbuffer_drain(in, evbuffer_get_length(in));
-	struct bufferevent *tls_bev = bufferevent_openssl_filter_new(c->srv->base, c->bev, ssl,
-		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls_bev) {
-		SSL_free(ssl);
 		close_after_flush(c);
 		return;
 	}
@@ -414,7 +395,7 @@ static void pop3_conn_process(struct pop3_conn *c)
 			arm_command_deadline(c);
 			break;
 		}
-		disarm_command_deadline(c);
+		connection_deadline_disarm(&c->deadline);
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
 		c->reply_start = c->out.len;
@@ -486,7 +467,7 @@ static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->deadline_armed = false;
+	connection_deadline_expired(&c->deadline);
 	if (c->job_pending || c->closing || c->retr_fd >= 0)
 		return;
 	log_info("pop3", "event=timeout client=%s", c->base.ip);
@@ -552,7 +533,7 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	log_info("pop3", "event=connect client=%s tls=%s", c->base.ip,
 		implicit_tls ? "implicit" : stls_offered ? "stls" : "none");
 	setup_bufferevent(c);
-	c->deadline = evtimer_new(srv->base, command_deadline_cb, c);
+	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
 	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
 	/* With implicit TLS the greeting is queued now and goes out after the handshake. */
 	pop3_session_greeting(c->session, &c->out);

@@ -49,8 +49,7 @@ struct smtp_conn {
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
-	struct event *deadline;  /* the command (or TLS handshake) must arrive before this */
-	bool deadline_armed;
+	struct connection_deadline deadline; /* for the next command line or TLS handshake */
 };
 
 static void smtp_conn_process(struct smtp_conn *c);
@@ -70,23 +69,9 @@ static void set_timeouts(struct smtp_conn *c)
 	bufferevent_set_timeouts(c->bev, in_data ? &data : NULL, &write);
 }
 
-/* Starts the deadline for the next command unless one is already running. */
 static void arm_command_deadline(struct smtp_conn *c)
 {
-	struct timeval t = {c->base.gen->cfg.smtp_command_timeout, 0};
-
-	if (c->deadline_armed)
-		return;
-	evtimer_add(c->deadline, &t);
-	c->deadline_armed = true;
-}
-
-static void disarm_command_deadline(struct smtp_conn *c)
-{
-	if (!c->deadline_armed)
-		return;
-	evtimer_del(c->deadline);
-	c->deadline_armed = false;
+	connection_deadline_arm(&c->deadline, c->base.gen->cfg.smtp_command_timeout);
 }
 
 static void abort_deliveries(struct smtp_conn *c)
@@ -107,8 +92,7 @@ static void abort_deliveries(struct smtp_conn *c)
 
 static void smtp_conn_free(struct smtp_conn *c)
 {
-	if (c->deadline)
-		event_free(c->deadline);
+	connection_deadline_free(&c->deadline);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	abort_deliveries(c);
@@ -420,16 +404,10 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg);
 
 static void start_tls(struct smtp_conn *c)
 {
-	SSL *ssl = tls_new_session(c->base.gen->tls);
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct bufferevent *tls_bev = connection_start_tls(c->srv->base, c->bev,
+		tls_new_session(c->base.gen->tls));
 
-	/* RFC 3207 5 / CVE-2011-0411: anything the client pipelined after STARTTLS arrived in
-	 * plaintext and must not be executed inside the TLS session. */
-	evbuffer_drain(in, evbuffer_get_length(in));
-	struct bufferevent *tls_bev = bufferevent_openssl_filter_new(c->srv->base, c->bev, ssl,
-		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls_bev) {
-		SSL_free(ssl);
 		log_error("smtp", "event=starttls_failed client=%s", c->base.ip);
 		close_after_flush(c);
 		return;
@@ -509,7 +487,7 @@ static void smtp_conn_process(struct smtp_conn *c)
 			arm_command_deadline(c);
 			break;
 		}
-		disarm_command_deadline(c);
+		connection_deadline_disarm(&c->deadline);
 		size_t len = (size_t)eol.pos;
 		enum smtp_action action;
 		if (c->discarding_line || len > SMTP_COMMAND_LINE_MAX) {
@@ -602,7 +580,7 @@ static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->deadline_armed = false;
+	connection_deadline_expired(&c->deadline);
 	if (!c->job_pending)
 		time_out(c);
 }
@@ -665,7 +643,7 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
 	set_timeouts(c);
-	c->deadline = evtimer_new(srv->base, command_deadline_cb, c);
+	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
 	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	smtp_session_greeting(c->session, &c->out);
