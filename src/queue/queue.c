@@ -91,22 +91,28 @@ static char *notify_word(unsigned notify)
 	return sb.data;
 }
 
-static void free_run(struct queue_item *item)
+/* The recipients of the domain being tried. */
+static void free_group(struct queue_item *item)
 {
-	for (size_t i = 0; i < item->domain_count; i++)
-		free(item->domains[i]);
-	free(item->domains);
 	for (size_t i = 0; i < item->group_count; i++)
 		free(item->notify_words[i]);
 	free(item->notify_words);
 	free(item->group);
 	free(item->group_map);
-	item->domains = NULL;
-	item->domain_count = item->domain_index = 0;
+	item->notify_words = NULL;
 	item->group = NULL;
 	item->group_map = NULL;
-	item->notify_words = NULL;
 	item->group_count = 0;
+}
+
+static void free_run(struct queue_item *item)
+{
+	for (size_t i = 0; i < item->domain_count; i++)
+		free(item->domains[i]);
+	free(item->domains);
+	item->domains = NULL;
+	item->domain_count = item->domain_index = 0;
+	free_group(item);
 }
 
 static int64_t backoff(const struct config *cfg, unsigned attempts)
@@ -202,15 +208,7 @@ static void group_done(struct queue_item *item, const struct smtp_client_result 
 			break;
 		}
 	}
-	for (size_t i = 0; i < item->group_count; i++)
-		free(item->notify_words[i]);
-	free(item->notify_words);
-	free(item->group);
-	free(item->group_map);
-	item->notify_words = NULL;
-	item->group = NULL;
-	item->group_map = NULL;
-	item->group_count = 0;
+	free_group(item);
 	item->domain_index++;
 }
 
