@@ -583,6 +583,19 @@ static void accept_old_key_names(json_t *root)
 	}
 }
 
+/* True when object has a non-null value for name (compared as parse_object does). */
+static bool key_given(json_t *object, const char *name)
+{
+	const char *key;
+	json_t *value;
+	size_t len = strlen(name);
+
+	json_object_foreach(object, key, value)
+		if (strlen(key) == len && ascii_equal_nocase(name, key, len) && !json_is_null(value))
+			return true;
+	return false;
+}
+
 static int config_from_json(json_t *root, struct config *out, char *err, size_t errsz)
 {
 	struct config cfg = {0};
@@ -598,6 +611,9 @@ static int config_from_json(json_t *root, struct config *out, char *err, size_t 
 		config_free(&cfg);
 		return -1;
 	}
+	cfg.submission_port_given = key_given(root, "SubmissionPort");
+	cfg.submission_tls_port_given = key_given(root, "SubmissionTLSPort");
+	cfg.spool_path_given = cfg.spool_path != NULL;
 	if (!cfg.spool_path)
 		cfg.spool_path = xstrdup(CONFIG_DEFAULT_SPOOL_PATH);
 	/* Credentials for the smarthost only make sense together. */

@@ -59,6 +59,13 @@ struct config {
 	unsigned auth_max_failures;    /* "AuthMaxFailures", default 10 */
 	unsigned auth_failure_window;  /* "AuthFailureWindowSeconds", default 600 */
 	unsigned auth_lockout;         /* "AuthLockoutSeconds", default 900 */
+
+	/* Whether the file set these keys: a config written for the original does not, and
+	 * must still start where their defaults cannot be used (an unprivileged user cannot
+	 * bind 587/465 or create /var/spool/mailpopbox). */
+	bool submission_port_given;
+	bool submission_tls_port_given;
+	bool spool_path_given;
 };
 
 #define CONFIG_DEFAULT_SPOOL_PATH "/var/spool/mailpopbox"

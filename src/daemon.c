@@ -21,6 +21,7 @@
 
 #include "bounds.h"
 #include "log.h"
+#include "fsutil.h"
 #include "generation.h"
 #include "pop3/server.h"
 #include "privileges.h"
@@ -245,8 +246,10 @@ socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
 	return sizeof(*sin);
 }
 
+/* optional: the port is a default the config did not ask for; failing to bind it is a
+ * warning, not a reason not to start. */
 static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, int port,
-	const char *name)
+	const char *name, bool optional)
 {
 	struct sockaddr_storage ss;
 	const char *address = srv->cfg->listen_address;
@@ -268,8 +271,12 @@ static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, i
 			(struct sockaddr *)&ss, (int)len);
 	}
 	if (!l->evl) {
-		log_error("server", "event=listen_failed key=%s port=%d error=\"%s\"", name, port,
-			strerror(errno));
+		if (optional)
+			log_warn("server", "event=listener_skipped key=%s port=%d error=\"%s\" "
+				"hint=\"set %s (0 turns it off)\"", name, port, strerror(errno), name);
+		else
+			log_error("server", "event=listen_failed key=%s port=%d error=\"%s\"", name,
+				port, strerror(errno));
 		free(l);
 		return NULL;
 	}
@@ -367,6 +374,24 @@ static void raise_file_limit(const struct config *cfg)
 			(unsigned long long)limit.rlim_cur, (unsigned long long)wanted);
 }
 
+/* A config that does not name SpoolPath (every config written for the original) must start
+ * where the default directory cannot be made, e.g. run by an unprivileged user: the queue
+ * then lives inside the first maildrop, which that user owns, and the log says how to move
+ * it. */
+static void resolve_default_spool(struct config *cfg)
+{
+	if (cfg->spool_path_given)
+		return;
+	if (fs_make_directories(cfg->spool_path) == 0 &&
+	    access(cfg->spool_path, W_OK | X_OK) == 0)
+		return;
+	char *fallback = fs_path_printf("%s/.mailpopbox-spool", cfg->servers[0].maildrop_path);
+	log_warn("server", "event=spool_default_unusable path=%s error=\"%s\" using=%s "
+		"hint=\"set SpoolPath\"", cfg->spool_path, strerror(errno), fallback);
+	free(cfg->spool_path);
+	cfg->spool_path = fallback;
+}
+
 static bool strings_differ(const char *a, const char *b)
 {
 	return !a != !b || (a && strcmp(a, b) != 0);
@@ -433,6 +458,7 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 			log_quote(quoted, sizeof(quoted), err, strlen(err)));
 		return;
 	}
+	resolve_default_spool(&cfg);
 	struct generation *gen = generation_new(&cfg, err, sizeof(err));
 	if (!gen) {
 		config_free(&cfg);
@@ -464,6 +490,7 @@ int daemon_run(struct config *loaded, const char *config_path)
 	raise_file_limit(loaded);
 	if (evthread_use_pthreads() != 0)
 		fatal("event=evthread_failed");
+	resolve_default_spool(loaded);
 	srv.gen = generation_new(loaded, err, sizeof(err));
 	if (!srv.gen) {
 		char quoted[600];
@@ -500,12 +527,15 @@ int daemon_run(struct config *loaded, const char *config_path)
 		enum listener_kind kind;
 		int port;
 		const char *name;
+		bool optional;
 	} ports[] = {
-		{LISTEN_SMTP, cfg->smtp_port, "SMTPPort"},
-		{LISTEN_SUBMISSION, cfg->submission_port, "SubmissionPort"},
-		{LISTEN_SUBMISSION_TLS, cfg->submission_tls_port, "SubmissionTLSPort"},
-		{LISTEN_POP3, cfg->pop3_port, "POP3Port"},
-		{LISTEN_POP3_STLS, cfg->pop3_stls_port, "POP3STLSPort"},
+		{LISTEN_SMTP, cfg->smtp_port, "SMTPPort", false},
+		{LISTEN_SUBMISSION, cfg->submission_port, "SubmissionPort",
+			!cfg->submission_port_given},
+		{LISTEN_SUBMISSION_TLS, cfg->submission_tls_port, "SubmissionTLSPort",
+			!cfg->submission_tls_port_given},
+		{LISTEN_POP3, cfg->pop3_port, "POP3Port", false},
+		{LISTEN_POP3_STLS, cfg->pop3_stls_port, "POP3STLSPort", false},
 	};
 	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
 		if (ports[i].port == 0)
@@ -515,7 +545,10 @@ int daemon_run(struct config *loaded, const char *config_path)
 			log_warn("server", "event=listener_skipped key=SubmissionTLSPort reason=no_certificate");
 			continue;
 		}
-		struct listener *l = listen_on(&srv, ports[i].kind, ports[i].port, ports[i].name);
+		struct listener *l = listen_on(&srv, ports[i].kind, ports[i].port, ports[i].name,
+			ports[i].optional);
+		if (!l && ports[i].optional)
+			continue;
 		if (!l)
 			goto out;
 		rs.listeners[rs.listener_count++] = l;
