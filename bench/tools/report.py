@@ -1,0 +1,242 @@
+#!/usr/bin/python3
+"""report: Markdown tables from bench/run's results.tsv (section, server, metric, value per
+line, one line per repetition). Figures are medians with min-max over the repetitions.
+
+    report.py RESULTS.tsv MODE IDLE_CONNS TP_COUNT LAT_COUNT POP_SMALL POP_LARGE
+"""
+import statistics
+import sys
+from collections import defaultdict
+
+NAMES = {"mailpopbox": "mailpopbox", "postfix": "Postfix", "dovecot": "Dovecot",
+         "opensmtpd": "OpenSMTPD", "disk": "disk limit"}
+
+data = defaultdict(list)  # (section, server, metric) -> [float]
+na = {}
+
+
+def load(path):
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 4:
+                continue
+            section, server, metric, value = parts
+            if section == "na":
+                na[server] = value
+                continue
+            try:
+                data[(section, server, metric)].append(float(value))
+            except ValueError:
+                pass
+
+
+def values(section, server, metric):
+    return data.get((section, server, metric), [])
+
+
+def med(section, server, metric):
+    v = values(section, server, metric)
+    return statistics.median(v) if v else None
+
+
+def fmt(x, digits):
+    if x is None:
+        return "n/a"
+    if digits == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}f}"
+
+
+def cell(section, server, metric, digits=0, scale=1.0):
+    v = [x * scale for x in values(section, server, metric)]
+    if not v:
+        return f"n/a: {na[server]}" if server in na else "n/a"
+    m = statistics.median(v)
+    if len(v) == 1:
+        return fmt(m, digits)
+    return f"{fmt(m, digits)} ({fmt(min(v), digits)}–{fmt(max(v), digits)})"
+
+
+def ratio(x, base):
+    if x is None or base is None or base == 0:
+        return "—"
+    return f"{x / base:.2f}×"
+
+
+def table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
+
+
+def main():
+    path, mode, idle_conns, tp_count, lat_count, pop_small, pop_large, tp_timeout = sys.argv[1:9]
+    load(path)
+    mpb = "mailpopbox"
+
+    print("Each figure: median over the repetitions, (min–max) when there are several. "
+          "\"× mailpopbox\" is the server's figure divided by mailpopbox's.")
+    print()
+
+    # 1. throughput
+    print(f"## 1. Inbound durable throughput")
+    print()
+    print(f"`smtp-source -c -N -s 32 -m {int(tp_count):,} -l 4096` (32 parallel sessions, one "
+          "message per connection, a different local part per message); messages per second "
+          "from the first connection until the last message is a file in the Maildir (for Postfix "
+          "and OpenSMTPD: until their queue has drained into it). A run still unfinished after "
+          f"{tp_timeout} s is stopped there, and its rate is what it stored by then divided by "
+          "the time. Higher is better. The disk limit "
+          "is bench/src/disksync.c: 32 threads doing write 4 KB + fsync + rename into new/ + "
+          "fsync(new/) per file, the same count of files.")
+    print()
+    rows = []
+    base = med("tp", mpb, "rate")
+    disk = med("tp", "disk", "rate")
+    for s in ("disk", "mailpopbox", "postfix", "opensmtpd"):
+        r = med("tp", s, "rate")
+        stored = values("tp", s, "stored")
+        sent = values("tp", s, "sent")
+        if s == "disk":
+            st = "—"
+        elif stored:
+            st = f"{min(stored):,.0f}–{max(stored):,.0f} of {int(tp_count):,}" if min(stored) != max(stored) \
+                else f"{stored[0]:,.0f} of {int(tp_count):,}"
+            bounded = values("tp", s, "bounded")
+            if bounded and max(bounded) > 0:
+                st += " (stopped at the time bound)"
+            elif sent and min(sent) < int(tp_count):
+                st += " (smtp-source reported errors)"
+        else:
+            st = "n/a"
+        frac = f"{100 * r / disk:.0f}%" if r is not None and disk else "—"
+        drops = values("tp", s, "listen_drops")
+        rows.append([NAMES[s], cell("tp", s, "rate"), st, ratio(r, base), frac,
+                     fmt(statistics.median(drops), 0) if drops else "—"])
+    table(["server", "messages/s", "stored", "× mailpopbox", "of disk limit", "listen-queue drops"], rows)
+    print("\"listen-queue drops\": connection attempts the kernel dropped during the run because the "
+          "server's listen queue was full (TcpExt ListenDrops); each one costs that client a SYN "
+          "retransmission timeout (1 s, then 3 s, 7 s...). OpenSMTPD listens with a backlog of 5 "
+          "(SMTPD_BACKLOG, compiled in).")
+    print()
+
+    # 2. latency
+    print("## 2. Latency, one session at a time")
+    print()
+    print(f"bench/tools/smtplat.py: {int(lat_count):,} messages of 4 KB, one after the other, each in "
+          "its own connection (connect, EHLO, transaction, QUIT); the time from sending MAIL FROM to "
+          "the reply to the end of DATA. mailpopbox's 250 means the message is in the Maildir; "
+          "Postfix's and OpenSMTPD's mean it is in their (fsync'd) queue. Lower is better.")
+    print()
+    rows = []
+    bm, bp = med("lat", mpb, "median_ms"), med("lat", mpb, "p99_ms")
+    for s in ("mailpopbox", "postfix", "opensmtpd"):
+        rows.append([NAMES[s], cell("lat", s, "median_ms", 2), ratio(med("lat", s, "median_ms"), bm),
+                     cell("lat", s, "p99_ms", 2), ratio(med("lat", s, "p99_ms"), bp),
+                     cell("lat", s, "session_median_ms", 2)])
+    table(["server", "median ms", "× mailpopbox", "p99 ms", "× mailpopbox", "whole session, median ms"], rows)
+
+    # 3. memory
+    print("## 3. Memory")
+    print()
+    print(f"Sum of VmRSS (/proc/PID/status) over all the server's processes (the master and every "
+          "descendant), in KiB; PSS (shared pages divided among the processes sharing them) for "
+          f"reference. Idle = freshly started, before any client. Then {int(idle_conns):,} idle SMTP connections "
+          f"(each has received its 220 greeting), then {int(idle_conns):,} idle POP3 connections on "
+          "the implicit-TLS port (handshake done, +OK greeting received); repetitions after the "
+          "first find the memory the previous one left. \"per connection\" = (RSS with the "
+          "connections − idle RSS) / connections. Lower is better.")
+    print()
+    rows = []
+    base_idle = med("mem-idle", mpb, "rss_kb")
+    for state, label, servers in (
+            ("idle", "idle", ("mailpopbox", "postfix", "dovecot", "postfix+dovecot", "opensmtpd")),
+            ("smtp", f"{int(idle_conns):,} idle SMTP", ("mailpopbox", "postfix", "opensmtpd")),
+            ("pop3", f"{int(idle_conns):,} idle POP3/TLS", ("mailpopbox", "dovecot")),
+            ("after", "idle after the whole run", ("mailpopbox", "postfix", "dovecot", "opensmtpd"))):
+        sec = "mem-" + state
+        base = med(sec, mpb, "rss_kb")
+        base_pss = med(sec, mpb, "pss_kb")
+        for s in servers:
+            if s == "postfix+dovecot":
+                a, b = med(sec, "postfix", "rss_kb"), med(sec, "dovecot", "rss_kb")
+                pa, pb = med(sec, "postfix", "pss_kb"), med(sec, "dovecot", "pss_kb")
+                pr = med(sec, "postfix", "procs"), med(sec, "dovecot", "procs")
+                if a is None or b is None:
+                    continue
+                rows.append([label, "Postfix + Dovecot", f"{pr[0] + pr[1]:.0f}", fmt(a + b, 0),
+                             ratio(a + b, base), fmt(pa + pb, 0), ratio(pa + pb, base_pss), "—", "—"])
+                continue
+            rss = med(sec, s, "rss_kb")
+            procs = med(sec, s, "procs")
+            per, est = "—", "—"
+            if state in ("smtp", "pop3") and rss is not None:
+                e = med(sec, s, "established")
+                idle = med("mem-idle", s, "rss_kb")
+                est = fmt(e, 0) if e is not None else "?"
+                if e and idle is not None:
+                    per = f"{(rss - idle) / e:.1f} KiB"
+            rows.append([label, NAMES[s], fmt(procs, 0) if procs is not None else "—",
+                         cell(sec, s, "rss_kb"), ratio(rss, base), cell(sec, s, "pss_kb"),
+                         ratio(med(sec, s, "pss_kb"), base_pss), est, per])
+    table(["state", "server", "processes", "RSS KiB", "× mailpopbox", "PSS KiB", "× mailpopbox (PSS)",
+           "connections", "per connection"], rows)
+    print("Summed RSS counts a shared library once per process, so it overstates multi-process "
+          "servers (Postfix with 1,000 smtpd processes most of all); PSS does not. Postfix's idle "
+          "smtpd processes stay up to max_idle (100 s) after their clients leave, hence its "
+          "\"after\" row.")
+    print()
+
+    # 4. POP3
+    print("## 4. POP3 over TLS retrieval")
+    print()
+    print("bench/src/pop3bench.c: one implicit-TLS session: USER/PASS, STAT, LIST, UIDL, RETR of "
+          "every message, QUIT (nothing deleted). Both servers serve the same files (hard links); "
+          "one uncounted Dovecot session first (it builds its index and moves new/ to cur/; the "
+          "shared inodes make it warm the page cache for both). Wall time from connect to the QUIT reply; the "
+          "client's own CPU time (user+sys, getrusage) shows it is not the bottleneck. Lower wall "
+          "time is better.")
+    print()
+    rows = []
+    for name, count, size in (("small", pop_small, "4 KB"), ("large", pop_large, "1 MB")):
+        sec = "pop3-" + name
+        base = med(sec, mpb, "wall")
+        for s in ("mailpopbox", "dovecot"):
+            w = med(sec, s, "wall")
+            cpu = [u + y for u, y in zip(values(sec, s, "cpu_user"), values(sec, s, "cpu_sys"))]
+            cpu_s = fmt(statistics.median(cpu), 3) if cpu else "n/a"
+            rate = f"{int(count) / w:,.0f}" if w else "n/a"
+            rows.append([f"{int(count):,} × {size}", NAMES[s], cell(sec, s, "wall", 3),
+                         ratio(w, base), rate, cell(sec, s, "mb_per_s", 0), cpu_s])
+    table(["maildrop", "server", "wall s", "× mailpopbox", "messages/s", "MB/s", "client CPU s"], rows)
+
+    # 5. TLS
+    print("## 5. TLS handshakes per second on the POP3 port")
+    print()
+    print("bench/src/tlsrate.c: 32 client threads, each looping connect + full TLS handshake (no "
+          "session resumption, no tickets) + read the +OK greeting + close; RSA-2048 certificate, "
+          "OpenSSL defaults (TLS 1.3, X25519). Client and server share the machine's CPUs; "
+          "mailpopbox does handshakes on its one event-loop thread, Dovecot in as many "
+          "pop3-login processes as there are CPUs (process_min_avail). Higher is better.")
+    print()
+    rows = []
+    base = med("tls", mpb, "rate")
+    for s in ("mailpopbox", "dovecot"):
+        r = med("tls", s, "rate")
+        cpu = [u + y for u, y in zip(values("tls", s, "cpu_user"), values("tls", s, "cpu_sys"))]
+        fails = values("tls", s, "failed")
+        rows.append([NAMES[s], cell("tls", s, "rate"), ratio(r, base),
+                     fmt(statistics.median(cpu), 1) if cpu else "n/a",
+                     fmt(sum(fails), 0) if fails else "n/a"])
+    table(["server", "handshakes/s", "× mailpopbox", "client CPU s", "failed handshakes"], rows)
+
+    if na:
+        print("Not measured: " + "; ".join(f"{NAMES.get(k, k)}: {v}" for k, v in na.items()))
+        print()
+
+
+if __name__ == "__main__":
+    main()
