@@ -32,9 +32,10 @@ def message(i, size):
     if rest >= 2:
         body += b"x" * (rest - 2) + b"\r\n"
     elif rest == 1:
-        body += b"x"
+        # Lengthen the last line by one octet: every message ends with CRLF.
+        body[-2:] = b"x\r\n"
     data = head + bytes(body)
-    assert len(data) == size, (len(data), size)
+    assert len(data) == size and data.endswith(b"\r\n"), (len(data), size)
     return data
 
 
@@ -56,6 +57,8 @@ def main():
             os.close(fd)
         os.chown(path, uid, gid)
     os.sync()
+    with open(f"{d}/.mkmaildrop-v2", "w") as f:
+        f.write(f"{count} {size}\n")
 
 
 if __name__ == "__main__":

@@ -145,10 +145,12 @@ def main():
     print(f"Sum of VmRSS (/proc/PID/status) over all the server's processes (the master and every "
           "descendant), in KiB; PSS (shared pages divided among the processes sharing them) for "
           f"reference. Idle = freshly started, before any client. Then {int(idle_conns):,} idle SMTP connections "
-          f"(each has received its 220 greeting), then {int(idle_conns):,} idle POP3 connections on "
-          "the implicit-TLS port (handshake done, +OK greeting received); repetitions after the "
-          "first find the memory the previous one left. \"per connection\" = (RSS with the "
-          "connections − idle RSS) / connections. Lower is better.")
+          f"(each has received its 220 greeting), or {int(idle_conns):,} idle POP3 connections on "
+          "the implicit-TLS port (handshake done, +OK greeting received); every one of these "
+          "figures is taken on a freshly started server, right after its idle figure. "
+          "\"per connection\" = (RSS with the connections − that idle RSS) / connections. "
+          "\"After the whole run\" is the same servers' memory once every measurement is over "
+          "and the clients are gone. Lower is better.")
     print()
     rows = []
     base_idle = med("mem-idle", mpb, "rss_kb")
@@ -175,10 +177,9 @@ def main():
             per, est = "—", "—"
             if state in ("smtp", "pop3") and rss is not None:
                 e = med(sec, s, "established")
-                idle = med("mem-idle", s, "rss_kb")
                 est = fmt(e, 0) if e is not None else "?"
-                if e and idle is not None:
-                    per = f"{(rss - idle) / e:.1f} KiB"
+                if values(sec, s, "per_conn_kb"):
+                    per = cell(sec, s, "per_conn_kb", 1) + " KiB"
             rows.append([label, NAMES[s], fmt(procs, 0) if procs is not None else "—",
                          cell(sec, s, "rss_kb"), ratio(rss, base), cell(sec, s, "pss_kb"),
                          ratio(med(sec, s, "pss_kb"), base_pss), est, per])
