@@ -9,10 +9,12 @@ import sys
 from collections import defaultdict
 
 NAMES = {"mailpopbox": "mailpopbox", "postfix": "Postfix", "dovecot": "Dovecot",
-         "opensmtpd": "OpenSMTPD", "disk": "disk limit"}
+         "opensmtpd": "OpenSMTPD", "disk": "disk limit",
+         "floor": "floor (libraries + 1 TLS context)"}
 
 data = defaultdict(list)  # (section, server, metric) -> [float]
 na = {}
+notes = []  # (server, text) from "note" lines
 
 
 def load(path):
@@ -24,6 +26,9 @@ def load(path):
             section, server, metric, value = parts
             if section == "na":
                 na[server] = value
+                continue
+            if section == "note":
+                notes.append((server, value))
                 continue
             try:
                 data[(section, server, metric)].append(float(value))
@@ -150,12 +155,18 @@ def main():
           "figures is taken on a freshly started server, right after its idle figure. "
           "\"per connection\" = (RSS with the connections − that idle RSS) / connections. "
           "\"After the whole run\" is the same servers' memory once every measurement is over "
-          "and the clients are gone. Lower is better.")
+          "and the clients are gone. Lower is better. The \"floor\" row is no server: "
+          "bench/src/rssfloor.c, a process linking exactly the libraries mailpopbox links (OpenSSL, "
+          "libevent, jansson, OpenDKIM, c-ares, libxcrypt), each initialised or called once, "
+          "holding one TLS server context with the same certificate and key, and nothing of "
+          "mailpopbox's own; it is measured the same way once per repetition, while no mailpopbox "
+          "runs, right before mailpopbox's first idle figure.")
     print()
     rows = []
     base_idle = med("mem-idle", mpb, "rss_kb")
     for state, label, servers in (
-            ("idle", "idle", ("mailpopbox", "postfix", "dovecot", "postfix+dovecot", "opensmtpd")),
+            ("idle", "idle", ("mailpopbox", "floor", "postfix", "dovecot", "postfix+dovecot",
+                              "opensmtpd")),
             ("smtp", f"{int(idle_conns):,} idle SMTP", ("mailpopbox", "postfix", "opensmtpd")),
             ("pop3", f"{int(idle_conns):,} idle POP3/TLS", ("mailpopbox", "dovecot")),
             ("after", "idle after the whole run", ("mailpopbox", "postfix", "dovecot", "opensmtpd"))):
@@ -172,6 +183,8 @@ def main():
                 rows.append([label, "Postfix + Dovecot", f"{pr[0] + pr[1]:.0f}", fmt(a + b, 0),
                              ratio(a + b, base), fmt(pa + pb, 0), ratio(pa + pb, base_pss), "—", "—"])
                 continue
+            if s == "floor" and not values(sec, s, "rss_kb"):
+                continue
             rss = med(sec, s, "rss_kb")
             procs = med(sec, s, "procs")
             per, est = "—", "—"
@@ -185,6 +198,17 @@ def main():
                          ratio(med(sec, s, "pss_kb"), base_pss), est, per])
     table(["state", "server", "processes", "RSS KiB", "× mailpopbox", "PSS KiB", "× mailpopbox (PSS)",
            "connections", "per connection"], rows)
+    mr, fr = med("mem-idle", mpb, "rss_kb"), med("mem-idle", "floor", "rss_kb")
+    mp, fp = med("mem-idle", mpb, "pss_kb"), med("mem-idle", "floor", "pss_kb")
+    if None not in (mr, fr, mp, fp):
+        print(f"mailpopbox idle − floor (medians): {fmt(mr - fr, 0)} KiB RSS, {fmt(mp - fp, 0)} KiB "
+              f"PSS: what mailpopbox itself adds to the {fmt(fr, 0)} KiB RSS ({fmt(fp, 0)} KiB PSS) "
+              "that its libraries and one TLS context take before it does anything.")
+        print()
+    for server, text in notes:
+        if server == "floor":
+            print(text)
+            print()
     print("Summed RSS counts a shared library once per process, so it overstates multi-process "
           "servers (Postfix with 1,000 smtpd processes most of all); PSS does not. Postfix's idle "
           "smtpd processes stay up to max_idle (100 s) after their clients leave, hence its "
