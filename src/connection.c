@@ -5,13 +5,16 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "log.h"
+#include "worker.h"
 
 #define CLOSE_POLL_MS 10
 
@@ -117,15 +120,175 @@ void connection_deadline_free(struct connection_deadline *d)
 	d->armed = false;
 }
 
-struct bufferevent *connection_start_tls(struct event_base *base, struct bufferevent *plain,
-	SSL *ssl)
+/* ---- TLS handshakes on the worker pool ---- */
+
+struct tls_accept {
+	struct event_base *base;
+	struct worker_pool *workers;
+	evutil_socket_t fd;
+	SSL *ssl;
+	struct event *ready;     /* the socket is readable/writable for the next step */
+	struct evbuffer *clear;  /* the last clear-text reply (STARTTLS), written first */
+	tls_accept_done_fn done;
+	void *arg;
+	int result, error;       /* of the last SSL_do_handshake, set on the worker */
+	bool running;            /* a step is on the worker pool */
+	bool cancelled;          /* the owner gave up while a step was running */
+};
+
+static void tls_accept_free(struct tls_accept *t)
+{
+	if (t->ready)
+		event_free(t->ready);
+	if (t->clear)
+		evbuffer_free(t->clear);
+	if (t->ssl)
+		SSL_free(t->ssl);
+	if (t->fd >= 0)
+		evutil_closesocket(t->fd);
+	free(t);
+}
+
+static void tls_accept_finish(struct tls_accept *t, struct bufferevent *bev)
+{
+	tls_accept_done_fn done = t->done;
+	void *arg = t->arg;
+
+	if (bev) { /* the bufferevent owns the socket and the SSL now */
+		t->fd = -1;
+		t->ssl = NULL;
+	}
+	tls_accept_free(t);
+	done(arg, bev);
+}
+
+static void tls_accept_wait(struct tls_accept *t, short what);
+
+/* On a worker: one step of the handshake. The socket is non-blocking, so the step never
+ * waits for the client; it ends where the client has to answer, or at the end. */
+static void tls_accept_step(void *arg)
+{
+	struct tls_accept *t = arg;
+
+	ERR_clear_error();
+	t->result = SSL_do_handshake(t->ssl);
+	t->error = t->result == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, t->result);
+	ERR_clear_error(); /* the error queue is per thread: leave nothing for the next job */
+}
+
+static void tls_accept_stepped(void *arg)
+{
+	struct tls_accept *t = arg;
+
+	t->running = false;
+	if (t->cancelled) {
+		tls_accept_free(t);
+		return;
+	}
+	switch (t->error) {
+	case SSL_ERROR_NONE: {
+		struct bufferevent *bev = bufferevent_openssl_socket_new(t->base, t->fd, t->ssl,
+			BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev) /* out of memory: libevent versions differ on who frees the SSL then */
+			t->ssl = NULL;
+		tls_accept_finish(t, bev);
+		return;
+	}
+	case SSL_ERROR_WANT_READ:
+		tls_accept_wait(t, EV_READ);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		tls_accept_wait(t, EV_WRITE);
+		return;
+	default: /* a bad or truncated handshake: nothing to say in clear */
+		tls_accept_finish(t, NULL);
+		return;
+	}
+}
+
+static void tls_accept_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls_accept *t = arg;
+
+	(void)what;
+	if (t->clear && evbuffer_get_length(t->clear) > 0) {
+		if (evbuffer_write(t->clear, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			tls_accept_finish(t, NULL);
+			return;
+		}
+		if (evbuffer_get_length(t->clear) > 0) {
+			tls_accept_wait(t, EV_WRITE);
+			return;
+		}
+		/* The client answers the reply with its ClientHello. */
+		tls_accept_wait(t, EV_READ);
+		return;
+	}
+	t->running = true;
+	worker_pool_submit(t->workers, tls_accept_step, tls_accept_stepped, t);
+}
+
+static void tls_accept_wait(struct tls_accept *t, short what)
+{
+	event_del(t->ready);
+	event_assign(t->ready, t->base, t->fd, what, tls_accept_ready, t);
+	event_add(t->ready, NULL);
+}
+
+struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool *workers,
+	evutil_socket_t fd, SSL *ssl, tls_accept_done_fn done, void *arg)
+{
+	struct tls_accept *t = xcalloc(1, sizeof(*t));
+
+	t->base = base;
+	t->workers = workers;
+	t->fd = fd;
+	t->ssl = ssl;
+	t->done = done;
+	t->arg = arg;
+	t->ready = event_new(base, fd, EV_READ, tls_accept_ready, t);
+	if (!t->ready || SSL_set_fd(ssl, (int)fd) != 1)
+		fatal("event=tls_accept_setup_failed");
+	SSL_set_accept_state(ssl);
+	event_add(t->ready, NULL);
+	return t;
+}
+
+struct tls_accept *connection_start_tls(struct event_base *base, struct worker_pool *workers,
+	struct bufferevent *plain, SSL *ssl, tls_accept_done_fn done, void *arg)
 {
 	struct evbuffer *in = bufferevent_get_input(plain);
+	struct evbuffer *clear = evbuffer_new();
+	evutil_socket_t fd = bufferevent_getfd(plain);
 
+	if (!clear)
+		fatal("event=out_of_memory");
 	evbuffer_drain(in, evbuffer_get_length(in));
-	struct bufferevent *tls = bufferevent_openssl_filter_new(base, plain, ssl,
-		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (!tls)
-		SSL_free(ssl);
-	return tls;
+	/* Copied, not moved: a socket bufferevent's output is frozen at its front (only its own
+	 * writer takes data out), and plain is freed here anyway. */
+	struct evbuffer *out = bufferevent_get_output(plain);
+	size_t len = evbuffer_get_length(out);
+	if (len > 0) {
+		unsigned char *reply = evbuffer_pullup(out, (ev_ssize_t)len);
+		if (!reply || evbuffer_add(clear, reply, len) != 0)
+			fatal("event=out_of_memory");
+	}
+	/* Take the socket away from the clear-text bufferevent, which must not close it. */
+	bufferevent_disable(plain, EV_READ | EV_WRITE);
+	bufferevent_setfd(plain, -1);
+	bufferevent_free(plain);
+	struct tls_accept *t = tls_accept_start(base, workers, fd, ssl, done, arg);
+	t->clear = clear;
+	if (evbuffer_get_length(clear) > 0)
+		tls_accept_wait(t, EV_WRITE);
+	return t;
+}
+
+void tls_accept_cancel(struct tls_accept *t)
+{
+	if (t->running)
+		t->cancelled = true; /* freed when the step comes back */
+	else
+		tls_accept_free(t);
 }

@@ -39,10 +39,24 @@ void connection_deadline_disarm(struct connection_deadline *d);
 void connection_deadline_expired(struct connection_deadline *d);
 void connection_deadline_free(struct connection_deadline *d);
 
+/* A server-side TLS handshake whose steps (the certificate signature and key exchange, the
+ * expensive part) run on the worker pool: a burst of handshakes neither stalls the event loop
+ * nor leaves the other cores idle. done(arg, bev) runs on the event loop thread once, with a
+ * TLS bufferevent over the socket (handshake complete, it owns the socket and the SSL), or
+ * with NULL when the handshake failed (socket closed, SSL freed). */
+struct tls_accept;
+struct worker_pool;
+typedef void (*tls_accept_done_fn)(void *arg, struct bufferevent *bev);
+
+/* Implicit TLS (RFC 8314): the handshake on a freshly accepted, non-blocking socket. */
+struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool *workers,
+	evutil_socket_t fd, SSL *ssl, tls_accept_done_fn done, void *arg);
 /* STARTTLS (RFC 3207) / STLS (RFC 2595): throws away whatever the client sent in clear after
- * the command (it must not be obeyed inside TLS: CVE-2011-0411), and returns a TLS server
- * filter over plain, or NULL (ssl then freed). The filter owns plain from then on. */
-struct bufferevent *connection_start_tls(struct event_base *base, struct bufferevent *plain,
-	SSL *ssl);
+ * the command (it must not be obeyed inside TLS: CVE-2011-0411), frees plain after taking
+ * its socket, writes the reply still in plain's output, then does the handshake. */
+struct tls_accept *connection_start_tls(struct event_base *base, struct worker_pool *workers,
+	struct bufferevent *plain, SSL *ssl, tls_accept_done_fn done, void *arg);
+/* The owner gives up (timeout, shutdown): done is not called; the socket is closed. */
+void tls_accept_cancel(struct tls_accept *t);
 
 #endif

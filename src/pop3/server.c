@@ -33,7 +33,8 @@
 struct pop3_conn {
 	struct daemon_conn base; /* first: the registry hands us back this pointer */
 	struct daemon *srv;
-	struct bufferevent *bev;
+	struct bufferevent *bev;  /* NULL while a TLS handshake is under way */
+	struct tls_accept *handshake;
 	struct pop3_session *session;
 	struct strbuf out;
 	struct maildrop md;
@@ -47,7 +48,6 @@ struct pop3_conn {
 	bool closing;
 	bool job_pending;      /* a worker job holds this connection */
 	bool gone;             /* the client left while a job was pending */
-	bool tls_handshaking;  /* no command is read before the TLS handshake completes */
 	struct event *auth_delay; /* holds a failed login's reply back (throttling) */
 	struct connection_deadline deadline; /* for the next command line or TLS handshake */
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
@@ -77,6 +77,8 @@ static void arm_command_deadline(struct pop3_conn *c)
 static void pop3_conn_free(struct pop3_conn *c)
 {
 	connection_deadline_free(&c->deadline);
+	if (c->handshake)
+		tls_accept_cancel(c->handshake);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	if (c->retr_fd >= 0)
@@ -111,6 +113,10 @@ static void close_after_flush(struct pop3_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (!c->bev) { /* in a TLS handshake: nothing to flush */
+		pop3_conn_free(c);
+		return;
+	}
 	connection_close_when_flushed(c->srv->base, c->bev, pop3_conn_free_cb, c);
 }
 
@@ -314,22 +320,43 @@ static void setup_bufferevent(struct pop3_conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* The TLS handshake ended, after STLS or on the implicit TLS port. */
+static void tls_ready(void *arg, struct bufferevent *bev)
+{
+	struct pop3_conn *c = arg;
+
+	c->handshake = NULL;
+	if (!bev) {
+		log_info("pop3", "event=tls_failed client=%s", c->base.ip);
+		pop3_conn_free(c);
+		return;
+	}
+	c->bev = bev;
+	setup_bufferevent(c);
+	char description[128];
+	tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
+	log_info("pop3", "event=tls client=%s tls=\"%s\"", c->base.ip, description);
+	if (c->after_stls)
+		pop3_session_tls_started(c->session);
+	else
+		pop3_session_greeting(c->session, &c->out);
+	flush_out(c);
+	pop3_conn_process(c); /* starts the deadline for the first command */
+}
+
 static void start_tls(struct pop3_conn *c)
 {
 	/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
-	struct bufferevent *tls_bev = connection_start_tls(c->srv->base, c->bev,
-		tls_new_session(c->base.gen->tls));
+	SSL *ssl = tls_new_session(c->base.gen->tls);
 
-	if (!tls_bev) {
+	if (!ssl) {
 		close_after_flush(c);
 		return;
 	}
-	/* Let the TLS filter hand the socket at most this much at a time (back-pressure). */
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, RETR_OUTPUT_HIGH);
-	c->bev = tls_bev;
-	c->tls_handshaking = true;
+	c->handshake = connection_start_tls(c->srv->base, c->srv->workers, c->bev, ssl,
+		tls_ready, c);
+	c->bev = NULL;
 	c->after_stls = true;
-	setup_bufferevent(c);
 	arm_command_deadline(c); /* the handshake and the next command */
 }
 
@@ -373,7 +400,7 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 
 static bool busy(const struct pop3_conn *c)
 {
-	return c->closing || c->job_pending || c->retr_fd >= 0 || c->tls_handshaking;
+	return c->closing || c->job_pending || c->retr_fd >= 0 || c->handshake;
 }
 
 static void pop3_conn_process(struct pop3_conn *c)
@@ -438,16 +465,6 @@ static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->closing)
 		return;
-	if (what & BEV_EVENT_CONNECTED) {
-		char description[128];
-		tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
-		log_info("pop3", "event=tls client=%s tls=\"%s\"", c->base.ip, description);
-		c->tls_handshaking = false;
-		if (c->after_stls)
-			pop3_session_tls_started(c->session);
-		pop3_conn_process(c);
-		return;
-	}
 	if (what & BEV_EVENT_TIMEOUT)
 		log_info("pop3", "event=timeout client=%s reason=not_reading", c->base.ip);
 	/* EOF, error or timeout: end without UPDATE, so nothing is deleted (RFC 1939 6). */
@@ -509,15 +526,12 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
 	evutil_make_socket_nonblocking(fd);
-	if (implicit_tls) {
-		SSL *ssl = tls_new_session(c->base.gen->tls);
-		c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
-			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-		c->tls_handshaking = true;
-	} else {
+	SSL *ssl = implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
+	if (ssl)
+		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
+	else if (!implicit_tls)
 		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (!c->bev) {
+	if (!c->bev && !c->handshake) {
 		evutil_closesocket(fd);
 		daemon_conn_release(srv, &c->base);
 		free(c);
@@ -532,10 +546,11 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	c->session = pop3_session_new(&params);
 	log_info("pop3", "event=connect client=%s tls=%s", c->base.ip,
 		implicit_tls ? "implicit" : stls_offered ? "stls" : "none");
-	setup_bufferevent(c);
 	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
 	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
-	/* With implicit TLS the greeting is queued now and goes out after the handshake. */
+	if (c->handshake)
+		return; /* greeted in tls_ready */
+	setup_bufferevent(c);
 	pop3_session_greeting(c->session, &c->out);
 	flush_out(c);
 }

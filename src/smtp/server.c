@@ -33,7 +33,9 @@
 struct smtp_conn {
 	struct daemon_conn base; /* first: the registry hands us back this pointer */
 	struct daemon *srv;
-	struct bufferevent *bev;
+	struct bufferevent *bev;  /* NULL while a TLS handshake is under way */
+	struct tls_accept *handshake;
+	bool implicit_tls;        /* port 465: the greeting follows the handshake */
 	struct smtp_session *session;
 	struct strbuf out;
 	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
@@ -93,6 +95,8 @@ static void abort_deliveries(struct smtp_conn *c)
 static void smtp_conn_free(struct smtp_conn *c)
 {
 	connection_deadline_free(&c->deadline);
+	if (c->handshake)
+		tls_accept_cancel(c->handshake);
 	if (c->auth_delay)
 		event_free(c->auth_delay);
 	abort_deliveries(c);
@@ -134,6 +138,10 @@ static void close_after_flush(struct smtp_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (!c->bev) { /* in a TLS handshake: there is nothing to flush, nor a way to say it */
+		smtp_conn_free(c);
+		return;
+	}
 	connection_close_when_flushed(c->srv->base, c->bev, smtp_conn_free_cb, c);
 }
 
@@ -402,22 +410,52 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg);
 static void smtp_read_cb(struct bufferevent *bev, void *arg);
 static void smtp_write_cb(struct bufferevent *bev, void *arg);
 
+static void setup_bufferevent(struct smtp_conn *c)
+{
+	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
+	set_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* The TLS handshake ended: after STARTTLS, or on the implicit TLS port (RFC 8314), where the
+ * session's reset is harmless since nothing was said yet. */
+static void tls_ready(void *arg, struct bufferevent *bev)
+{
+	struct smtp_conn *c = arg;
+
+	c->handshake = NULL;
+	if (!bev) {
+		log_info("smtp", "event=tls_failed client=%s", c->base.ip);
+		smtp_conn_free(c);
+		return;
+	}
+	c->bev = bev;
+	setup_bufferevent(c);
+	char description[128];
+	tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
+	smtp_session_tls_started(c->session, description);
+	log_info("smtp", "event=starttls client=%s tls=\"%s\"", c->base.ip, description);
+	if (c->implicit_tls) {
+		smtp_session_greeting(c->session, &c->out);
+		flush_out(c);
+	}
+	smtp_conn_process(c); /* starts the deadline for the first command */
+}
+
 static void start_tls(struct smtp_conn *c)
 {
-	struct bufferevent *tls_bev = connection_start_tls(c->srv->base, c->bev,
-		tls_new_session(c->base.gen->tls));
+	SSL *ssl = tls_new_session(c->base.gen->tls);
 
-	if (!tls_bev) {
+	if (!ssl) {
 		log_error("smtp", "event=starttls_failed client=%s", c->base.ip);
 		close_after_flush(c);
 		return;
 	}
-	c->bev = tls_bev;
-	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
-	set_timeouts(c);
+	c->handshake = connection_start_tls(c->srv->base, c->srv->workers, c->bev, ssl,
+		tls_ready, c);
+	c->bev = NULL;
 	arm_command_deadline(c); /* the handshake and the next EHLO */
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 /* ---- command lines ---- */
@@ -547,19 +585,6 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (c->closing)
 		return; /* the closer frees the connection once the last reply is out */
-	if (what & BEV_EVENT_CONNECTED) {
-		/* A TLS handshake completed: after STARTTLS, or at once on the implicit TLS port
-		 * (RFC 8314), where the reset is harmless since nothing was said yet. */
-		char description[128];
-		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-		tls_describe(ssl, description, sizeof(description));
-		smtp_session_tls_started(c->session, description);
-		log_info("smtp", "event=starttls client=%s tls=\"%s\"", c->base.ip, description);
-		/* A command may have come with the client's last handshake flight and already
-		 * be decrypted in the input buffer, with no further read event to come. */
-		smtp_conn_process(c);
-		return;
-	}
 	if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_WRITING)) {
 		time_out(c); /* idle in DATA */
 		return;
@@ -617,14 +642,13 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
 	evutil_make_socket_nonblocking(fd);
-	bool implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
-	if (implicit_tls)
-		c->bev = bufferevent_openssl_socket_new(srv->base, fd,
-			tls_new_session(c->base.gen->tls),
-			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else
+	c->implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
+	SSL *ssl = c->implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
+	if (ssl)
+		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
+	else if (!c->implicit_tls)
 		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
+	if (!c->bev && !c->handshake) {
 		evutil_closesocket(fd);
 		daemon_conn_release(srv, &c->base);
 		free(c);
@@ -634,18 +658,17 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 		.cfg = &c->base.gen->cfg,
 		.client_ip = c->base.ip,
 		.tls_available = tls_available(c->base.gen->tls),
-		.tls_active = implicit_tls,
+		.tls_active = c->implicit_tls,
 		.submission = listener != SMTP_LISTENER_MX,
 	};
 	c->session = smtp_session_new(&params);
 	static const char *const listener_names[] = {"mx", "submission", "submissions"};
 	log_info("smtp", "event=connect client=%s port=%s", c->base.ip, listener_names[listener]);
-	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
-	set_timeouts(c);
 	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
 	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->handshake)
+		return; /* greeted in tls_ready */
+	setup_bufferevent(c);
 	smtp_session_greeting(c->session, &c->out);
 	flush_out(c);
 }
