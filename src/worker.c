@@ -1,5 +1,7 @@
 /* worker.c: the thread pool. Jobs go in a FIFO guarded by a mutex; finished jobs go in a
- * second list and a byte on a pipe wakes the event loop, which runs their done functions. */
+ * second list and a byte on a pipe wakes the event loop, which runs their done functions.
+ * Threads are started when a job would otherwise wait, up to the pool's maximum, and then
+ * stay: an idle server has none (nor their stacks and malloc arenas). */
 #include "worker.h"
 
 #include <errno.h>
@@ -27,11 +29,14 @@ struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct job_list queued;
+	unsigned queued_count;
 	struct job_list finished;
 	bool stopping;
 	unsigned pending;
 	pthread_t *threads;
-	unsigned thread_count;
+	unsigned thread_count;  /* started */
+	unsigned thread_max;
+	unsigned idle_threads;  /* waiting for a job */
 	int pipe_fds[2];
 	struct event *pipe_event;
 };
@@ -68,9 +73,12 @@ static void *worker_main(void *arg)
 		if (!job) {
 			if (pool->stopping)
 				break;
+			pool->idle_threads++;
 			pthread_cond_wait(&pool->wake, &pool->lock);
+			pool->idle_threads--;
 			continue;
 		}
+		pool->queued_count--;
 		pthread_mutex_unlock(&pool->lock);
 		job->work(job->arg);
 		pthread_mutex_lock(&pool->lock);
@@ -121,11 +129,10 @@ struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads)
 		worker_pool_drain, pool);
 	if (!pool->pipe_event || event_add(pool->pipe_event, NULL) != 0)
 		fatal("event=worker_event_failed");
+	if (threads == 0)
+		fatal("event=worker_pool_without_threads");
 	pool->threads = xcalloc(threads, sizeof(*pool->threads));
-	pool->thread_count = threads;
-	for (unsigned i = 0; i < threads; i++)
-		if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0)
-			fatal("event=thread_create_failed");
+	pool->thread_max = threads;
 	return pool;
 }
 
@@ -139,9 +146,24 @@ void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_do
 	job->arg = arg;
 	pthread_mutex_lock(&pool->lock);
 	list_push(&pool->queued, job);
+	pool->queued_count++;
 	pool->pending++;
+	/* Only the event loop thread submits and starts threads, so thread_count is stable
+	 * here; the workers only read it under the lock. */
+	if (pool->queued_count > pool->idle_threads && pool->thread_count < pool->thread_max) {
+		int rc = pthread_create(&pool->threads[pool->thread_count], NULL, worker_main, pool);
+		if (rc == 0)
+			pool->thread_count++;
+		else if (pool->thread_count == 0) /* with one thread at least, jobs still run */
+			fatal("event=thread_create_failed errno=%d", rc);
+	}
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned worker_pool_threads(const struct worker_pool *pool)
+{
+	return pool->thread_count;
 }
 
 unsigned worker_pool_pending(const struct worker_pool *pool)

@@ -10,9 +10,13 @@ struct worker_pool;
 typedef void (*worker_work_fn)(void *arg);
 typedef void (*worker_done_fn)(void *arg);
 
+/* threads: the most threads the pool starts (at least 1); each is started when a job would
+ * otherwise wait for a busy thread. */
 struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads);
 void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_done_fn done,
 	void *arg);
+/* Threads started so far: none until the first job, never more than the maximum given. */
+unsigned worker_pool_threads(const struct worker_pool *pool);
 /* Jobs submitted and not yet completed (their done function has not run). */
 unsigned worker_pool_pending(const struct worker_pool *pool);
 /* Finishes the queued jobs (their done functions are not run), joins the threads, frees. */
