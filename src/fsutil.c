@@ -2,6 +2,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,18 @@
 #include <unistd.h>
 
 #include "log.h"
+
+long fs_process_id(void)
+{
+	static atomic_long pid; /* the process never forks after start */
+	long p = atomic_load_explicit(&pid, memory_order_relaxed);
+
+	if (p == 0) {
+		p = (long)getpid();
+		atomic_store_explicit(&pid, p, memory_order_relaxed);
+	}
+	return p;
+}
 
 char *fs_path_printf(const char *fmt, ...)
 {

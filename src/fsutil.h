@@ -17,5 +17,7 @@ char *fs_parent_directory(const char *path);
 int fs_make_directories(const char *path);
 /* write(2) until done, retrying on EINTR. Returns 0, or -1 with errno. */
 int fs_write_all(int fd, const void *data, size_t len);
+/* getpid(), asked of the kernel once: unique file names use it on every delivery. */
+long fs_process_id(void);
 
 #endif

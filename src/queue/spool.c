@@ -668,7 +668,7 @@ static int envelope_write(const char *spool_path, const char *id, const char *te
 	bool *renamed)
 {
 	unsigned long n = atomic_fetch_add(&envelope_counter, 1) + 1;
-	char *tmp = fs_path_printf("%s/tmp/%s.env.%ld.%lu", spool_path, id, (long)getpid(), n);
+	char *tmp = fs_path_printf("%s/tmp/%s.env.%ld.%lu", spool_path, id, fs_process_id(), n);
 	char *final = fs_path_printf("%s/env/%s", spool_path, id);
 	char *dir = fs_path_printf("%s/env", spool_path);
 	int fd, saved = 0;

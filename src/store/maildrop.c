@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +83,12 @@ static int maildir_create(const char *maildrop_path)
 }
 
 /* The host part of a unique name. The Maildir spec: "replace / with \057 and : with \072" so
- * the name stays one path component and ':' still only starts the info (flags) part. */
-static char *maildir_hostname(void)
+ * the name stays one path component and ':' still only starts the info (flags) part. Read
+ * once: a delivery should not cost a uname(2). */
+static char *maildir_host;
+static pthread_once_t maildir_host_once = PTHREAD_ONCE_INIT;
+
+static void maildir_hostname_init(void)
 {
 	char host[256];
 	char *out, *o;
@@ -104,7 +109,7 @@ static char *maildir_hostname(void)
 		}
 	}
 	*o = '\0';
-	return out;
+	maildir_host = out;
 }
 
 /* "<sec>.M<usec>P<pid>Q<counter>.<host>": Dovecot's form of the Maildir unique name. */
@@ -112,14 +117,10 @@ static char *maildir_unique_name(void)
 {
 	struct timespec now;
 	unsigned long counter = atomic_fetch_add(&delivery_counter, 1) + 1;
-	char *host = maildir_hostname();
-	char *name;
-
+	pthread_once(&maildir_host_once, maildir_hostname_init);
 	clock_gettime(CLOCK_REALTIME, &now);
-	name = fs_path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
-		(long)getpid(), counter, host);
-	free(host);
-	return name;
+	return fs_path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
+		fs_process_id(), counter, maildir_host);
 }
 
 int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
@@ -127,8 +128,8 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 	char *unique = NULL, *tmp_path = NULL;
 	int fd = -1;
 
-	if (maildir_create(maildrop_path) < 0)
-		return -1;
+	bool created = false;
+
 	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
 		unique = maildir_unique_name();
 		tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, unique);
@@ -136,6 +137,18 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 		do
 			fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		while (fd < 0 && errno == EINTR);
+		/* The Maildir (or its tmp/) is made when first missing, not checked on every
+		 * delivery: that was four mkdir(2) per message. */
+		if (fd < 0 && errno == ENOENT && !created) {
+			created = true;
+			free(unique);
+			free(tmp_path);
+			unique = tmp_path = NULL;
+			if (maildir_create(maildrop_path) < 0)
+				return -1;
+			attempt--;
+			continue;
+		}
 		if (fd >= 0 || errno != EEXIST)
 			break;
 		free(unique);
@@ -233,7 +246,10 @@ int maildrop_delivery_commit(struct maildrop_delivery *d)
 	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
 	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
 		(unsigned long long)d->written);
-	if (rename(d->tmp_path, new_path) < 0) {
+	int renamed = rename(d->tmp_path, new_path);
+	if (renamed < 0 && errno == ENOENT && maildir_create(d->maildrop_path) == 0)
+		renamed = rename(d->tmp_path, new_path); /* new/ had gone: made again */
+	if (renamed < 0) {
 		saved = errno;
 		unlink(d->tmp_path);
 		free(new_path);
