@@ -19,6 +19,9 @@ struct event_base;
  * CONNECTION_CLOSE_FLUSH_SECONDS, calls free_fn(arg), which frees bev. */
 void connection_close_when_flushed(struct event_base *base, struct bufferevent *bev,
 	void (*free_fn)(void *arg), void *arg);
+/* Sends data on bev: on a plain socket with nothing queued, written at once as far as the
+ * socket takes it; the rest (and everything on TLS) queued in bev's output. */
+void connection_send(struct bufferevent *bev, const void *data, size_t len);
 /* Octets waiting to be written on bev and on the bufferevent under it (TLS). */
 size_t connection_output_pending(struct bufferevent *bev);
 

@@ -525,7 +525,7 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	c->base.shutdown = pop3_conn_shutdown;
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
-	evutil_make_socket_nonblocking(fd);
+	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
 	SSL *ssl = implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
 	if (ssl)
 		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);

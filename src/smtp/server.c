@@ -124,7 +124,7 @@ static void flush_out(struct smtp_conn *c)
 			log_quote(quoted, sizeof(quoted), c->out.data, line));
 	}
 	if (c->bev)
-		evbuffer_add(bufferevent_get_output(c->bev), c->out.data, c->out.len);
+		connection_send(c->bev, c->out.data, c->out.len);
 	strbuf_reset(&c->out);
 }
 
@@ -641,7 +641,7 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	c->base.shutdown = smtp_conn_shutdown;
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
-	evutil_make_socket_nonblocking(fd);
+	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
 	c->implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
 	SSL *ssl = c->implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
 	if (ssl)
