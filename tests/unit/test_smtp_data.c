@@ -535,10 +535,72 @@ static void test_zero_max_size_refuses_any_content(void **state)
 	run_free(&r);
 }
 
+/* ---- against a plain byte-by-byte reader ---- */
+
+/* The RFC 5321 4.5.2 rules written the slow, obvious way (the reader copies the inside of a
+ * line in bulk): the same output, size, flags and consumed count for any input. */
+static void reference_read(const char *in, size_t len, uint64_t max_size, struct run *r)
+{
+	enum { START, DOT, DOT_CR, LINE, CR, DONE } st = START;
+	size_t i = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->out = malloc(len + 2);
+	assert_non_null(r->out);
+#define PUT(ch) do { if (++r->size > max_size) r->oversize = true; \
+		if (!r->oversize) r->out[r->out_len++] = (ch); } while (0)
+	while (i < len && st != DONE) {
+		char c = in[i++];
+		if (st == START && c == '.') { st = DOT; continue; }
+		if (st == DOT && c == '\r') { st = DOT_CR; continue; }
+		if (st == DOT_CR) {
+			if (c == '\n') { st = DONE; continue; }
+			PUT('\r');
+			r->bare_newline = true;
+		} else if (st == CR) {
+			if (c == '\n') { PUT('\n'); st = START; continue; }
+			r->bare_newline = true;
+		}
+		if (c == '\n')
+			r->bare_newline = true;
+		PUT(c);
+		st = c == '\r' ? CR : LINE;
+	}
+#undef PUT
+	r->done = st == DONE;
+	r->consumed = i;
+}
+
+static void test_matches_byte_by_byte_reference_on_random_input(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "..\r\r\n\nab";
+	unsigned seed = 12345;
+	char in[600];
+
+	for (int round = 0; round < 3000; round++) {
+		size_t len = (size_t)(rand_r(&seed) % sizeof(in));
+		for (size_t k = 0; k < len; k++)
+			in[k] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+		uint64_t max_size = (uint64_t)(rand_r(&seed) % (len + 8));
+		struct run expected, got;
+		reference_read(in, len, max_size, &expected);
+		feed_whole(in, len, max_size, &got);
+		assert_same_run(&expected, &got);
+		free(got.out);
+		size_t chunk = 1 + (size_t)(rand_r(&seed) % 64);
+		feed_in_chunks_of(in, len, chunk, max_size, &got);
+		assert_same_run(&expected, &got);
+		free(got.out);
+		free(expected.out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_message_passes_through),
+		cmocka_unit_test(test_matches_byte_by_byte_reference_on_random_input),
 		cmocka_unit_test(test_leading_dot_is_removed),
 		cmocka_unit_test(test_double_dot_alone_gives_single_dot),
 		cmocka_unit_test(test_lone_dot_line_ends_data),
