@@ -44,6 +44,10 @@
 #define POP3_UIDL_MAX 70
 /* Messages one POP3 session will list; beyond this the rest wait for the next session. */
 #define POP3_MAX_MESSAGES 1000000
+/* The Maildir spec: a file in tmp/ untouched (atime, mtime and ctime) for 36 hours is a dead
+ * delivery's leftover; removed when POP3 opens the maildrop, at most this many looked at. */
+#define MAILDROP_TMP_STALE_SECONDS (36 * 3600)
+#define MAILDROP_TMP_SCAN_MAX 10000
 /* Outbound queue: first retry after this many seconds, doubling each time up to
  * QUEUE_MAX_RETRY_SECONDS ("QueueRetryBaseSeconds"); give up after "QueueLifetimeSeconds"
  * (5 days, RFC 5321 4.5.4.1 suggests at least 4-5 days). */

@@ -629,6 +629,45 @@ static int maildrop_list(const char *maildrop_path, struct maildrop_message **ou
 	return 0;
 }
 
+/* The Maildir spec: a file in tmp/ untouched for 36 hours is the leftover of a delivery
+ * that died (a crash between open and rename); nothing will ever finish it. Run while the
+ * maildrop is locked for POP3; deliveries still being written are minutes old at most
+ * (SMTPDataTimeoutSeconds per block). */
+void maildrop_clean_tmp(const char *maildrop_path, time_t now)
+{
+	char *tmp_dir = fs_path_printf("%s/tmp", maildrop_path);
+	DIR *dir = opendir(tmp_dir);
+	unsigned removed = 0, seen = 0;
+	struct dirent *e;
+
+	if (!dir) {
+		free(tmp_dir);
+		return;
+	}
+	while ((e = readdir(dir)) != NULL && seen++ < MAILDROP_TMP_SCAN_MAX) {
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		time_t newest = st.st_mtime;
+		if (st.st_ctime > newest)
+			newest = st.st_ctime;
+		if (st.st_atime > newest)
+			newest = st.st_atime;
+		if (now - newest < MAILDROP_TMP_STALE_SECONDS)
+			continue;
+		if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(dir);
+	free(tmp_dir);
+	if (removed)
+		log_info("maildrop", "event=tmp_cleaned path=%s removed=%u", maildrop_path, removed);
+}
+
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path)
 {
 	struct maildrop_message *messages;
@@ -667,6 +706,7 @@ enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildro
 		return busy ? MAILDROP_OPEN_LOCKED : MAILDROP_OPEN_ERROR;
 	}
 	free(lock_path);
+	maildrop_clean_tmp(maildrop_path, time(NULL));
 	if (maildrop_list(maildrop_path, &messages, &count) < 0) {
 		log_warn("maildrop", "event=list_failed path=%s error=%s", maildrop_path,
 			strerror(errno));

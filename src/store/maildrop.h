@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -72,6 +73,9 @@ enum maildrop_open_status {
  * "*.msg" files are read once, since their bare LF line ends go out as CRLF (pop3/dotstuff.h).
  * Blocking (worker pool). */
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path);
+/* Removes the files in tmp/ that a dead delivery left (untouched for 36 hours as of now,
+ * MAILDROP_TMP_STALE_SECONDS); maildrop_open does it with the lock held. */
+void maildrop_clean_tmp(const char *maildrop_path, time_t now);
 /* Opens message m of md for reading (RETR/TOP). A Maildir message another reader renamed since
  * the listing (new/X -> cur/X:2,S, or new flags) is found by its UIDL in cur/ and new/: that
  * directory scan happens only when m->path is gone, so this may run on the event loop.

@@ -891,6 +891,82 @@ static void test_open_10000_messages(void **state)
 	free(new_dir);
 }
 
+static void test_delivery_remakes_a_missing_tmp_dir(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = join(f->path, "tmp");
+
+	deliver(f->path, "first\r\n");
+	assert_int_equal(rmdir(tmp), 0);
+	deliver(f->path, "second\r\n");
+	assert_int_equal(count_entries(f->path, "new"), 2);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	free(tmp);
+}
+
+static void test_delivery_remakes_new_dir_removed_while_writing(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+	char *new_dir = join(f->path, "new");
+
+	deliver(f->path, "first\r\n");
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, "x\r\n", 3), 0);
+	/* Someone empties and removes new/ meanwhile: the rename finds it gone. */
+	char names[4][512];
+	assert_int_equal(list_names(new_dir, names, 4), 1);
+	char *only = join(new_dir, names[0]);
+	assert_int_equal(unlink(only), 0);
+	assert_int_equal(rmdir(new_dir), 0);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	maildrop_delivery_release(&d);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+	free(only);
+	free(new_dir);
+}
+
+static void test_clean_tmp_removes_only_files_untouched_for_36_hours(void **state)
+{
+	struct fixture *f = *state;
+	time_t now = time(NULL);
+	char *tmp = make_maildir(f->path, "tmp");
+	char *new_dir = make_maildir(f->path, "new");
+	char *sub = join(tmp, "a-directory");
+
+	write_file(tmp, "1700000000.M1P1Q1.host", "dead delivery", now - 40 * 3600);
+	write_file(tmp, "1700000001.M1P1Q2.host", "another", now);
+	write_file(new_dir, "1700000000.M2P1Q1.host", "delivered", now - 40 * 3600);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	/* Every file was changed (ctime) just now: 35 h 59 min from now none is stale yet. */
+	maildrop_clean_tmp(f->path, now + 36 * 3600 - 60);
+	assert_int_equal(count_entries(f->path, "tmp"), 3);
+	/* Past 36 h all three times are old: the files go, the directory and new/ stay. */
+	maildrop_clean_tmp(f->path, now + 36 * 3600 + 60);
+	assert_int_equal(count_entries(f->path, "tmp"), 1);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+	free(sub);
+	free(tmp);
+	free(new_dir);
+}
+
+static void test_open_keeps_a_delivery_being_written(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+	struct maildrop md;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, "in progress\r\n", 13), 0);
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 0);
+	maildrop_close(&md);
+	assert_int_equal(count_entries(f->path, "tmp"), 1);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	maildrop_delivery_release(&d);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -898,6 +974,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_delivery_creates_maildir_and_stores_exact_bytes_in_new_with_size_suffix),
 		T(test_delivery_commit_leaves_tmp_empty),
+		T(test_delivery_remakes_a_missing_tmp_dir),
+		T(test_delivery_remakes_new_dir_removed_while_writing),
+		T(test_clean_tmp_removes_only_files_untouched_for_36_hours),
+		T(test_open_keeps_a_delivery_being_written),
 		T(test_delivery_abort_leaves_nothing),
 		T(test_delivery_commit_after_write_error_fails_and_leaves_nothing),
 		T(test_delivery_write_after_error_is_skipped),
