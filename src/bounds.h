@@ -48,6 +48,9 @@
  * delivery's leftover; removed when POP3 opens the maildrop, at most this many looked at. */
 #define MAILDROP_TMP_STALE_SECONDS (36 * 3600)
 #define MAILDROP_TMP_SCAN_MAX 10000
+/* Octets of a message being received held in memory before they are written to its tmp/
+ * file: a message up to this size is written in one write(2), by the commit on a worker. */
+#define MAILDROP_WRITE_BUFFER (32 * 1024)
 /* Outbound queue: first retry after this many seconds, doubling each time up to
  * QUEUE_MAX_RETRY_SECONDS ("QueueRetryBaseSeconds"); give up after "QueueLifetimeSeconds"
  * (5 days, RFC 5321 4.5.4.1 suggests at least 4-5 days). */

@@ -169,6 +169,21 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 	d->unique = unique;
 	d->written = 0;
 	d->error = 0;
+	d->buf = NULL;
+	d->buf_len = 0;
+	return 0;
+}
+
+/* Writes out what is buffered; errors are remembered like maildrop_delivery_write's. */
+static int delivery_flush(struct maildrop_delivery *d)
+{
+	if (d->error == 0 && d->buf_len > 0 && fs_write_all(d->fd, d->buf, d->buf_len) < 0)
+		d->error = errno;
+	d->buf_len = 0;
+	if (d->error) {
+		errno = d->error;
+		return -1;
+	}
 	return 0;
 }
 
@@ -182,19 +197,22 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 		errno = d->error;
 		return -1;
 	}
-	while (len > 0) {
-		ssize_t n = write(d->fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+	/* A message is written in MAILDROP_WRITE_BUFFER pieces, not in as many writes as it
+	 * came in chunks; a small one is written whole by the commit, on a worker thread. */
+	d->written += len;
+	if (d->buf_len + len > MAILDROP_WRITE_BUFFER && delivery_flush(d) < 0)
+		return -1;
+	if (len >= MAILDROP_WRITE_BUFFER) {
+		if (fs_write_all(d->fd, p, len) < 0) {
 			d->error = errno;
 			return -1;
 		}
-		p += n;
-		len -= (size_t)n;
-		d->written += (uint64_t)n;
+		return 0;
 	}
+	if (!d->buf)
+		d->buf = xmalloc(MAILDROP_WRITE_BUFFER);
+	memcpy(d->buf + d->buf_len, p, len);
+	d->buf_len += len;
 	return 0;
 }
 
@@ -202,6 +220,9 @@ void maildrop_delivery_abort(struct maildrop_delivery *d)
 {
 	int saved = errno;
 
+	free(d->buf);
+	d->buf = NULL;
+	d->buf_len = 0;
 	if (d->fd >= 0) {
 		close(d->fd);
 		d->fd = -1;
@@ -228,7 +249,7 @@ int maildrop_delivery_commit(struct maildrop_delivery *d)
 		return -1;
 	}
 	/* The data must be on disk before the name in new/ says the message exists. */
-	if (fsync(d->fd) < 0) {
+	if (delivery_flush(d) < 0 || fsync(d->fd) < 0) {
 		saved = errno;
 		maildrop_delivery_abort(d);
 		errno = saved;

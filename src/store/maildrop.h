@@ -26,8 +26,10 @@ struct maildrop_delivery {
 	char *maildrop_path;
 	char *tmp_path;      /* full path of the tmp/ file */
 	char *unique;        /* unique base name (without ",S=" size suffix) */
-	uint64_t written;    /* octets written so far */
+	uint64_t written;    /* octets taken so far (some may still be in buf) */
 	int error;           /* first errno seen by maildrop_delivery_write, 0 if none */
+	char *buf;           /* octets not yet written to fd (MAILDROP_WRITE_BUFFER) */
+	size_t buf_len;
 };
 
 /* Creates MaildropPath and its tmp/ new/ cur/ if missing (mode 0700) and opens a new file in

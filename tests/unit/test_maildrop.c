@@ -891,6 +891,48 @@ static void test_open_10000_messages(void **state)
 	free(new_dir);
 }
 
+static void test_delivery_stores_large_message_written_in_odd_pieces_exactly(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+	size_t total = 200 * 1024 + 7;
+	char *message = malloc(total);
+
+	assert_non_null(message);
+	for (size_t i = 0; i < total; i++)
+		message[i] = (char)('a' + i * 7 % 26);
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	/* Pieces below, at and above the write buffer, so every path of the buffering runs. */
+	size_t pieces[] = {1, 999, 32 * 1024, 5, 40 * 1024, 32 * 1024 - 1, 17};
+	size_t off = 0;
+	for (size_t k = 0; off < total; k = (k + 1) % (sizeof(pieces) / sizeof(pieces[0]))) {
+		size_t n = pieces[k] < total - off ? pieces[k] : total - off;
+		assert_int_equal(maildrop_delivery_write(&d, message + off, n), 0);
+		off += n;
+	}
+	assert_true(d.written == total);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	maildrop_delivery_release(&d);
+	char names[4][512];
+	char *new_dir = join(f->path, "new");
+	assert_int_equal(list_names(new_dir, names, 4), 1);
+	char *path = join(new_dir, names[0]);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	char *back = malloc(total + 1);
+	assert_non_null(back);
+	ssize_t got = 0, n;
+	while ((n = read(fd, back + got, total + 1 - (size_t)got)) > 0)
+		got += n;
+	close(fd);
+	assert_int_equal(got, (ssize_t)total);
+	assert_memory_equal(back, message, total);
+	free(back);
+	free(path);
+	free(new_dir);
+	free(message);
+}
+
 static void test_delivery_remakes_a_missing_tmp_dir(void **state)
 {
 	struct fixture *f = *state;
@@ -974,6 +1016,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_delivery_creates_maildir_and_stores_exact_bytes_in_new_with_size_suffix),
 		T(test_delivery_commit_leaves_tmp_empty),
+		T(test_delivery_stores_large_message_written_in_odd_pieces_exactly),
 		T(test_delivery_remakes_a_missing_tmp_dir),
 		T(test_delivery_remakes_new_dir_removed_while_writing),
 		T(test_clean_tmp_removes_only_files_untouched_for_36_hours),
