@@ -51,6 +51,9 @@
 /* Octets of a message being received held in memory before they are written to its tmp/
  * file: a message up to this size is written in one write(2), by the commit on a worker. */
 #define MAILDROP_WRITE_BUFFER (32 * 1024)
+/* Seconds after the last connection closes before freed memory goes back to the system
+ * (malloc_trim), unless a new connection came and went meanwhile. */
+#define MEMORY_TRIM_IDLE_SECONDS 10
 /* Outbound queue: first retry after this many seconds, doubling each time up to
  * QUEUE_MAX_RETRY_SECONDS ("QueueRetryBaseSeconds"); give up after "QueueLifetimeSeconds"
  * (5 days, RFC 5321 4.5.4.1 suggests at least 4-5 days). */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -134,7 +135,41 @@ void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
 	srv->conn_count--;
 	generation_unref(conn->gen);
 	conn->gen = NULL;
+	if (srv->conn_count == 0 && srv->trim_timer) {
+		struct timeval later = {MEMORY_TRIM_IDLE_SECONDS, 0};
+		evtimer_add(srv->trim_timer, &later); /* (re)started by each last connection */
+	}
 	daemon_conn_maybe_exit(srv);
+}
+
+static long resident_kib(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* After a burst (a thousand connections, a large maildrop listed) the allocator keeps the
+ * freed memory for reuse, in every thread's arena, so the process stays at its peak.
+ * Once no connection has been left for a while, hand it back to the system. */
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->conn_count > 0)
+		return; /* the next last connection starts the timer again */
+	long before = resident_kib();
+	malloc_trim(0);
+	log_info("server", "event=memory_released rss_kb_before=%ld rss_kb_after=%ld", before,
+		resident_kib());
 }
 
 void daemon_conn_maybe_exit(struct daemon *srv)
@@ -580,6 +615,7 @@ int daemon_run(struct config *loaded, const char *config_path)
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigusr1, NULL);
+	srv.trim_timer = evtimer_new(srv.base, trim_cb, &srv);
 	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
 		tls_available(srv.gen->tls) ? "yes" : "no");
@@ -593,6 +629,9 @@ int daemon_run(struct config *loaded, const char *config_path)
 		event_free(rs.grace_timer);
 	if (rs.wait_timer)
 		event_free(rs.wait_timer);
+	if (srv.trim_timer)
+		event_free(srv.trim_timer);
+	srv.trim_timer = NULL;
 	status = 0;
 out:
 	for (size_t i = 0; i < rs.listener_count; i++) {

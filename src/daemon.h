@@ -38,6 +38,7 @@ struct daemon {
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
 	struct throttle *throttle;     /* failed logins per client IP */
+	struct event *trim_timer;      /* gives freed memory back once connections are gone */
 };
 
 /* Runs the server until SIGTERM/SIGINT, taking over cfg (loaded from config_path, which
