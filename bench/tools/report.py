@@ -155,7 +155,7 @@ def main():
           "figures is taken on a freshly started server, right after its idle figure. "
           "\"per connection\" = (RSS with the connections − that idle RSS) / connections. "
           "\"After the whole run\" is the same servers' memory once every measurement is over "
-          "and the clients are gone. Lower is better. The \"floor\" row is no server: "
+          "and the clients have been gone for 15 s. Lower is better. The \"floor\" row is no server: "
           "bench/src/rssfloor.c, a process linking exactly the libraries mailpopbox links (OpenSSL, "
           "libevent, jansson, OpenDKIM, c-ares, libxcrypt), each initialised or called once, "
           "holding one TLS server context with the same certificate and key, and nothing of "
@@ -211,8 +211,9 @@ def main():
             print()
     print("Summed RSS counts a shared library once per process, so it overstates multi-process "
           "servers (Postfix with 1,000 smtpd processes most of all); PSS does not. Postfix's idle "
-          "smtpd processes stay up to max_idle (100 s) after their clients leave, hence its "
-          "\"after\" row.")
+          "smtpd processes exit max_idle (100 s) after their clients leave; mailpopbox hands "
+          "freed memory back to the system 10 s after its last connection closes "
+          "(MEMORY_TRIM_IDLE_SECONDS in src/bounds.h).")
     print()
 
     # 4. POP3
