@@ -42,6 +42,7 @@ struct pop3_conn {
 	enum maildrop_open_status open_status;
 	bool auth_ok, commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
+	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
 	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
 	bool discarding_line;  /* inside an over-long command line */
@@ -261,6 +262,12 @@ static void retrieve_pump(struct pop3_conn *c)
 			return;
 		}
 		bool more = n > 0 && dotstuff_feed(&c->stuff, chunk, (size_t)n, &c->out);
+		/* Maildir files never change once delivered: when the listed size has been read,
+		 * the file is at its end, without one more read(2) to hear it. */
+		if (more && c->retr_left > 0) {
+			c->retr_left = (uint64_t)n < c->retr_left ? c->retr_left - (uint64_t)n : 0;
+			more = c->retr_left > 0;
+		}
 		if (!more) {
 			dotstuff_finish(&c->stuff, &c->out);
 			flush_out(c);
@@ -301,7 +308,9 @@ static void start_retrieve(struct pop3_conn *c)
 		return;
 	}
 	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
-	flush_out(c);
+	c->retr_left = m->file_size;
+	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
+	 * record and one write(2) for a small message instead of two. */
 	retrieve_pump(c);
 }
 

@@ -568,6 +568,7 @@ static int list_directory(struct listing *l, const char *dir_path, enum listed_d
 		m = &l->items[l->count++];
 		m->msg.path = fs_path_printf("%s/%s", dir_path, de->d_name);
 		m->msg.size = size;
+		m->msg.file_size = (uint64_t)st.st_size;
 		m->msg.deleted = false;
 		m->name_offset = strlen(m->msg.path) - len;
 		m->mtime = st.st_mtim;

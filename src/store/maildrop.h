@@ -53,6 +53,7 @@ struct maildrop_message {
 	char *path;                   /* full path of the file */
 	uint64_t size;                /* RFC 1939 5: octets RETR sends before byte-stuffing; the
 	                               * file size, except for legacy LF files (see maildrop_open) */
+	uint64_t file_size;           /* octets in the file when listed */
 	char uidl[POP3_UIDL_MAX + 1]; /* RFC 1939 unique-id, stable across sessions */
 	bool deleted;                 /* marked by the POP3 session; removed on maildrop_commit_deletions */
 };
