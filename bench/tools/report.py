@@ -245,7 +245,7 @@ def main():
     print("bench/src/tlsrate.c: 32 client threads, each looping connect + full TLS handshake (no "
           "session resumption, no tickets) + read the +OK greeting + close; RSA-2048 certificate, "
           "OpenSSL defaults (TLS 1.3, X25519). Client and server share the machine's CPUs; "
-          "mailpopbox does handshakes on its one event-loop thread, Dovecot in as many "
+          "mailpopbox runs the handshake steps on its worker threads (at most 4), Dovecot in as many "
           "pop3-login processes as there are CPUs (process_min_avail). Higher is better.")
     print()
     rows = []
