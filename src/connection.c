@@ -153,7 +153,7 @@ struct tls_accept {
 	struct evbuffer *clear;  /* the last clear-text reply (STARTTLS), written first */
 	tls_accept_done_fn done;
 	void *arg;
-	int result, error;       /* of the last SSL_do_handshake, set on the worker */
+	int error;               /* SSL_get_error of the last step, set on the worker */
 	bool running;            /* a step is on the worker pool */
 	bool cancelled;          /* the owner gave up while a step was running */
 };
@@ -193,8 +193,8 @@ static void tls_accept_step(void *arg)
 	struct tls_accept *t = arg;
 
 	ERR_clear_error();
-	t->result = SSL_do_handshake(t->ssl);
-	t->error = t->result == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, t->result);
+	int r = SSL_do_handshake(t->ssl);
+	t->error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
 	ERR_clear_error(); /* the error queue is per thread: leave nothing for the next job */
 }
 
@@ -258,8 +258,9 @@ static void tls_accept_wait(struct tls_accept *t, short what)
 	event_add(t->ready, NULL);
 }
 
-struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool *workers,
-	evutil_socket_t fd, SSL *ssl, tls_accept_done_fn done, void *arg)
+/* clear: a reply to write before the handshake (owned from now on), or NULL. */
+static struct tls_accept *tls_accept_new(struct event_base *base, struct worker_pool *workers,
+	evutil_socket_t fd, SSL *ssl, struct evbuffer *clear, tls_accept_done_fn done, void *arg)
 {
 	struct tls_accept *t = xcalloc(1, sizeof(*t));
 
@@ -267,14 +268,23 @@ struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool 
 	t->workers = workers;
 	t->fd = fd;
 	t->ssl = ssl;
+	t->clear = clear;
 	t->done = done;
 	t->arg = arg;
-	t->ready = event_new(base, fd, EV_READ, tls_accept_ready, t);
+	/* First the reply, if any; then the client's ClientHello. */
+	short first = clear && evbuffer_get_length(clear) > 0 ? EV_WRITE : EV_READ;
+	t->ready = event_new(base, fd, first, tls_accept_ready, t);
 	if (!t->ready || SSL_set_fd(ssl, (int)fd) != 1)
 		fatal("event=tls_accept_setup_failed");
 	SSL_set_accept_state(ssl);
 	event_add(t->ready, NULL);
 	return t;
+}
+
+struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool *workers,
+	evutil_socket_t fd, SSL *ssl, tls_accept_done_fn done, void *arg)
+{
+	return tls_accept_new(base, workers, fd, ssl, NULL, done, arg);
 }
 
 struct tls_accept *connection_start_tls(struct event_base *base, struct worker_pool *workers,
@@ -300,11 +310,7 @@ struct tls_accept *connection_start_tls(struct event_base *base, struct worker_p
 	bufferevent_disable(plain, EV_READ | EV_WRITE);
 	bufferevent_setfd(plain, -1);
 	bufferevent_free(plain);
-	struct tls_accept *t = tls_accept_start(base, workers, fd, ssl, done, arg);
-	t->clear = clear;
-	if (evbuffer_get_length(clear) > 0)
-		tls_accept_wait(t, EV_WRITE);
-	return t;
+	return tls_accept_new(base, workers, fd, ssl, clear, done, arg);
 }
 
 void tls_accept_cancel(struct tls_accept *t)
