@@ -123,46 +123,46 @@ static char *maildir_unique_name(void)
 		fs_process_id(), counter, maildir_host);
 }
 
-int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
+/* Creates a new file in tmp/ under a unique name. Returns its descriptor and sets *unique
+ * and *tmp_path, or returns -1 with errno (nothing allocated). */
+static int open_unique_tmp(const char *maildrop_path, char **unique, char **tmp_path)
 {
-	char *unique = NULL, *tmp_path = NULL;
-	int fd = -1;
-
-	bool created = false;
-
 	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
-		unique = maildir_unique_name();
-		tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, unique);
+		int fd;
+
+		*unique = maildir_unique_name();
+		*tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, *unique);
 		/* O_EXCL: never write into a file someone else is writing. */
 		do
-			fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			fd = open(*tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		while (fd < 0 && errno == EINTR);
-		/* The Maildir (or its tmp/) is made when first missing, not checked on every
-		 * delivery: that was four mkdir(2) per message. */
-		if (fd < 0 && errno == ENOENT && !created) {
-			created = true;
-			free(unique);
-			free(tmp_path);
-			unique = tmp_path = NULL;
-			if (maildir_create(maildrop_path) < 0)
-				return -1;
-			attempt--;
-			continue;
-		}
-		if (fd >= 0 || errno != EEXIST)
-			break;
-		free(unique);
-		free(tmp_path);
-		unique = tmp_path = NULL;
-	}
-	if (fd < 0) {
+		if (fd >= 0)
+			return fd;
 		int saved = errno;
-
-		free(unique);
-		free(tmp_path);
+		free(*unique);
+		free(*tmp_path);
+		*unique = *tmp_path = NULL;
 		errno = saved;
-		return -1;
+		if (saved != EEXIST)
+			return -1;
 	}
+	return -1;
+}
+
+int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
+{
+	char *unique, *tmp_path;
+	int fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
+
+	/* The Maildir (or its tmp/) is made when found missing, not checked on every delivery:
+	 * that was four mkdir(2) per message. */
+	if (fd < 0 && errno == ENOENT) {
+		if (maildir_create(maildrop_path) < 0)
+			return -1;
+		fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
+	}
+	if (fd < 0)
+		return -1;
 	d->fd = fd;
 	d->maildrop_path = xstrdup(maildrop_path);
 	d->tmp_path = tmp_path;
