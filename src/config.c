@@ -169,6 +169,12 @@ static bool ascii_equal_nocase(const char *a, const char *b, size_t len)
 	return true;
 }
 
+/* True when the NUL-terminated name equals the len octets at s, ignoring ASCII case. */
+static bool name_equal_nocase(const char *name, const char *s, size_t len)
+{
+	return strlen(name) == len && ascii_equal_nocase(name, s, len);
+}
+
 static void ascii_lower_string(char *s)
 {
 	for (; *s; s++)
@@ -469,7 +475,7 @@ static int parse_object(json_t *object, const struct key_spec *keys, size_t key_
 		size_t len = strlen(name);
 
 		for (i = 0; i < key_count; i++)
-			if (strlen(keys[i].name) == len && ascii_equal_nocase(keys[i].name, name, len))
+			if (name_equal_nocase(keys[i].name, name, len))
 				break;
 		if (i == key_count) {
 			warn_unknown_key(prefix, name);
@@ -591,7 +597,7 @@ static bool key_given(json_t *object, const char *name)
 	size_t len = strlen(name);
 
 	json_object_foreach(object, key, value)
-		if (strlen(key) == len && ascii_equal_nocase(name, key, len) && !json_is_null(value))
+		if (name_equal_nocase(key, name, len) && !json_is_null(value))
 			return true;
 	return false;
 }
@@ -716,7 +722,7 @@ const struct server_config *config_find_domain(const struct config *cfg, const c
 	for (size_t i = 0; i < cfg->server_count; i++) {
 		const char *candidate = cfg->servers[i].domain;
 
-		if (strlen(candidate) == len && ascii_equal_nocase(candidate, domain, len))
+		if (name_equal_nocase(candidate, domain, len))
 			return &cfg->servers[i];
 	}
 	return NULL;
@@ -727,7 +733,7 @@ bool config_address_blocked(const struct server_config *server, const char *addr
 	for (size_t i = 0; i < server->blocked_count; i++) {
 		const char *blocked = server->blocked_addresses[i];
 
-		if (strlen(blocked) == len && ascii_equal_nocase(blocked, address, len))
+		if (name_equal_nocase(blocked, address, len))
 			return true;
 	}
 	return false;
