@@ -22,6 +22,17 @@ def client_context():
     return context
 
 
+def client_hello(server_hostname="mx.example.org"):
+    """The bytes of a client's first flight (its ClientHello), made without a socket."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context().wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
 def handshake_in_pieces(sock, server_hostname, piece=7, pause=0.02):
     """A client handshake over sock through memory BIOs, sending every flight in small pieces
     with pauses, so each server step sees a partial record. Returns the SSLObject."""
@@ -91,18 +102,10 @@ def test_submissions_greets_only_after_the_handshake(server):
 
 
 def test_many_clients_leaving_mid_handshake_do_not_hurt_the_server(server):
-    hello = None
+    hello = client_hello()
     for round_number in range(16):  # below MaxConnectionsPerIP (20)
         port = server.config["POP3Port"] if round_number % 2 else server.config["SubmissionTLSPort"]
         with socket.create_connection(("127.0.0.1", port), IO_TIMEOUT) as s:
-            if hello is None:
-                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-                tls = client_context().wrap_bio(incoming, outgoing, server_hostname="x")
-                try:
-                    tls.do_handshake()
-                except ssl.SSLWantReadError:
-                    pass
-                hello = outgoing.read()
             s.sendall(hello)  # a whole ClientHello: the server's step runs, then we are gone
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     # The server frees those connections as their handshake steps come back from the workers;
@@ -133,13 +136,7 @@ def test_sigterm_with_handshakes_pending_exits_0_promptly(server):
     assert starttls.command("STARTTLS").code == 220
     # Half a ClientHello.
     half = socket.create_connection(("127.0.0.1", server.config["POP3Port"]), IO_TIMEOUT)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = client_context().wrap_bio(incoming, outgoing, server_hostname="mx.example.org")
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    hello = outgoing.read()
+    hello = client_hello()
     half.sendall(hello[:len(hello) // 2])
     stalled.append(half)
     time.sleep(0.3)
