@@ -590,9 +590,16 @@ def server(make_server):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attaches each server's log to the report of a failing test."""
+    """Attaches each server's log to the report of a failing test; turns skips into failures
+    when MAILPOPBOX_NO_SKIPS=1."""
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and os.environ.get("MAILPOPBOX_NO_SKIPS") == "1" and not hasattr(report, "wasxfail"):
+        # scripts/test sets MAILPOPBOX_NO_SKIPS: there, a skipped test is an install or
+        # environment bug (a missing tool, no root, no loopback addresses), never a pass.
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and skips are failures under scripts/test: {reason}"
     if report.failed and report.when == "call":
         for server in getattr(item, "mailpopbox_servers", []):
             log = server.log_text()
@@ -601,5 +608,11 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"mailpopbox log ({server.name})", log))
 
 
-def have_tool(name):
-    return shutil.which(name) is not None
+def require_tool(name, package):
+    """The path of the program NAME; fails the test (never skips it) when it is missing, naming
+    the Debian PACKAGE that scripts/install-deps should have installed."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (Debian package {package}, in scripts/install-deps)",
+                    pytrace=False)
+    return path

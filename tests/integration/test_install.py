@@ -12,13 +12,12 @@ The build directory is the one holding $MAILPOPBOX_BIN (<builddir>/src/mailpopbo
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, free_port, require_tool
 
 BINARY = Path(os.environ.get("MAILPOPBOX_BIN",
                              REPO_ROOT / "build" / "src" / "mailpopbox")).resolve()
@@ -59,11 +58,6 @@ def help_text():
     result = run([BINARY, "help"])
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def has_command(name):
-    return re.search(rf"^\s*(usage:)?\s*mailpopbox {re.escape(name)}\b", help_text(),
-                     re.MULTILINE) is not None
 
 
 # --- the install step --------------------------------------------------------------------------
@@ -131,14 +125,10 @@ def test_installed_unit_starts_the_installed_binary_without_iptables(installed):
 
 
 def system_service_syscalls():
-    """The system calls in systemd's @system-service set, expanded, or None without
-    systemd-analyze."""
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        return None
+    """The system calls in systemd's @system-service set, expanded."""
+    analyze = require_tool("systemd-analyze", "systemd")
     result = run([analyze, "syscall-filter"])
-    if result.returncode != 0:
-        return None
+    assert result.returncode == 0, f"systemd-analyze syscall-filter: {result.stderr}"
     groups, current = {}, None
     for line in result.stdout.splitlines():
         if line.startswith("@"):
@@ -156,7 +146,9 @@ def system_service_syscalls():
             else:
                 names.add(entry)
         return names
-    return expand("@system-service", set()) or None
+    names = expand("@system-service", set())
+    assert names, "systemd-analyze syscall-filter listed no @system-service calls"
+    return names
 
 
 def test_unit_allows_the_raw_system_calls_the_server_makes():
@@ -171,16 +163,13 @@ def test_unit_allows_the_raw_system_calls_the_server_makes():
         listed |= set(line.split())
     assert "@system-service" in listed
     in_set = system_service_syscalls()
-    if in_set is None:
-        pytest.skip("systemd-analyze cannot list @system-service here")
     missing = sorted(name for name in used if name not in in_set and name not in listed)
     assert not missing, f"add SystemCallFilter={' '.join(missing)} to the unit"
 
 
 def test_installed_unit_passes_systemd_analyze_verify(installed, tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if not analyze:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_tool("systemd-analyze", "systemd")
+    require_tool("man", "man-db")  # verify runs man(1) for the unit's Documentation= pages
     destdir, files, targets = installed
     # verify wants the ExecStart binary and the Documentation= pages to exist.
     unit = files["mailpopbox.service"].read_text().replace(
@@ -191,16 +180,11 @@ def test_installed_unit_passes_systemd_analyze_verify(installed, tmp_path):
     result = run([analyze, "verify", copy], env={**os.environ, "MANPATH": str(manpath)})
     about_unit = [line for line in (result.stdout + result.stderr).splitlines()
                   if "mailpopbox.service" in line]
-    if result.returncode != 0 and not about_unit:
-        pytest.skip(f"systemd-analyze verify does not work here: {result.stderr.strip()}")
     assert result.returncode == 0 and not about_unit, "\n".join(about_unit) or result.stderr
 
 
 def test_installed_man_pages_pass_mandoc_lint(installed):
-    mandoc = shutil.which("mandoc")
-    if not mandoc:
-        pytest.skip("mandoc is not installed (Debian package mandoc, in scripts/install-deps): "
-                    "the manual pages were not linted")
+    mandoc = require_tool("mandoc", "mandoc")
     _, files, _ = installed
     for name in ("mailpopbox.8", "mailpopbox.json.5"):
         result = run([mandoc, "-T", "lint", "-W", "warning", files[name]])
@@ -268,9 +252,6 @@ def runnable_example(directory, certs):
 
 
 def test_example_config_passes_check(certs, tmp_path):
-    if not has_command("check"):
-        pytest.skip("this build has no `mailpopbox check`; "
-                    "test_example_config_starts_a_server covers the example")
     path = tmp_path / "config.json"
     path.write_text(json.dumps(runnable_example(tmp_path, certs), indent=2))
     result = run([BINARY, "check", path])

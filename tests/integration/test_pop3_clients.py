@@ -3,12 +3,11 @@ Maildir, UIDL-based "only new" fetching with keep) and fetchmail (keep + uidl, a
 writes each message to a file) and getmail6 (SimplePOP3SSLRetriever, only unseen UIDLs)."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import free_port, make_message
+from conftest import free_port, make_message, require_tool
 from pop3util import deliver, maildrop_files, password, user
 from test_pop3_exactness import TRICKY_BODY
 
@@ -69,8 +68,7 @@ class Mpop:
 
 @pytest.fixture
 def mpop(server, tmp_path, certs):
-    if not shutil.which("mpop"):
-        pytest.skip("mpop is not installed")
+    require_tool("mpop", "mpop")
     directory = tmp_path / "mpop"
     directory.mkdir()
     return Mpop(server, directory, certs["example.org"][0])
@@ -119,8 +117,7 @@ def test_mpop_without_keep_empties_the_maildrop(server, mpop):
 
 
 def test_mpop_with_starttls_on_the_stls_port(make_server, tmp_path, certs):
-    if not shutil.which("mpop"):
-        pytest.skip("mpop is not installed")
+    require_tool("mpop", "mpop")
     server = make_server({"POP3STLSPort": free_port()})
     deliver(server, make_message("via stls"))
     directory = tmp_path / "mpop-stls"
@@ -173,8 +170,7 @@ class Fetchmail:
 
 @pytest.fixture
 def fetchmail(server, tmp_path, certs):
-    if not shutil.which("fetchmail"):
-        pytest.skip("fetchmail is not installed")
+    require_tool("fetchmail", "fetchmail")
     directory = tmp_path / "fetchmail"
     directory.mkdir()
     return Fetchmail(server, directory, certs["example.org"][0])
@@ -254,8 +250,7 @@ class Getmail:
 
 @pytest.fixture
 def getmail(server, tmp_path):
-    if not shutil.which("getmail"):
-        pytest.skip("getmail6 is not installed")
+    require_tool("getmail", "getmail6")
     directory = tmp_path / "getmail"
     directory.mkdir()
     return Getmail(server, directory)
