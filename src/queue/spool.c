@@ -835,8 +835,6 @@ static int message_fail(struct spool_message *m)
 
 int spool_message_prepare(struct spool_message *m)
 {
-	int closed;
-
 	if (m->prepared)
 		return 0;
 	if (m->fd < 0) {
@@ -848,13 +846,8 @@ int spool_message_prepare(struct spool_message *m)
 		return message_fail(m);
 	}
 	/* The data must be on disk before a name in msg/ points at it. */
-	if (fsync(m->fd) < 0)
-		return message_fail(m);
-	/* close() can report a deferred write error (NFS), so it is checked too. */
-	closed = close(m->fd);
-	m->fd = -1;
-	m->prepared = true;
-	if (closed < 0 && errno != EINTR)
+	m->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
+	if (fs_sync_and_close(&m->fd) < 0)
 		return message_fail(m);
 	return 0;
 }

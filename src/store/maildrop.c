@@ -250,8 +250,6 @@ static int delivery_fail(struct maildrop_delivery *d)
 
 int maildrop_delivery_prepare(struct maildrop_delivery *d)
 {
-	int closed;
-
 	if (d->prepared)
 		return 0;
 	if (d->fd < 0) {
@@ -262,16 +260,13 @@ int maildrop_delivery_prepare(struct maildrop_delivery *d)
 		errno = d->error;
 		return delivery_fail(d);
 	}
-	/* The data must be on disk before the name in new/ says the message exists. */
-	if (delivery_flush(d) < 0 || fsync(d->fd) < 0)
+	if (delivery_flush(d) < 0)
 		return delivery_fail(d);
 	free(d->buf);
 	d->buf = NULL;
-	/* close() can report a deferred write error (NFS), so it is checked too. */
-	closed = close(d->fd);
-	d->fd = -1;
-	d->prepared = true;
-	if (closed < 0 && errno != EINTR)
+	/* The data must be on disk before the name in new/ says the message exists. */
+	d->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
+	if (fs_sync_and_close(&d->fd) < 0)
 		return delivery_fail(d);
 	return 0;
 }
