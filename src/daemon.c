@@ -30,6 +30,7 @@
 #include "sandbox.h"
 #include "throttle.h"
 #include "smtp/server.h"
+#include "store/maildrop.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -607,6 +608,9 @@ int daemon_run(struct config *loaded, const char *config_path)
 			log_quote(quoted, sizeof(quoted), err, strlen(err)));
 		goto out;
 	}
+	/* Before the first connection: a delivery killed in an earlier run left its tmp/ file. */
+	for (size_t i = 0; i < cfg->server_count; i++)
+		maildrop_recover_tmp(cfg->servers[i].maildrop_path);
 	struct event *sigterm = evsignal_new(srv.base, SIGTERM, stop_signal_cb, &rs);
 	struct event *sigint = evsignal_new(srv.base, SIGINT, stop_signal_cb, &rs);
 	struct event *sigusr1 = evsignal_new(srv.base, SIGUSR1, flush_signal_cb, &rs);

@@ -101,6 +101,19 @@ int fs_make_directories(const char *path)
 	return r;
 }
 
+int fs_sync_and_close(int *fd)
+{
+	int synced = fsync(*fd), saved = errno;
+	int closed = close(*fd);
+
+	*fd = -1;
+	if (synced < 0) {
+		errno = saved;
+		return -1;
+	}
+	return closed < 0 && errno != EINTR ? -1 : 0;
+}
+
 int fs_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;

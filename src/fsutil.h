@@ -17,6 +17,11 @@ char *fs_parent_directory(const char *path);
 int fs_make_directories(const char *path);
 /* write(2) until done, retrying on EINTR. Returns 0, or -1 with errno. */
 int fs_write_all(int fd, const void *data, size_t len);
+/* fsync(2) then close(2) of a file written for a durable rename: the data must be on disk
+ * before a name points at it, and close() can report a deferred write error (NFS), so it is
+ * checked too (EINTR from close is not an error: the descriptor is gone either way). *fd is
+ * closed and set to -1 whatever happens. Returns 0, or -1 with errno. */
+int fs_sync_and_close(int *fd);
 /* getpid(), asked of the kernel once: unique file names use it on every delivery. */
 long fs_process_id(void);
 

@@ -1,7 +1,10 @@
 /* queue/queue.c: scheduling delivery runs over the spool, recording outcomes, backoff,
  * expiry and DSNs. A run for one entry goes through its recipients' domains one at a time;
  * after each domain the envelope is saved (fsync'd) on the worker pool, so a recipient the
- * remote accepted is recorded before the next step and never sent twice after a crash. */
+ * remote accepted is recorded before the next step and never sent twice after a crash.
+ * Record, then deliver: a run starts with a save too, and no domain is tried unless the save
+ * just before it succeeded, so a spool that cannot record outcomes (a full disk) stops
+ * deliveries instead of sending mail whose outcome would be forgotten. */
 #include "queue/queue.h"
 
 #include <errno.h>
@@ -236,6 +239,14 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 	struct spool_entry *e = &item->entry;
 	const char *domain;
 
+	if (item->save_status != 0 && item->domain_index < item->domain_count) {
+		/* The outcome of the next delivery could not be recorded either: after a crash
+		 * it would be sent again. The recipients stay PENDING for the next run. */
+		log_warn("queue", "event=attempt_deferred id=%s reason=\"the spool cannot record the attempt\"",
+			e->id);
+		run_finish(q, item);
+		return;
+	}
 	if (item->domain_index >= item->domain_count) {
 		run_finish(q, item);
 		return;
@@ -550,7 +561,9 @@ static void run_start(struct queue *q, struct queue_item *item)
 		}
 	}
 	item->domain_index = 0;
-	run_next_domain(q, item);
+	/* Record, then deliver: this save proves the spool can take the outcome. */
+	e->last_attempt = now;
+	save_then(q, item, run_next_domain);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)

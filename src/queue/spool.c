@@ -789,6 +789,7 @@ int spool_message_begin(struct spool_message *m, const char *spool_path, const c
 	m->tmp_path = tmp_path;
 	m->written = 0;
 	m->error = 0;
+	m->prepared = false;
 	return 0;
 }
 
@@ -809,15 +810,46 @@ int spool_message_write(struct spool_message *m, const void *data, size_t len)
 void spool_message_abort(struct spool_message *m)
 {
 	int saved = errno;
+	bool has_tmp = m->fd >= 0 || m->prepared;
 
 	if (m->fd >= 0) {
 		close(m->fd);
 		m->fd = -1;
-		if (m->tmp_path && unlink(m->tmp_path) < 0 && errno != ENOENT)
-			log_warn("spool", "event=tmp_unlink_failed file=%s error=%s", m->tmp_path,
-				strerror(errno));
 	}
+	m->prepared = false;
+	if (has_tmp && m->tmp_path && unlink(m->tmp_path) < 0 && errno != ENOENT)
+		log_warn("spool", "event=tmp_unlink_failed file=%s error=%s", m->tmp_path,
+			strerror(errno));
 	errno = saved;
+}
+
+/* Gives up m after a failed step: its tmp file is removed, errno kept. Returns -1. */
+static int message_fail(struct spool_message *m)
+{
+	int saved = errno;
+
+	spool_message_abort(m);
+	errno = saved;
+	return -1;
+}
+
+int spool_message_prepare(struct spool_message *m)
+{
+	if (m->prepared)
+		return 0;
+	if (m->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (m->error) {
+		errno = m->error;
+		return message_fail(m);
+	}
+	/* The data must be on disk before a name in msg/ points at it. */
+	m->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
+	if (fs_sync_and_close(&m->fd) < 0)
+		return message_fail(m);
+	return 0;
 }
 
 void spool_message_release(struct spool_message *m)
@@ -848,7 +880,7 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 	bool renamed;
 	int saved = 0;
 
-	if (m->fd < 0) {
+	if (m->fd < 0 && !m->prepared) {
 		errno = EBADF;
 		return -1;
 	}
@@ -876,25 +908,16 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 		saved = EEXIST;
 		goto out;
 	}
-	/* The data must be on disk before a name in msg/ points at it. */
-	if (fsync(m->fd) < 0) {
+	if (spool_message_prepare(m) < 0) {
+		saved = errno;
+		goto out;
+	}
+	if (rename(m->tmp_path, msg_path) < 0) {
 		saved = errno;
 		spool_message_abort(m);
 		goto out;
 	}
-	/* close() can report a deferred write error (NFS), so it is checked too. */
-	if (close(m->fd) < 0 && errno != EINTR) {
-		saved = errno;
-		m->fd = -1;
-		unlink(m->tmp_path);
-		goto out;
-	}
-	m->fd = -1;
-	if (rename(m->tmp_path, msg_path) < 0) {
-		saved = errno;
-		unlink(m->tmp_path);
-		goto out;
-	}
+	m->prepared = false;
 	/* msg/ before env/: an envelope must never name a message a crash could lose. */
 	if (fs_fsync_directory(msg_dir) < 0) {
 		saved = errno;

@@ -121,7 +121,8 @@ int spool_init(const char *spool_path, char *err, size_t errsz);
  * m->error and later writes are skipped, so check once at commit), commit makes the entry
  * durable, abort throws the message away. */
 struct spool_message {
-	int fd;              /* open tmp/ file, -1 after commit/abort */
+	int fd;              /* open tmp/ file, -1 after prepare/commit/abort */
+	bool prepared;       /* the tmp/ file is synced and closed, ready to commit */
 	char *spool_path;
 	char *id;
 	char *tmp_path;
@@ -132,7 +133,12 @@ struct spool_message {
 /* Returns 0, or -1 with errno (EINVAL for a bad id; m untouched). */
 int spool_message_begin(struct spool_message *m, const char *spool_path, const char *id);
 int spool_message_write(struct spool_message *m, const void *data, size_t len);
-/* fsync + rename tmp/ID -> msg/ID + fsync msg/, then writes env/ID from e atomically (with
+/* The first half of commit: fsync and close the tmp/ file, so what can fail for lack of space
+ * or a bad disk fails before anything of the transaction is visible. Returns 0, or -1 with
+ * errno (the tmp file is then removed). */
+int spool_message_prepare(struct spool_message *m);
+/* (prepare, if not done) + rename tmp/ID -> msg/ID + fsync msg/, then writes env/ID from e
+ * atomically (with
  * e->size replaced by m->written). e->id must equal the id given to begin. Returns 0 once the
  * entry is durable; -1 with errno otherwise, and then nothing of it is left in the spool
  * (EEXIST: an entry with this id is already queued). Closes the file either way. */

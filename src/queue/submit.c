@@ -262,6 +262,66 @@ static void build_entry(const struct submission *sub, struct spool_entry *e)
 	}
 }
 
+/* Makes the spool entry durable from its prepared message. Returns 0 or -1 with errno. */
+static int commit_spool_entry(struct submission *sub, struct sink *k)
+{
+	struct spool_entry e;
+	int r;
+
+	build_entry(sub, &e);
+	r = spool_message_commit(&k->spool, &e);
+	spool_entry_free(&e);
+	return r;
+}
+
+/* Stores the finished message in every sink, or in none: two phases, as in
+ * maildrop_deliveries_commit. First every file is written out and synced (prepare), where a
+ * full disk or an I/O error fails with nothing visible. Then the spool entry is committed
+ * (not yet scheduled, so nothing is sent from it) and the maildrop copies are published. If a
+ * publish fails, the published copies and the spool entry are taken back before the 4xx.
+ * Returns 0, or -1 with errno of the first failure. */
+static int commit_sinks(struct submission *sub, struct sink *sinks, size_t n)
+{
+	struct sink *spool = NULL;
+	int saved = 0;
+
+	for (size_t i = 0; i < n && !saved; i++) {
+		int r = sinks[i].is_spool ? spool_message_prepare(&sinks[i].spool) :
+			maildrop_delivery_prepare(&sinks[i].delivery);
+		if (sinks[i].is_spool)
+			spool = &sinks[i];
+		if (r < 0)
+			saved = errno;
+	}
+	/* The spool entry before the maildrop copies: until queue_add() nobody reads it, while a
+	 * POP3 client may fetch a published copy at once. */
+	if (!saved && spool) {
+		if (commit_spool_entry(sub, spool) < 0)
+			saved = errno;
+		else
+			sub->queued = true;
+	}
+	for (size_t i = 0; i < n && !saved; i++)
+		if (!sinks[i].is_spool && maildrop_delivery_publish(&sinks[i].delivery) < 0)
+			saved = errno;
+	if (!saved)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (sinks[i].is_spool) {
+			spool_message_abort(&sinks[i].spool);
+			continue;
+		}
+		maildrop_delivery_unpublish(&sinks[i].delivery);
+		maildrop_delivery_abort(&sinks[i].delivery);
+	}
+	if (sub->queued && spool_remove(sub->cfg->spool_path, sub->queue_id) < 0)
+		log_error("submit", "event=unqueue_failed id=%s reason=\"%s\"", sub->queue_id,
+			strerror(errno));
+	sub->queued = false;
+	errno = saved;
+	return -1;
+}
+
 void submission_commit(struct submission *sub)
 {
 	struct strbuf final_headers;
@@ -269,53 +329,44 @@ void submission_commit(struct submission *sub)
 	struct sink *sinks;
 	size_t max = sub->cfg->server_count + 1, n;
 	bool failed;
+	int error = 0;
 
 	sub->result = SUBMIT_OK;
 	if (sub->write_error) {
 		sub->result = SUBMIT_TEMPFAIL;
+		sub->error = sub->write_error;
+		log_error("submit", "event=store_failed id=%s reason=\"%s\"", sub->queue_id,
+			strerror(sub->error));
 		return;
 	}
 	strbuf_init(&final_headers);
 	if (prepare_headers(sub, &final_headers, &body_offset) != 0) {
+		sub->error = errno;
 		strbuf_free(&final_headers);
 		return;
 	}
 	sign_message(sub, &final_headers, body_offset);
 	sinks = xcalloc(max, sizeof(*sinks));
 	n = open_sinks(sub, &final_headers, sinks, max, &failed);
-	if (!failed && copy_body(sub, body_offset, sinks, n) != 0)
-		failed = true;
-	/* Commit the spool entry first: if it fails, the local copies are not made either, so
-	 * a retry by the client cannot deliver them twice. */
-	for (size_t i = 0; i < n && !failed; i++) {
-		if (!sinks[i].is_spool)
-			continue;
-		struct spool_entry e;
-		build_entry(sub, &e);
-		if (spool_message_commit(&sinks[i].spool, &e) != 0)
-			failed = true;
-		else
-			sub->queued = true;
-		spool_entry_free(&e);
-	}
+	if (failed)
+		error = errno;
+	else if (copy_body(sub, body_offset, sinks, n) != 0 || commit_sinks(sub, sinks, n) != 0)
+		error = errno;
 	for (size_t i = 0; i < n; i++) {
 		if (sinks[i].is_spool) {
 			spool_message_release(&sinks[i].spool);
 			continue;
 		}
-		if (failed)
-			maildrop_delivery_abort(&sinks[i].delivery);
-		else if (maildrop_delivery_commit(&sinks[i].delivery) != 0)
-			failed = true;
-		else
+		if (!error)
 			sub->local_count++;
 		maildrop_delivery_release(&sinks[i].delivery);
 	}
 	free(sinks);
 	strbuf_free(&final_headers);
-	if (failed) {
-		log_error("submit", "event=store_failed id=%s error=\"%s\"", sub->queue_id,
-			strerror(errno));
+	if (error) {
+		log_error("submit", "event=store_failed id=%s reason=\"%s\"", sub->queue_id,
+			strerror(error));
 		sub->result = SUBMIT_TEMPFAIL;
+		sub->error = error;
 	}
 }

@@ -2,8 +2,9 @@
  * the message is written as received to SpoolPath/tmp/ID.raw; at the end of data
  * submission_commit() (blocking: the worker pool) applies send-as, adds Date and Message-ID
  * when missing, DKIM-signs for the sender's domain, then stores the result durably in the
- * maildrop of every local recipient and, for remote recipients, as one outbound spool entry.
- * Only after it returns SUBMIT_OK may the server say 250. */
+ * maildrop of every local recipient and, for remote recipients, as one outbound spool entry:
+ * all of them or none. Only after it returns SUBMIT_OK may the server say 250, and only then
+ * may the spool entry be handed to the scheduler. */
 #ifndef MAILPOPBOX_QUEUE_SUBMIT_H
 #define MAILPOPBOX_QUEUE_SUBMIT_H
 
@@ -18,7 +19,7 @@ struct dkim_signer;
 
 enum submit_result {
 	SUBMIT_OK,
-	SUBMIT_TEMPFAIL, /* 451: a disk error; nothing of the message is queued */
+	SUBMIT_TEMPFAIL, /* 451 (452 for a full disk): nothing of the message is kept */
 	SUBMIT_REJECTED, /* 5xx in reject_reply: the message cannot be sent as it is */
 };
 
@@ -44,6 +45,7 @@ struct submission {
 
 	/* Results of submission_commit. */
 	enum submit_result result;
+	int error;          /* errno of a SUBMIT_TEMPFAIL (ENOSPC: the disk is full) */
 	const char *reject_reply;
 	bool queued;        /* an outbound spool entry was made */
 	bool sendas;        /* send-as changed the sender */

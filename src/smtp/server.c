@@ -46,6 +46,7 @@ struct smtp_conn {
 	bool job_pending;     /* a commit is running on a worker */
 	bool gone;            /* the client went away while a job was pending */
 	bool commit_ok;
+	int commit_error;     /* errno of a failed commit */
 	bool auth_ok;
 	struct event *auth_delay;  /* holds a failed AUTH's reply back (throttling) */
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
@@ -159,7 +160,7 @@ static void begin_submission(struct smtp_conn *c, time_t now)
 		    now) != 0) {
 		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
 			c->base.gen->cfg.spool_path, strerror(errno));
-		smtp_session_storage_failed(c->session);
+		smtp_session_storage_failed(c->session, errno);
 		free(sub);
 		set_timeouts(c);
 		return;
@@ -193,7 +194,7 @@ static void begin_data(struct smtp_conn *c)
 		if (maildrop_delivery_begin(&c->deliveries[i], servers[i]->maildrop_path) != 0) {
 			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"", queue_id,
 				servers[i]->maildrop_path, strerror(errno));
-			smtp_session_storage_failed(c->session);
+			smtp_session_storage_failed(c->session, errno);
 			break;
 		}
 		c->delivery_count++;
@@ -215,10 +216,10 @@ static void commit_work(void *arg)
 		c->commit_ok = c->submission->result == SUBMIT_OK;
 		return;
 	}
-	c->commit_ok = true;
-	for (size_t i = 0; i < c->delivery_count; i++)
-		if (maildrop_delivery_commit(&c->deliveries[i]) != 0)
-			c->commit_ok = false;
+	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
+	 * make the client's retry deliver that copy twice. */
+	c->commit_ok = maildrop_deliveries_commit(c->deliveries, c->delivery_count) == 0;
+	c->commit_error = c->commit_ok ? 0 : errno;
 }
 
 static void after_commit(struct smtp_conn *c);
@@ -243,7 +244,7 @@ static void submission_done(struct smtp_conn *c)
 		smtp_session_data_committed(c->session, true, &c->out);
 		break;
 	case SUBMIT_TEMPFAIL:
-		smtp_session_data_committed(c->session, false, &c->out);
+		smtp_session_data_failed(c->session, sub->error, &c->out);
 		break;
 	case SUBMIT_REJECTED:
 		smtp_session_data_rejected(c->session, sub->reject_reply, &c->out);
@@ -274,15 +275,18 @@ static void commit_done(void *arg)
 			tx->rcpt_count, c->delivery_count, (unsigned long long)size);
 		c->messages++;
 	} else {
-		log_error("smtp", "event=store_failed client=%s id=%s error=commit", c->base.ip,
-			tx->queue_id);
+		log_error("smtp", "event=store_failed client=%s id=%s error=commit reason=\"%s\"",
+			c->base.ip, tx->queue_id, strerror(c->commit_error));
 	}
 	for (size_t i = 0; i < c->delivery_count; i++)
 		maildrop_delivery_release(&c->deliveries[i]);
 	free(c->deliveries);
 	c->deliveries = NULL;
 	c->delivery_count = 0;
-	smtp_session_data_committed(c->session, c->commit_ok, &c->out);
+	if (c->commit_ok)
+		smtp_session_data_committed(c->session, true, &c->out);
+	else
+		smtp_session_data_failed(c->session, c->commit_error, &c->out);
 	after_commit(c);
 }
 

@@ -3,6 +3,7 @@
 #include "smtp/session.h"
 
 #include <openssl/crypto.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -738,9 +739,20 @@ void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id)
 	snprintf(s->tx.queue_id, sizeof(s->tx.queue_id), "%s", queue_id);
 }
 
-void smtp_session_storage_failed(struct smtp_session *s)
+void smtp_session_storage_failed(struct smtp_session *s, int error)
 {
+	if (!s->tx.storage_failed)
+		s->tx.storage_error = error;
 	s->tx.storage_failed = true;
+}
+
+/* RFC 5321 4.2.3 / RFC 3463 3.4: "452 insufficient system storage" is the mail system
+ * full; every other local trouble is the generic 451 4.3.0. */
+static const char *storage_failure_reply(int error)
+{
+	if (error == ENOSPC || error == EDQUOT)
+		return "452 4.3.1 Insufficient system storage, try again later";
+	return "451 4.3.0 Local error in processing, try again later";
 }
 
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
@@ -769,7 +781,7 @@ enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strb
 		 * of every SMTP smuggling ambiguity. */
 		refusal = "554 5.6.0 Message contains bare CR or LF, not accepted (RFC 5321 2.3.8)";
 	else if (s->tx.storage_failed)
-		refusal = "451 4.3.0 Local error in processing, try again later";
+		refusal = storage_failure_reply(s->tx.storage_error);
 	if (refusal) {
 		reply(out, refusal);
 		tx_reset(s);
@@ -782,10 +794,18 @@ enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strb
 
 void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf *out)
 {
-	if (ok)
-		strbuf_appendf(out, "250 2.0.0 Ok: queued as %s\r\n", s->tx.queue_id);
-	else
-		reply(out, "451 4.3.0 Local error in processing, try again later");
+	if (!ok) {
+		smtp_session_data_failed(s, 0, out);
+		return;
+	}
+	strbuf_appendf(out, "250 2.0.0 Ok: queued as %s\r\n", s->tx.queue_id);
+	tx_reset(s);
+	s->state = SMTP_STATE_READY;
+}
+
+void smtp_session_data_failed(struct smtp_session *s, int error, struct strbuf *out)
+{
+	reply(out, storage_failure_reply(error));
 	tx_reset(s);
 	s->state = SMTP_STATE_READY;
 }

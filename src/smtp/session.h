@@ -11,14 +11,15 @@
  *     SMTP_ACTION_BEGIN_DATA: set the queue id (smtp_session_set_queue_id), open one maildrop
  *                           file per server in smtp_session_tx(s) (smtp_tx_servers), write the
  *                           trace headers (smtp/trace.h); on failure call
- *                           smtp_session_storage_failed(s). Then feed raw bytes with
+ *                           smtp_session_storage_failed(s, errno). Then feed raw bytes with
  *                           smtp_session_feed_data() until smtp_session_data_done(); then
  *                           smtp_session_data_end() says whether to commit.
  *     SMTP_ACTION_CHECK_AUTH: AUTH gave credentials. ok = smtp_session_verify_password(s)
  *                           (thread-safe: may run on a worker), then on the loop
  *                           smtp_session_auth_result(s, ok, out).
  *     SMTP_ACTION_CLOSE:    flush out and close.
- *   After a commit (off the event loop): smtp_session_data_committed(s, ok, out).
+ *   After a commit (off the event loop): smtp_session_data_committed(s, true, out), or
+ *   smtp_session_data_failed(s, errno, out) when nothing was kept.
  */
 #ifndef MAILPOPBOX_SMTP_SESSION_H
 #define MAILPOPBOX_SMTP_SESSION_H
@@ -88,6 +89,7 @@ struct smtp_tx {
 	bool body_8bit;
 	bool smtputf8;
 	bool storage_failed;
+	int storage_error;                   /* its errno: ENOSPC/EDQUOT answer 452 4.3.1 */
 	enum smtp_dsn_ret ret;               /* RET= (RFC 3461 4.3) */
 	char envid[SMTP_ENVID_MAX + 1];      /* ENVID= xtext-decoded, "" if absent */
 	/* The owner's own mail (authenticated): it is rewritten (send-as), signed and relayed. */
@@ -121,7 +123,8 @@ void smtp_session_tls_started(struct smtp_session *s, const char *tls_descriptio
 
 /* DATA phase. */
 void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id);
-void smtp_session_storage_failed(struct smtp_session *s);
+/* The message cannot be stored (error: the errno); the end of data will refuse it. */
+void smtp_session_storage_failed(struct smtp_session *s, int error);
 /* Consumes raw bytes; unstuffed message bytes go to out_data (room for len + 1 octets).
  * Returns the bytes of in consumed (the rest belong to the next command). */
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
@@ -129,6 +132,10 @@ size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len
 bool smtp_session_data_done(const struct smtp_session *s);
 enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strbuf *out);
 void smtp_session_data_committed(struct smtp_session *s, bool ok, struct strbuf *out);
+/* The commit failed with errno error and nothing of the message was kept: a full disk or
+ * quota (ENOSPC, EDQUOT) gets 452 4.3.1 (RFC 5321 4.2.3 "insufficient system storage",
+ * RFC 3463 3.4 "Mail system full"), anything else 451 4.3.0. */
+void smtp_session_data_failed(struct smtp_session *s, int error, struct strbuf *out);
 /* The message was refused after the end of data (e.g. its header section is unusable):
  * reply is the full reply line without CRLF ("552 5.3.4 ..."). */
 void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -171,6 +172,8 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 	d->error = 0;
 	d->buf = NULL;
 	d->buf_len = 0;
+	d->new_path = NULL;
+	d->prepared = false;
 	return 0;
 }
 
@@ -219,6 +222,7 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 void maildrop_delivery_abort(struct maildrop_delivery *d)
 {
 	int saved = errno;
+	bool has_tmp = d->fd >= 0 || d->prepared;
 
 	free(d->buf);
 	d->buf = NULL;
@@ -226,57 +230,67 @@ void maildrop_delivery_abort(struct maildrop_delivery *d)
 	if (d->fd >= 0) {
 		close(d->fd);
 		d->fd = -1;
-		if (d->tmp_path && unlink(d->tmp_path) < 0 && errno != ENOENT)
-			log_warn("maildrop", "event=tmp_unlink_failed file=%s error=%s", d->tmp_path,
-				strerror(errno));
 	}
+	d->prepared = false;
+	if (has_tmp && d->tmp_path && unlink(d->tmp_path) < 0 && errno != ENOENT)
+		log_warn("maildrop", "event=tmp_unlink_failed file=%s error=\"%s\"", d->tmp_path,
+			strerror(errno));
 	errno = saved;
 }
 
-int maildrop_delivery_commit(struct maildrop_delivery *d)
+/* Gives up d after a failed step: its tmp file is removed, errno kept. Returns -1. */
+static int delivery_fail(struct maildrop_delivery *d)
 {
-	char *new_path, *new_dir;
-	int saved;
+	int saved = errno;
 
+	maildrop_delivery_abort(d);
+	errno = saved;
+	return -1;
+}
+
+int maildrop_delivery_prepare(struct maildrop_delivery *d)
+{
+	if (d->prepared)
+		return 0;
 	if (d->fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
 	if (d->error) {
-		saved = d->error;
-		maildrop_delivery_abort(d);
-		errno = saved;
-		return -1;
+		errno = d->error;
+		return delivery_fail(d);
 	}
+	if (delivery_flush(d) < 0)
+		return delivery_fail(d);
+	free(d->buf);
+	d->buf = NULL;
 	/* The data must be on disk before the name in new/ says the message exists. */
-	if (delivery_flush(d) < 0 || fsync(d->fd) < 0) {
-		saved = errno;
-		maildrop_delivery_abort(d);
-		errno = saved;
+	d->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
+	if (fs_sync_and_close(&d->fd) < 0)
+		return delivery_fail(d);
+	return 0;
+}
+
+int maildrop_delivery_publish(struct maildrop_delivery *d)
+{
+	char *new_path, *new_dir;
+	int saved, renamed;
+
+	if (!d->prepared) {
+		errno = EBADF;
 		return -1;
 	}
-	/* close() can report a deferred write error (NFS), so it is checked too. */
-	if (close(d->fd) < 0 && errno != EINTR) {
-		saved = errno;
-		d->fd = -1;
-		unlink(d->tmp_path);
-		errno = saved;
-		return -1;
-	}
-	d->fd = -1;
 	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
 	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
 		(unsigned long long)d->written);
-	int renamed = rename(d->tmp_path, new_path);
+	renamed = rename(d->tmp_path, new_path);
 	if (renamed < 0 && errno == ENOENT && maildir_create(d->maildrop_path) == 0)
 		renamed = rename(d->tmp_path, new_path); /* new/ had gone: made again */
 	if (renamed < 0) {
-		saved = errno;
-		unlink(d->tmp_path);
 		free(new_path);
-		errno = saved;
-		return -1;
+		return delivery_fail(d);
 	}
+	d->prepared = false;
 	new_dir = fs_path_printf("%s/new", d->maildrop_path);
 	if (fs_fsync_directory(new_dir) < 0) {
 		/* The rename may not survive a crash, so we cannot promise the message: take it
@@ -289,8 +303,57 @@ int maildrop_delivery_commit(struct maildrop_delivery *d)
 		return -1;
 	}
 	free(new_dir);
-	free(new_path);
+	d->new_path = new_path;
 	return 0;
+}
+
+int maildrop_delivery_unpublish(struct maildrop_delivery *d)
+{
+	char *new_dir;
+	int r = 0;
+
+	if (!d->new_path)
+		return 0;
+	new_dir = fs_path_printf("%s/new", d->maildrop_path);
+	/* ENOENT: a reader moved it to cur/ in the moment it was visible; nothing to take. */
+	if ((unlink(d->new_path) < 0 && errno != ENOENT) || fs_fsync_directory(new_dir) < 0) {
+		log_error("maildrop", "event=unpublish_failed file=%s reason=\"%s\"", d->new_path,
+			strerror(errno));
+		r = -1;
+	}
+	free(new_dir);
+	free(d->new_path);
+	d->new_path = NULL;
+	return r;
+}
+
+int maildrop_delivery_commit(struct maildrop_delivery *d)
+{
+	if (maildrop_delivery_prepare(d) < 0)
+		return -1;
+	return maildrop_delivery_publish(d);
+}
+
+int maildrop_deliveries_commit(struct maildrop_delivery *ds, size_t count)
+{
+	int saved = 0;
+
+	/* Everything that can fail for lack of space or a bad disk fails here, before any
+	 * reader can see a copy. */
+	for (size_t i = 0; i < count && !saved; i++)
+		if (maildrop_delivery_prepare(&ds[i]) < 0)
+			saved = errno;
+	for (size_t i = 0; i < count && !saved; i++)
+		if (maildrop_delivery_publish(&ds[i]) < 0)
+			saved = errno;
+	if (!saved)
+		return 0;
+	for (size_t i = 0; i < count; i++) {
+		maildrop_delivery_unpublish(&ds[i]);
+		maildrop_delivery_abort(&ds[i]);
+	}
+	errno = saved;
+	return -1;
 }
 
 void maildrop_delivery_release(struct maildrop_delivery *d)
@@ -299,7 +362,8 @@ void maildrop_delivery_release(struct maildrop_delivery *d)
 	free(d->maildrop_path);
 	free(d->tmp_path);
 	free(d->unique);
-	d->maildrop_path = d->tmp_path = d->unique = NULL;
+	free(d->new_path);
+	d->maildrop_path = d->tmp_path = d->unique = d->new_path = NULL;
 }
 
 /* ---- POP3 access ---- */
@@ -688,6 +752,86 @@ void maildrop_clean_tmp(const char *maildrop_path, time_t now)
 	free(tmp_dir);
 	if (removed)
 		log_info("maildrop", "event=tmp_cleaned path=%s removed=%u", maildrop_path, removed);
+}
+
+/* The end of a run of decimal digits at p, or NULL if p has none. */
+static const char *skip_digits(const char *p)
+{
+	const char *start = p;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p == start ? NULL : p;
+}
+
+/* Whether name is "<sec>.M<usec>P<pid>Q<counter>.<host>" (maildir_unique_name) with this
+ * host's name; sets *pid. */
+static bool unique_name_is_ours(const char *name, long *pid)
+{
+	const char *p = skip_digits(name);
+
+	pthread_once(&maildir_host_once, maildir_hostname_init);
+	if (!p || p[0] != '.' || p[1] != 'M' || !(p = skip_digits(p + 2)) || *p != 'P')
+		return false;
+	errno = 0;
+	*pid = strtol(p + 1, NULL, 10);
+	if (errno || *pid <= 0 || !(p = skip_digits(p + 1)) || *p != 'Q' ||
+	    !(p = skip_digits(p + 1)) || *p != '.')
+		return false;
+	return strcmp(p + 1, maildir_host) == 0;
+}
+
+/* Whether a tmp/ file of pid may still be written to. Our own pid has started no delivery
+ * yet (this runs before the server accepts anything), so a file with it is an earlier
+ * process's that had the same pid (after a reboot, a service often gets the same one). A
+ * process of another user (EPERM) counts as alive: it may be another mailpopbox. */
+static bool writer_may_be_alive(long pid)
+{
+	if (pid == fs_process_id())
+		return false;
+	if ((long)(pid_t)pid != pid)
+		return false; /* no such process can exist */
+	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+unsigned maildrop_recover_tmp(const char *maildrop_path)
+{
+	char *tmp_dir = fs_path_printf("%s/tmp", maildrop_path);
+	int dir_fd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	unsigned removed = 0, seen = 0;
+	struct dirent *e;
+	DIR *dir;
+
+	if (dir_fd < 0 || !(dir = fdopendir(dir_fd))) {
+		if (dir_fd >= 0)
+			close(dir_fd);
+		else if (errno != ENOENT)
+			log_warn("maildrop", "event=tmp_recover_failed path=%s reason=\"%s\"", tmp_dir,
+				strerror(errno));
+		free(tmp_dir);
+		return 0;
+	}
+	while ((e = readdir(dir)) != NULL && seen++ < MAILDROP_TMP_SCAN_MAX) {
+		struct stat st;
+		long pid;
+
+		if (!unique_name_is_ours(e->d_name, &pid) || writer_may_be_alive(pid))
+			continue;
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
+			removed++;
+		else
+			log_warn("maildrop", "event=tmp_unlink_failed file=%s/%s reason=\"%s\"",
+				tmp_dir, e->d_name, strerror(errno));
+	}
+	closedir(dir);
+	if (removed)
+		log_info("maildrop", "event=tmp_recovered path=%s removed=%u", maildrop_path,
+			removed);
+	free(tmp_dir);
+	return removed;
 }
 
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path)

@@ -7,7 +7,8 @@ import time
 from conftest import queue_id
 from dnsfixture import make_dns  # noqa: F401 (fixture)
 from sink import (make_sink, outbound, outgoing_message, sending_server,  # noqa: F401 (fixtures)
-                  submit, wait_until_dequeued)
+                  submit, wait_until, wait_until_dequeued)
+from test_smtp_nonblocking import preloaded_shim
 
 RECIPIENTS = ["bob@remote.test", "erin@remote.test"]
 
@@ -62,5 +63,25 @@ def test_message_queued_at_graceful_stop_is_delivered_after_start(outbound):
     server.stop()
     sink.start()
     server.start()
+    sink.wait_for(1, timeout=30)
+    assert_delivered_once(server, sink, queue, message_id)
+
+
+def test_no_delivery_starts_while_the_spool_cannot_record_its_outcome(outbound, tmp_path,
+                                                                      monkeypatch):
+    """A spool on a full disk: the submission's envelope is written, then every later save
+    fails with ENOSPC. A delivery whose outcome cannot be recorded would be sent again after a
+    crash, so none is started (record, then deliver); once the disk has room, the message goes
+    out once."""
+    with preloaded_shim(tmp_path, monkeypatch, FAULT_OP="fsync", FAULT_ERRNO="ENOSPC",
+                        FAULT_PATH="*/spool1/tmp/*.env.*", FAULT_NTH=2, FAULT_COUNT=0):
+        server, sink = outbound()
+    message, message_id = outgoing_message("the spool filled up after queueing")
+    queue = queue_id(submit(server, RECIPIENTS, message))
+    wait_until(lambda: "event=attempt_deferred" in server.log_text(), 20,
+               "no attempt was deferred for the unwritable spool")
+    assert sink.client_lines("MAIL") == [], "a delivery started that could not be recorded"
+    server.kill(signal.SIGKILL)
+    server.start()  # without the shim: the disk has room again
     sink.wait_for(1, timeout=30)
     assert_delivered_once(server, sink, queue, message_id)

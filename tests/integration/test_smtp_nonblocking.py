@@ -1,5 +1,6 @@
 """The event loop never waits on the disk: while one message's fsync is in progress, other
 sessions are served (DESIGN.md: disk sync runs on the worker pool)."""
+import contextlib
 import os
 import select
 import subprocess
@@ -18,16 +19,30 @@ def build_shim(directory):
     return shim
 
 
-def test_other_sessions_are_served_while_a_message_is_being_synced(make_server, tmp_path,
-                                                                   monkeypatch):
-    shim = build_shim(tmp_path)
-    monkeypatch.setenv("LD_PRELOAD", str(shim))
-    monkeypatch.setenv("SLOW_FSYNC_MS", str(SLOW_FSYNC_MS))
-    # An ASan build wants its runtime first in the library list; the shim only wraps fsync.
+@contextlib.contextmanager
+def preloaded_shim(tmp_path, monkeypatch, **settings):
+    """Processes started inside the block (the server) run with the shim preloaded and the
+    shim's settings (SLOW_FSYNC_MS, FAULT_OP, ... see slow_fsync.c) in their environment;
+    those started after it (a restart, `mailpopbox queue`) run without."""
+    monkeypatch.setenv("LD_PRELOAD", str(build_shim(tmp_path)))
+    for name, value in settings.items():
+        monkeypatch.setenv(name, str(value))
+    # An ASan build wants its runtime first in the library list; the shim only wraps fsync
+    # and rename.
     asan = os.environ.get("ASAN_OPTIONS", "")
     monkeypatch.setenv("ASAN_OPTIONS", (asan + ":" if asan else "") + "verify_asan_link_order=0")
-    server = make_server()
-    monkeypatch.delenv("LD_PRELOAD")
+    try:
+        yield
+    finally:
+        monkeypatch.delenv("LD_PRELOAD")
+        for name in settings:
+            monkeypatch.delenv(name)
+
+
+def test_other_sessions_are_served_while_a_message_is_being_synced(make_server, tmp_path,
+                                                                   monkeypatch):
+    with preloaded_shim(tmp_path, monkeypatch, SLOW_FSYNC_MS=SLOW_FSYNC_MS):
+        server = make_server()
 
     with server.connect() as slow, server.connect() as other:
         slow.ehlo()

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1009,6 +1010,155 @@ static void test_open_keeps_a_delivery_being_written(void **state)
 	assert_int_equal(count_entries(f->path, "new"), 1);
 }
 
+/* ---- one message for several maildrops: all or none ---- */
+
+/* Begins a delivery of content to each of the count maildrops. */
+static void begin_all(struct maildrop_delivery *ds, char *const *paths, size_t count,
+	const char *content)
+{
+	for (size_t i = 0; i < count; i++) {
+		assert_int_equal(maildrop_delivery_begin(&ds[i], paths[i]), 0);
+		assert_int_equal(maildrop_delivery_write(&ds[i], content, strlen(content)), 0);
+	}
+}
+
+static void test_deliveries_commit_stores_one_copy_in_each_maildrop(void **state)
+{
+	struct fixture *f = *state;
+	char *paths[2] = {f->path, join(f->root, "example.net")};
+	struct maildrop_delivery ds[2];
+
+	begin_all(ds, paths, 2, "both\r\n");
+	assert_int_equal(maildrop_deliveries_commit(ds, 2), 0);
+	for (size_t i = 0; i < 2; i++) {
+		maildrop_delivery_release(&ds[i]);
+		assert_int_equal(count_entries(paths[i], "new"), 1);
+		assert_int_equal(count_entries(paths[i], "tmp"), 0);
+	}
+	free(paths[1]);
+}
+
+static void test_deliveries_commit_takes_back_the_first_copy_when_the_second_fails(
+	void **state)
+{
+	struct fixture *f = *state;
+	char *paths[2] = {f->path, join(f->root, "example.net")};
+	struct maildrop_delivery ds[2];
+	char *second_new = join(paths[1], "new");
+
+	begin_all(ds, paths, 2, "all or nothing\r\n");
+	/* The second maildrop's new/ is not a directory: its rename fails after the first
+	 * copy is already in new/. */
+	assert_int_equal(rmdir(second_new), 0);
+	write_file(paths[1], "new", "in the way", time(NULL));
+	assert_int_equal(maildrop_deliveries_commit(ds, 2), -1);
+	assert_int_equal(errno, ENOTDIR);
+	for (size_t i = 0; i < 2; i++)
+		maildrop_delivery_release(&ds[i]);
+	assert_int_equal(count_entries(paths[0], "new"), 0);
+	assert_int_equal(count_entries(paths[0], "tmp"), 0);
+	assert_int_equal(count_entries(paths[1], "tmp"), 0);
+	free(second_new);
+	free(paths[1]);
+}
+
+static void test_deliveries_commit_failing_to_prepare_publishes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	char *paths[2] = {f->path, join(f->root, "example.net")};
+	struct maildrop_delivery ds[2];
+
+	begin_all(ds, paths, 2, "never seen\r\n");
+	ds[1].error = ENOSPC; /* as maildrop_delivery_write records a full disk */
+	assert_int_equal(maildrop_deliveries_commit(ds, 2), -1);
+	assert_int_equal(errno, ENOSPC);
+	for (size_t i = 0; i < 2; i++) {
+		maildrop_delivery_release(&ds[i]);
+		assert_int_equal(count_entries(paths[i], "new"), 0);
+		assert_int_equal(count_entries(paths[i], "tmp"), 0);
+	}
+	free(paths[1]);
+}
+
+static void test_unpublish_takes_a_published_message_back(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, "x\r\n", 3), 0);
+	assert_int_equal(maildrop_delivery_prepare(&d), 0);
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	assert_int_equal(maildrop_delivery_publish(&d), 0);
+	assert_int_equal(count_entries(f->path, "new"), 1);
+	assert_int_equal(maildrop_delivery_unpublish(&d), 0);
+	maildrop_delivery_release(&d);
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+}
+
+/* ---- tmp/ at start ---- */
+
+/* This host's part of a unique name, as maildir_unique_name writes it. */
+static void escaped_host(char *out, size_t size)
+{
+	char host[256];
+	size_t o = 0;
+
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	for (const char *h = host; *h && o + 5 < size; h++) {
+		if (*h == '/' || *h == ':') {
+			o += (size_t)snprintf(out + o, size - o, *h == '/' ? "\\057" : "\\072");
+			continue;
+		}
+		out[o++] = *h;
+	}
+	out[o] = '\0';
+}
+
+static void test_recover_tmp_removes_our_dead_deliveries_and_keeps_the_rest(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = make_maildir(f->path, "tmp");
+	char host[1100], name[1200], names[8][512];
+	time_t now = time(NULL);
+	pid_t child = fork();
+
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, NULL, 0), child); /* reaped: its pid is dead */
+	escaped_host(host, sizeof(host));
+	snprintf(name, sizeof(name), "%lld.M1P%ldQ1.%s", (long long)now, (long)child, host);
+	write_file(tmp, name, "killed delivery", now);
+	/* Our own pid: at start no delivery of this process can be under way. */
+	snprintf(name, sizeof(name), "%lld.M2P%ldQ7.%s", (long long)now, (long)getpid(), host);
+	write_file(tmp, name, "same pid, earlier boot", now);
+	/* pid 1 runs: a writer that may still be at work keeps its file. */
+	snprintf(name, sizeof(name), "%lld.M3P1Q1.%s", (long long)now, host);
+	write_file(tmp, name, "live writer", now);
+	snprintf(name, sizeof(name), "%lld.M4P%ldQ1.another-host", (long long)now, (long)child);
+	write_file(tmp, name, "another host", now);
+	write_file(tmp, "1700000000.12345_1.courier.example", "another program", now);
+	write_file(tmp, "notes", "not a Maildir name", now);
+	assert_int_equal(maildrop_recover_tmp(f->path), 2);
+	assert_int_equal(list_names(tmp, names, 8), 4);
+	snprintf(name, sizeof(name), "%lld.M3P1Q1.%s", (long long)now, host);
+	assert_string_equal(names[0], "1700000000.12345_1.courier.example");
+	assert_string_equal(names[1], name);
+	assert_string_equal(names[3], "notes");
+	assert_int_equal(maildrop_recover_tmp(f->path), 0);
+	free(tmp);
+}
+
+static void test_recover_tmp_of_a_missing_maildrop_removes_nothing(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(maildrop_recover_tmp(f->path), 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1021,6 +1171,12 @@ int main(void)
 		T(test_delivery_remakes_new_dir_removed_while_writing),
 		T(test_clean_tmp_removes_only_files_untouched_for_36_hours),
 		T(test_open_keeps_a_delivery_being_written),
+		T(test_deliveries_commit_stores_one_copy_in_each_maildrop),
+		T(test_deliveries_commit_takes_back_the_first_copy_when_the_second_fails),
+		T(test_deliveries_commit_failing_to_prepare_publishes_nothing),
+		T(test_unpublish_takes_a_published_message_back),
+		T(test_recover_tmp_removes_our_dead_deliveries_and_keeps_the_rest),
+		T(test_recover_tmp_of_a_missing_maildrop_removes_nothing),
 		T(test_delivery_abort_leaves_nothing),
 		T(test_delivery_commit_after_write_error_fails_and_leaves_nothing),
 		T(test_delivery_write_after_error_is_skipped),

@@ -2,6 +2,7 @@
  * byte by byte exactly as smtp/server.c drives it; every reply is checked for its code and its
  * RFC 3463 enhanced code. Also the trace headers (smtp/trace.c) of an accepted transaction. */
 #include <setjmp.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -913,7 +914,7 @@ static void test_storage_failure_gives_451(void **state)
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	send_line(c, "DATA");
-	smtp_session_storage_failed(c->s); /* the maildrop file could not be opened */
+	smtp_session_storage_failed(c->s, EACCES); /* the maildrop file could not be opened */
 	assert_true(smtp_session_tx(c->s)->storage_failed);
 	/* The data is still read to its end so the next command is found. */
 	send_line(c, "RSET");
@@ -937,6 +938,46 @@ static void test_commit_failure_gives_451(void **state)
 	assert_true(is_single_reply(replies(c), "451 4.3.0"));
 	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
 	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 0);
+}
+
+static void test_commit_failure_on_full_disk_gives_452_4_3_1(void **state)
+{
+	struct client *c = *state;
+
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	strbuf_reset(&c->out);
+	smtp_session_data_failed(c->s, ENOSPC, &c->out);
+	assert_true(is_single_reply(replies(c), "452 4.3.1"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	/* A quota is a full disk for this user. */
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	strbuf_reset(&c->out);
+	smtp_session_data_failed(c->s, EDQUOT, &c->out);
+	assert_true(is_single_reply(replies(c), "452 4.3.1"));
+	/* Any other error stays the generic 451 4.3.0. */
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	strbuf_reset(&c->out);
+	smtp_session_data_failed(c->s, EIO, &c->out);
+	assert_true(is_single_reply(replies(c), "451 4.3.0"));
+}
+
+static void test_storage_full_at_begin_gives_452_4_3_1(void **state)
+{
+	struct client *c = *state;
+	char out[16];
+	size_t out_len;
+
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	send_line(c, "DATA");
+	smtp_session_storage_failed(c->s, ENOSPC);
+	smtp_session_storage_failed(c->s, EIO); /* the first error is the one answered */
+	assert_int_equal(smtp_session_feed_data(c->s, "Hi\r\n.\r\n", 7, out, &out_len), 7);
+	strbuf_reset(&c->out);
+	assert_int_equal(smtp_session_data_end(c->s, &c->out), SMTP_DATA_DISCARD);
+	assert_true(is_single_reply(replies(c), "452 4.3.1"));
 }
 
 /* ---- where the message goes ---- */
@@ -1579,6 +1620,8 @@ int main(void)
 		T(test_smuggled_transaction_is_not_executed),
 		T(test_storage_failure_gives_451),
 		T(test_commit_failure_gives_451),
+		T(test_commit_failure_on_full_disk_gives_452_4_3_1),
+		T(test_storage_full_at_begin_gives_452_4_3_1),
 		T(test_two_domains_give_two_servers),
 		T(test_one_domain_gives_one_server),
 		T(test_case_insensitive_domain),

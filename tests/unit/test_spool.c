@@ -750,6 +750,48 @@ static void test_abort_removes_the_tmp_file(void **state)
 	spool_message_release(&m);
 }
 
+/* Prepared (synced, closed) but never committed: release still takes the tmp file away, and
+ * a prepared message commits like one that was not. */
+static void test_prepared_message_is_removed_by_abort_and_commits_otherwise(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_message m;
+	struct spool_entry e;
+
+	assert_int_equal(spool_message_begin(&m, f->spool, "PR1"), 0);
+	assert_int_equal(spool_message_write(&m, "x\r\n", 3), 0);
+	assert_int_equal(spool_message_prepare(&m), 0);
+	assert_int_equal(m.fd, -1);
+	assert_int_equal(count_names(f->spool, "tmp"), 1);
+	spool_message_release(&m);
+	assert_spool_empty(f->spool);
+
+	assert_int_equal(spool_message_begin(&m, f->spool, "PR2"), 0);
+	assert_int_equal(spool_message_write(&m, "x\r\n", 3), 0);
+	assert_int_equal(spool_message_prepare(&m), 0);
+	spool_entry_init(&e, "PR2", "s@example.org", 1700000000);
+	spool_entry_add_recipient(&e, "x@example.com", NULL, 0);
+	assert_int_equal(spool_message_commit(&m, &e), 0);
+	spool_message_release(&m);
+	spool_entry_free(&e);
+	assert_int_equal(count_names(f->spool, "tmp"), 0);
+	assert_int_equal(count_names(f->spool, "msg"), 1);
+	assert_int_equal(count_names(f->spool, "env"), 1);
+}
+
+static void test_prepare_after_a_write_error_fails_and_leaves_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_message m;
+
+	assert_int_equal(spool_message_begin(&m, f->spool, "PR3"), 0);
+	m.error = ENOSPC; /* as spool_message_write records a full disk */
+	assert_int_equal(spool_message_prepare(&m), -1);
+	assert_int_equal(errno, ENOSPC);
+	spool_message_release(&m);
+	assert_spool_empty(f->spool);
+}
+
 static void test_invalid_ids_are_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -803,6 +845,8 @@ int main(void)
 		T(test_commit_failure_at_the_message_rename_leaves_nothing),
 		T(test_commit_with_an_unstorable_entry_leaves_nothing),
 		T(test_abort_removes_the_tmp_file),
+		T(test_prepared_message_is_removed_by_abort_and_commits_otherwise),
+		T(test_prepare_after_a_write_error_fails_and_leaves_nothing),
 		T(test_invalid_ids_are_refused),
 		T(test_message_path_names_the_msg_file),
 	};
