@@ -443,29 +443,26 @@ def test_check_as_the_user_itself_needs_no_root(make_server, open_directory):
 
 
 @needs_root
-def test_check_without_root_says_it_could_not_test_as_user(make_server, open_directory):
+@pytest.mark.parametrize("user, fragments", [
+    # Another user: check cannot become it, and says what it tested as instead.
+    ("daemon", ["runs as uid {uid} (nobody), not root", "not as User daemon",
+                "run check as root"]),
+    # A User the server ignores without root but refuses as root.
+    ("root", ['User: "root" is root', "would refuse to start"]),
+])
+def test_check_without_root_warns_what_it_could_not_test(make_server, open_directory, user,
+                                                         fragments):
     server = installed_as_user(make_server, open_directory)
-    server.config["User"] = "daemon"
+    server.config["User"] = user
     write_config(server)
     result = run_check(server, user=USER)
     assert result.status == 0, result
     [warning] = result.warnings
     uid = pwd.getpwnam(USER).pw_uid
-    assert f"runs as uid {uid} ({USER}), not root" in warning, warning
-    assert "not as User daemon" in warning and "run check as root" in warning, warning
-
-
-@needs_root
-def test_check_without_root_warns_of_a_user_root_would_refuse(make_server, open_directory):
-    server = installed_as_user(make_server, open_directory)
-    server.config["User"] = "root"
-    write_config(server)
-    result = run_check(server, user=USER)
-    assert result.status == 0, result
-    [warning] = result.warnings
-    assert 'User: "root" is root' in warning and "would refuse to start" in warning, warning
-    # As root, the same config is an error.
-    assert_fails_with(run_check(server), 'User: "root" is root')
+    for fragment in fragments:
+        assert fragment.format(uid=uid) in warning, warning
+    if user == "root":
+        assert_fails_with(run_check(server), 'User: "root" is root')  # as root: an error
 
 
 @needs_root
