@@ -521,6 +521,36 @@ static void check_as_the_server(struct check_report *r, const struct config *cfg
 	check_files(r, cfg, config_path);
 }
 
+/* Whether mkdir -p could make path and we could then write in it: the nearest ancestor that
+ * exists must let us, as whatever mkdir -p makes below it is ours. */
+static bool directory_can_be_made(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) && access(path, W_OK | X_OK) == 0;
+	if (errno != ENOENT)
+		return false;
+	char *parent = fs_parent_directory(path);
+	bool ok = strcmp(parent, path) != 0 && directory_can_be_made(parent);
+	free(parent);
+	return ok;
+}
+
+/* The server's resolve_default_spool() (daemon.c) without its mkdir: a SpoolPath left out
+ * whose default this process cannot make is replaced with the fallback the server will use.
+ * Run before any switch to User, as the server resolves it before dropping root. */
+static void resolve_default_spool(struct check_report *r, struct config *cfg)
+{
+	if (cfg->spool_path_given || directory_can_be_made(cfg->spool_path))
+		return;
+	char *fallback = daemon_fallback_spool_path(cfg);
+	report_warning(r, "SpoolPath: not set, and %s cannot make or write %s, so the server will "
+		"keep its queue in %s: set SpoolPath", r->who, cfg->spool_path, fallback);
+	free(cfg->spool_path);
+	cfg->spool_path = fallback;
+}
+
 /* ---- the whole check ---- */
 
 int check_command(const char *path, FILE *out)
@@ -533,6 +563,7 @@ int check_command(const char *path, FILE *out)
 	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
 		report_error(&r, "%s", err);
 	} else {
+		resolve_default_spool(&r, &cfg);
 		check_as_the_server(&r, &cfg, path);
 		check_ports(&r, &cfg);
 		config_free(&cfg);

@@ -476,3 +476,19 @@ def test_check_without_root_cannot_see_a_root_started_servers_sockets(make_serve
     assert_fails_with(result, f"SMTPPort {server.smtp_port}: in use",
                       f"running server (pid {server.process.pid}", "run check as root")
     assert run_check(server).status == 0
+
+
+@needs_root
+def test_spool_left_out_is_checked_where_the_server_will_keep_it(make_server, open_directory):
+    """An original config (no SpoolPath) run by an unprivileged user: the server keeps its
+    queue in the first maildrop when it cannot make /var/spool/mailpopbox (root's /var/spool
+    here), and check follows it there rather than failing on the default."""
+    server = installed_as_user(make_server, open_directory)
+    del server.config["SpoolPath"]
+    write_config(server)
+    result = run_check(server, user=USER)
+    assert result.status == 0 and result.errors == [], result
+    [warning] = result.warnings
+    fallback = Path(server.config["Servers"][0]["MaildropPath"]) / ".mailpopbox-spool"
+    assert "SpoolPath: not set" in warning and "/var/spool/mailpopbox" in warning, warning
+    assert f"keep its queue in {fallback}" in warning, warning
