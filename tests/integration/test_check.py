@@ -1,6 +1,7 @@
 """`mailpopbox check CONFIG.json`: validates a config against this machine without starting the
 server. One "error: ..." or "warning: ..." line per problem, then "config OK" or "N problem(s)";
-exit 0 only without errors."""
+exit 0 only without errors. "config OK" means the server will start and reload (issue 11): as
+root with User set, files are tried as User; the running server's own ports are no error."""
 
 import grp
 import json
@@ -167,6 +168,9 @@ def test_running_server_ports_are_recognised_as_its_own(make_server):
     assert f"running server (pid {server.process.pid})" in note, result
     assert f"SMTPPort {server.smtp_port}" in note and f"POP3Port {server.pop3_port}" in note, \
         result
+    # ... && systemctl reload mailpopbox
+    server.process.send_signal(signal.SIGHUP)
+    wait_for_log(server, "event=reloaded")
 
 
 def test_port_held_by_another_program_while_the_server_runs_is_an_error(make_server, tmp_path):
