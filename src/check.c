@@ -1,24 +1,34 @@
 /* check.c: "mailpopbox check CONFIG.json": loads the config as "serve" would, then tries
- * everything the server needs from this machine without starting it, one line per problem. */
+ * everything the server needs from this machine without starting it, one line per problem.
+ * Files are tried with the credentials the server will have when it reads and writes them:
+ * started as root with User set, that is User's, also on every reload. */
 #include "check.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mail/dkim.h"
+#include "privileges.h"
+#include "queue/queue.h"
+#include "running.h"
 #include "tls.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -27,6 +37,15 @@ struct check_report {
 	FILE *out;
 	int errors;
 	int warnings;
+	/* Whose rights the file checks run with, for messages: "root", "uid 1000 (alice)", or
+	 * "User mailpopbox" in the child that became User. */
+	char who[96];
+	/* Checking as User: the server, started as root, reads everything once as root but again
+	 * as User on each reload, and gives the maildrops and the spool to User at start. */
+	const char *user;
+	uid_t uid;
+	gid_t gid;
+	char group[64];
 };
 
 static void report_error(struct check_report *r, const char *fmt, ...)
@@ -119,12 +138,42 @@ static void check_certificate_names(struct check_report *r, const struct config 
 	X509_free(cert);
 }
 
-static bool check_readable(struct check_report *r, size_t index, const char *key,
-	const char *path)
+/* Says what stands between User and a file it must read on each reload: the file's own
+ * permissions (User can see it) or a directory above it (User cannot even see it). */
+static void report_unreadable_by_user(struct check_report *r, const char *label,
+	const char *path, int error)
 {
-	if (access(path, R_OK) == 0)
+	struct stat st;
+	char fix[512];
+
+	if (error == EACCES && stat(path, &st) == 0)
+		snprintf(fix, sizeof(fix), "give %s read access (e.g. chgrp %s %s; chmod g+r %s)",
+			r->user, r->group, path, path);
+	else if (error == EACCES)
+		snprintf(fix, sizeof(fix), "let %s enter every directory above it (search, x)",
+			r->user);
+	else
+		snprintf(fix, sizeof(fix), "make it readable by %s", r->user);
+	report_error(r, "%s: User %s cannot read %s: %s; the server reads it as root at start "
+		"but as %s on every reload (SIGHUP), which would fail: %s", label, r->user, path,
+		strerror(error), r->user, fix);
+}
+
+/* Opens path for reading, as the server does; open(2) is the kernel's own answer for these
+ * credentials (ACLs, read-only mounts, security modules included). */
+static bool check_readable(struct check_report *r, const char *label, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd >= 0) {
+		close(fd);
 		return true;
-	report_error(r, "Servers[%zu].%s: cannot read %s: %s", index, key, path, strerror(errno));
+	}
+	if (r->user)
+		report_unreadable_by_user(r, label, path, errno);
+	else
+		report_error(r, "%s: cannot read %s as %s: %s", label, path, r->who,
+			strerror(errno));
 	return false;
 }
 
@@ -135,8 +184,11 @@ static void check_tls(struct check_report *r, const struct config *cfg, size_t i
 
 	if (!server->tls_cert_path)
 		return;
-	bool cert_ok = check_readable(r, index, "TLSCertPath", server->tls_cert_path);
-	bool key_ok = check_readable(r, index, "TLSKeyPath", server->tls_key_path);
+	char cert_label[64], key_label[64];
+	snprintf(cert_label, sizeof(cert_label), "Servers[%zu].TLSCertPath", index);
+	snprintf(key_label, sizeof(key_label), "Servers[%zu].TLSKeyPath", index);
+	bool cert_ok = check_readable(r, cert_label, server->tls_cert_path);
+	bool key_ok = check_readable(r, key_label, server->tls_key_path);
 	if (!cert_ok || !key_ok)
 		return;
 	/* The server's own loader, on this Server alone, so each Server gets its own verdict. */
@@ -154,34 +206,95 @@ static void check_tls(struct check_report *r, const struct config *cfg, size_t i
 
 /* ---- directories ---- */
 
+/* Creates and removes a file in dir, as the server creates its files there. A dot name:
+ * Maildir readers and the spool pass over dot files. Returns 0, or an errno value. */
+static int probe_write(const char *dir)
+{
+	char *probe = fs_path_printf("%s/.mailpopbox-check.%ld", dir, (long)getpid());
+	int fd = open(probe, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int error = fd < 0 ? errno : 0;
+
+	if (fd >= 0) {
+		close(fd);
+		unlink(probe);
+	}
+	free(probe);
+	return error;
+}
+
+static void report_unwritable(struct check_report *r, const char *key, const char *base,
+	const char *dir, int error)
+{
+	struct stat st;
+
+	/* privileges_drop() gives the directory (not a link) to User when the server starts as
+	 * root: what root or an earlier run left is mended then, though not by a reload. */
+	if (r->user && (error == EACCES || error == EPERM) && lstat(dir, &st) == 0 &&
+	    S_ISDIR(st.st_mode) && (st.st_uid != r->uid || st.st_gid != r->gid)) {
+		struct passwd *owner = getpwuid(st.st_uid);
+		char owner_name[64];
+		if (owner)
+			snprintf(owner_name, sizeof(owner_name), "%s", owner->pw_name);
+		else
+			snprintf(owner_name, sizeof(owner_name), "uid %u", (unsigned)st.st_uid);
+		report_warning(r, "%s: User %s cannot write in %s (owned by %s): the server gives it "
+			"to %s when it starts as root, but not on a reload; to fix it now: "
+			"chown -R %s:%s %s", key, r->user, dir, owner_name, r->user, r->user, r->group,
+			base);
+		return;
+	}
+	report_error(r, "%s: %s cannot write in %s: %s", key, r->who, dir, strerror(error));
+}
+
 /* The server creates a missing directory itself (maildrops on the first delivery, the spool
- * at start), so a missing one is fine when its parent lets us create it. */
+ * at start; as root with User set, both at start before giving them to User), so a missing
+ * one is fine when it can be created there. An existing one must take a new file in itself
+ * (the POP3 lock, the pid file) and in its tmp/, where every message is first written. */
 static void check_directory(struct check_report *r, const char *key, const char *path)
 {
 	struct stat st;
 
 	if (stat(path, &st) == 0) {
-		if (!S_ISDIR(st.st_mode))
+		if (!S_ISDIR(st.st_mode)) {
 			report_error(r, "%s: %s is not a directory", key, path);
-		else if (access(path, W_OK | X_OK) != 0)
-			report_error(r, "%s: %s is not writable by uid %u: %s", key, path,
-				(unsigned)getuid(), strerror(errno));
+			return;
+		}
+		char *tmp = fs_path_printf("%s/tmp", path);
+		const char *dirs[] = {path, tmp};
+		for (size_t i = 0; i < ARRAY_LEN(dirs); i++) {
+			if (i > 0 && (stat(dirs[i], &st) != 0 || !S_ISDIR(st.st_mode)))
+				continue; /* made at start or at the first delivery */
+			int error = probe_write(dirs[i]);
+			if (error != 0) {
+				report_unwritable(r, key, path, dirs[i], error);
+				break;
+			}
+		}
+		free(tmp);
 		return;
 	}
-	if (errno != ENOENT) {
-		report_error(r, "%s: %s: %s", key, path, errno == ENOTDIR ?
-			"a component of the path is not a directory" : strerror(errno));
+	int error = errno;
+	if (error == EACCES) {
+		report_error(r, "%s: %s cannot reach %s: a directory above it cannot be entered "
+			"(search, x)", key, r->who, path);
+		return;
+	}
+	if (error != ENOENT) {
+		report_error(r, "%s: %s: %s", key, path, error == ENOTDIR ?
+			"a component of the path is not a directory" : strerror(error));
 		return;
 	}
 	char *parent = fs_parent_directory(path);
+	/* As User, root creates the directory at start; User reaches it, as ENOENT (not EACCES)
+	 * says. Otherwise the server itself creates it, so it must write in the parent. */
 	if (stat(parent, &st) != 0)
 		report_error(r, "%s: %s does not exist, nor does its parent %s", key, path, parent);
 	else if (!S_ISDIR(st.st_mode))
 		report_error(r, "%s: %s does not exist, and its parent %s is not a directory", key,
 			path, parent);
-	else if (access(parent, W_OK | X_OK) != 0)
-		report_error(r, "%s: %s does not exist, and its parent %s is not writable by uid %u",
-			key, path, parent, (unsigned)getuid());
+	else if (!r->user && access(parent, W_OK | X_OK) != 0)
+		report_error(r, "%s: %s does not exist, and %s cannot write in its parent %s", key,
+			path, r->who, parent);
 	free(parent);
 }
 
@@ -192,6 +305,10 @@ static void check_dkim(struct check_report *r, const struct server_config *serve
 	char err[512];
 
 	if (!server->dkim_key_path)
+		return;
+	char label[64];
+	snprintf(label, sizeof(label), "Servers[%zu].DKIMKeyPath", index);
+	if (!check_readable(r, label, server->dkim_key_path))
 		return;
 	struct dkim_signer *signer = dkim_signer_new(server->domain, server->dkim_selector,
 		server->dkim_key_path, err, sizeof(err));
@@ -229,6 +346,8 @@ static int try_bind(const struct config *cfg, int port)
 	return error;
 }
 
+/* A port in use is fine when the server already running with this SpoolPath holds it: that is
+ * the state `check` is run in before a reload. Any other holder is reported. */
 static void check_ports(struct check_report *r, const struct config *cfg)
 {
 	const struct {
@@ -241,6 +360,9 @@ static void check_ports(struct check_report *r, const struct config *cfg)
 		{"POP3Port", cfg->pop3_port},
 		{"POP3STLSPort", cfg->pop3_stls_port},
 	};
+	long running = running_server_pid(cfg->spool_path);
+	char held[256] = "";
+	size_t used = 0;
 
 	for (size_t i = 0; i < ARRAY_LEN(ports); i++) {
 		if (ports[i].port == 0)
@@ -248,26 +370,63 @@ static void check_ports(struct check_report *r, const struct config *cfg)
 		int error = try_bind(cfg, ports[i].port);
 		if (error == 0)
 			continue;
-		if (error == EADDRINUSE)
+		if (error == EADDRINUSE && running) {
+			int holds = running_server_listens_on(running, ports[i].port);
+			if (holds == 1) {
+				int n = snprintf(held + used, sizeof(held) - used, "%s%s %d",
+					used ? ", " : "", ports[i].key, ports[i].port);
+				if (n > 0 && (size_t)n < sizeof(held) - used)
+					used += (size_t)n;
+			} else if (holds < 0) {
+				report_error(r, "%s %d: in use, perhaps by the running server (pid %ld in "
+					"%s/%s), but %s cannot see its sockets (/proc/%ld/fd: %s): run "
+					"check as root", ports[i].key, ports[i].port, running,
+					cfg->spool_path, QUEUE_PID_FILE, r->who, running, strerror(errno));
+			} else {
+				report_error(r, "%s %d: in use by another program, not by the running "
+					"server (pid %ld)", ports[i].key, ports[i].port, running);
+			}
+		} else if (error == EADDRINUSE) {
 			report_error(r, "%s %d: in use", ports[i].key, ports[i].port);
-		else if (error == EACCES)
+		} else if (error == EACCES) {
 			report_error(r, "%s %d: needs root or CAP_NET_BIND_SERVICE", ports[i].key,
 				ports[i].port);
-		else if (error == EADDRNOTAVAIL)
+		} else if (error == EADDRNOTAVAIL) {
 			report_error(r, "%s %d: ListenAddress %s is not an address of this host",
 				ports[i].key, ports[i].port, cfg->listen_address);
-		else
+		} else {
 			report_error(r, "%s %d: cannot bind: %s", ports[i].key, ports[i].port,
 				strerror(error));
+		}
 	}
+	if (used)
+		fprintf(r->out, "note: the running server (pid %ld) holds %s; a reload keeps its "
+			"listeners (a changed port needs a restart)\n", running, held);
 }
 
-/* ---- the whole check ---- */
+/* ---- whose rights ---- */
 
-static void check_all(struct check_report *r, const struct config *cfg)
+static void describe_self(struct check_report *r)
+{
+	uid_t uid = geteuid();
+	struct passwd *pw = uid == 0 ? NULL : getpwuid(uid);
+
+	if (uid == 0)
+		snprintf(r->who, sizeof(r->who), "root");
+	else if (pw)
+		snprintf(r->who, sizeof(r->who), "uid %u (%s)", (unsigned)uid, pw->pw_name);
+	else
+		snprintf(r->who, sizeof(r->who), "uid %u", (unsigned)uid);
+}
+
+/* Everything the server reads and writes: the config (read again on each reload, with the
+ * passwords in it), certificates, keys, maildrops and the spool. */
+static void check_files(struct check_report *r, const struct config *cfg,
+	const char *config_path)
 {
 	char key[64];
 
+	check_readable(r, "config", config_path);
 	for (size_t i = 0; i < cfg->server_count; i++) {
 		check_tls(r, cfg, i);
 		snprintf(key, sizeof(key), "Servers[%zu].MaildropPath", i);
@@ -275,16 +434,124 @@ static void check_all(struct check_report *r, const struct config *cfg)
 		check_dkim(r, &cfg->servers[i], i);
 	}
 	check_directory(r, "SpoolPath", cfg->spool_path);
-	check_ports(r, cfg);
 }
 
-int check_config(const struct config *cfg, FILE *out)
+/* Runs check_files() in a child that has become User through the server's own
+ * privileges_switch(), so every open and create is decided by the kernel for exactly the
+ * credentials the server has after dropping root (uid, the one group, ACLs, read-only mounts)
+ * rather than by a second reading of permission bits. It prints to the same stream; its counts
+ * come back through a shared page. */
+static void check_files_as_user(struct check_report *r, const struct config *cfg,
+	const char *config_path, uid_t uid, gid_t gid)
 {
-	struct check_report r = {.out = out};
+	struct check_report as_user = {.out = r->out, .user = cfg->user, .uid = uid, .gid = gid};
+	struct group *gr = getgrgid(gid);
+	int status = 0;
 
-	check_all(&r, cfg);
-	return r.errors;
+	snprintf(as_user.who, sizeof(as_user.who), "User %s", cfg->user);
+	if (gr)
+		snprintf(as_user.group, sizeof(as_user.group), "%s", gr->gr_name);
+	else
+		snprintf(as_user.group, sizeof(as_user.group), "%u", (unsigned)gid);
+	int *counts = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE,
+		MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (counts == MAP_FAILED) {
+		report_error(r, "cannot check as User %s: mmap: %s", cfg->user, strerror(errno));
+		return;
+	}
+	counts[0] = counts[1] = 0;
+	fflush(r->out);
+	fflush(stderr);
+	pid_t child = fork();
+	if (child == 0) {
+		char err[512];
+		if (privileges_switch(cfg->user, uid, gid, err, sizeof(err)) != 0)
+			report_error(&as_user, "%s", err);
+		else
+			check_files(&as_user, cfg, config_path);
+		counts[0] = as_user.errors;
+		counts[1] = as_user.warnings;
+		fflush(as_user.out);
+		_exit(0);
+	}
+	if (child < 0)
+		report_error(r, "cannot check as User %s: fork: %s", cfg->user, strerror(errno));
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		continue;
+	if (child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		r->errors += counts[0];
+		r->warnings += counts[1];
+	} else if (child > 0) {
+		report_error(r, "the check as User %s did not finish (status %d)", cfg->user, status);
+	}
+	munmap(counts, 2 * sizeof(int));
 }
+
+/* Where the server will read and write from, the same rule as privileges_drop(): started as
+ * root with User, as User (resolved and refused exactly as there); otherwise as whoever runs
+ * it, which is whoever runs this check. */
+static void check_as_the_server(struct check_report *r, const struct config *cfg,
+	const char *config_path)
+{
+	char err[512];
+	uid_t uid;
+	gid_t gid;
+
+	if (!cfg->user) {
+		check_files(r, cfg, config_path);
+		return;
+	}
+	int resolved = privileges_resolve(cfg, &uid, &gid, err, sizeof(err));
+	if (geteuid() == 0 && resolved == 0) {
+		check_files_as_user(r, cfg, config_path, uid, gid);
+		return;
+	}
+	if (geteuid() == 0) {
+		report_error(r, "%s: the server started as root refuses to start "
+			"(event=privileges_failed)", err);
+	} else if (resolved != 0) {
+		report_warning(r, "%s: ignored while the server is not started as root (as this "
+			"check is not), but started as root it would refuse to start", err);
+	} else if (uid != geteuid()) {
+		/* Without root there is no switching to User; say what was tested instead. */
+		report_warning(r, "User: this check runs as %s, not root, so it tested the files as "
+			"%s, not as User %s; the server started as root reads and writes them as %s: "
+			"run check as root to test that", r->who, r->who, cfg->user, cfg->user);
+	}
+	check_files(r, cfg, config_path);
+}
+
+/* Whether mkdir -p could make path and we could then write in it: the nearest ancestor that
+ * exists must let us, as whatever mkdir -p makes below it is ours. */
+static bool directory_can_be_made(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return S_ISDIR(st.st_mode) && access(path, W_OK | X_OK) == 0;
+	if (errno != ENOENT)
+		return false;
+	char *parent = fs_parent_directory(path);
+	bool ok = strcmp(parent, path) != 0 && directory_can_be_made(parent);
+	free(parent);
+	return ok;
+}
+
+/* The server's resolve_default_spool() (daemon.c) without its mkdir: a SpoolPath left out
+ * whose default this process cannot make is replaced with the fallback the server will use.
+ * Run before any switch to User, as the server resolves it before dropping root. */
+static void resolve_default_spool(struct check_report *r, struct config *cfg)
+{
+	if (cfg->spool_path_given || directory_can_be_made(cfg->spool_path))
+		return;
+	char *fallback = daemon_fallback_spool_path(cfg);
+	report_warning(r, "SpoolPath: not set, and %s cannot make or write %s, so the server will "
+		"keep its queue in %s: set SpoolPath", r->who, cfg->spool_path, fallback);
+	free(cfg->spool_path);
+	cfg->spool_path = fallback;
+}
+
+/* ---- the whole check ---- */
 
 int check_command(const char *path, FILE *out)
 {
@@ -292,10 +559,13 @@ int check_command(const char *path, FILE *out)
 	struct config cfg;
 	char err[512];
 
+	describe_self(&r);
 	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
 		report_error(&r, "%s", err);
 	} else {
-		check_all(&r, &cfg);
+		resolve_default_spool(&r, &cfg);
+		check_as_the_server(&r, &cfg, path);
+		check_ports(&r, &cfg);
 		config_free(&cfg);
 	}
 	if (r.errors == 0 && r.warnings == 0)

@@ -1,6 +1,7 @@
-/* check.h: "mailpopbox check CONFIG.json": what would stop the server or its mail, found
- * without starting it (files readable, certificates matching keys and names, directories
- * writable, DKIM keys loadable, ports free). */
+/* check.h: "mailpopbox check CONFIG.json": what would stop the server, its reloads or its mail,
+ * found without starting it (User valid; the config, certificates and keys readable by the
+ * user the server runs as, certificates matching keys and names, directories writable by it,
+ * DKIM keys loadable, ports free or held by the running server itself). */
 #ifndef MAILPOPBOX_CHECK_H
 #define MAILPOPBOX_CHECK_H
 
@@ -8,12 +9,10 @@
 
 #include "config.h"
 
-/* Checks a loaded config against this machine, writing one "error: ..." or "warning: ..." line
- * per problem to out. Returns the number of errors (warnings are not counted). */
-int check_config(const struct config *cfg, FILE *out);
-
-/* Loads path (reporting a load error like "serve" does) and checks it, then ends with
- * "config OK" or "N problem(s)". Returns the exit status: 0 when there is no error. */
+/* Loads path (reporting a load error like "serve" does) and checks it against this machine,
+ * writing one "error: ..." or "warning: ..." line per problem to out (and a "note: ..." when
+ * the running server holds the ports), then "config OK" or "N problem(s)". Returns the exit
+ * status: 0 when there is no error. */
 int check_command(const char *path, FILE *out);
 
 #endif

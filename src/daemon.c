@@ -413,6 +413,11 @@ static void raise_file_limit(const struct config *cfg)
 			(unsigned long long)limit.rlim_cur, (unsigned long long)wanted);
 }
 
+char *daemon_fallback_spool_path(const struct config *cfg)
+{
+	return fs_path_printf("%s/.mailpopbox-spool", cfg->servers[0].maildrop_path);
+}
+
 /* A config that does not name SpoolPath (every config written for the original) must start
  * where the default directory cannot be made, e.g. run by an unprivileged user: the queue
  * then lives inside the first maildrop, which that user owns, and the log says how to move
@@ -424,7 +429,7 @@ static void resolve_default_spool(struct config *cfg)
 	if (fs_make_directories(cfg->spool_path) == 0 &&
 	    access(cfg->spool_path, W_OK | X_OK) == 0)
 		return;
-	char *fallback = fs_path_printf("%s/.mailpopbox-spool", cfg->servers[0].maildrop_path);
+	char *fallback = daemon_fallback_spool_path(cfg);
 	log_warn("server", "event=spool_default_unusable path=%s error=\"%s\" using=%s "
 		"hint=\"set SpoolPath\"", cfg->spool_path, strerror(errno), fallback);
 	free(cfg->spool_path);

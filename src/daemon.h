@@ -67,6 +67,11 @@ bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, co
 socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
 	struct sockaddr_storage *ss);
 
+/* Where the queue lives when SpoolPath is not set and its default cannot be made or written
+ * (an original config run without root): inside the first maildrop. Newly allocated. Shared
+ * with `mailpopbox check`. */
+char *daemon_fallback_spool_path(const struct config *cfg);
+
 /* A short random-looking id for logs and Received headers, unique within the process. */
 void daemon_new_id(char *buf, size_t size);
 

@@ -58,12 +58,52 @@ static int hand_over_tree(const char *base, const char *const *children, uid_t u
 	return 0;
 }
 
+int privileges_resolve(const struct config *cfg, uid_t *uid, gid_t *gid, char *err,
+	size_t errsz)
+{
+	struct passwd *pw = getpwnam(cfg->user);
+
+	if (!pw) {
+		snprintf(err, errsz, "User: no such user \"%s\"", cfg->user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		snprintf(err, errsz, "User: \"%s\" is root; name an unprivileged user", cfg->user);
+		return -1;
+	}
+	gid_t group = pw->pw_gid;
+	if (cfg->group) {
+		struct group *gr = getgrnam(cfg->group);
+		if (!gr) {
+			snprintf(err, errsz, "Group: no such group \"%s\"", cfg->group);
+			return -1;
+		}
+		group = gr->gr_gid;
+	}
+	*uid = pw->pw_uid;
+	*gid = group;
+	return 0;
+}
+
+int privileges_switch(const char *user, uid_t uid, gid_t gid, char *err, size_t errsz)
+{
+	/* Order matters: supplementary groups and gid while we still may, then uid. */
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+		snprintf(err, errsz, "cannot switch to User \"%s\": %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0 || getegid() != gid) {
+		snprintf(err, errsz, "privileges were not dropped completely");
+		return -1;
+	}
+	return 0;
+}
+
 int privileges_drop(const struct config *cfg, char *err, size_t errsz)
 {
 	static const char *const maildir_children[] = {"tmp", "new", "cur", ".mailpopbox.lock",
 		NULL};
 	static const char *const spool_children[] = {"tmp", "msg", "env", "mailpopbox.pid", NULL};
-	struct passwd *pw;
 	uid_t uid;
 	gid_t gid;
 
@@ -76,26 +116,8 @@ int privileges_drop(const struct config *cfg, char *err, size_t errsz)
 		log_warn("server", "event=privileges note=\"running as root: set User to drop privileges\"");
 		return 0;
 	}
-	errno = 0;
-	pw = getpwnam(cfg->user);
-	if (!pw) {
-		snprintf(err, errsz, "User: no such user \"%s\"", cfg->user);
+	if (privileges_resolve(cfg, &uid, &gid, err, errsz) != 0)
 		return -1;
-	}
-	uid = pw->pw_uid;
-	gid = pw->pw_gid;
-	if (cfg->group) {
-		struct group *gr = getgrnam(cfg->group);
-		if (!gr) {
-			snprintf(err, errsz, "Group: no such group \"%s\"", cfg->group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	if (uid == 0) {
-		snprintf(err, errsz, "User: \"%s\" is root; name an unprivileged user", cfg->user);
-		return -1;
-	}
 	/* The directories we write were perhaps created by root (earlier runs, this start). */
 	for (size_t i = 0; i < cfg->server_count; i++)
 		if (hand_over_tree(cfg->servers[i].maildrop_path, maildir_children, uid, gid, err,
@@ -103,15 +125,8 @@ int privileges_drop(const struct config *cfg, char *err, size_t errsz)
 			return -1;
 	if (hand_over_tree(cfg->spool_path, spool_children, uid, gid, err, errsz) != 0)
 		return -1;
-	/* Order matters: supplementary groups and gid while we still may, then uid. */
-	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-		snprintf(err, errsz, "cannot switch to User \"%s\": %s", cfg->user, strerror(errno));
+	if (privileges_switch(cfg->user, uid, gid, err, errsz) != 0)
 		return -1;
-	}
-	if (setuid(0) == 0 || geteuid() == 0 || getegid() != gid) {
-		snprintf(err, errsz, "privileges were not dropped completely");
-		return -1;
-	}
 	log_info("server", "event=privileges_dropped user=%s uid=%ld gid=%ld", cfg->user,
 		(long)uid, (long)gid);
 	return 0;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -697,6 +698,25 @@ void queue_free(struct queue *q)
 	free(q);
 }
 
+long queue_pid_file_read(const char *spool_path)
+{
+	char path[4096], buf[32];
+	long pid = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", spool_path, QUEUE_PID_FILE);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		pid = strtol(buf, NULL, 10);
+	fclose(f);
+	if (pid <= 0 || pid > INT_MAX) { /* pid_t is an int */
+		errno = EINVAL;
+		return 0;
+	}
+	return pid;
+}
+
 /* ---- `mailpopbox queue` ---- */
 
 static void print_age(int64_t seconds, char *buf, size_t size)
@@ -718,18 +738,13 @@ int queue_command(const struct config *cfg, bool flush)
 	int64_t now = (int64_t)time(NULL);
 
 	if (flush) {
-		char path[4096], buf[32];
-		snprintf(path, sizeof(path), "%s/%s", cfg->spool_path, QUEUE_PID_FILE);
-		FILE *f = fopen(path, "r");
-		long pid = 0;
-		if (!f || !fgets(buf, sizeof(buf), f) || (pid = strtol(buf, NULL, 10)) <= 0) {
-			fprintf(stderr, "mailpopbox: no running server (%s: %s)\n", path,
-				f ? "unreadable" : strerror(errno));
-			if (f)
-				fclose(f);
+		long pid = queue_pid_file_read(cfg->spool_path);
+		if (pid == 0) {
+			fprintf(stderr, "mailpopbox: no running server (%s/%s: %s)\n",
+				cfg->spool_path, QUEUE_PID_FILE,
+				errno == EINVAL ? "not a process id" : strerror(errno));
 			return 1;
 		}
-		fclose(f);
 		if (kill((pid_t)pid, SIGUSR1) != 0) {
 			fprintf(stderr, "mailpopbox: cannot signal server %ld: %s\n", pid,
 				strerror(errno));

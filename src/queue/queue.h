@@ -32,6 +32,10 @@ void queue_free(struct queue *q);
 /* The pid file a running server keeps in SpoolPath, for `mailpopbox queue --flush`. */
 #define QUEUE_PID_FILE "mailpopbox.pid"
 
+/* The process id in spool_path's pid file, or 0 with errno (ENOENT: no server running there,
+ * EINVAL: the file holds no process id). The process itself may since have ended. */
+long queue_pid_file_read(const char *spool_path);
+
 /* `mailpopbox queue CONFIG.json [--flush]`: prints the queue, or signals the server. */
 int queue_command(const struct config *cfg, bool flush);
 

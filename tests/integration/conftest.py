@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -586,6 +587,16 @@ def make_server(request, tmp_path, mailpopbox_bin, certs):
 @pytest.fixture
 def server(make_server):
     return make_server()
+
+
+@pytest.fixture
+def open_directory():
+    """A directory every user can enter, for what an unprivileged user must reach (pytest's
+    tmp_path is root-only)."""
+    directory = Path(tempfile.mkdtemp(prefix="mailpopbox-open-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,12 +1,22 @@
 """`mailpopbox check CONFIG.json`: validates a config against this machine without starting the
 server. One "error: ..." or "warning: ..." line per problem, then "config OK" or "N problem(s)";
-exit 0 only without errors."""
+exit 0 only without errors. "config OK" means the server will start and reload (issue 11): as
+root with User set, files are tried as User; the running server's own ports are no error."""
 
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+from test_reload import wait_for_log
 
 
 @dataclass
@@ -27,9 +37,14 @@ class CheckResult:
         return "\n".join(self.lines) + (f"\n(stderr: {self.stderr})" if self.stderr else "")
 
 
-def run_check(server, path=None):
+def run_check(server, path=None, user=None):
+    """`mailpopbox check`, as root or (user) as that user with its own group alone."""
+    ids = {}
+    if user:
+        account = pwd.getpwnam(user)
+        ids = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     done = subprocess.run([str(server.binary), "check", str(path or server.config_path)],
-                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL, **ids)
     return CheckResult(done.returncode, done.stdout.decode().splitlines(),
                        done.stderr.decode(errors="replace"))
 
@@ -138,12 +153,56 @@ def test_port_in_use_is_an_error(make_server, key):
     assert len(result.errors) == 1, result
 
 
-def test_running_server_holds_its_ports(make_server):
+# --- while the server runs: `mailpopbox check CONFIG && systemctl reload mailpopbox` ----------
+
+def notes(result):
+    return [line for line in result.lines if line.startswith("note: ")]
+
+
+def test_running_server_ports_are_recognised_as_its_own(make_server):
     server = make_server()
     result = run_check(server)
-    assert result.status == 1, result
-    assert f"error: SMTPPort {server.smtp_port}: in use" in result.errors, result
-    assert f"error: POP3Port {server.pop3_port}: in use" in result.errors, result
+    assert result.status == 0, result
+    assert result.errors == [] and result.lines[-1] == "config OK", result
+    [note] = notes(result)
+    assert f"running server (pid {server.process.pid})" in note, result
+    assert f"SMTPPort {server.smtp_port}" in note and f"POP3Port {server.pop3_port}" in note, \
+        result
+    # ... && systemctl reload mailpopbox
+    server.process.send_signal(signal.SIGHUP)
+    wait_for_log(server, "event=reloaded")
+
+
+def test_port_held_by_another_program_while_the_server_runs_is_an_error(make_server, tmp_path):
+    server = make_server()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        # The same server (same SpoolPath, so the same pid file) with POP3 moved to that port.
+        changed = dict(server.config, POP3Port=port)
+        path = tmp_path / "changed.json"
+        path.write_text(json.dumps(changed))
+        result = run_check(server, path)
+    assert_fails_with(result, f"POP3Port {port}: in use by another program",
+                      f"not by the running server (pid {server.process.pid})")
+    assert len(result.errors) == 1, result
+    assert f"SMTPPort {server.smtp_port}" in notes(result)[0], result
+
+
+def test_pid_file_naming_another_program_does_not_excuse_a_port(make_server):
+    """A stale pid file whose number now belongs to another program (here this test, which
+    holds the port) is not the server: the port is reported."""
+    server = make_server(start=False)
+    spool = Path(server.config["SpoolPath"])
+    spool.mkdir()
+    (spool / "mailpopbox.pid").write_text(f"{os.getpid()}\n")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", server.smtp_port))
+        other.listen()
+        result = run_check(server)
+    assert_fails_with(result, f"SMTPPort {server.smtp_port}: in use")
+    assert len(result.errors) == 1 and notes(result) == [], result
 
 
 def test_dkim_key_that_does_not_exist_is_an_error(make_server, tmp_path):
@@ -202,3 +261,238 @@ def test_every_problem_is_listed_not_just_the_first(make_server, tmp_path):
     assert result.status == 1, result
     assert len(result.errors) == 3, result
     assert result.lines[-1] == "3 problem(s)", result
+
+
+# --- User: check tests what the server, started as root, does as that user ---------------------
+
+USER = "nobody"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to a User")
+
+
+@needs_root
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"User": "root"}, 'User: "root" is root'),
+    ({"User": "no-such-user-here"}, 'User: no such user "no-such-user-here"'),
+    ({"User": USER, "Group": "no-such-group-here"}, 'Group: no such group "no-such-group-here"'),
+])
+def test_user_the_server_refuses_is_an_error(make_server, overrides, fragment):
+    server = make_server(overrides, start=False)
+    result = run_check(server)
+    assert_fails_with(result, fragment, "refuses to start")
+    assert len(result.errors) == 1, result
+
+
+def installed_as_user(make_server, directory, user=USER):
+    """A Server (not started) with "User": user and everything in directory as docs/install.md
+    sets it up: config and keys root:GROUP 0640, maildrops and spool owned by the user, 0700."""
+    account = pwd.getpwnam(user)
+
+    def give_to_user(path):
+        path.mkdir(mode=0o700)
+        os.chown(path, account.pw_uid, account.pw_gid)
+        return str(path)
+
+    def readable(source):
+        copy = directory / Path(source).name
+        shutil.copy(source, copy)
+        os.chown(copy, 0, account.pw_gid)
+        copy.chmod(0o640)
+        return str(copy)
+
+    def servers(entries):
+        for entry in entries:
+            entry["MaildropPath"] = give_to_user(directory / f"maildrop-{entry['Domain']}")
+            entry["TLSCertPath"] = readable(entry["TLSCertPath"])
+            entry["TLSKeyPath"] = readable(entry["TLSKeyPath"])
+        return entries
+    server = make_server({"User": user, "SpoolPath": give_to_user(directory / "spool")},
+                         servers=servers, start=False)
+    server.config_path = directory / "config.json"
+    write_config(server)
+    return server
+
+
+def write_config(server):
+    server.config_path.write_text(json.dumps(server.config, indent=2))
+    os.chown(server.config_path, 0, grp.getgrnam("nogroup").gr_gid)
+    server.config_path.chmod(0o640)
+
+
+@needs_root
+def test_user_that_can_read_and_write_everything_is_ok(make_server, open_directory):
+    server = installed_as_user(make_server, open_directory)
+    result = run_check(server)
+    assert result.lines == ["config OK"], result
+    # The probe files are gone again.
+    for path in open_directory.rglob(".mailpopbox-check*"):
+        raise AssertionError(f"left behind: {path}")
+
+
+@needs_root
+@pytest.mark.parametrize("closed_by, hint", [
+    ("its mode", "chmod g+r"),
+    ("its directory", "enter every directory above it"),
+])
+def test_key_only_root_can_read_fails_check_as_it_fails_every_reload(make_server, open_directory,
+                                                                      closed_by, hint):
+    server = installed_as_user(make_server, open_directory)
+    key = Path(server.config["Servers"][0]["TLSKeyPath"])
+    if closed_by == "its mode":
+        os.chown(key, 0, 0)
+        key.chmod(0o600)
+    else:
+        closed = open_directory / "closed"
+        closed.mkdir(mode=0o700)
+        key = key.rename(closed / key.name)
+        server.config["Servers"][0]["TLSKeyPath"] = str(key)
+        write_config(server)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].TLSKeyPath", f"User {USER} cannot read {key}",
+                      "Permission denied", "on every reload", hint)
+    assert len(result.errors) == 1, result
+    # What check foretells: the server starts (reading the key as root), and then every
+    # reload fails.
+    server.start()
+    server.process.send_signal(signal.SIGHUP)
+    wait_for_log(server, "event=reload_failed")
+    assert "Permission denied" in server.log_text().split("event=reload_failed")[1], \
+        server.log_text()
+
+
+@needs_root
+def test_config_only_root_can_read_is_an_error(make_server, open_directory):
+    server = installed_as_user(make_server, open_directory)
+    server.config_path.chmod(0o600)
+    result = run_check(server)
+    assert_fails_with(result, "config:", f"User {USER} cannot read {server.config_path}",
+                      "on every reload")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+def test_dkim_key_only_root_can_read_is_an_error(make_server, open_directory):
+    server = installed_as_user(make_server, open_directory)
+    key = open_directory / "dkim.pem"
+    made = subprocess.run([str(server.binary), "dkim-keygen", "example.org", "sel", str(key)],
+                          capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    key.chmod(0o600)  # written by root: root's alone
+    server.config["Servers"][0].update(DKIMSelector="sel", DKIMKeyPath=str(key))
+    write_config(server)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].DKIMKeyPath", f"User {USER} cannot read {key}")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+@pytest.mark.parametrize("key", ["MaildropPath", "SpoolPath"])
+def test_directory_the_user_cannot_write_is_an_error(make_server, open_directory, key):
+    server = installed_as_user(make_server, open_directory)
+    path = Path(server.config["Servers"][0]["MaildropPath"] if key == "MaildropPath"
+                else server.config["SpoolPath"])
+    path.chmod(0o500)  # the user's own, but read-only: starting does not change that
+    result = run_check(server)
+    assert_fails_with(result, key, f"User {USER} cannot write in {path}", "Permission denied")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+@pytest.mark.parametrize("exists", [True, False])
+def test_maildrop_the_user_cannot_reach_is_an_error(make_server, open_directory, exists):
+    server = installed_as_user(make_server, open_directory)
+    closed = open_directory / "closed"
+    closed.mkdir(mode=0o700)
+    maildrop = closed / "maildrop"
+    if exists:
+        maildrop.mkdir()
+    server.config["Servers"][0]["MaildropPath"] = str(maildrop)
+    write_config(server)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].MaildropPath", f"User {USER} cannot reach {maildrop}",
+                      "a directory above it cannot be entered")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+@pytest.mark.parametrize("key", ["MaildropPath", "SpoolPath"])
+def test_directory_root_made_is_a_warning_until_the_server_starts(make_server, open_directory,
+                                                                  key):
+    """Started as root, the server gives its directories to User, so a directory root made is
+    no obstacle to a start; a reload does not give it, hence the warning."""
+    server = installed_as_user(make_server, open_directory)
+    path = Path(server.config["Servers"][0]["MaildropPath"] if key == "MaildropPath"
+                else server.config["SpoolPath"])
+    os.chown(path, 0, 0)
+    result = run_check(server)
+    assert result.status == 0, result
+    assert result.errors == [] and len(result.warnings) == 1, result
+    warning = result.warnings[0]
+    assert f"User {USER} cannot write in {path} (owned by root)" in warning, warning
+    assert f"chown -R {USER}:nogroup {path}" in warning, warning
+    assert result.lines[-1] == "config OK, 1 warning(s)", result
+    server.start()
+    result = run_check(server)
+    assert result.errors == [] and result.warnings == [], result
+    assert path.stat().st_uid == pwd.getpwnam(USER).pw_uid
+
+
+# --- check run without root ---------------------------------------------------------------------
+
+@needs_root
+def test_check_as_the_user_itself_needs_no_root(make_server, open_directory):
+    """The systemd unit's way: the service runs as the user, and check is run as it too."""
+    server = installed_as_user(make_server, open_directory)
+    result = run_check(server, user=USER)
+    assert result.lines == ["config OK"], result
+
+
+@needs_root
+@pytest.mark.parametrize("user, fragments", [
+    # Another user: check cannot become it, and says what it tested as instead.
+    ("daemon", ["runs as uid {uid} (nobody), not root", "not as User daemon",
+                "run check as root"]),
+    # A User the server ignores without root but refuses as root.
+    ("root", ['User: "root" is root', "would refuse to start"]),
+])
+def test_check_without_root_warns_what_it_could_not_test(make_server, open_directory, user,
+                                                         fragments):
+    server = installed_as_user(make_server, open_directory)
+    server.config["User"] = user
+    write_config(server)
+    result = run_check(server, user=USER)
+    assert result.status == 0, result
+    [warning] = result.warnings
+    uid = pwd.getpwnam(USER).pw_uid
+    for fragment in fragments:
+        assert fragment.format(uid=uid) in warning, warning
+    if user == "root":
+        assert_fails_with(run_check(server), 'User: "root" is root')  # as root: an error
+
+
+@needs_root
+def test_check_without_root_cannot_see_a_root_started_servers_sockets(make_server,
+                                                                     open_directory):
+    """Started as root, the server's descriptors stay root's after it drops to User; check
+    then cannot tell its ports from another program's and says to run it as root."""
+    server = installed_as_user(make_server, open_directory)
+    server.start()
+    result = run_check(server, user=USER)
+    assert_fails_with(result, f"SMTPPort {server.smtp_port}: in use",
+                      f"running server (pid {server.process.pid}", "run check as root")
+    assert run_check(server).status == 0
+
+
+@needs_root
+def test_spool_left_out_is_checked_where_the_server_will_keep_it(make_server, open_directory):
+    """An original config (no SpoolPath) run by an unprivileged user: the server keeps its
+    queue in the first maildrop when it cannot make /var/spool/mailpopbox (root's /var/spool
+    here), and check follows it there rather than failing on the default."""
+    server = installed_as_user(make_server, open_directory)
+    del server.config["SpoolPath"]
+    write_config(server)
+    result = run_check(server, user=USER)
+    assert result.status == 0 and result.errors == [], result
+    [warning] = result.warnings
+    fallback = Path(server.config["Servers"][0]["MaildropPath"]) / ".mailpopbox-spool"
+    assert "SpoolPath: not set" in warning and "/var/spool/mailpopbox" in warning, warning
+    assert f"keep its queue in {fallback}" in warning, warning

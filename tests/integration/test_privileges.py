@@ -3,9 +3,7 @@ root, then serves as that user (issue 5)."""
 import os
 import poplib
 import pwd
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,6 @@ from conftest import insecure_client_context, make_message
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to test dropping it")
 
 USER = "nobody"
-
-
-@pytest.fixture
-def open_directory():
-    """A directory the unprivileged user can reach (pytest's tmp_path is root-only)."""
-    directory = Path(tempfile.mkdtemp(prefix="mailpopbox-privileges-", dir="/tmp"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def process_ids(pid):
