@@ -86,14 +86,18 @@ def stored_subjects(server):
     return subjects
 
 
-def hold_idle(server, count, sources=("127.0.0.1",), per_source=None):
-    """count connections that read their 220 greeting and then say nothing."""
+def hold_connections(server, count, sources=("127.0.0.1",), per_source=None, dialogue=b"",
+                     until=b"220 "):
+    """count SMTP connections that send `dialogue` at once and then say nothing; each must
+    have received `until` (by default its 220 greeting)."""
     socks = open_connections(server.smtp_port, count, sources, per_source,
                              timeout=30.0 * TIME_FACTOR)
     try:
-        lines = read_first_lines(socks, timeout=30.0 * TIME_FACTOR)
-        refused = [line for line in lines.values() if not line.startswith(b"220 ")]
-        assert not refused, f"{len(refused)} of {count} got no greeting, e.g. {refused[:3]}"
+        for sock in socks:
+            sock.sendall(dialogue)
+        received = read_until(socks, until, timeout=30.0 * TIME_FACTOR)
+        failed = [data for data in received.values() if not data.endswith(until)]
+        assert not failed, f"{len(failed)} of {count} did not get {until!r}, e.g. {failed[:3]}"
     except BaseException:
         close_all(socks)
         raise
@@ -127,7 +131,7 @@ def wait_for_fd_count_at_most(pid, limit, within):
 def test_1000_idle_connections_and_200_parallel_deliveries_all_succeed(make_server):
     raise_file_limit(IDLE_CONNECTIONS + PARALLEL_DELIVERIES + 256)
     server = make_server(overrides=HIGH_CAPS)
-    idle = hold_idle(server, IDLE_CONNECTIONS)
+    idle = hold_connections(server, IDLE_CONNECTIONS)
     try:
         subjects = [marker() for _ in range(PARALLEL_DELIVERIES)]
         start_together = threading.Barrier(PARALLEL_DELIVERIES, timeout=60)
@@ -162,7 +166,7 @@ def test_normal_session_completes_promptly_while_1000_idle_connections_are_held(
     server = make_server(overrides=HIGH_CAPS)
     pid = server.process.pid
     rss_before, fds_before = vm_rss_kib(pid), fd_count(pid)
-    idle = hold_idle(server, IDLE_CONNECTIONS)
+    idle = hold_connections(server, IDLE_CONNECTIONS)
     try:
         rss_held, fds_held = vm_rss_kib(pid), fd_count(pid)
         assert fds_held >= fds_before + IDLE_CONNECTIONS, "the server is not holding them"
@@ -391,24 +395,6 @@ SHED_IDLE_SECONDS = 5
 OWNER_SECONDS = 1.0 * TIME_FACTOR
 
 
-def open_data_tricklers(server, count, sources):
-    """count SMTP connections from sources (FULL_HOUSE's per-IP cap each), each led through
-    EHLO, MAIL, RCPT and DATA to the 354. Returns the sockets."""
-    per_ip = FULL_HOUSE["MaxConnectionsPerIP"]
-    socks = open_connections(server.smtp_port, count, sources, per_ip, timeout=30.0 * TIME_FACTOR)
-    try:
-        for sock in socks:
-            sock.sendall(b"EHLO slow.example\r\nMAIL FROM:<slow@example.net.test>\r\n"
-                         b"RCPT TO:<someone@example.org>\r\nDATA\r\n")
-        replies = read_until(socks, b"\r\n354 ", timeout=30.0 * TIME_FACTOR)
-        stuck = [data for data in replies.values() if not data.endswith(b"\r\n354 ")]
-        assert not stuck, f"{len(stuck)} of {count} did not reach DATA, e.g. {stuck[:2]}"
-    except BaseException:
-        close_all(socks)
-        raise
-    return socks
-
-
 def test_mx_clients_cannot_take_the_slots_kept_for_the_owner(make_server):
     """MaxConnections 40 of which 4 are the owner's: 40 MX clients from ten addresses get 36
     sessions and 421 4.7.0 for the rest, and the owner's POP3 login over TLS still completes,
@@ -451,7 +437,10 @@ def test_a_full_house_sheds_the_slowest_so_real_mail_and_the_owner_get_in(make_s
         idle = open_connections(server.pop3_port, RESERVED - 1, addresses[:1], per_ip,
                                 timeout=30.0 * TIME_FACTOR)
         time.sleep(1.1)  # progress is counted in seconds: the idle clients are the older
-        tricklers = open_data_tricklers(server, count - RESERVED, addresses[1:])
+        tricklers = hold_connections(
+            server, count - RESERVED, addresses[1:], per_ip,
+            b"EHLO slow.example\r\nMAIL FROM:<slow@example.net.test>\r\n"
+            b"RCPT TO:<someone@example.org>\r\nDATA\r\n", until=b"\r\n354 ")
         # Full, and nobody has gone long enough without progress to be shed yet.
         with SMTPConnection(server.smtp_port) as extra:
             assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0"), (
