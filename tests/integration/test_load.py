@@ -22,7 +22,7 @@ from conftest import ConnectionClosed, SMTPConnection, insecure_client_context, 
 
 from loadutil import (TIME_FACTOR, close_all, fd_count, open_connections, raise_file_limit,
                       read_first_lines, read_until, scaled, source_addresses, still_open)
-from pop3util import pop3_connect, vm_rss_kib
+from pop3util import POP3Connection, pop3_connect, vm_rss_kib
 
 IDLE_CONNECTIONS = scaled(1000)
 PARALLEL_DELIVERIES = scaled(200)
@@ -468,3 +468,25 @@ def test_a_full_house_sheds_the_slowest_so_real_mail_and_the_owner_get_in(make_s
     finally:
         owner.close()
         close_all(idle + tricklers)
+
+
+def test_a_shed_tls_client_is_told_why_over_tls(make_server):
+    """MaxConnections 2 (one slot for the MX port, one kept for the owner's listeners): a POP3
+    client that got its greeting over TLS and then idles, and an idle MX client, fill the
+    house. After SHED_IDLE_SECONDS a new POP3 connection sheds the older, the TLS client, which
+    reads -ERR [SYS/TEMP] inside TLS, and then logs in."""
+    server = make_server(overrides={"MaxConnections": 2, "MaxConnectionsPerIP": 10})
+    idle_tls = POP3Connection(server.pop3_port)
+    try:
+        assert idle_tls.greeting.startswith(b"+OK"), idle_tls.greeting
+        time.sleep(1.1)  # progress is counted in seconds: the TLS client is the older
+        with SMTPConnection(server.smtp_port) as idle_mx:
+            assert idle_mx.greeting.code == 220, idle_mx.greeting
+            time.sleep(SHED_IDLE_SECONDS + 0.5)
+            timed_pop3_session(server, within=OWNER_SECONDS)
+            assert idle_tls.read_line(timeout=5).startswith(b"-ERR [SYS/TEMP] "), (
+                "the shed TLS client was not told why")
+            assert idle_tls.wait_closed(5)
+            assert idle_mx.command("NOOP").code == 250, "the younger connection was shed"
+    finally:
+        idle_tls.close()
