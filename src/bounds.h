@@ -22,9 +22,32 @@
 /* RFC 5321 4.5.3.2.5/4.5.3.2.6: data block and DATA termination, at least 3 / 10 minutes;
  * we time out a DATA transfer that has received nothing for this long. */
 #define SMTP_DEFAULT_DATA_TIMEOUT_SECONDS 600
+/* The slowest DATA transfer we wait for, in octets per second (128 kbit/s, a poor mobile
+ * uplink; a mail server sends far faster). A whole DATA transfer must end within
+ * "SMTPDataTimeoutSeconds" (its base: what one silence may last) + "MaxMessageSize" / this
+ * rate: 3100 s with the defaults. RFC 5321 sets no limit on the whole; without one, a
+ * client trickling a byte now and then keeps a slot for as long as it likes, since the idle
+ * timeout only counts silence. A transfer below the rate also counts as idle for shedding
+ * (SERVER_SHED_IDLE_SECONDS). */
+#define SMTP_DATA_MIN_RATE 16384
+/* The whole-DATA deadline at most (68 years: no limit, but a timer that cannot overflow). */
+#define SMTP_DATA_DEADLINE_MAX_SECONDS 2147483647U
 /* Connection caps ("MaxConnections", "MaxConnectionsPerIP"). */
 #define SERVER_DEFAULT_MAX_CONNECTIONS 1000
 #define SERVER_DEFAULT_MAX_CONNECTIONS_PER_IP 20
+/* Of MaxConnections, this share in percent (rounded up, never all of them) is kept for the
+ * owner's listeners (POP3, submission): the MX port, open to anyone, cannot fill the house
+ * alone. A tenth (100 of the default 1000) is far more than one owner's devices use, and
+ * leaves nine tenths for incoming mail. */
+#define SERVER_RESERVED_CONNECTIONS_PERCENT 10
+/* A full house sheds the connection longest without progress (a complete command line, or
+ * DATA at SMTP_DATA_MIN_RATE) instead of refusing a new one, if it has made none for this
+ * long: a client in a live conversation answers within a few round trips, so a slot held
+ * this long without progress is held, not used. Authenticated sessions are never shed. */
+#define SERVER_SHED_IDLE_SECONDS 5
+/* Candidates looked at for one shedding; one that cannot be closed now (its commit or
+ * password check is running) is passed over. */
+#define SERVER_SHED_CANDIDATES_MAX 16
 /* Bytes buffered for one client before we stop reading from it (pipelining back-pressure). */
 #define SESSION_INPUT_BUFFER_MAX (64 * 1024)
 /* Bound on replies queued for a client that does not read them. */

@@ -59,6 +59,23 @@ void connection_send(struct bufferevent *bev, const void *data, size_t len)
 		fatal("event=out_of_memory");
 }
 
+void connection_send_last(struct bufferevent *bev, const void *data, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (connection_output_pending(bev) > 0)
+		return;
+	if (!ssl) {
+		connection_send(bev, data, len);
+		return;
+	}
+	/* Nothing is queued, so no TLS record is half written: the SSL may write directly. */
+	ERR_clear_error();
+	if (SSL_write(ssl, data, (int)len) > 0)
+		SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 static void closer_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct closer *cl = arg;

@@ -22,6 +22,10 @@ void connection_close_when_flushed(struct event_base *base, struct bufferevent *
 /* Sends data on bev: on a plain socket with nothing queued, written at once as far as the
  * socket takes it; the rest (and everything on TLS) queued in bev's output. */
 void connection_send(struct bufferevent *bev, const void *data, size_t len);
+/* A last reply before bev is freed at once (not after a flush): written straight to the
+ * socket, through TLS if bev has it, as far as the socket takes it without waiting; nothing
+ * is written when earlier output is still queued (it would come out of order). */
+void connection_send_last(struct bufferevent *bev, const void *data, size_t len);
 /* Octets waiting to be written on bev and on the bufferevent under it (TLS). */
 size_t connection_output_pending(struct bufferevent *bev);
 

@@ -1,5 +1,6 @@
 /* daemon.c: listeners for each protocol port, the connection registry with total and per-IP
- * caps, SIGTERM/SIGINT graceful stop, and the event loop. */
+ * caps (and the owner's share and shedding of admission.h), SIGTERM/SIGINT graceful stop, and
+ * the event loop. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,45 @@ static struct ip_count **find_ip(struct daemon *srv, const char *ip)
 	return p;
 }
 
-bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struct sockaddr *addr)
+/* Seconds on a clock that never goes back: the order of progress (admission.h). */
+static time_t monotonic_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec;
+}
+
+/* The house (or the MX share, per verdict) is full: close the connection that has gone
+ * longest without progress, to make room for one from new_ip. True when one was shed. */
+static bool shed_one(struct daemon *srv, enum admission_verdict verdict, const char *new_ip)
+{
+	time_t now = monotonic_seconds();
+	struct admission_walk walk;
+
+	admission_walk_start(&walk, &srv->admission, verdict, now);
+	for (unsigned i = 0; i < SERVER_SHED_CANDIDATES_MAX; i++) {
+		struct admission_slot *slot = admission_walk_next(&walk);
+		if (!slot)
+			return false;
+		struct daemon_conn *victim =
+			(struct daemon_conn *)((char *)slot - offsetof(struct daemon_conn, slot));
+		char ip[INET6_ADDRSTRLEN];
+		long idle = (long)(now - slot->active_at);
+		const char *lane = slot->lane == ADMISSION_MX ? "mx" : "owner";
+		memcpy(ip, victim->ip, sizeof(ip)); /* the victim is freed when it is shed */
+		const char *reason = victim->shed(victim);
+		if (reason) {
+			log_warn("server", "event=shed client=%s reason=%s idle_seconds=%ld lane=%s "
+				"for=%s", ip, reason, idle, lane, new_ip);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struct sockaddr *addr,
+	enum admission_lane lane)
 {
 	const struct config *cfg = srv->cfg;
 
@@ -92,23 +132,31 @@ bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struc
 	}
 	if (srv->stopping)
 		return false;
-	if (srv->conn_count >= cfg->max_connections) {
-		log_warn("server", "event=connection_refused client=%s reason=max_connections",
-			conn->ip);
-		return false;
-	}
 	struct ip_count **slot = find_ip(srv, conn->ip);
 	if (*slot && (*slot)->count >= cfg->max_connections_per_ip) {
 		log_warn("server", "event=connection_refused client=%s reason=max_connections_per_ip",
 			conn->ip);
 		return false;
 	}
+	/* A full house sheds a connection that holds its slot without using it, rather than
+	 * turning away the owner or a mail server trickled out by such connections. */
+	enum admission_verdict verdict = admission_check(&srv->admission, lane,
+		cfg->max_connections);
+	if (verdict != ADMISSION_ADMIT && shed_one(srv, verdict, conn->ip))
+		verdict = admission_check(&srv->admission, lane, cfg->max_connections);
+	if (verdict != ADMISSION_ADMIT) {
+		log_warn("server", "event=connection_refused client=%s reason=%s", conn->ip,
+			verdict == ADMISSION_MX_FULL ? "max_connections_mx" : "max_connections");
+		return false;
+	}
+	slot = find_ip(srv, conn->ip); /* shedding may have changed the bucket */
 	if (!*slot) {
 		*slot = xcalloc(1, sizeof(**slot));
 		snprintf((*slot)->ip, sizeof((*slot)->ip), "%s", conn->ip);
 	}
 	(*slot)->count++;
 	srv->conn_count++;
+	admission_add(&srv->admission, &conn->slot, lane, monotonic_seconds());
 	conn->gen = generation_ref(srv->gen);
 	conn->prev = NULL;
 	conn->next = srv->conns;
@@ -116,6 +164,11 @@ bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struc
 		srv->conns->prev = conn;
 	srv->conns = conn;
 	return true;
+}
+
+void daemon_conn_touch(struct daemon *srv, struct daemon_conn *conn)
+{
+	admission_touch(&srv->admission, &conn->slot, monotonic_seconds());
 }
 
 void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
@@ -134,6 +187,7 @@ void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	srv->conn_count--;
+	admission_remove(&srv->admission, &conn->slot);
 	generation_unref(conn->gen);
 	conn->gen = NULL;
 	if (srv->conn_count == 0 && srv->trim_timer) {
@@ -195,9 +249,10 @@ unsigned daemon_login_failed(struct daemon *srv, const struct daemon_conn *conn,
 	return delay;
 }
 
-void daemon_login_succeeded(struct daemon *srv, const struct daemon_conn *conn)
+void daemon_login_succeeded(struct daemon *srv, struct daemon_conn *conn)
 {
 	throttle_success(srv->throttle, conn->ip);
+	admission_protect(&srv->admission, &conn->slot);
 }
 
 bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, const char *module)

@@ -432,6 +432,7 @@ static void pop3_conn_process(struct pop3_conn *c)
 			break;
 		}
 		connection_deadline_disarm(&c->deadline);
+		daemon_conn_touch(c->srv, &c->base);
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
 		c->reply_start = c->out.len;
@@ -515,6 +516,22 @@ static void pop3_conn_shutdown(struct daemon_conn *conn)
 	close_after_flush(c);
 }
 
+/* A full house sheds this connection (daemon.h), one not logged in: it is closed at once,
+ * without UPDATE (RFC 1939 6). */
+static const char *pop3_conn_shed(struct daemon_conn *conn)
+{
+	struct pop3_conn *c = (struct pop3_conn *)conn;
+
+	if (c->job_pending || c->closing)
+		return NULL; /* a password check or maildrop opening must end with its reply */
+	if (c->bev) {
+		static const char reply[] = "-ERR [SYS/TEMP] server busy, closing idle connection\r\n";
+		connection_send_last(c->bev, reply, sizeof(reply) - 1);
+	}
+	pop3_conn_free(c);
+	return "idle";
+}
+
 static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	const struct sockaddr *addr, bool implicit_tls, bool stls_offered)
 {
@@ -522,7 +539,8 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 
 	c->srv = srv;
 	c->retr_fd = -1;
-	if (!daemon_conn_admit(srv, &c->base, addr)) {
+	c->base.shed = pop3_conn_shed;
+	if (!daemon_conn_admit(srv, &c->base, addr, ADMISSION_OWNER)) {
 		if (!implicit_tls) {
 			static const char busy_reply[] = "-ERR [SYS/TEMP] too many connections\r\n";
 			(void)!send(fd, busy_reply, sizeof(busy_reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "bounds.h"
+
 void smtp_data_reader_init(struct smtp_data_reader *r, uint64_t max_size)
 {
 	r->state = SMTP_DATA_LINE_START;
@@ -111,4 +113,13 @@ size_t smtp_data_reader_feed(struct smtp_data_reader *r, const char *in, size_t 
 	}
 	*out_len = o;
 	return i;
+}
+
+unsigned smtp_data_deadline_seconds(uint64_t max_size, unsigned idle_timeout)
+{
+	uint64_t seconds = (uint64_t)idle_timeout + (max_size + SMTP_DATA_MIN_RATE - 1) /
+		SMTP_DATA_MIN_RATE;
+
+	return seconds < SMTP_DATA_DEADLINE_MAX_SECONDS ? (unsigned)seconds :
+		SMTP_DATA_DEADLINE_MAX_SECONDS;
 }

@@ -39,4 +39,9 @@ static inline bool smtp_data_reader_done(const struct smtp_data_reader *r)
 	return r->state == SMTP_DATA_DONE;
 }
 
+/* Seconds a whole DATA transfer may take (bounds.h, SMTP_DATA_MIN_RATE): idle_timeout
+ * ("SMTPDataTimeoutSeconds") plus max_size octets at the minimum rate, at most
+ * SMTP_DATA_DEADLINE_MAX_SECONDS. */
+unsigned smtp_data_deadline_seconds(uint64_t max_size, unsigned idle_timeout);
+
 #endif

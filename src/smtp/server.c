@@ -18,6 +18,7 @@
 #include "log.h"
 #include "daemon.h"
 #include "generation.h"
+#include "smtp/data.h"
 #include "smtp/session.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
@@ -52,16 +53,19 @@ struct smtp_conn {
 	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
-	struct connection_deadline deadline; /* for the next command line or TLS handshake */
+	/* For the next command line or TLS handshake, and for a whole DATA transfer. */
+	struct connection_deadline deadline;
+	time_t data_started;  /* when the current DATA transfer began */
+	uint64_t data_octets; /* octets of it received so far */
 };
 
 static void smtp_conn_process(struct smtp_conn *c);
 
 /* Timeouts. In DATA the read timeout is an idle one (RFC 5321 4.5.3.2.5: a limit per data
- * block). A command line, and a TLS handshake, get a deadline instead, started when we begin
- * waiting and not moved by partial input: a client trickling a byte at a time cannot hold a
- * connection slot for ever (slowloris). The write timeout catches a client that stops
- * reading our replies. */
+ * block), and the whole transfer has a deadline too (smtp_data_deadline_seconds). A command
+ * line, and a TLS handshake, get a deadline, started when we begin waiting and not moved by
+ * partial input: a client trickling a byte at a time cannot hold a connection slot for ever
+ * (slowloris). The write timeout catches a client that stops reading our replies. */
 static void set_timeouts(struct smtp_conn *c)
 {
 	const struct config *cfg = &c->base.gen->cfg;
@@ -75,6 +79,26 @@ static void set_timeouts(struct smtp_conn *c)
 static void arm_command_deadline(struct smtp_conn *c)
 {
 	connection_deadline_arm(&c->deadline, c->base.gen->cfg.smtp_command_timeout);
+}
+
+/* DATA began: the transfer must end within the whole-DATA deadline. */
+static void start_data_deadline(struct smtp_conn *c)
+{
+	const struct config *cfg = &c->base.gen->cfg;
+
+	c->data_started = time(NULL);
+	c->data_octets = 0;
+	connection_deadline_arm(&c->deadline,
+		smtp_data_deadline_seconds(cfg->max_message_size, cfg->smtp_data_timeout));
+}
+
+/* octets more of DATA arrived. The transfer counts as progress, for the shedding of a full
+ * house (daemon.h), while it keeps up SMTP_DATA_MIN_RATE on average since DATA began. */
+static void note_data_progress(struct smtp_conn *c, size_t octets)
+{
+	c->data_octets += octets;
+	if (c->data_octets >= (uint64_t)(time(NULL) - c->data_started) * SMTP_DATA_MIN_RATE)
+		daemon_conn_touch(c->srv, &c->base);
 }
 
 static void abort_deliveries(struct smtp_conn *c)
@@ -470,6 +494,7 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 	case SMTP_ACTION_NONE:
 		break;
 	case SMTP_ACTION_BEGIN_DATA:
+		start_data_deadline(c);
 		begin_data(c);
 		break;
 	case SMTP_ACTION_STARTTLS:
@@ -508,8 +533,12 @@ static void smtp_conn_process(struct smtp_conn *c)
 		enum smtp_state state = smtp_session_state(c->session);
 
 		if (state == SMTP_STATE_DATA) {
-			if (!feed_data(c, in))
+			size_t before = evbuffer_get_length(in);
+			bool done = feed_data(c, in);
+			note_data_progress(c, before - evbuffer_get_length(in));
+			if (!done)
 				break;
+			connection_deadline_disarm(&c->deadline);
 			end_data(c);
 			continue;
 		}
@@ -530,6 +559,7 @@ static void smtp_conn_process(struct smtp_conn *c)
 			break;
 		}
 		connection_deadline_disarm(&c->deadline);
+		daemon_conn_touch(c->srv, &c->base);
 		size_t len = (size_t)eol.pos;
 		enum smtp_action action;
 		if (c->discarding_line || len > SMTP_COMMAND_LINE_MAX) {
@@ -570,13 +600,14 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* RFC 5321 4.5.3.2.7: 421 and close when the client takes too long. */
-static void time_out(struct smtp_conn *c)
+/* RFC 5321 4.5.3.2.7: 421 and close when the client takes too long. Whatever DATA was being
+ * received is dropped when the connection is freed (abort_deliveries): nothing is kept. */
+static void time_out(struct smtp_conn *c, const char *reason)
 {
 	if (c->closing)
 		return;
-	log_info("smtp", "event=timeout client=%s state=%d", c->base.ip,
-		(int)smtp_session_state(c->session));
+	log_info("smtp", "event=timeout client=%s state=%d reason=%s", c->base.ip,
+		(int)smtp_session_state(c->session), reason);
 	smtp_session_timeout(c->session, &c->out);
 	flush_out(c);
 	close_after_flush(c);
@@ -590,7 +621,7 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->closing)
 		return; /* the closer frees the connection once the last reply is out */
 	if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_WRITING)) {
-		time_out(c); /* idle in DATA */
+		time_out(c, "data_idle");
 		return;
 	}
 	/* EOF, error, or a client that does not read: the connection is over. */
@@ -611,7 +642,8 @@ static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	connection_deadline_expired(&c->deadline);
 	if (!c->job_pending)
-		time_out(c);
+		time_out(c, smtp_session_state(c->session) == SMTP_STATE_DATA ? "data_deadline" :
+			"command_deadline");
 }
 
 static void smtp_conn_shutdown(struct daemon_conn *conn)
@@ -628,13 +660,35 @@ static void smtp_conn_shutdown(struct daemon_conn *conn)
 	close_after_flush(c);
 }
 
+/* A full house sheds this connection (daemon.h): 421 (RFC 5321 3.8) and close at once; a
+ * message being received is dropped (abort_deliveries), so nothing is kept. */
+static const char *smtp_conn_shed(struct daemon_conn *conn)
+{
+	struct smtp_conn *c = (struct smtp_conn *)conn;
+
+	if (c->job_pending || c->closing)
+		return NULL; /* a commit must end with its reply; a closing one is nearly gone */
+	const char *reason = smtp_session_state(c->session) == SMTP_STATE_DATA ? "slow_data" :
+		"idle";
+	if (c->bev) {
+		strbuf_reset(&c->out);
+		strbuf_appendf(&c->out, "421 4.7.0 %s Server busy, closing idle connection\r\n",
+			c->base.gen->cfg.hostname);
+		connection_send_last(c->bev, c->out.data, c->out.len);
+	}
+	smtp_conn_free(c);
+	return reason;
+}
+
 void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
 	enum smtp_listener listener)
 {
 	struct smtp_conn *c = xcalloc(1, sizeof(*c));
 
 	c->srv = srv;
-	if (!daemon_conn_admit(srv, &c->base, addr)) {
+	c->base.shed = smtp_conn_shed;
+	if (!daemon_conn_admit(srv, &c->base, addr,
+		    listener == SMTP_LISTENER_MX ? ADMISSION_MX : ADMISSION_OWNER)) {
 		/* RFC 5321 3.8: 421 when the service is not available. */
 		static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
 		(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);

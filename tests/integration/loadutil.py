@@ -13,6 +13,7 @@ process holds, and how hard to push.
   source_addresses  127.0.0.2, 127.0.0.3, ...: other loopback client addresses (Linux routes all
                     of 127/8 to lo)
   open_connections  count TCP connections from given source addresses, bounded in time
+  read_until        what each socket receives up to a marker (a reply code), bounded in time
   read_first_lines  the first line each socket receives (greetings, 421s), bounded in time
   still_open        the sockets the server has not closed
   fd_count          how many descriptors the server process holds (Linux /proc)
@@ -104,10 +105,10 @@ def open_connections(port, count, sources=("127.0.0.1",), per_source=None, timeo
     return opened
 
 
-def read_first_lines(socks, timeout=30.0):
-    """{socket: first CRLF-terminated line (bytes, without CRLF)} for every socket; a socket
-    the server closes before a full line maps to what it got (b"" if nothing). Raises if some
-    socket has neither a line nor EOF when timeout runs out."""
+def read_until(socks, marker, timeout=30.0):
+    """{socket: what it received up to the end of the first `marker` (bytes)} for every socket;
+    a socket the server closes before the marker maps to what it got (b"" if nothing). Raises
+    if some socket has neither the marker nor EOF when timeout runs out."""
     deadline = time.monotonic() + timeout
     buffers = {sock: b"" for sock in socks}
     result = {}
@@ -120,7 +121,7 @@ def read_first_lines(socks, timeout=30.0):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"{len(socks) - len(result)} of {len(socks)} sockets have "
-                                   f"no first line after {timeout} s")
+                                   f"no {marker!r} after {timeout} s")
             for key, _ in selector.select(min(remaining, 1.0)):
                 sock = key.fileobj
                 try:
@@ -130,12 +131,21 @@ def read_first_lines(socks, timeout=30.0):
                 except OSError:
                     chunk = b""
                 buffers[sock] += chunk
-                if b"\r\n" in buffers[sock] or not chunk:
-                    result[sock] = buffers[sock].split(b"\r\n", 1)[0]
+                end = buffers[sock].find(marker)
+                if end >= 0 or not chunk:
+                    result[sock] = buffers[sock][:end + len(marker)] if end >= 0 else buffers[sock]
                     selector.unregister(sock)
     finally:
         selector.close()
     return result
+
+
+def read_first_lines(socks, timeout=30.0):
+    """{socket: first CRLF-terminated line (bytes, without CRLF)} for every socket; a socket
+    the server closes before a full line maps to what it got (b"" if nothing). Raises if some
+    socket has neither a line nor EOF when timeout runs out."""
+    return {sock: data.split(b"\r\n", 1)[0]
+            for sock, data in read_until(socks, b"\r\n", timeout).items()}
 
 
 def still_open(socks):

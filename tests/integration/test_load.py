@@ -1,13 +1,16 @@
 """Load on loopback, bounded (issue 5): 1,000 idle connections plus 200 parallel deliveries all
 succeed; a normal SMTP or POP3 session completes promptly while 1,000 idle, stalled or
 trickling connections (slowloris) are held; the command timeout closes the slow ones; the
-per-IP cap keeps one address from crowding out the others.
+per-IP cap keeps one address from crowding out the others. A full house (issue 11): the MX
+port cannot take the owner's share of the slots, and the connection longest without progress
+is shed so that real mail and the owner still get in, in under a second.
 
 Counts scale with MAILPOPBOX_TEST_SCALE and "promptly" bounds with TIME_FACTOR (3 for an ASan
 build); see loadutil. Each test prints what it measured (durations, the server's VmRSS and
 descriptor counts) for `pytest -s`.
 """
 
+import re
 import socket
 import ssl
 import threading
@@ -18,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from conftest import ConnectionClosed, SMTPConnection, insecure_client_context, make_message
 
 from loadutil import (TIME_FACTOR, close_all, fd_count, open_connections, raise_file_limit,
-                      read_first_lines, scaled, source_addresses, still_open)
-from pop3util import pop3_connect, vm_rss_kib
+                      read_first_lines, read_until, scaled, source_addresses, still_open)
+from pop3util import POP3Connection, pop3_connect, vm_rss_kib
 
 IDLE_CONNECTIONS = scaled(1000)
 PARALLEL_DELIVERIES = scaled(200)
@@ -49,26 +52,27 @@ def smtp_session(server, subject):
     return reply
 
 
-def timed_smtp_session(server):
-    """A normal session; asserts 250 and that it was prompt. Returns seconds taken."""
+def timed_smtp_session(server, within=PROMPT_SECONDS):
+    """A normal session; asserts 250 and that it took less than within. Returns seconds."""
     subject = marker()
     started = time.monotonic()
     reply = smtp_session(server, subject)
     elapsed = time.monotonic() - started
     assert reply.code == 250, f"normal session under load: {reply}"
-    assert elapsed < PROMPT_SECONDS, f"normal SMTP session took {elapsed:.1f} s under load"
+    assert elapsed < within, f"normal SMTP session took {elapsed:.1f} s under load"
     assert stored_subjects(server).count(subject) == 1
     return elapsed
 
 
-def timed_pop3_session(server):
-    """USER/PASS/STAT/QUIT over implicit TLS; asserts it was prompt. Returns seconds taken."""
+def timed_pop3_session(server, within=PROMPT_SECONDS):
+    """USER/PASS/STAT/QUIT over implicit TLS; asserts it took less than within. Returns
+    seconds taken."""
     started = time.monotonic()
     with pop3_connect(server) as conn:
         assert conn.command("STAT").startswith(b"+OK ")
         assert conn.quit().startswith(b"+OK")
     elapsed = time.monotonic() - started
-    assert elapsed < PROMPT_SECONDS, f"normal POP3 session took {elapsed:.1f} s under load"
+    assert elapsed < within, f"normal POP3 session took {elapsed:.1f} s under load"
     return elapsed
 
 
@@ -82,14 +86,18 @@ def stored_subjects(server):
     return subjects
 
 
-def hold_idle(server, count, sources=("127.0.0.1",), per_source=None):
-    """count connections that read their 220 greeting and then say nothing."""
+def hold_connections(server, count, sources=("127.0.0.1",), per_source=None, dialogue=b"",
+                     until=b"220 "):
+    """count SMTP connections that send `dialogue` at once and then say nothing; each must
+    have received `until` (by default its 220 greeting)."""
     socks = open_connections(server.smtp_port, count, sources, per_source,
                              timeout=30.0 * TIME_FACTOR)
     try:
-        lines = read_first_lines(socks, timeout=30.0 * TIME_FACTOR)
-        refused = [line for line in lines.values() if not line.startswith(b"220 ")]
-        assert not refused, f"{len(refused)} of {count} got no greeting, e.g. {refused[:3]}"
+        for sock in socks:
+            sock.sendall(dialogue)
+        received = read_until(socks, until, timeout=30.0 * TIME_FACTOR)
+        failed = [data for data in received.values() if not data.endswith(until)]
+        assert not failed, f"{len(failed)} of {count} did not get {until!r}, e.g. {failed[:3]}"
     except BaseException:
         close_all(socks)
         raise
@@ -123,7 +131,7 @@ def wait_for_fd_count_at_most(pid, limit, within):
 def test_1000_idle_connections_and_200_parallel_deliveries_all_succeed(make_server):
     raise_file_limit(IDLE_CONNECTIONS + PARALLEL_DELIVERIES + 256)
     server = make_server(overrides=HIGH_CAPS)
-    idle = hold_idle(server, IDLE_CONNECTIONS)
+    idle = hold_connections(server, IDLE_CONNECTIONS)
     try:
         subjects = [marker() for _ in range(PARALLEL_DELIVERIES)]
         start_together = threading.Barrier(PARALLEL_DELIVERIES, timeout=60)
@@ -158,7 +166,7 @@ def test_normal_session_completes_promptly_while_1000_idle_connections_are_held(
     server = make_server(overrides=HIGH_CAPS)
     pid = server.process.pid
     rss_before, fds_before = vm_rss_kib(pid), fd_count(pid)
-    idle = hold_idle(server, IDLE_CONNECTIONS)
+    idle = hold_connections(server, IDLE_CONNECTIONS)
     try:
         rss_held, fds_held = vm_rss_kib(pid), fd_count(pid)
         assert fds_held >= fds_before + IDLE_CONNECTIONS, "the server is not holding them"
@@ -212,7 +220,8 @@ def open_slow_clients(server):
 class Trickler:
     """Sends one byte to each socket every `interval` seconds from a background thread, until
     stopped or the server closes the socket; socket i gets payloads[i] from byte `start` on,
-    then stalls. interval None: no trickle at all, the sockets just stall."""
+    then stalls. interval None: no trickle at all, the sockets just stall. Before each byte
+    it reads what the server sent (kept in received[i]), so it stops at the server's EOF."""
 
     def __init__(self, socks, payloads, start, interval):
         self.socks = list(socks)
@@ -221,6 +230,7 @@ class Trickler:
         self.interval = interval
         self.stop_event = threading.Event()
         self.sent = 0
+        self.received = [b""] * len(self.socks)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self):
@@ -237,6 +247,9 @@ class Trickler:
         live = set(range(len(self.socks)))
         while live and not self.stop_event.wait(self.interval):
             for i in list(live):
+                if not self.receive(i):
+                    live.discard(i)
+                    continue
                 payload = self.payloads[i]
                 if self.offsets[i] >= len(payload):
                     continue  # said all it will say; now it just stalls
@@ -249,6 +262,19 @@ class Trickler:
                     pass
                 except OSError:
                     live.discard(i)
+
+    def receive(self, i):
+        """Reads what socket i has into received[i]; False at EOF or an error."""
+        while True:
+            try:
+                data = self.socks[i].recv(65536, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            self.received[i] += data
 
 
 def slowloris(server, fds_before, smtp, pop3, smtp_payload, pop3_payload, first_bytes,
@@ -353,3 +379,114 @@ def test_one_address_beyond_the_per_ip_cap_gets_421_and_others_are_served(make_s
               f"normal SMTP {smtp_seconds * 1000:.0f} ms, POP3 {pop3_seconds * 1000:.0f} ms")
     finally:
         close_all(socks)
+
+
+# --- a full house (issue 11) ---------------------------------------------------------------------
+
+# MaxConnections and MaxConnectionsPerIP for the full-house tests: filling the house takes
+# ten client addresses.
+FULL_HOUSE = {"MaxConnections": 40, "MaxConnectionsPerIP": 4}
+# SERVER_RESERVED_CONNECTIONS_PERCENT (10) of the 40, for POP3 and submission only.
+RESERVED = 4
+# SERVER_SHED_IDLE_SECONDS in src/bounds.h: only a connection without progress for this long
+# is shed.
+SHED_IDLE_SECONDS = 5
+# What the issue asks of a delivery and an owner's login while the house is full.
+OWNER_SECONDS = 1.0 * TIME_FACTOR
+
+
+def test_mx_clients_cannot_take_the_slots_kept_for_the_owner(make_server):
+    """MaxConnections 40 of which 4 are the owner's: 40 MX clients from ten addresses get 36
+    sessions and 421 4.7.0 for the rest, and the owner's POP3 login over TLS still completes,
+    in under a second."""
+    server = make_server(overrides=FULL_HOUSE)
+    count = FULL_HOUSE["MaxConnections"]
+    addresses = source_addresses(count // FULL_HOUSE["MaxConnectionsPerIP"])
+    socks = open_connections(server.smtp_port, count, addresses, FULL_HOUSE["MaxConnectionsPerIP"],
+                             timeout=30.0 * TIME_FACTOR)
+    try:
+        lines = list(read_first_lines(socks, timeout=30.0 * TIME_FACTOR).values())
+        greeted = [line for line in lines if line.startswith(b"220 ")]
+        refused = [line for line in lines if line.startswith(b"421 4.7.0 ")]
+        assert (len(greeted), len(refused)) == (count - RESERVED, RESERVED), (
+            f"{len(greeted)} MX sessions admitted, {len(refused)} refused of {count}")
+        pop3_seconds = timed_pop3_session(server, within=OWNER_SECONDS)
+        assert len(still_open(socks)) == count - RESERVED
+        assert "reason=max_connections_mx" in server.log_text()
+        print(f"\nMX share full ({len(greeted)} of {count}): owner's POP3 session "
+              f"{pop3_seconds * 1000:.0f} ms")
+    finally:
+        close_all(socks)
+
+
+def test_a_full_house_sheds_the_slowest_so_real_mail_and_the_owner_get_in(make_server):
+    """The issue's pattern, scaled down: every slot taken by clients from many addresses, MX
+    clients trickling a byte a second in DATA (the idle timeout never fires) and idle clients
+    on the POP3 port; the owner stays logged in meanwhile. After SHED_IDLE_SECONDS a POP3
+    login and a normal delivery each complete in under a second: each sheds the connection
+    longest without progress (an idle POP3 client, then a trickling MX one, which gets
+    421 4.7.0), never the logged-in owner, although that session is the oldest."""
+    server = make_server(overrides=FULL_HOUSE)
+    count = FULL_HOUSE["MaxConnections"]
+    per_ip = FULL_HOUSE["MaxConnectionsPerIP"]
+    addresses = source_addresses(count // per_ip)
+    owner = pop3_connect(server, domain="example.net")
+    idle, tricklers = [], []
+    try:
+        # The owner's share: the owner and three idle clients (no TLS ClientHello).
+        idle = open_connections(server.pop3_port, RESERVED - 1, addresses[:1], per_ip,
+                                timeout=30.0 * TIME_FACTOR)
+        time.sleep(1.1)  # progress is counted in seconds: the idle clients are the older
+        tricklers = hold_connections(
+            server, count - RESERVED, addresses[1:], per_ip,
+            b"EHLO slow.example\r\nMAIL FROM:<slow@example.net.test>\r\n"
+            b"RCPT TO:<someone@example.org>\r\nDATA\r\n", until=b"\r\n354 ")
+        # Full, and nobody has gone long enough without progress to be shed yet.
+        with SMTPConnection(server.smtp_port) as extra:
+            assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0"), (
+                f"the house is not full: {extra.greeting}")
+        payload = b"Subject: slow\r\n\r\n" + b"x" * 1000
+        with Trickler(tricklers, [payload] * len(tricklers), 0, 1.0) as trickler:
+            time.sleep(SHED_IDLE_SECONDS + 1.5)
+            pop3_seconds = timed_pop3_session(server, within=OWNER_SECONDS)
+            smtp_seconds = timed_smtp_session(server, within=OWNER_SECONDS)
+            assert owner.command("STAT").startswith(b"+OK "), "the logged-in owner was shed"
+        for i in range(len(tricklers)):
+            trickler.receive(i)
+        shed = [data for data in trickler.received if b"421 4.7.0 " in data]
+        assert len(shed) == 1, f"{len(shed)} trickling clients got 421 4.7.0"
+        for sock in idle:
+            sock.setblocking(False)
+        assert len(still_open(idle)) == RESERVED - 2, "not one idle POP3 client was shed"
+        log = server.log_text()
+        assert re.search(r"event=shed client=127\.0\.0\.2 reason=idle idle_seconds=\d+ "
+                         r"lane=owner for=127\.0\.0\.1", log), "no idle POP3 client shed"
+        assert re.search(r"event=shed client=\S+ reason=slow_data idle_seconds=\d+ lane=mx "
+                         r"for=127\.0\.0\.1", log), "no trickling MX client shed"
+        print(f"\nfull house of {count}: owner's POP3 session {pop3_seconds * 1000:.0f} ms, "
+              f"normal SMTP session {smtp_seconds * 1000:.0f} ms")
+    finally:
+        owner.close()
+        close_all(idle + tricklers)
+
+
+def test_a_shed_tls_client_is_told_why_over_tls(make_server):
+    """MaxConnections 2 (one slot for the MX port, one kept for the owner's listeners): a POP3
+    client that got its greeting over TLS and then idles, and an idle MX client, fill the
+    house. After SHED_IDLE_SECONDS a new POP3 connection sheds the older, the TLS client, which
+    reads -ERR [SYS/TEMP] inside TLS, and then logs in."""
+    server = make_server(overrides={"MaxConnections": 2, "MaxConnectionsPerIP": 10})
+    idle_tls = POP3Connection(server.pop3_port)
+    try:
+        assert idle_tls.greeting.startswith(b"+OK"), idle_tls.greeting
+        time.sleep(1.1)  # progress is counted in seconds: the TLS client is the older
+        with SMTPConnection(server.smtp_port) as idle_mx:
+            assert idle_mx.greeting.code == 220, idle_mx.greeting
+            time.sleep(SHED_IDLE_SECONDS + 0.5)
+            timed_pop3_session(server, within=OWNER_SECONDS)
+            assert idle_tls.read_line(timeout=5).startswith(b"-ERR [SYS/TEMP] "), (
+                "the shed TLS client was not told why")
+            assert idle_tls.wait_closed(5)
+            assert idle_mx.command("NOOP").code == 250, "the younger connection was shed"
+    finally:
+        idle_tls.close()

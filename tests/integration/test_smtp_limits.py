@@ -1,10 +1,12 @@
 """Limits (RFC 5321 4.5.3): line length, timeouts, connection caps, garbage. Never a crash."""
 
 import random
+import re
 import socket
 import time
 
 from conftest import ConnectionClosed, SMTPConnection, make_message, queue_id
+from pop3util import POP3Connection
 
 
 def assert_still_serving(server):
@@ -126,6 +128,37 @@ def test_slow_data_that_keeps_arriving_is_not_cut(make_server):
     server.message().split(message)
 
 
+def test_data_trickled_past_the_whole_data_deadline_is_421_and_nothing_is_stored(make_server):
+    """Each byte restarts the DATA idle timeout, so a whole DATA transfer has a deadline too:
+    SMTPDataTimeoutSeconds + MaxMessageSize / 16384 octets per second (SMTP_DATA_MIN_RATE),
+    here 2 s + 1 s. A byte every half second never lets the idle timeout fire; without the
+    deadline this client would hold its slot for as long as it likes."""
+    server = make_server({"SMTPCommandTimeoutSeconds": 30, "SMTPDataTimeoutSeconds": 2,
+                          "MaxMessageSize": 1000})
+    with server.connect() as client:
+        client.ehlo()
+        assert client.command("MAIL FROM:<a@elsewhere.example>").code == 250
+        assert client.command("RCPT TO:<trickle@example.org>").code == 250
+        assert client.command("DATA").code == 354
+        started = time.monotonic()
+        reply = None
+        while reply is None and time.monotonic() - started < 20:
+            try:
+                client.send(b"x")
+                reply = client.read_reply(timeout=0.5)
+            except TimeoutError:
+                continue
+            except OSError:  # closed: the reply is what was read last
+                reply = client.read_reply(timeout=5)
+        elapsed = time.monotonic() - started
+        assert reply is not None, f"still in DATA after {elapsed:.0f} s of trickling"
+        assert (reply.code, reply.enhanced) == (421, "4.4.2"), reply
+        assert client.wait_closed(5)
+    server.assert_nothing_stored(settle=5.0)
+    assert re.search(r"event=timeout client=127\.0\.0\.1 state=\d+ reason=data_deadline",
+                     server.log_text())
+
+
 def test_connections_over_per_ip_cap_get_421_4_7_0(make_server):
     server = make_server({"MaxConnectionsPerIP": 3})
     held = [server.connect() for _ in range(3)]
@@ -149,15 +182,23 @@ def test_connections_over_per_ip_cap_get_421_4_7_0(make_server):
 
 
 def test_connections_over_total_cap_get_421(make_server):
+    """MaxConnections 4: the MX port gets 3 (a tenth, rounded up, is kept for POP3 and
+    submission); the fourth slot is the owner's, and past it POP3 is refused too. The held
+    connections are new, so none is shed to make room."""
     server = make_server({"MaxConnections": 4, "MaxConnectionsPerIP": 100})
     held = []
     try:
-        for _ in range(4):
+        for _ in range(3):
             held.append(server.connect())
             assert held[-1].greeting.code == 220
         with server.connect() as extra:
-            assert extra.greeting.code == 421, extra.greeting
+            assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0"), extra.greeting
             assert extra.wait_closed(5)
+        owner = POP3Connection(server.pop3_port)
+        held.append(owner)
+        assert owner.greeting.startswith(b"+OK"), owner.greeting
+        with POP3Connection(server.pop3_port, tls=False, read_greeting=False) as extra:
+            assert extra.wait_closed(5), "a fifth connection was let in"
     finally:
         for client in held:
             client.close()

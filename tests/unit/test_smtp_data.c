@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "bounds.h"
 #include "smtp/data.h"
 
 #define NO_LIMIT UINT64_MAX
@@ -596,6 +597,25 @@ static void test_matches_byte_by_byte_reference_on_random_input(void **state)
 	}
 }
 
+/* The whole-DATA deadline: the idle timeout plus the size limit at SMTP_DATA_MIN_RATE. */
+static void test_data_deadline_is_idle_timeout_plus_size_at_minimum_rate(void **state)
+{
+	(void)state;
+	/* The defaults: 600 s + 40960000 octets / 16384 octets per second = 3100 s. */
+	assert_int_equal(smtp_data_deadline_seconds(40960000, 600), 600 + 2500);
+	/* A partial second of transfer is rounded up, never down to nothing. */
+	assert_int_equal(smtp_data_deadline_seconds(1, 2), 3);
+	assert_int_equal(smtp_data_deadline_seconds(SMTP_DATA_MIN_RATE, 2), 3);
+	assert_int_equal(smtp_data_deadline_seconds(SMTP_DATA_MIN_RATE + 1, 2), 4);
+}
+
+static void test_data_deadline_is_capped_for_huge_size_limits(void **state)
+{
+	(void)state;
+	assert_int_equal(smtp_data_deadline_seconds(INT64_MAX, 600), SMTP_DATA_DEADLINE_MAX_SECONDS);
+	assert_int_equal(smtp_data_deadline_seconds(0, INT32_MAX), SMTP_DATA_DEADLINE_MAX_SECONDS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +651,8 @@ int main(void)
 		cmocka_unit_test(test_oversize_stops_output_but_finds_end),
 		cmocka_unit_test(test_exactly_max_size_is_not_oversize),
 		cmocka_unit_test(test_zero_max_size_refuses_any_content),
+		cmocka_unit_test(test_data_deadline_is_idle_timeout_plus_size_at_minimum_rate),
+		cmocka_unit_test(test_data_deadline_is_capped_for_huge_size_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
