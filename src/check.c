@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mail/dkim.h"
+#include "queue/delivery.h"
 #include "tls.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -202,6 +203,23 @@ static void check_dkim(struct check_report *r, const struct server_config *serve
 	dkim_signer_free(signer);
 }
 
+/* ---- the smarthost ---- */
+
+/* The CA certificates the smarthost is checked against load as the queue will load them. */
+static void check_relay_tls(struct check_report *r, const struct config *cfg)
+{
+	char err[512];
+
+	if (!delivery_relay_verified(cfg))
+		return;
+	SSL_CTX *ctx = delivery_relay_tls_context_new(cfg, err, sizeof(err));
+	if (!ctx) {
+		report_error(r, "%s", err);
+		return;
+	}
+	SSL_CTX_free(ctx);
+}
+
 /* ---- ports ---- */
 
 /* The address the daemon listens on: ListenAddress, or all addresses through one dual-stack
@@ -275,6 +293,7 @@ static void check_all(struct check_report *r, const struct config *cfg)
 		check_dkim(r, &cfg->servers[i], i);
 	}
 	check_directory(r, "SpoolPath", cfg->spool_path);
+	check_relay_tls(r, cfg);
 	check_ports(r, cfg);
 }
 

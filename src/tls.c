@@ -30,6 +30,19 @@ const char *tls_last_error(char *buf, size_t size)
 	return buf;
 }
 
+const char *tls_error_reason(unsigned long error, char *buf, size_t size)
+{
+	const char *reason = error ? ERR_reason_error_string(error) : NULL;
+
+	if (reason)
+		snprintf(buf, size, "%s", reason);
+	else if (error)
+		ERR_error_string_n(error, buf, size);
+	else
+		snprintf(buf, size, "unknown error");
+	return buf;
+}
+
 /* True when name is domain or a subdomain of it. */
 static bool name_matches(const char *name, const char *domain)
 {

@@ -23,5 +23,8 @@ SSL *tls_new_session(struct tls_contexts *tls);
 void tls_describe(const SSL *ssl, char *buf, size_t size);
 /* The last OpenSSL error queue entry as text (and clears the queue). */
 const char *tls_last_error(char *buf, size_t size);
+/* The reason of one OpenSSL error code in words ("unsupported protocol", "no shared cipher",
+ * "tlsv1 alert unknown ca"), for logs; written to buf, which is returned. */
+const char *tls_error_reason(unsigned long error, char *buf, size_t size);
 
 #endif
