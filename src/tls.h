@@ -11,6 +11,17 @@
 
 struct tls_contexts;
 
+/* Which suites a port offers (docs/smtp.md "TLS"). */
+enum tls_policy {
+	/* The MX port: OpenSSL's defaults from TLS 1.2 up (RFC 7435: for a sender that can do
+	 * no better, any encryption beats clear text). */
+	TLS_POLICY_OPPORTUNISTIC,
+	/* Submission and POP3, whose clients are the owner's: TLS 1.3, and TLS 1.2 with ECDHE
+	 * and AEAD suites only. */
+	TLS_POLICY_STRICT,
+	TLS_POLICY_COUNT
+};
+
 /* Loads every Server's key and certificate. Returns NULL with a one-line message in err when a
  * file cannot be read or a key does not match its certificate. With no certificates at all,
  * returns a struct whose tls_new_session() returns NULL. */
@@ -18,7 +29,7 @@ struct tls_contexts *tls_contexts_load(const struct config *cfg, char *err, size
 void tls_contexts_free(struct tls_contexts *tls);
 bool tls_available(const struct tls_contexts *tls);
 /* A new server-side SSL object for one connection (SNI handled), or NULL without TLS. */
-SSL *tls_new_session(struct tls_contexts *tls);
+SSL *tls_new_session(struct tls_contexts *tls, enum tls_policy policy);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for logs and Received headers. */
 void tls_describe(const SSL *ssl, char *buf, size_t size);
 /* The last OpenSSL error queue entry as text (and clears the queue). */
