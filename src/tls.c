@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "bounds.h"
 #include "log.h"
 
 /* TLS 1.2 suites for the ports where clients are our own (submission, POP3): forward secret
@@ -58,6 +60,21 @@ const char *tls_error_reason(unsigned long error, char *buf, size_t size)
 	else
 		snprintf(buf, size, "unknown error");
 	return buf;
+}
+
+void tls_log_handshake_failure(const char *module, const char *client, const char *reason)
+{
+	static struct log_rate_limit limit =
+		LOG_RATE_LIMIT_INIT(TLS_FAILURE_LOG_BURST, TLS_FAILURE_LOG_INTERVAL_SECONDS);
+	unsigned long suppressed;
+	char quoted[256];
+
+	if (!log_rate_limit_allow(&limit, time(NULL), &suppressed))
+		return;
+	if (suppressed)
+		log_info("tls", "event=tls_failed_suppressed count=%lu", suppressed);
+	log_info(module, "event=tls_failed client=%s reason=%s", client,
+		log_quote(quoted, sizeof(quoted), reason, strlen(reason)));
 }
 
 /* True when name is domain or a subdomain of it. */

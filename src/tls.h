@@ -34,6 +34,11 @@ SSL *tls_new_session(struct tls_contexts *tls, enum tls_policy policy);
 void tls_describe(const SSL *ssl, char *buf, size_t size);
 /* The last OpenSSL error queue entry as text (and clears the queue). */
 const char *tls_last_error(char *buf, size_t size);
+/* Logs a failed server-side handshake as event=tls_failed client=IP reason="..." under a
+ * budget shared by every port: TLS_FAILURE_LOG_BURST lines per
+ * TLS_FAILURE_LOG_INTERVAL_SECONDS, then event=tls_failed_suppressed count=N before the next
+ * line written. */
+void tls_log_handshake_failure(const char *module, const char *client, const char *reason);
 /* The reason of one OpenSSL error code in words ("unsupported protocol", "no shared cipher",
  * "tlsv1 alert unknown ca"), for logs; written to buf, which is returned. */
 const char *tls_error_reason(unsigned long error, char *buf, size_t size);

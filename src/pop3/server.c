@@ -330,13 +330,13 @@ static void setup_bufferevent(struct pop3_conn *c)
 }
 
 /* The TLS handshake ended, after STLS or on the implicit TLS port. */
-static void tls_ready(void *arg, struct bufferevent *bev)
+static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
 {
 	struct pop3_conn *c = arg;
 
 	c->handshake = NULL;
 	if (!bev) {
-		log_info("pop3", "event=tls_failed client=%s", c->base.ip);
+		tls_log_handshake_failure("pop3", c->base.ip, failure);
 		pop3_conn_free(c);
 		return;
 	}

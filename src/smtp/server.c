@@ -421,13 +421,13 @@ static void setup_bufferevent(struct smtp_conn *c)
 
 /* The TLS handshake ended: after STARTTLS, or on the implicit TLS port (RFC 8314), where the
  * session's reset is harmless since nothing was said yet. */
-static void tls_ready(void *arg, struct bufferevent *bev)
+static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
 {
 	struct smtp_conn *c = arg;
 
 	c->handshake = NULL;
 	if (!bev) {
-		log_info("smtp", "event=tls_failed client=%s", c->base.ip);
+		tls_log_handshake_failure("smtp", c->base.ip, failure);
 		smtp_conn_free(c);
 		return;
 	}

@@ -214,6 +214,15 @@ class SMTPConnection:
             return False
 
 
+def bounds_constant(name):
+    """The value of `#define NAME number` in src/bounds.h, for tests about a compiled-in
+    limit."""
+    match = re.search(rf"^#define {name} (\d+)$", (REPO_ROOT / "src" / "bounds.h").read_text(),
+                      re.MULTILINE)
+    assert match, f"{name} not in src/bounds.h"
+    return int(match.group(1))
+
+
 def insecure_client_context():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
