@@ -11,7 +11,7 @@
 
 struct tls_contexts;
 
-/* Which suites a port offers (docs/smtp.md "TLS"). */
+/* Which suites a port offers (docs/tls.md). */
 enum tls_policy {
 	/* The MX port: OpenSSL's defaults from TLS 1.2 up (RFC 7435: for a sender that can do
 	 * no better, any encryption beats clear text). */
