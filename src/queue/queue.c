@@ -605,7 +605,6 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
 	struct queue *q;
 	char **ids = NULL;
 	size_t count = 0;
-
 	SSL_CTX *relay_tls_ctx = NULL;
 
 	if (delivery_relay_verified(cfg)) {
