@@ -117,6 +117,14 @@
 #define THROTTLE_MAX_ENTRIES 4096
 #define THROTTLE_MAX_DELAY_SECONDS 8
 
+/* tls.h */
+/* Failed TLS handshakes logged per interval; the rest are counted and the count is logged
+ * with the next line that is written. A scanner can fail a handshake as often as it likes:
+ * this bounds what it costs the log. Linux's printk_ratelimit() defaults
+ * (include/linux/ratelimit_types.h: DEFAULT_RATELIMIT_BURST 10, _INTERVAL 5 s). */
+#define TLS_FAILURE_LOG_BURST 10
+#define TLS_FAILURE_LOG_INTERVAL_SECONDS 5
+
 /* mail/dsn.h */
 /* Diagnostic text kept from a remote reply (one Diagnostic-Code line stays far below the
  * RFC 5322 2.1.1 limit of 998 octets before folding). */

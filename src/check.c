@@ -27,6 +27,7 @@
 #include "log.h"
 #include "mail/dkim.h"
 #include "privileges.h"
+#include "queue/delivery.h"
 #include "queue/queue.h"
 #include "running.h"
 #include "tls.h"
@@ -319,11 +320,27 @@ static void check_dkim(struct check_report *r, const struct server_config *serve
 	dkim_signer_free(signer);
 }
 
+/* ---- the smarthost ---- */
+
+/* The CA certificates the smarthost is checked against load as the queue will load them. */
+static void check_relay_tls(struct check_report *r, const struct config *cfg)
+{
+	char err[512];
+
+	if (!delivery_relay_verified(cfg))
+		return;
+	SSL_CTX *ctx = delivery_relay_tls_context_new(cfg, err, sizeof(err));
+	if (!ctx) {
+		report_error(r, "%s", err);
+		return;
+	}
+	SSL_CTX_free(ctx);
+}
+
 /* ---- ports ---- */
 
-/* The address the daemon listens on: ListenAddress, or all addresses through one dual-stack
- * IPv6 socket (IPv4 alone on a host without IPv6). */
-/* Binds (and closes) a socket as the daemon would. Returns 0, or an errno value. */
+/* Binds (and closes) a socket as the daemon would: on ListenAddress, or on all addresses through
+ * one dual-stack IPv6 socket (IPv4 alone on a host without IPv6). Returns 0, or an errno value. */
 static int try_bind(const struct config *cfg, int port)
 {
 	int family = cfg->listen_address && !strchr(cfg->listen_address, ':') ? AF_INET :
@@ -434,6 +451,7 @@ static void check_files(struct check_report *r, const struct config *cfg,
 		check_dkim(r, &cfg->servers[i], i);
 	}
 	check_directory(r, "SpoolPath", cfg->spool_path);
+	check_relay_tls(r, cfg);
 }
 
 /* Runs check_files() in a child that has become User through the server's own

@@ -101,6 +101,8 @@ static const struct key_spec config_keys[] = {
 		NULL),
 	STRING_KEY(struct config, "OutboundRelayPassword", outbound_relay_password,
 		KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct config, "OutboundRelayCAFile", outbound_relay_ca_file,
+		KEY_EMPTY_IS_ABSENT, NULL),
 	UNSIGNED_KEY(struct config, "QueueRetryBaseSeconds", queue_retry_base,
 		QUEUE_DEFAULT_RETRY_BASE_SECONDS),
 	UNSIGNED_KEY(struct config, "QueueLifetimeSeconds", queue_lifetime,

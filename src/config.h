@@ -50,6 +50,7 @@ struct config {
 	char *outbound_relay_host;     /* "OutboundRelayHost" "host:port", NULL = direct to MX */
 	char *outbound_relay_user;     /* "OutboundRelayUser" */
 	char *outbound_relay_password; /* "OutboundRelayPassword" */
+	char *outbound_relay_ca_file;  /* "OutboundRelayCAFile", NULL = the system's CA store */
 	unsigned queue_retry_base;     /* "QueueRetryBaseSeconds", default 60 */
 	unsigned queue_lifetime;       /* "QueueLifetimeSeconds", default 432000 (5 days) */
 

@@ -10,11 +10,14 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 #define CLOSE_POLL_MS 10
@@ -171,6 +174,7 @@ struct tls_accept {
 	tls_accept_done_fn done;
 	void *arg;
 	int error;               /* SSL_get_error of the last step, set on the worker */
+	char failure[160];       /* why the handshake failed, for the log */
 	bool running;            /* a step is on the worker pool */
 	bool cancelled;          /* the owner gave up while a step was running */
 };
@@ -192,13 +196,15 @@ static void tls_accept_finish(struct tls_accept *t, struct bufferevent *bev)
 {
 	tls_accept_done_fn done = t->done;
 	void *arg = t->arg;
+	char failure[sizeof(t->failure)];
 
+	memcpy(failure, t->failure, sizeof(failure));
 	if (bev) { /* the bufferevent owns the socket and the SSL now */
 		t->fd = -1;
 		t->ssl = NULL;
 	}
 	tls_accept_free(t);
-	done(arg, bev);
+	done(arg, bev, bev ? NULL : failure[0] ? failure : "handshake failed");
 }
 
 static void tls_accept_wait(struct tls_accept *t, short what);
@@ -210,8 +216,18 @@ static void tls_accept_step(void *arg)
 	struct tls_accept *t = arg;
 
 	ERR_clear_error();
+	errno = 0;
 	int r = SSL_do_handshake(t->ssl);
 	t->error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
+	/* OpenSSL's own words (unsupported protocol, no shared cipher, an alert the client
+	 * sent): read here, since the error queue belongs to this thread. */
+	unsigned long e = ERR_peek_error();
+	if (t->error == SSL_ERROR_SSL || (t->error == SSL_ERROR_SYSCALL && e))
+		tls_error_reason(e, t->failure, sizeof(t->failure));
+	else if (t->error == SSL_ERROR_SYSCALL && errno)
+		snprintf(t->failure, sizeof(t->failure), "%s", strerror(errno));
+	else if (t->error == SSL_ERROR_SYSCALL || t->error == SSL_ERROR_ZERO_RETURN)
+		snprintf(t->failure, sizeof(t->failure), "the client closed the connection");
 	ERR_clear_error(); /* the error queue is per thread: leave nothing for the next job */
 }
 
@@ -253,6 +269,8 @@ static void tls_accept_ready(evutil_socket_t fd, short what, void *arg)
 	if (t->clear && evbuffer_get_length(t->clear) > 0) {
 		if (evbuffer_write(t->clear, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != EINTR) {
+			snprintf(t->failure, sizeof(t->failure), "writing the reply: %s",
+				strerror(errno));
 			tls_accept_finish(t, NULL);
 			return;
 		}

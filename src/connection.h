@@ -48,12 +48,13 @@ void connection_deadline_free(struct connection_deadline *d);
 
 /* A server-side TLS handshake whose steps (the certificate signature and key exchange, the
  * expensive part) run on the worker pool: a burst of handshakes neither stalls the event loop
- * nor leaves the other cores idle. done(arg, bev) runs on the event loop thread once, with a
- * TLS bufferevent over the socket (handshake complete, it owns the socket and the SSL), or
- * with NULL when the handshake failed (socket closed, SSL freed). */
+ * nor leaves the other cores idle. done(arg, bev, failure) runs on the event loop thread once,
+ * with a TLS bufferevent over the socket (handshake complete, it owns the socket and the SSL)
+ * and failure NULL, or with bev NULL when the handshake failed (socket closed, SSL freed) and
+ * failure saying why in OpenSSL's words ("unsupported protocol"), valid during the call. */
 struct tls_accept;
 struct worker_pool;
-typedef void (*tls_accept_done_fn)(void *arg, struct bufferevent *bev);
+typedef void (*tls_accept_done_fn)(void *arg, struct bufferevent *bev, const char *failure);
 
 /* Implicit TLS (RFC 8314): the handshake on a freshly accepted, non-blocking socket. */
 struct tls_accept *tls_accept_start(struct event_base *base, struct worker_pool *workers,

@@ -96,6 +96,31 @@ const char *log_quote(char *out, size_t outsz, const char *s, size_t len)
 	return out;
 }
 
+bool log_rate_limit_allow(struct log_rate_limit *limit, time_t now, unsigned long *suppressed)
+{
+	bool allow;
+
+	pthread_mutex_lock(&limit->lock);
+	/* A clock set back starts a new interval rather than silencing the log until it
+	 * catches up. */
+	if (now < limit->interval_start ||
+	    now - limit->interval_start >= (time_t)limit->interval_seconds) {
+		limit->interval_start = now;
+		limit->logged = 0;
+	}
+	allow = limit->logged < limit->burst;
+	if (allow) {
+		limit->logged++;
+		*suppressed = limit->suppressed;
+		limit->suppressed = 0;
+	} else {
+		limit->suppressed++;
+		*suppressed = 0;
+	}
+	pthread_mutex_unlock(&limit->lock);
+	return allow;
+}
+
 void fatal(const char *fmt, ...)
 {
 	va_list ap;

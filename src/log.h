@@ -5,7 +5,10 @@
 #ifndef MAILPOPBOX_LOG_H
 #define MAILPOPBOX_LOG_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
@@ -22,6 +25,26 @@ _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 #define log_info(module, ...) log_msg(LOG_LEVEL_INFO, module, __VA_ARGS__)
 #define log_warn(module, ...) log_msg(LOG_LEVEL_WARN, module, __VA_ARGS__)
 #define log_error(module, ...) log_msg(LOG_LEVEL_ERROR, module, __VA_ARGS__)
+
+/* A budget of lines for an event a remote party can cause at will: the first `burst` events
+ * of each interval are logged, the others only counted; the count is handed over with the
+ * next event that is logged (as Linux's printk_ratelimit reports "callbacks suppressed").
+ * Safe to share between threads. */
+struct log_rate_limit {
+	pthread_mutex_t lock;
+	unsigned burst;
+	unsigned interval_seconds;
+	time_t interval_start;
+	unsigned logged;          /* in the current interval */
+	unsigned long suppressed; /* since the last logged event */
+};
+
+#define LOG_RATE_LIMIT_INIT(burst, interval_seconds) \
+	{PTHREAD_MUTEX_INITIALIZER, (burst), (interval_seconds), 0, 0, 0}
+
+/* Whether the event at time now is to be logged. When it is, *suppressed is the number of
+ * events held back before it (to be logged as a summary first, 0 if none); otherwise 0. */
+bool log_rate_limit_allow(struct log_rate_limit *limit, time_t now, unsigned long *suppressed);
 
 /* Allocation that never returns NULL (fatal on failure). */
 void *xmalloc(size_t size);

@@ -128,6 +128,8 @@ int sandbox_apply(const struct config *cfg, const char *config_path)
 		r = add_rule(ruleset, cfg->spool_path, WRITE_ACCESS, handled);
 	if (r == 0)
 		r = add_read_dirs_of(ruleset, config_path, handled);
+	if (r == 0 && cfg->outbound_relay_ca_file)
+		r = add_read_dirs_of(ruleset, cfg->outbound_relay_ca_file, handled);
 	/* resolv.conf, hosts, passwd, CA files; libraries and a sanitizer's symbolizer;
 	 * /proc/self/maps for LeakSanitizer; /dev/urandom for OpenSSL's fallback. */
 	static const struct {

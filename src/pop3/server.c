@@ -330,13 +330,13 @@ static void setup_bufferevent(struct pop3_conn *c)
 }
 
 /* The TLS handshake ended, after STLS or on the implicit TLS port. */
-static void tls_ready(void *arg, struct bufferevent *bev)
+static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
 {
 	struct pop3_conn *c = arg;
 
 	c->handshake = NULL;
 	if (!bev) {
-		log_info("pop3", "event=tls_failed client=%s", c->base.ip);
+		tls_log_handshake_failure("pop3", c->base.ip, failure);
 		pop3_conn_free(c);
 		return;
 	}
@@ -356,7 +356,7 @@ static void tls_ready(void *arg, struct bufferevent *bev)
 static void start_tls(struct pop3_conn *c)
 {
 	/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
-	SSL *ssl = tls_new_session(c->base.gen->tls);
+	SSL *ssl = tls_new_session(c->base.gen->tls, TLS_POLICY_STRICT);
 
 	if (!ssl) {
 		close_after_flush(c);
@@ -553,7 +553,7 @@ static void accept_connection(struct daemon *srv, evutil_socket_t fd,
 	c->connected_at = time(NULL);
 	strbuf_init(&c->out);
 	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
-	SSL *ssl = implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
+	SSL *ssl = implicit_tls ? tls_new_session(c->base.gen->tls, TLS_POLICY_STRICT) : NULL;
 	if (ssl)
 		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
 	else if (!implicit_tls)

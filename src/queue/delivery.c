@@ -3,6 +3,7 @@
  * protocol trouble) are carried to the next address and the next host. */
 #include "queue/delivery.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/x509_vfy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "log.h"
 #include "pop3/dotstuff.h"
 #include "queue/dns.h"
+#include "tls.h"
 
 #define DELIVERY_OUTPUT_HIGH (64 * 1024)
 #define DELIVERY_READ_CHUNK (16 * 1024)
@@ -31,6 +34,7 @@ struct delivery {
 	struct dns_route route;
 	size_t host_index, addr_index;
 	bool tls_disabled;     /* this connection does not try STARTTLS */
+	bool tls_required;     /* this connection delivers nothing without TLS */
 	bool retry_clear;      /* STARTTLS just failed: try the same address once in clear */
 	struct smtp_client_result *results;
 	bool *remote_dsn;
@@ -49,17 +53,52 @@ struct delivery {
 	char host_name[256];
 };
 
-SSL_CTX *delivery_tls_context_new(void)
+static SSL_CTX *client_context_new(int verify)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
 	if (!ctx)
 		fatal("event=ssl_ctx_failed");
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, verify, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+SSL_CTX *delivery_tls_context_new(void)
+{
 	/* Opportunistic TLS (RFC 7435): encrypt when we can; an unverifiable certificate is
 	 * still better than plain text, and MX certificates are often self-signed. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return client_context_new(SSL_VERIFY_NONE);
+}
+
+bool delivery_relay_verified(const struct config *cfg)
+{
+	return cfg->outbound_relay_host &&
+		(cfg->outbound_relay_user || cfg->outbound_relay_ca_file);
+}
+
+SSL_CTX *delivery_relay_tls_context_new(const struct config *cfg, char *err, size_t errsz)
+{
+	char why[256];
+	/* The smarthost gets our password: an active attacker in the path must not be able to
+	 * pose as it, so its certificate must chain to a trusted CA (the failure aborts the
+	 * handshake before anything is sent) and name it (SSL_set1_host in start_tls). */
+	SSL_CTX *ctx = client_context_new(SSL_VERIFY_PEER);
+	const char *file = cfg->outbound_relay_ca_file;
+	int ok = file ? SSL_CTX_load_verify_locations(ctx, file, NULL) :
+		SSL_CTX_set_default_verify_paths(ctx);
+
+	if (ok != 1) {
+		if (file)
+			snprintf(err, errsz, "OutboundRelayCAFile: cannot load %s: %s", file,
+				tls_last_error(why, sizeof(why)));
+		else
+			snprintf(err, errsz, "OutboundRelayHost: cannot load the system's CA "
+				"certificates: %s", tls_last_error(why, sizeof(why)));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
 }
 
@@ -250,10 +289,32 @@ static void write_cb(struct bufferevent *bev, void *arg)
 		body_pump(d);
 }
 
+/* Why the handshake on d->bev failed: the certificate check, or OpenSSL's reason. */
+static void handshake_failure_reason(struct delivery *d, char *buf, size_t size)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(d->bev);
+	unsigned long e, first = 0;
+	char reason[160];
+
+	/* Take every queued error, so none is left for another connection. */
+	while ((e = bufferevent_get_openssl_error(d->bev)) != 0)
+		if (!first)
+			first = e;
+	long verify = ssl && SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE ?
+		SSL_get_verify_result(ssl) : X509_V_OK;
+	if (verify != X509_V_OK)
+		snprintf(buf, size, "certificate verification failed: %s",
+			X509_verify_cert_error_string(verify));
+	else if (first)
+		snprintf(buf, size, "%s", tls_error_reason(first, reason, sizeof(reason)));
+	else
+		snprintf(buf, size, "the connection ended during the handshake");
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct delivery *d = arg;
-	char why[300];
+	char why[SMTP_CLIENT_TEXT_MAX];
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
@@ -271,10 +332,20 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (d->tls_started && (what & BEV_EVENT_ERROR) &&
 	    !smtp_client_tls_active(d->client)) {
-		/* The handshake failed: RFC 7435 opportunistic security falls back to clear text
-		 * rather than not delivering; try this address again without STARTTLS. */
-		snprintf(why, sizeof(why), "TLS handshake with %s failed", d->host_name);
-		log_warn("queue", "event=tls_failed host=%s", d->host_name);
+		char reason[200], quoted[240];
+		handshake_failure_reason(d, reason, sizeof(reason));
+		snprintf(why, sizeof(why), "TLS handshake with %s failed: %s", d->host_name, reason);
+		log_quote(quoted, sizeof(quoted), reason, strlen(reason));
+		if (d->tls_required) {
+			/* A smarthost that cannot prove who it is gets neither the password nor
+			 * the mail; the mail waits in the queue for the operator to mend it. */
+			log_error("queue", "event=tls_failed host=%s reason=%s", d->host_name, quoted);
+			end_connection(d, why);
+			return;
+		}
+		/* RFC 7435 opportunistic security falls back to clear text rather than not
+		 * delivering; try this address again without STARTTLS. */
+		log_warn("queue", "event=tls_failed host=%s reason=%s", d->host_name, quoted);
 		smtp_client_connection_failed(d->client, why);
 		connection_close(d);
 		d->retry_clear = true;
@@ -291,14 +362,28 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	end_connection(d, why);
 }
 
+static bool host_is_address(const char *host)
+{
+	struct in6_addr addr;
+
+	return inet_pton(AF_INET, host, &addr) == 1 || inet_pton(AF_INET6, host, &addr) == 1;
+}
+
 static void start_tls(struct delivery *d)
 {
-	SSL *ssl = SSL_new(d->req.tls_ctx);
+	/* The smarthost is checked when it gets credentials (or a CA file was given for it). */
+	bool verify = d->req.cfg->outbound_relay_host && d->req.relay_tls_ctx;
+	SSL *ssl = SSL_new(verify ? d->req.relay_tls_ctx : d->req.tls_ctx);
 
 	if (!ssl)
 		fatal("event=ssl_new_failed");
-	/* RFC 6066 3: name the host we meant to reach. */
-	SSL_set_tlsext_host_name(ssl, d->host_name);
+	/* RFC 6066 3: name the host we meant to reach (a name: never an address literal). */
+	if (!host_is_address(d->host_name))
+		SSL_set_tlsext_host_name(ssl, d->host_name);
+	/* RFC 6125 6: the smarthost's certificate must name the host we were told to use (an
+	 * address literal is matched against the certificate's IP addresses). */
+	if (verify && (SSL_set1_host(ssl, d->host_name) != 1))
+		fatal("event=ssl_set_host_failed");
 	struct bufferevent *tls = bufferevent_openssl_filter_new(d->req.base, d->bev, ssl,
 		BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls) {
@@ -351,6 +436,10 @@ static bool connect_current(struct delivery *d)
 		return false;
 	d->encoded_envid = d->req.envid ? xtext_encode(d->req.envid) : NULL;
 	bool relay = cfg->outbound_relay_host != NULL;
+	/* Credentials only ever go over TLS, and a certificate we were told to check is
+	 * checked: then TLS is required. */
+	d->tls_required = !d->tls_disabled && relay &&
+		(cfg->outbound_relay_user || d->req.relay_tls_ctx);
 	struct smtp_client_params params = {
 		.helo_name = cfg->hostname,
 		.sender = d->req.sender,
@@ -363,10 +452,8 @@ static bool connect_current(struct delivery *d)
 		.message_size = d->req.size,
 		.message_8bit = d->req.body_8bit,
 		.needs_smtputf8 = d->req.smtputf8,
-		/* Credentials only ever go over TLS: with them, TLS is required. */
 		.tls = d->tls_disabled ? SMTP_CLIENT_TLS_NEVER :
-			relay && cfg->outbound_relay_user ? SMTP_CLIENT_TLS_REQUIRED :
-			SMTP_CLIENT_TLS_OPPORTUNISTIC,
+			d->tls_required ? SMTP_CLIENT_TLS_REQUIRED : SMTP_CLIENT_TLS_OPPORTUNISTIC,
 		.auth_user = relay ? cfg->outbound_relay_user : NULL,
 		.auth_password = relay ? cfg->outbound_relay_password : NULL,
 	};

@@ -27,6 +27,7 @@ struct delivery_request {
 	const struct config *cfg;
 	struct dns_resolver *dns;
 	SSL_CTX *tls_ctx;          /* client context (no certificate check: opportunistic) */
+	SSL_CTX *relay_tls_ctx;    /* the smarthost's (certificate and name checked), or NULL */
 	const char *message_path;  /* the spooled message */
 	const char *sender;
 	const char *domain;        /* recipient domain; ignored with a smarthost */
@@ -47,7 +48,15 @@ typedef void (*delivery_done_cb)(void *arg, const struct smtp_client_result *res
  * must stay valid until then. */
 void delivery_start(const struct delivery_request *req, delivery_done_cb cb, void *arg);
 
-/* The client TLS context for outbound connections. */
+/* The client TLS context for connections to MX hosts: opportunistic, no certificate check. */
 SSL_CTX *delivery_tls_context_new(void);
+/* Whether the smarthost's certificate is checked: OutboundRelayHost with credentials, or with
+ * OutboundRelayCAFile. Then TLS is required, and a certificate that does not chain to a
+ * trusted CA or does not name the host fails the attempt (temporarily). */
+bool delivery_relay_verified(const struct config *cfg);
+/* The client context for the smarthost: peer verification against OutboundRelayCAFile, or
+ * the system's CA store without it. NULL with a one-line message in err when they cannot be
+ * loaded. */
+SSL_CTX *delivery_relay_tls_context_new(const struct config *cfg, char *err, size_t errsz);
 
 #endif

@@ -56,6 +56,7 @@ struct queue {
 	struct worker_pool *workers;
 	struct dns_resolver *dns;
 	SSL_CTX *tls_ctx;
+	SSL_CTX *relay_tls_ctx; /* NULL unless delivery_relay_verified() */
 	struct queue_item *items;
 	struct event *tick;
 	unsigned running;
@@ -284,6 +285,7 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 		.cfg = q->cfg,
 		.dns = q->dns,
 		.tls_ctx = q->tls_ctx,
+		.relay_tls_ctx = q->relay_tls_ctx,
 		.message_path = ctx->message_path,
 		.sender = e->sender,
 		.domain = domain,
@@ -617,16 +619,26 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
 	struct queue *q;
 	char **ids = NULL;
 	size_t count = 0;
+	SSL_CTX *relay_tls_ctx = NULL;
 
-	if (spool_init(cfg->spool_path, err, errsz) != 0)
+	if (delivery_relay_verified(cfg)) {
+		relay_tls_ctx = delivery_relay_tls_context_new(cfg, err, errsz);
+		if (!relay_tls_ctx)
+			return NULL;
+	}
+	if (spool_init(cfg->spool_path, err, errsz) != 0) {
+		SSL_CTX_free(relay_tls_ctx);
 		return NULL;
+	}
 	spool_recover(cfg->spool_path);
 	q = xcalloc(1, sizeof(*q));
 	q->base = base;
 	q->cfg = cfg;
 	q->workers = workers;
+	q->relay_tls_ctx = relay_tls_ctx;
 	q->dns = dns_resolver_new(base, cfg->dns_resolver, err, errsz);
 	if (!q->dns) {
+		SSL_CTX_free(relay_tls_ctx);
 		free(q);
 		return NULL;
 	}
@@ -688,6 +700,7 @@ void queue_free(struct queue *q)
 	event_free(q->tick);
 	dns_resolver_free(q->dns);
 	SSL_CTX_free(q->tls_ctx);
+	SSL_CTX_free(q->relay_tls_ctx);
 	while (q->items) {
 		struct queue_item *next = q->items->next;
 		free_run(q->items);

@@ -660,8 +660,22 @@ static enum smtp_client_action on_auth(struct smtp_client *c, const struct reply
 			"unexpected AUTH PLAIN challenge: %s", r->text);
 		return finish(c, out, true);
 	}
-	/* RFC 4954 6: 535 5.7.8 bad credentials, 454 4.7.0 temporary failure, ... */
-	fail_pending_reply(c, r, true);
+	/* RFC 4954 6: 535 5.7.8 bad credentials, 454 4.7.0 temporary failure, 534 mechanism too
+	 * weak, ... Whatever the smarthost says about our login is the operator's to mend (a
+	 * wrong password, an expired account), not a fault of the recipients or the message:
+	 * defer, as Postfix does with smtp_sasl_auth_soft_bounce, so the queue keeps the mail
+	 * until the login works or the message expires. The reply is kept for the DSN's
+	 * Diagnostic-Code; the enhanced status says "temporary" (RFC 3463 3.1). */
+	char enhanced[sizeof(r->enhanced)];
+	char host[SMTP_DOMAIN_MAX + 8], text[SMTP_CLIENT_TEXT_MAX + 8];
+	snprintf(enhanced, sizeof(enhanced), "%s", r->enhanced);
+	if (enhanced[0] == '5')
+		enhanced[0] = '4';
+	log_error("smtp_client", "event=relay_auth_failed host=%s code=%d reply=%s",
+		log_quote(host, sizeof(host), c->remote_host, strlen(c->remote_host)), r->code,
+		log_quote(text, sizeof(text), r->text, strlen(r->text)));
+	for (size_t i = 0; i < c->params.recipient_count; i++)
+		set_result(c, i, SMTP_CLIENT_TEMPFAIL, r->code, enhanced, r->text, true);
 	return finish(c, out, true);
 }
 

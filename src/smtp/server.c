@@ -37,6 +37,7 @@ struct smtp_conn {
 	struct bufferevent *bev;  /* NULL while a TLS handshake is under way */
 	struct tls_accept *handshake;
 	bool implicit_tls;        /* port 465: the greeting follows the handshake */
+	enum tls_policy tls_policy; /* strict on the submission ports */
 	struct smtp_session *session;
 	struct strbuf out;
 	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
@@ -448,13 +449,13 @@ static void setup_bufferevent(struct smtp_conn *c)
 
 /* The TLS handshake ended: after STARTTLS, or on the implicit TLS port (RFC 8314), where the
  * session's reset is harmless since nothing was said yet. */
-static void tls_ready(void *arg, struct bufferevent *bev)
+static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
 {
 	struct smtp_conn *c = arg;
 
 	c->handshake = NULL;
 	if (!bev) {
-		log_info("smtp", "event=tls_failed client=%s", c->base.ip);
+		tls_log_handshake_failure("smtp", c->base.ip, failure);
 		smtp_conn_free(c);
 		return;
 	}
@@ -473,7 +474,7 @@ static void tls_ready(void *arg, struct bufferevent *bev)
 
 static void start_tls(struct smtp_conn *c)
 {
-	SSL *ssl = tls_new_session(c->base.gen->tls);
+	SSL *ssl = tls_new_session(c->base.gen->tls, c->tls_policy);
 
 	if (!ssl) {
 		log_error("smtp", "event=starttls_failed client=%s", c->base.ip);
@@ -701,7 +702,8 @@ void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct soc
 	strbuf_init(&c->out);
 	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
 	c->implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
-	SSL *ssl = c->implicit_tls ? tls_new_session(c->base.gen->tls) : NULL;
+	c->tls_policy = listener == SMTP_LISTENER_MX ? TLS_POLICY_OPPORTUNISTIC : TLS_POLICY_STRICT;
+	SSL *ssl = c->implicit_tls ? tls_new_session(c->base.gen->tls, c->tls_policy) : NULL;
 	if (ssl)
 		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
 	else if (!c->implicit_tls)

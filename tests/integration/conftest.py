@@ -2,6 +2,7 @@
 
 Fixtures
   certs          two self-signed certificates (example.org and example.net), made once per run
+  test_ca        a CertificateAuthority: .cert to trust, .issue(name) -> (cert path, key path)
   make_server    factory: make_server(overrides={...}, servers=[...], tls=True) -> running Server
   server         a running Server with the default two-domain config
 
@@ -212,6 +213,15 @@ class SMTPConnection:
             return True
         except (TimeoutError, OSError):
             return False
+
+
+def bounds_constant(name):
+    """The value of `#define NAME number` in src/bounds.h, for tests about a compiled-in
+    limit."""
+    match = re.search(rf"^#define {name} (\d+)$", (REPO_ROOT / "src" / "bounds.h").read_text(),
+                      re.MULTILINE)
+    assert match, f"{name} not in src/bounds.h"
+    return int(match.group(1))
 
 
 def insecure_client_context():
@@ -510,6 +520,53 @@ def certs(tmp_path_factory):
             check=True, capture_output=True, timeout=60)
         made[domain] = (cert, key)
     return made
+
+
+class CertificateAuthority:
+    """A certificate authority made for the test run: `cert` is its certificate (the file to
+    trust), issue(name) a key and certificate it signs for name (a DNS name or an IP address,
+    put in subjectAltName), made once per name."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.cert = directory / "ca.crt"
+        self.key = directory / "ca.key"
+        self.issued = {}
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-days", "2", "-keyout", self.key, "-out", self.cert,
+                      "-subj", "/CN=mailpopbox test CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def issue(self, name):
+        """(cert path, key path) for name, signed by this CA."""
+        if name not in self.issued:
+            base = self.directory / name.replace(":", "_")
+            kind = "IP" if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", name) else "DNS"
+            extensions = base.with_suffix(".ext")
+            extensions.write_text(f"subjectAltName={kind}:{name}\nbasicConstraints=CA:FALSE\n"
+                                  "extendedKeyUsage=serverAuth\n")
+            self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                          base.with_suffix(".key"), "-out", base.with_suffix(".csr"),
+                          "-subj", f"/CN={name}")
+            self._openssl("x509", "-req", "-in", base.with_suffix(".csr"), "-CA", self.cert,
+                          "-CAkey", self.key, "-set_serial", str(len(self.issued) + 2),
+                          "-days", "2", "-extfile", extensions,
+                          "-out", base.with_suffix(".crt"))
+            self.issued[name] = (base.with_suffix(".crt"), base.with_suffix(".key"))
+        return self.issued[name]
+
+    @staticmethod
+    def _openssl(*arguments):
+        subprocess.run(["openssl", *map(str, arguments)], check=True, capture_output=True,
+                       timeout=60)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """A CertificateAuthority for the run (nothing on the machine trusts it)."""
+    return CertificateAuthority(tmp_path_factory.mktemp("ca"))
 
 
 def default_server_entries(directory, certs, tls=True):

@@ -67,16 +67,19 @@ def test_domain_without_mx_is_delivered_to_its_address(make_dns, make_sink, send
 
 
 def test_smarthost_gets_everything_with_auth_plain_over_starttls(make_dns, make_sink,
-                                                                 sending_server, certs):
+                                                                 sending_server, test_ca):
     port = free_port_on(SINK_IPS)
     dns_server = make_dns(mx={DOMAIN: [(MX1[0], 10)]}, hosts={MX1[0]: MX1[1]})
     mx = make_sink(MX1[1], port)
-    smarthost = make_sink(SMARTHOST_IP, port, tls=certs["example.net"],
+    # Named by its address: the certificate names that address (an iPAddress
+    # subjectAltName, RFC 5280 4.2.1.6).
+    smarthost = make_sink(SMARTHOST_IP, port, tls=test_ca.issue(SMARTHOST_IP),
                           credentials=("relay-user", "relay-secret"))
     server = sending_server(dns=dns_server, outbound_port=port, overrides={
         "OutboundRelayHost": f"{SMARTHOST_IP}:{port}",
         "OutboundRelayUser": "relay-user",
         "OutboundRelayPassword": "relay-secret",
+        "OutboundRelayCAFile": str(test_ca.cert),
     })
     message, message_id = outgoing_message("via the smarthost")
     submit(server, ["bob@remote.test", "dave@elsewhere.test"], message)

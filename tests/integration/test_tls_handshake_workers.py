@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 
+from conftest import bounds_constant
 from loadutil import TIME_FACTOR
 
 IO_TIMEOUT = 10 * TIME_FACTOR
@@ -122,7 +123,9 @@ def test_many_clients_leaving_mid_handshake_do_not_hurt_the_server(server):
             assert time.monotonic() < deadline, "the server did not recover"
             time.sleep(0.1)
     assert server.alive()
-    assert server.log_text().count("event=tls_failed") >= 16, "the abandoned handshakes"
+    # Logged, as far as the log's budget for failed handshakes goes.
+    logged = server.log_text().count("event=tls_failed client=")
+    assert logged >= min(16, bounds_constant("TLS_FAILURE_LOG_BURST")), "the abandoned handshakes"
 
 
 def test_sigterm_with_handshakes_pending_exits_0_promptly(server):

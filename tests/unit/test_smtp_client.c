@@ -604,7 +604,8 @@ static void test_auth_over_implicit_tls_accepts_old_auth_equals_form(void **stat
 	assert_string_equal(sent(t), AUTH_PLAIN_LINE);
 }
 
-static void test_auth_failure_535_is_permfail_for_all(void **state)
+/* A wrong smarthost password is the operator's problem: the mail waits in the queue. */
+static void test_auth_failure_535_is_tempfail_for_all(void **state)
 {
 	struct conn *t = *state;
 
@@ -615,7 +616,7 @@ static void test_auth_failure_535_is_permfail_for_all(void **state)
 	expect(t, "535 5.7.8 Authentication credentials invalid", "QUIT\r\n",
 		SMTP_CLIENT_ACTION_DONE);
 	for (size_t i = 0; i < 2; i++)
-		assert_result(t, i, SMTP_CLIENT_PERMFAIL, 535, "5.7.8",
+		assert_result(t, i, SMTP_CLIENT_TEMPFAIL, 535, "4.7.8",
 			"535 5.7.8 Authentication credentials invalid");
 }
 
@@ -1139,7 +1140,7 @@ int main(void)
 		T(test_auth_without_tls_never_sends_credentials),
 		T(test_auth_without_tls_after_refused_starttls_never_sends_credentials),
 		T(test_auth_over_implicit_tls_accepts_old_auth_equals_form),
-		T(test_auth_failure_535_is_permfail_for_all),
+		T(test_auth_failure_535_is_tempfail_for_all),
 		T(test_auth_failure_454_is_tempfail_for_all),
 		T(test_auth_challenge_after_initial_response_is_cancelled),
 		T(test_auth_plain_not_offered_is_tempfail),
