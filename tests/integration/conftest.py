@@ -505,10 +505,9 @@ def mailpopbox_bin():
     return binary.resolve()
 
 
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory):
-    """domain -> (cert path, key path): self-signed, CN mx.DOMAIN, SAN mx.DOMAIN and DOMAIN."""
-    directory = tmp_path_factory.mktemp("certs")
+def make_certs(directory):
+    """domain -> (cert path, key path) for every DOMAINS entry, made in directory: self-signed,
+    CN mx.DOMAIN, SAN mx.DOMAIN and DOMAIN."""
     made = {}
     for domain in DOMAINS:
         cert = directory / f"{domain}.crt"
@@ -569,6 +568,12 @@ def test_ca(tmp_path_factory):
     return CertificateAuthority(tmp_path_factory.mktemp("ca"))
 
 
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """domain -> (cert path, key path), made once per run (see make_certs)."""
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
 def default_server_entries(directory, certs, tls=True):
     blocked = {"example.org": ["spam@example.org"], "example.net": ["blocked@example.net"]}
     entries = []
@@ -587,6 +592,36 @@ def default_server_entries(directory, certs, tls=True):
     return entries
 
 
+def server_config(directory, certs, overrides=None, servers=None, tls=True):
+    """The config of a test server living in directory: free loopback ports, generous limits,
+    both DOMAINS with their maildrops in directory. overrides and servers as for make_server."""
+    config = {
+        "SMTPPort": free_port(),
+        "POP3Port": free_port(),
+        "Hostname": HOSTNAME,
+        "ListenAddress": "127.0.0.1",
+        "MaxMessageSize": DEFAULT_MAX_MESSAGE_SIZE,
+        "MaxRecipients": 100,
+        "SMTPCommandTimeoutSeconds": 60,
+        "SMTPDataTimeoutSeconds": 60,
+        "MaxConnections": 1000,
+        "MaxConnectionsPerIP": 20,
+        # Sending: our own ports and spool, never the defaults (587, 465,
+        # /var/spool/mailpopbox) shared with anything else on the machine.
+        "SubmissionPort": free_port(),
+        "SubmissionTLSPort": free_port(),
+        "SpoolPath": str(directory / "spool"),
+    }
+    entries = default_server_entries(directory, certs, tls)
+    config["Servers"] = servers(entries) if servers else entries
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
 @pytest.fixture
 def make_server(request, tmp_path, mailpopbox_bin, certs):
     """make_server(overrides=None, servers=None, tls=True, start=True) -> Server.
@@ -599,30 +634,7 @@ def make_server(request, tmp_path, mailpopbox_bin, certs):
     def factory(overrides=None, servers=None, tls=True, start=True):
         directory = tmp_path / f"server{len(made)}"
         directory.mkdir()
-        config = {
-            "SMTPPort": free_port(),
-            "POP3Port": free_port(),
-            "Hostname": HOSTNAME,
-            "ListenAddress": "127.0.0.1",
-            "MaxMessageSize": DEFAULT_MAX_MESSAGE_SIZE,
-            "MaxRecipients": 100,
-            "SMTPCommandTimeoutSeconds": 60,
-            "SMTPDataTimeoutSeconds": 60,
-            "MaxConnections": 1000,
-            "MaxConnectionsPerIP": 20,
-            # Sending: our own ports and spool, never the defaults (587, 465,
-            # /var/spool/mailpopbox) shared with anything else on the machine.
-            "SubmissionPort": free_port(),
-            "SubmissionTLSPort": free_port(),
-            "SpoolPath": str(directory / "spool"),
-        }
-        entries = default_server_entries(directory, certs, tls)
-        config["Servers"] = servers(entries) if servers else entries
-        for key, value in (overrides or {}).items():
-            if value is None:
-                config.pop(key, None)
-            else:
-                config[key] = value
+        config = server_config(directory, certs, overrides, servers, tls)
         server = Server(mailpopbox_bin, directory, config, name=f"server{len(made)}")
         made.append(server)
         if start:
