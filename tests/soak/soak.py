@@ -280,15 +280,16 @@ def choose_submission(rng):
     return maildrops, remotes, list(remotes) + ([LOCAL_COPY] if maildrops else [])
 
 
-def send_one(ledger, client, kind, rng, max_size=None):
-    """Builds, registers and sends one message on an open client. Returns (outcome, reply)
-    or raises on a cut connection (then the message is settled as "cut")."""
+def send_one(ledger, client, kind, rng, max_size=None, route=None):
+    """Builds, registers and sends one message on an open client; route is (maildrops,
+    remotes, recipients), chosen at random when not given. Returns (soak id, outcome, reply,
+    message) or raises on a cut connection (then the message is settled as "cut")."""
     soak_id = ledger.new_id(kind)
     if kind == "inbound":
-        maildrops, remotes, recipients = choose_inbound(rng)
+        maildrops, remotes, recipients = route or choose_inbound(rng)
         mail_from, header_from = INBOUND_SENDER, "Sender <sender@example.net.test>"
     else:
-        maildrops, remotes, recipients = choose_submission(rng)
+        maildrops, remotes, recipients = route or choose_submission(rng)
         mail_from, header_from = OWNER, f"Owner <{OWNER}>"
     size = message_size(rng) if max_size is None else min(message_size(rng), max_size)
     message = make_soak_message(soak_id, make_body(soak_id, rng, size), header_from,
@@ -300,7 +301,7 @@ def send_one(ledger, client, kind, rng, max_size=None):
         ledger.settle(soak_id, "cut")
         raise
     ledger.settle(soak_id, outcome)
-    return soak_id, outcome, reply
+    return soak_id, outcome, reply, message
 
 
 def smtp_client(ctx, kind, index):
@@ -318,7 +319,7 @@ def smtp_client(ctx, kind, index):
                 time.sleep(0.01)
                 continue
         try:
-            _, outcome, reply = send_one(ctx.ledger, client, kind, rng)
+            _, outcome, reply, _ = send_one(ctx.ledger, client, kind, rng)
         except CLIENT_ERRORS as error:
             ctx.ledger.note_error(f"{kind} send", error)
             client.close()
@@ -681,6 +682,59 @@ def tmp_leftovers_line(leftovers):
     return ", ".join(f"{d} {n}" for d, n in leftovers.items())
 
 
+# --- checking the checker ------------------------------------------------------------------------
+
+def inject_faults(ctx, rng):
+    """--inject-faults: after the drain, one lost, one duplicated and one corrupted (partial)
+    inbound message in example.org's maildrop, made by hand on the disk, and one submission
+    sent to the sink a second time by hand. Returns {(route, what): unit} the verdict must
+    report."""
+    server, ledger = ctx.server, ctx.ledger
+    route = (("example.org",), (), ["fault@example.org"])
+    ids = []
+    with open_inbound(server) as client:
+        for _ in range(3):
+            soak_id, outcome, reply, _ = send_one(ledger, client, "inbound", rng, route=route)
+            assert outcome == "acked", f"inject: {reply}"
+            ids.append(soak_id)
+    remote = REMOTE_RECIPIENTS[0]
+    with open_submission(server) as client:
+        sub_id, outcome, reply, message = send_one(ledger, client, "submission", rng,
+                                                   route=((), (remote,), [remote]))
+        assert outcome == "acked", f"inject: {reply}"
+    assert drain_queue(ctx, Path(server.config["SpoolPath"]), ctx.args.drain_seconds), \
+        "inject: the queue did not drain"
+    with SMTPConnection(ctx.sink.port, timeout=CLIENT_TIMEOUT) as direct:
+        direct.ehlo("fault.example.net")
+        reply = direct.transaction(OWNER, [remote], message)
+        assert reply.code == 250, f"inject: the sink said {reply}"
+    new = server.maildrop("example.org") / "new"
+    files = {identify(p.read_bytes())[0]: p for p in new.iterdir()}
+    lost, duplicated, partial = (files[i] for i in ids)
+    lost.unlink()
+    shutil.copyfile(duplicated, new / f"{int(time.time())}.M1P1Q1.soak-injected-copy")
+    data = bytearray(partial.read_bytes())
+    data[-3] = ord("#") if data[-3] != ord("#") else ord("*")
+    partial.write_bytes(bytes(data))
+    return {("inbound -> maildrop", "lost"): (ids[0], "example.org"),
+            ("inbound -> maildrop", "duplicated"): (ids[1], "example.org"),
+            ("inbound -> maildrop", "partial"): (ids[2], "example.org"),
+            ("submission -> sink", "duplicated"): (sub_id, remote)}
+
+
+def take_out_injected(rows, injected):
+    """Removes the injected faults from the rows; returns the ones the verdict missed."""
+    missed = []
+    for (route, what), unit in injected.items():
+        row = rows[route]
+        if unit in row.examples[what]:
+            row.examples[what].remove(unit)
+            setattr(row, what, getattr(row, what) - 1)
+        else:
+            missed.append(f"injected {what} {unit} on {route} was not reported")
+    return missed
+
+
 # --- crash mode ----------------------------------------------------------------------------------
 
 def crash_run(args, seed, workdir):
@@ -725,6 +779,7 @@ def crash_run(args, seed, workdir):
         ctx.start_server()
     drained = drain_queue(ctx, workdir / "spool", args.drain_seconds)
     drain_time = time.monotonic() - started - kill_phase
+    injected = inject_faults(ctx, rng) if args.inject_faults else {}
     served = {d: pop3_read_all(ledger, ctx.server, d, delete=False) for d in MAILDROPS}
     ctx.server.stop()
     ctx.sink.stop()
@@ -732,6 +787,7 @@ def crash_run(args, seed, workdir):
     for domain in MAILDROPS:
         final_stored[domain], leftovers[domain] = stored_messages(ctx.server.maildrop(domain))
     rows = classify(ledger, final_stored, spool_entries(workdir / "spool"))
+    missed = take_out_injected(rows, injected)
     elapsed = time.monotonic() - started
 
     outcomes = Counter(s.outcome for s in ledger.sent.values())
@@ -748,7 +804,10 @@ def crash_run(args, seed, workdir):
     print(f"client errors {dict(ledger.errors)}")
     print()
     print_table(rows)
-    failures = failures_of(ctx, rows)
+    if injected:
+        print(f"\ninjected faults (taken out of the table above): {len(injected)}, "
+              f"{len(injected) - len(missed)} reported")
+    failures = missed + failures_of(ctx, rows)
     for domain in MAILDROPS:
         listed = Counter(served[domain].values())
         on_disk = Counter(soak_id for _, soak_id, _, _ in final_stored[domain])
@@ -785,7 +844,8 @@ def fill_round(ctx, rng, kind, deadline, max_size):
     except CLIENT_ERRORS as error:
         return None, f"connect failed: {error!r}", ""
     try:
-        soak_id, outcome, reply = send_one(ctx.ledger, client, kind, rng, max_size=max_size)
+        soak_id, outcome, reply, _ = send_one(ctx.ledger, client, kind, rng,
+                                              max_size=max_size)
         return soak_id, outcome, str(reply)
     except CLIENT_ERRORS as error:
         return None, "cut", repr(error)
@@ -956,6 +1016,11 @@ def parse_args(argv):
                         help="directory for config, maildrops, spool and logs (default: a "
                              "new one under $TMPDIR, removed after a clean run)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--inject-faults", action="store_true",
+                        help="crash mode: to check the checker, lose, duplicate and corrupt "
+                             "one stored message and send one message to the sink twice, by "
+                             "hand, after the drain; the run fails unless all four are "
+                             "reported (they are then left out of the table)")
     parser.add_argument("--progress-every", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.binary.is_file() or not os.access(args.binary, os.X_OK):
