@@ -177,7 +177,9 @@ class Ledger:
         self.sink_copies = defaultdict(list)   # (id, recipient) -> [monotonic time of 250]
         self.sink_partial = set()              # (id, recipient)
         self.sink_unidentified = 0
-        self.kills = []                        # (monotonic time, {(id, recipient) PENDING})
+        # (id, recipient) -> times of the kills at which the sink had already accepted it
+        # but the spool still had it PENDING: a copy after such a kill is a redelivery.
+        self.kills_in_window = defaultdict(list)
         self.errors = Counter()
         self.refusals = []
         self.pop3_sessions = Counter()
@@ -213,6 +215,14 @@ class Ledger:
                 self.sink_copies[unit].append(now)
                 if not complete:
                     self.sink_partial.add(unit)
+
+    def note_kill(self, spool_states):
+        """After a SIGKILL (the server is gone, its spool is final until the restart)."""
+        now = time.monotonic()
+        with self.lock:
+            for unit, state in spool_states.items():
+                if state == "PENDING" and unit in self.sink_copies:
+                    self.kills_in_window[unit].append(now)
 
     def acked_count(self):
         with self.lock:
@@ -382,7 +392,7 @@ def pop3_session(ctx, domain, rng):
         conn = pop3_login(ctx.server, domain)
     except CLIENT_ERRORS as error:
         ledger.note_error("pop3 login", error, refusal=isinstance(error, AssertionError))
-        return "refused"
+        return "unreachable"
     if conn is None:
         return "in-use"
     try:
@@ -427,7 +437,7 @@ def pop3_client(ctx, domain, index):
         outcome = pop3_session(ctx, domain, rng)
         with ctx.ledger.lock:
             ctx.ledger.pop3_sessions[outcome] += 1
-        time.sleep(0.02 if outcome in ("refused", "in-use") else rng.uniform(0, ctx.pacing))
+        time.sleep(0.02 if outcome in ("unreachable", "in-use") else rng.uniform(0, ctx.pacing))
 
 
 def pop3_read_all(ledger, server, domain, delete, within=30.0):
@@ -588,7 +598,6 @@ def classify(ledger, final_stored, final_spool):
     rows = defaultdict(Row)
     with ledger.lock:
         sent = dict(ledger.sent)
-        kills = list(ledger.kills)
     stored_by_id = {d: defaultdict(list) for d in MAILDROPS}
     for domain, found in final_stored.items():
         for uid, soak_id, complete, _ in found:
@@ -621,7 +630,7 @@ def classify(ledger, final_stored, final_spool):
             times = sorted(ledger.sink_copies.get(unit, []))
             redelivered = sum(
                 1 for earlier, later in zip(times, times[1:])
-                if any(earlier < when < later and unit in pending for when, pending in kills))
+                if any(earlier < when < later for when in ledger.kills_in_window.get(unit, ())))
             row.units += 1
             row.acked += acked
             row.redelivered += redelivered
@@ -762,9 +771,7 @@ def crash_run(args, seed, workdir):
             time.sleep(rng.uniform(low, high) / 1000.0)
             ctx.server.kill(signal.SIGKILL)
             kills += 1
-            ledger.kills.append((time.monotonic(), {
-                unit for unit, state in spool_entries(workdir / "spool").items()
-                if state == "PENDING"}))
+            ledger.note_kill(spool_entries(workdir / "spool"))
             if kills % args.progress_every == 0:
                 print(f"  {kills} kills, {ledger.acked_count()} acknowledged, "
                       f"{time.monotonic() - started:.0f} s", flush=True)
@@ -775,10 +782,12 @@ def crash_run(args, seed, workdir):
         for thread in threads:
             thread.join(timeout=30)
     kill_phase = time.monotonic() - started
+    backlog = len(list((workdir / "spool" / "env").iterdir()))
     if not ctx.server.alive():
         ctx.start_server()
+    drain_started = time.monotonic()
     drained = drain_queue(ctx, workdir / "spool", args.drain_seconds)
-    drain_time = time.monotonic() - started - kill_phase
+    drain_time = time.monotonic() - drain_started
     injected = inject_faults(ctx, rng) if args.inject_faults else {}
     served = {d: pop3_read_all(ledger, ctx.server, d, delete=False) for d in MAILDROPS}
     ctx.server.stop()
@@ -792,7 +801,7 @@ def crash_run(args, seed, workdir):
 
     outcomes = Counter(s.outcome for s in ledger.sent.values())
     print(f"\nseed {seed}: {kills} SIGKILLs in {kill_phase:.0f} s ({ctx.runs} server starts), "
-          f"queue {'drained' if drained else 'NOT drained'} in {drain_time:.0f} s, "
+          f"queue of {backlog} {'drained' if drained else 'NOT drained'} in {drain_time:.0f} s, "
           f"{elapsed:.0f} s in all")
     print(f"messages: {len(ledger.sent)} sent, outcomes {dict(outcomes)}")
     for domain, book in ledger.books.items():
