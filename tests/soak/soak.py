@@ -440,9 +440,10 @@ def pop3_client(ctx, domain, index):
         time.sleep(0.02 if outcome in ("unreachable", "in-use") else rng.uniform(0, ctx.pacing))
 
 
-def pop3_read_all(ledger, server, domain, delete, within=30.0):
-    """One session that RETRs (and checks) every message, DELEs them all when delete is set,
-    and QUITs. Returns {uid: soak id}. Retries while the maildrop is locked."""
+def pop3_read_all(ledger, server, domain, delete, within=30.0, only_new=False):
+    """One session that RETRs (and checks) every message (only_new: those not retrieved
+    before), DELEs them all when delete is set, and QUITs. Returns {uid: soak id} of what it
+    retrieved. Retries while the maildrop is locked."""
     deadline = time.monotonic() + within
     while True:
         conn = pop3_login(server, domain)
@@ -458,6 +459,8 @@ def pop3_read_all(ledger, server, domain, delete, within=30.0):
             with ledger.lock:
                 if uid in book.confirmed:
                     book.resurrected.add(uid)
+                if only_new and uid in book.uid_id:
+                    continue
             data = conn.retr(number)
             learn(ledger, domain, uid, data)
             served[uid] = identify(data)[0]
@@ -907,6 +910,9 @@ def disk_full_run(args, seed, workdir):
                 if not ctx.server.alive():
                     failures.append("fill: the server died")
                     break
+            if attempts % 20 == 0:  # what is served while the disk fills is complete too
+                for domain in MAILDROPS:
+                    pop3_read_all(ledger, ctx.server, domain, delete=False, only_new=True)
         free_after_fill = shutil.disk_usage(disk).free
         print(f"fill: {attempts} messages, {ledger.acked_count()} acknowledged, 4xx "
               f"{dict(refused_4xx)}, {free_after_fill} bytes left on the tmpfs")
@@ -969,7 +975,8 @@ def disk_full_run(args, seed, workdir):
             seen += [r for r in message.remotes if ledger.sink_copies.get((soak_id, r))]
             if seen:
                 failures.append(f"{soak_id} got 4xx but was kept: {seen}")
-    print(f"files left in tmp/: {tmp_leftovers_line(leftovers)}")
+    print(f"POP3: {sum(b.retrieved for b in ledger.books.values())} RETRs checked; files left "
+          f"in tmp/: {tmp_leftovers_line(leftovers)}")
     print()
     print_table(rows)
     if not refused_4xx["inbound"] or not refused_4xx["submission"]:
