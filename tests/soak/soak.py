@@ -14,7 +14,7 @@ port and a local SMTP sink as its smarthost (OutboundRelayHost), then runs at th
 
 and SIGKILLs the server --kills times at random intervals, restarting it (same ports, same
 directories) after each kill. Then it lets the queue drain to the sink, reads every maildrop
-over POP3 and from the disk, and classifies every delivery unit (see DEFINITIONS). It prints a
+over POP3 and from the disk, and classifies every delivery unit (definitions below). It prints a
 summary table and exits 1 when anything was lost, duplicated, partial or refused, or when the
 run did not finish in its time bound.
 
@@ -79,6 +79,16 @@ the example.org maildrop, the example.net maildrop, or one remote recipient at t
                 whose body does not match X-Soak-Sum, or that lacks those headers.
   refused       a 5xx to a well-formed message, or -ERR to a valid POP3 command: a server
                 that is up has no reason to refuse anything these clients send.
+
+columns of the table: units, acknowledged, "not acked, seen" (not acknowledged but seen once),
+lost, duplicated, partial, "in doubt" (maildrop units gone after a DELE whose QUIT got no
+answer), "redelivered" (sink copies sent again after a kill in the window above), "still
+queued" (sink units still PENDING in the spool when --drain-seconds ran out: a failure, the run
+did not finish; not counted as lost).
+
+disk-full mode adds: a 4xx means nothing was kept (a refused message seen anywhere is a
+failure), a 5xx or a cut connection while filling is a failure, and both inbound and
+submission must have been answered 4xx.
 
 exit status: 0 when nothing was lost, duplicated, partial or refused, every kill was done and
 the queue drained within the time bounds; 1 otherwise (the work directory is then kept)."""
@@ -1000,7 +1010,7 @@ def interval(text):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="soak.py", description=__doc__.split("\n\n", 1)[0],
+        prog="soak.py", description=__doc__,
         epilog=DEFINITIONS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=1000,
                         help="SIGKILLs to deliver in crash mode (default 1000)")
@@ -1015,10 +1025,13 @@ def parse_args(argv):
     parser.add_argument("--kill-interval-ms", type=interval, default=(20.0, 300.0),
                         metavar="MIN,MAX", help="server uptime before each kill, uniformly "
                         "drawn (default 20,300)")
-    parser.add_argument("--inbound-clients", type=int, default=3)
-    parser.add_argument("--submission-clients", type=int, default=1)
+    parser.add_argument("--inbound-clients", type=int, default=3,
+                        help="concurrent inbound SMTP clients (default 3)")
+    parser.add_argument("--submission-clients", type=int, default=1,
+                        help="concurrent submission clients (default 1)")
     parser.add_argument("--pacing", type=float, default=0.02,
-                        help="each client waits up to this many seconds between messages")
+                        help="each client waits up to this many seconds between messages "
+                             "(default 0.02)")
     parser.add_argument("--disk-size", default="6m",
                         help="tmpfs size for --disk-full (default 6m)")
     parser.add_argument("--after-messages", type=int, default=10,
