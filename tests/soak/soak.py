@@ -1020,8 +1020,8 @@ def parse_args(argv):
     parser.add_argument("--time-limit", type=float, default=1800.0,
                         help="bound in seconds on the kill phase, or on the whole disk-full "
                              "run (default 1800); not reaching --kills in time is a failure")
-    parser.add_argument("--drain-seconds", type=float, default=180.0,
-                        help="bound on letting the queue drain to the sink (default 180)")
+    parser.add_argument("--drain-seconds", type=float, default=600.0,
+                        help="bound on letting the queue drain to the sink (default 600)")
     parser.add_argument("--kill-interval-ms", type=interval, default=(20.0, 300.0),
                         metavar="MIN,MAX", help="server uptime before each kill, uniformly "
                         "drawn (default 20,300)")
