@@ -761,6 +761,16 @@ def take_out_injected(rows, injected):
 
 def crash_run(args, seed, workdir):
     ctx = Context(args, seed, workdir)
+    try:
+        return crash_run_in(ctx, args, seed, workdir)
+    finally:  # also when something above raised: leave no server or sink behind
+        if ctx.server is not None:
+            ctx.server.stop()
+        if ctx.sink is not None:
+            ctx.sink.stop()
+
+
+def crash_run_in(ctx, args, seed, workdir):
     ledger = ctx.ledger
     rng = random.Random(seed)
     ctx.make_server(workdir, workdir / "spool")
@@ -796,8 +806,9 @@ def crash_run(args, seed, workdir):
             thread.join(timeout=30)
     kill_phase = time.monotonic() - started
     backlog = len(list((workdir / "spool" / "env").iterdir()))
-    if not ctx.server.alive():
-        ctx.start_server()
+    if not ctx.server.alive() and not ctx.start_server():
+        return [f"the server would not start again after {kills} kills: "
+                f"{ctx.start_failures[-RESTART_ATTEMPTS:]}"]
     drain_started = time.monotonic()
     drained = drain_queue(ctx, workdir / "spool", args.drain_seconds)
     drain_time = time.monotonic() - drain_started
@@ -858,7 +869,7 @@ def unmount(mountpoint):
         subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
 
 
-def fill_round(ctx, rng, kind, deadline, max_size):
+def fill_round(ctx, rng, kind, max_size):
     """One message on a fresh connection. Returns (soak id, outcome, reply text)."""
     opener = open_inbound if kind == "inbound" else open_submission
     try:
@@ -908,7 +919,7 @@ def disk_full_run(args, seed, workdir):
                 break
             kind = "inbound" if attempts % 3 else "submission"
             attempts += 1
-            soak_id, outcome, reply = fill_round(ctx, rng, kind, deadline, max_size)
+            soak_id, outcome, reply = fill_round(ctx, rng, kind, max_size)
             if outcome == "tempfail":
                 streak[kind] += 1
                 refused_4xx[kind] += 1
@@ -933,7 +944,7 @@ def disk_full_run(args, seed, workdir):
         if not ctx.start_server():
             failures.append("the server would not start again on the full disk")
             raise _Abort()
-        soak_id, outcome, reply = fill_round(ctx, rng, "inbound", deadline, max_size)
+        soak_id, outcome, reply = fill_round(ctx, rng, "inbound", max_size)
         print(f"after a SIGKILL and restart on the full disk: {outcome} {reply}")
         if outcome not in ("acked", "tempfail"):
             failures.append(f"full disk after restart: {outcome} {reply}")
@@ -951,7 +962,7 @@ def disk_full_run(args, seed, workdir):
         after = Counter()
         for i in range(args.after_messages):
             kind = "inbound" if i % 2 else "submission"
-            soak_id, outcome, reply = fill_round(ctx, rng, kind, deadline, max_size // 4)
+            soak_id, outcome, reply = fill_round(ctx, rng, kind, max_size // 4)
             after[outcome] += 1
             if outcome != "acked":
                 failures.append(f"after freeing space: {kind} {soak_id}: {outcome} {reply}")
