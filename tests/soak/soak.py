@@ -995,7 +995,8 @@ def disk_full_run(args, seed, workdir):
                     or any(s == soak_id for _, s, _, _ in final_stored[d])]
             seen += [r for r in message.remotes if ledger.sink_copies.get((soak_id, r))]
             if seen:
-                failures.append(f"{soak_id} got 4xx but was kept: {seen}")
+                failures.append(f"{soak_id} ({message.kind} to {list(message.maildrops)} "
+                                f"{list(message.remotes)}) got 4xx but was kept: {seen}")
     print(f"POP3: {sum(b.retrieved for b in ledger.books.values())} RETRs checked; files left "
           f"in tmp/: {tmp_leftovers_line(leftovers)}")
     print()
