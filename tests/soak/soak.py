@@ -181,6 +181,7 @@ class Ledger:
     def __init__(self, seed):
         self.lock = threading.Lock()
         self.seed = seed
+        self.started = time.monotonic()
         self.counter = 0
         self.sent = {}
         self.books = {domain: MaildropBook() for domain in MAILDROPS}
@@ -599,11 +600,13 @@ class Row:
     redelivered: int = 0
     queued: int = 0
     examples: dict = field(default_factory=lambda: defaultdict(list))
+    details: dict = field(default_factory=dict)   # unit -> what the tool knows of it
 
-    def flag(self, what, unit):
+    def flag(self, what, unit, detail):
         setattr(self, what, getattr(self, what) + 1)
         if len(self.examples[what]) < 5:
             self.examples[what].append(unit)
+            self.details[unit] = detail
 
 
 def classify(ledger, final_stored, final_spool):
@@ -625,38 +628,48 @@ def classify(ledger, final_stored, final_spool):
             confirmed = uids & book.confirmed
             seen = len(copies) + len(confirmed)
             unit = (soak_id, domain)
+            detail = (f"{message.outcome}; UIDLs {sorted(uids)}, at the end "
+                      f"{[(u, 'complete' if c else 'PARTIAL') for u, c in copies]}, deletion "
+                      f"confirmed {sorted(confirmed)}, QUIT unanswered "
+                      f"{sorted(uids & book.quit_unknown)}, DELE without QUIT "
+                      f"{sorted(uids & book.dele_no_quit)}")
             row.units += 1
             row.acked += acked
             if not acked and seen:
                 row.unacked_seen += 1
             if seen > 1 or len(uids) > 1 or uids & book.resurrected:
-                row.flag("duplicated", unit)
+                row.flag("duplicated", unit, detail)
             if seen == 0 and uids & book.quit_unknown:
                 row.in_doubt += 1
             elif acked and seen == 0:
-                row.flag("lost", unit)
+                row.flag("lost", unit, detail)
             if soak_id in book.partial_ids or not all(c for _, c in copies):
-                row.flag("partial", unit)
+                row.flag("partial", unit, detail)
         for recipient in message.remotes:
             row = rows[f"{message.kind} -> sink"]
             unit = (soak_id, recipient)
             times = sorted(ledger.sink_copies.get(unit, []))
+            windows = ledger.kills_in_window.get(unit, ())
+            detail = (f"{message.outcome}; accepted by the sink at "
+                      f"{[round(t - ledger.started, 3) for t in times]} s, kills with it still "
+                      f"PENDING at {[round(t - ledger.started, 3) for t in windows]} s, final "
+                      f"spool state {final_spool.get(unit)}")
             redelivered = sum(
                 1 for earlier, later in zip(times, times[1:])
-                if any(earlier < when < later for when in ledger.kills_in_window.get(unit, ())))
+                if any(earlier < when < later for when in windows))
             row.units += 1
             row.acked += acked
             row.redelivered += redelivered
             if not acked and times:
                 row.unacked_seen += 1
             if len(times) - redelivered > 1:
-                row.flag("duplicated", unit)
+                row.flag("duplicated", unit, detail)
             if not times and final_spool.get(unit) == "PENDING":
-                row.flag("queued", unit)
+                row.flag("queued", unit, detail)
             elif acked and not times:
-                row.flag("lost", unit)
+                row.flag("lost", unit, detail)
             if unit in ledger.sink_partial:
-                row.flag("partial", unit)
+                row.flag("partial", unit, detail)
     return rows
 
 
@@ -682,8 +695,8 @@ def failures_of(ctx, rows):
     for route, row in sorted(rows.items()):
         for what in ("lost", "duplicated", "partial", "queued"):
             if getattr(row, what):
-                failures.append(f"{route}: {getattr(row, what)} {what}, e.g. "
-                                f"{row.examples[what]}")
+                failures.append(f"{route}: {getattr(row, what)} {what}, e.g.")
+                failures += [f"    {unit}: {row.details[unit]}" for unit in row.examples[what]]
     for domain, book in ledger.books.items():
         if book.unidentified:
             failures.append(f"{domain}: {book.unidentified} served message(s) without an "
@@ -1086,7 +1099,7 @@ def main(argv=None):
     if failures:
         print(f"\nFAILED (seed {seed}; work directory kept: {workdir}):")
         for failure in failures:
-            print(f"  - {failure}")
+            print(f"  {failure}" if failure.startswith(" ") else f"  - {failure}")
         return 1
     print("\nOK: nothing lost, duplicated, partial or refused.")
     if not args.keep and args.workdir is None:
