@@ -991,11 +991,12 @@ def disk_full_run(args, seed, workdir):
             ctx.server.stop()
         if ctx.sink is not None:
             ctx.sink.stop()
-        final_stored, leftovers = {}, {}
+        leftovers = {}
         try:
             for domain in MAILDROPS:
-                final_stored[domain], leftovers[domain] = stored_messages(
-                    ctx.server.maildrop(domain))
+                if ctx.server is not None:
+                    final_stored[domain], leftovers[domain] = stored_messages(
+                        ctx.server.maildrop(domain))
             final_spool = spool_entries(disk / "spool")
         finally:
             unmount(disk)
