@@ -1044,8 +1044,10 @@ def parse_args(argv):
     parser.add_argument("--disk-full", action="store_true",
                         help="run the disk-full scenario instead of the crash run (root)")
     parser.add_argument("--time-limit", type=float, default=1800.0,
-                        help="bound in seconds on the kill phase, or on the whole disk-full "
-                             "run (default 1800); not reaching --kills in time is a failure")
+                        help="bound in seconds on the kill phase, or on filling the disk "
+                             "(default 1800); not reaching --kills or a full disk in time is a "
+                             "failure. Each later step has its own bound (--drain-seconds, 30 s "
+                             "for a POP3 lock, 20 s for a start)")
     parser.add_argument("--drain-seconds", type=float, default=600.0,
                         help="bound on letting the queue drain to the sink (default 600)")
     parser.add_argument("--kill-interval-ms", type=interval, default=(20.0, 300.0),
