@@ -1088,8 +1088,16 @@ def parse_args(argv):
     return args
 
 
+def stop_on_signal(signum, frame):
+    """SIGTERM and SIGINT (also when started in the background, where SIGINT is ignored)
+    unwind the run, so the server, the sink and the tmpfs are cleaned up."""
+    raise SystemExit(f"soak: stopped by signal {signum}")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     seed = args.seed if args.seed is not None else random.randrange(1, 10**6)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mailpopbox-soak."))
     workdir.mkdir(parents=True, exist_ok=True)
