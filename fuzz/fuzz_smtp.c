@@ -2,6 +2,7 @@
  * smtp/data.c, smtp/trace.c) driven the way smtp/server.c drives it: the input is a client's
  * byte stream, cut into command lines at LF (CR before it dropped), and raw DATA bytes after
  * 354. Aborts when a reply is malformed or a command line goes unanswered. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,8 +75,8 @@ static void check_replies(const struct strbuf *out)
 }
 
 /* What the glue does at SMTP_ACTION_BEGIN_DATA: a queue id and the trace headers of each
- * maildrop; storage may fail (decided by the input). */
-static void begin_data(struct smtp_session *s, bool storage_fails)
+ * maildrop; storage may fail with storage_error (0: it does not; decided by the input). */
+static void begin_data(struct smtp_session *s, int storage_error)
 {
 	const struct server_config *servers[8];
 	struct strbuf headers;
@@ -90,8 +91,8 @@ static void begin_data(struct smtp_session *s, bool storage_fails)
 		if (headers.len == 0 || memcmp(headers.data, "Received: ", 10) != 0)
 			abort();
 		strbuf_free(&headers);
-		if (storage_fails)
-			smtp_session_storage_failed(s);
+		if (storage_error)
+			smtp_session_storage_failed(s, storage_error);
 		return;
 	}
 	n = smtp_tx_servers(tx, servers, 8);
@@ -104,8 +105,8 @@ static void begin_data(struct smtp_session *s, bool storage_fails)
 		strbuf_reset(&headers);
 	}
 	strbuf_free(&headers);
-	if (storage_fails)
-		smtp_session_storage_failed(s);
+	if (storage_error)
+		smtp_session_storage_failed(s, storage_error);
 }
 
 /* Feeds the DATA bytes at in[0..len) in chunks of 1 to 16 octets (cut by the bytes
@@ -197,7 +198,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case SMTP_ACTION_BEGIN_DATA:
 			if (smtp_session_state(s) != SMTP_STATE_DATA)
 				abort();
-			begin_data(s, (messages++ & 3) == 3);
+			/* Every fourth message cannot be stored: a full disk or an I/O error. */
+			begin_data(s, (messages & 3) != 3 ? 0 : (messages & 4) ? ENOSPC : EIO);
+			messages++;
 			pos += feed_data(s, in + pos, size - pos);
 			if (!smtp_session_data_done(s))
 				break; /* input ended inside the message */
@@ -205,9 +208,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (smtp_session_data_end(s, &out) == SMTP_DATA_COMMIT) {
 				if (out.len != 0 || smtp_session_state(s) != SMTP_STATE_COMMITTING)
 					abort();
-				/* Whether the store succeeds comes from the input too. */
+				/* Whether the store succeeds, and why not, comes from the input too. */
 				bool ok = pos >= size || (data[pos - 1] & 0x10) == 0;
-				smtp_session_data_committed(s, ok, &out);
+				if (ok)
+					smtp_session_data_committed(s, true, &out);
+				else
+					smtp_session_data_failed(s,
+						(data[pos - 1] & 0x20) ? ENOSPC : EIO, &out);
 			}
 			check_replies(&out);
 			if (out.len == 0 || smtp_session_state(s) != SMTP_STATE_READY)
