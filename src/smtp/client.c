@@ -664,18 +664,24 @@ static enum smtp_client_action on_auth(struct smtp_client *c, const struct reply
 	 * weak, ... Whatever the smarthost says about our login is the operator's to mend (a
 	 * wrong password, an expired account), not a fault of the recipients or the message:
 	 * defer, as Postfix does with smtp_sasl_auth_soft_bounce, so the queue keeps the mail
-	 * until the login works or the message expires. The reply is kept for the DSN's
-	 * Diagnostic-Code; the enhanced status says "temporary" (RFC 3463 3.1). */
-	char enhanced[sizeof(r->enhanced)];
+	 * until the login works or the message expires. Deferring a 5xx is our decision, not
+	 * the reply's, so the result has no reply code (a DSN's Diagnostic-Code would contradict
+	 * its Status) and the reply goes into the text; the enhanced status says "temporary"
+	 * (RFC 3463 3.1). */
 	char host[SMTP_DOMAIN_MAX + 8], text[SMTP_CLIENT_TEXT_MAX + 8];
-	snprintf(enhanced, sizeof(enhanced), "%s", r->enhanced);
-	if (enhanced[0] == '5')
-		enhanced[0] = '4';
 	log_error("smtp_client", "event=relay_auth_failed host=%s code=%d reply=%s",
 		log_quote(host, sizeof(host), c->remote_host, strlen(c->remote_host)), r->code,
 		log_quote(text, sizeof(text), r->text, strlen(r->text)));
-	for (size_t i = 0; i < c->params.recipient_count; i++)
-		set_result(c, i, SMTP_CLIENT_TEMPFAIL, r->code, enhanced, r->text, true);
+	if (r->code / 100 == 5) {
+		char enhanced[sizeof(r->enhanced)] = "4.7.0";
+		if (r->enhanced[0] == '5')
+			snprintf(enhanced, sizeof(enhanced), "4%s", r->enhanced + 1);
+		fail_pending_local(c, SMTP_CLIENT_TEMPFAIL, enhanced, true,
+			"the smarthost refused the login: %s", r->text);
+	} else {
+		/* 4xx: the smarthost's own "try again later"; anything else breaks the protocol. */
+		fail_pending_reply(c, r, true);
+	}
 	return finish(c, out, true);
 }
 
