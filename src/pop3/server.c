@@ -138,6 +138,8 @@ static bool job_finish(struct pop3_conn *c)
 		pop3_conn_free(c);
 		return true;
 	}
+	/* The reply to the finished job is progress: not shed before the client could read it. */
+	daemon_conn_touch(c->srv, &c->base);
 	bufferevent_enable(c->bev, EV_READ);
 	return false;
 }

@@ -322,6 +322,9 @@ static void after_commit(struct smtp_conn *c)
 		smtp_conn_free(c);
 		return;
 	}
+	/* The reply is progress: shedding the connection before the client could read a 250
+	 * would make it send the stored message again. */
+	daemon_conn_touch(c->srv, &c->base);
 	flush_out(c);
 	if (c->srv->stopping) {
 		smtp_session_shutdown(c->session, &c->out);
@@ -390,6 +393,7 @@ static void auth_reply(struct smtp_conn *c)
 		smtp_conn_free(c);
 		return;
 	}
+	daemon_conn_touch(c->srv, &c->base);
 	flush_out(c);
 	if (action == SMTP_ACTION_CLOSE) {
 		close_after_flush(c);

@@ -490,3 +490,28 @@ def test_a_shed_tls_client_is_told_why_over_tls(make_server):
             assert idle_mx.command("NOOP").code == 250, "the younger connection was shed"
     finally:
         idle_tls.close()
+
+
+def test_a_stored_message_reply_counts_as_progress_so_its_sender_is_not_shed(make_server):
+    """The 250 for a stored message is progress: a client whose DATA began long ago (and went
+    below the minimum rate) but whose message was just stored is not the one shed for a new
+    client; an older idle one is. Shedding it could lose the 250 still on its way to the
+    client, which would then send the stored message again. MaxConnections 3: two MX slots."""
+    server = make_server(overrides={"MaxConnections": 3, "MaxConnectionsPerIP": 10})
+    with SMTPConnection(server.smtp_port) as sender:
+        sender.ehlo()
+        assert sender.command("MAIL FROM:<a@example.net.test>").code == 250
+        assert sender.command("RCPT TO:<someone@example.org>").code == 250
+        assert sender.command("DATA").code == 354
+        time.sleep(1.1)  # progress is counted in seconds: the idle client is the younger
+        with SMTPConnection(server.smtp_port) as idle:
+            assert idle.greeting.code == 220, idle.greeting
+            time.sleep(SHED_IDLE_SECONDS + 0.5)
+            # Far below SMTP_DATA_MIN_RATE since DATA: the transfer itself was no progress.
+            sender.send(b"Subject: slow\r\n\r\nbody\r\n.\r\n")
+            assert sender.read_reply().code == 250
+            with SMTPConnection(server.smtp_port) as newcomer:
+                assert newcomer.greeting.code == 220, newcomer.greeting
+                assert idle.read_reply(timeout=5).code == 421, "the idle client was not shed"
+                assert sender.command("NOOP").code == 250, "the sender of the stored message was shed"
+
