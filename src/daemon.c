@@ -1,6 +1,6 @@
-/* daemon.c: listeners for each protocol port, the connection registry with total and per-IP
- * caps (and the owner's share and shedding of admission.h), SIGTERM/SIGINT graceful stop, and
- * the event loop. */
+/* daemon.c: the process: configuration generations (SIGHUP reload), a listener for each
+ * protocol port handed in from main.c, the event loop and its connections (net/loop.h), the
+ * outbound queue, SIGTERM/SIGINT graceful stop and privilege drop. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
@@ -13,7 +13,6 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stddef.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,176 +25,37 @@
 #include "log.h"
 #include "fsutil.h"
 #include "generation.h"
-#include "pop3/server.h"
+#include "net/house.h"
+#include "net/loop.h"
 #include "privileges.h"
 #include "queue/queue.h"
 #include "sandbox.h"
-#include "throttle.h"
-#include "smtp/server.h"
 #include "store/maildrop.h"
 #include "tls.h"
 #include "worker.h"
 
-#define IP_BUCKETS 256
+/* At most this many listening ports. */
+#define LISTENERS_MAX 16
 
-struct ip_count {
-	struct ip_count *next;
-	unsigned count;
-	char ip[INET6_ADDRSTRLEN];
-};
-
-enum listener_kind {
-	LISTEN_SMTP,
-	LISTEN_SUBMISSION,
-	LISTEN_SUBMISSION_TLS,
-	LISTEN_POP3,
-	LISTEN_POP3_STLS,
+struct daemon {
+	struct event_base *base;
+	const struct config *cfg;      /* the current generation's config */
+	struct generation *gen;        /* the current generation */
+	const char *config_path;       /* re-read on SIGHUP */
+	struct worker_pool *workers;
+	struct net_house *house;       /* what the loops share */
+	struct net_loop loop;          /* the one event loop and its connections */
+	bool stopping;
+	struct queue *queue;           /* the outbound queue */
+	struct generation *queue_gen;  /* the generation the queue was started with */
+	struct event *trim_timer;      /* gives freed memory back once connections are gone */
 };
 
 struct listener {
-	struct daemon *srv;
-	enum listener_kind kind;
+	struct net_loop *loop;
+	const struct net_protocol *protocol;
 	struct evconnlistener *evl;
 };
-
-static unsigned hash_ip(const char *ip)
-{
-	unsigned h = 5381;
-
-	while (*ip)
-		h = h * 33 + (unsigned char)*ip++;
-	return h % IP_BUCKETS;
-}
-
-static struct ip_count **find_ip(struct daemon *srv, const char *ip)
-{
-	struct ip_count **p = &srv->ip_buckets[hash_ip(ip)];
-
-	while (*p && strcmp((*p)->ip, ip) != 0)
-		p = &(*p)->next;
-	return p;
-}
-
-/* Seconds on a clock that never goes back: the order of progress (admission.h). */
-static time_t monotonic_seconds(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec;
-}
-
-/* The house (or the MX share, per verdict) is full: close the connection that has gone
- * longest without progress, to make room for one from new_ip. True when one was shed. */
-static bool shed_one(struct daemon *srv, enum admission_verdict verdict, const char *new_ip)
-{
-	time_t now = monotonic_seconds();
-	struct admission_walk walk;
-
-	admission_walk_start(&walk, &srv->admission, verdict, now);
-	for (unsigned i = 0; i < SERVER_SHED_CANDIDATES_MAX; i++) {
-		struct admission_slot *slot = admission_walk_next(&walk);
-		if (!slot)
-			return false;
-		struct daemon_conn *victim =
-			(struct daemon_conn *)((char *)slot - offsetof(struct daemon_conn, slot));
-		char ip[INET6_ADDRSTRLEN];
-		long idle = (long)(now - slot->active_at);
-		const char *lane = slot->lane == ADMISSION_MX ? "mx" : "owner";
-		memcpy(ip, victim->ip, sizeof(ip)); /* the victim is freed when it is shed */
-		const char *reason = victim->shed(victim);
-		if (reason) {
-			log_warn("server", "event=shed client=%s reason=%s idle_seconds=%ld lane=%s "
-				"for=%s", ip, reason, idle, lane, new_ip);
-			return true;
-		}
-	}
-	return false;
-}
-
-bool daemon_conn_admit(struct daemon *srv, struct daemon_conn *conn, const struct sockaddr *addr,
-	enum admission_lane lane)
-{
-	const struct config *cfg = srv->cfg;
-
-	if (addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, conn->ip, sizeof(conn->ip));
-		/* ::ffff:a.b.c.d is the IPv4 client a.b.c.d on a dual-stack socket. */
-		if (strncmp(conn->ip, "::ffff:", 7) == 0 && strchr(conn->ip + 7, '.'))
-			memmove(conn->ip, conn->ip + 7, strlen(conn->ip + 7) + 1);
-	} else if (addr->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
-		inet_ntop(AF_INET, &sin->sin_addr, conn->ip, sizeof(conn->ip));
-	} else {
-		snprintf(conn->ip, sizeof(conn->ip), "unknown");
-	}
-	if (srv->stopping)
-		return false;
-	struct ip_count **slot = find_ip(srv, conn->ip);
-	if (*slot && (*slot)->count >= cfg->max_connections_per_ip) {
-		log_warn("server", "event=connection_refused client=%s reason=max_connections_per_ip",
-			conn->ip);
-		return false;
-	}
-	/* A full house sheds a connection that holds its slot without using it, rather than
-	 * turning away the owner or a mail server trickled out by such connections. */
-	enum admission_verdict verdict = admission_check(&srv->admission, lane,
-		cfg->max_connections);
-	if (verdict != ADMISSION_ADMIT && shed_one(srv, verdict, conn->ip))
-		verdict = admission_check(&srv->admission, lane, cfg->max_connections);
-	if (verdict != ADMISSION_ADMIT) {
-		log_warn("server", "event=connection_refused client=%s reason=%s", conn->ip,
-			verdict == ADMISSION_MX_FULL ? "max_connections_mx" : "max_connections");
-		return false;
-	}
-	slot = find_ip(srv, conn->ip); /* shedding may have changed the bucket */
-	if (!*slot) {
-		*slot = xcalloc(1, sizeof(**slot));
-		snprintf((*slot)->ip, sizeof((*slot)->ip), "%s", conn->ip);
-	}
-	(*slot)->count++;
-	srv->conn_count++;
-	admission_add(&srv->admission, &conn->slot, lane, monotonic_seconds());
-	conn->gen = generation_ref(srv->gen);
-	conn->prev = NULL;
-	conn->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = conn;
-	srv->conns = conn;
-	return true;
-}
-
-void daemon_conn_touch(struct daemon *srv, struct daemon_conn *conn)
-{
-	admission_touch(&srv->admission, &conn->slot, monotonic_seconds());
-}
-
-void daemon_conn_release(struct daemon *srv, struct daemon_conn *conn)
-{
-	struct ip_count **slot = find_ip(srv, conn->ip);
-
-	if (*slot && --(*slot)->count == 0) {
-		struct ip_count *dead = *slot;
-		*slot = dead->next;
-		free(dead);
-	}
-	if (conn->prev)
-		conn->prev->next = conn->next;
-	else
-		srv->conns = conn->next;
-	if (conn->next)
-		conn->next->prev = conn->prev;
-	srv->conn_count--;
-	admission_remove(&srv->admission, &conn->slot);
-	generation_unref(conn->gen);
-	conn->gen = NULL;
-	if (srv->conn_count == 0 && srv->trim_timer) {
-		struct timeval later = {MEMORY_TRIM_IDLE_SECONDS, 0};
-		evtimer_add(srv->trim_timer, &later); /* (re)started by each last connection */
-	}
-	daemon_conn_maybe_exit(srv);
-}
 
 static long resident_kib(void)
 {
@@ -219,7 +79,7 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (srv->conn_count > 0)
+	if (net_house_connections(srv->house) > 0)
 		return; /* the next last connection starts the timer again */
 	long before = resident_kib();
 	malloc_trim(0);
@@ -227,54 +87,25 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 		resident_kib());
 }
 
-void daemon_conn_maybe_exit(struct daemon *srv)
+/* Once stopping, the loop ends when no connection, job or delivery is left. */
+static void maybe_exit(struct daemon *srv)
 {
-	if (srv->stopping && srv->conn_count == 0 && worker_pool_pending(srv->workers) == 0 &&
-	    (!srv->queue || queue_idle(srv->queue)))
+	if (srv->stopping && net_house_connections(srv->house) == 0 &&
+	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
 		event_base_loopexit(srv->base, NULL);
 }
 
-
-unsigned daemon_login_failed(struct daemon *srv, const struct daemon_conn *conn,
-	const char *module, const char *detail)
+/* The loop's last connection has gone. */
+static void loop_emptied(struct net_loop *loop, void *arg)
 {
-	bool locked = false;
-	unsigned delay = throttle_failure(srv->throttle, conn->ip, time(NULL), &locked);
+	struct daemon *srv = arg;
 
-	log_warn(module, "event=auth_failed client=%s%s%s", conn->ip, detail ? " " : "",
-		detail ? detail : "");
-	if (locked)
-		log_warn(module, "event=auth_lockout client=%s seconds=%u", conn->ip,
-			srv->cfg->auth_lockout);
-	return delay;
-}
-
-void daemon_login_succeeded(struct daemon *srv, struct daemon_conn *conn)
-{
-	throttle_success(srv->throttle, conn->ip);
-	admission_protect(&srv->admission, &conn->slot);
-}
-
-bool daemon_login_blocked(struct daemon *srv, const struct daemon_conn *conn, const char *module)
-{
-	if (!throttle_blocked(srv->throttle, conn->ip, time(NULL)))
-		return false;
-	log_warn(module, "event=auth_blocked client=%s", conn->ip);
-	return true;
-}
-
-void daemon_new_id(char *buf, size_t size)
-{
-	static atomic_uint counter;
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	unsigned long long usec = (unsigned long long)now.tv_sec * 1000000ULL +
-		(unsigned long long)now.tv_nsec / 1000;
-	/* 40 bits of microseconds (~12 days of wrap) and 20 bits of a process counter: unique
-	 * within a process, and the time part keeps restarts apart. */
-	snprintf(buf, size, "%010llX%05X", usec & 0xFFFFFFFFFFULL,
-		(atomic_fetch_add(&counter, 1) + (unsigned)fs_process_id()) & 0xFFFFF);
+	(void)loop;
+	if (srv->trim_timer) {
+		struct timeval later = {MEMORY_TRIM_IDLE_SECONDS, 0};
+		evtimer_add(srv->trim_timer, &later); /* (re)started by each last connection */
+	}
+	maybe_exit(srv);
 }
 
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
@@ -284,23 +115,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
 	(void)evl;
 	(void)addrlen;
-	switch (l->kind) {
-	case LISTEN_SMTP:
-		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_MX);
-		break;
-	case LISTEN_SUBMISSION:
-		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_SUBMISSION);
-		break;
-	case LISTEN_SUBMISSION_TLS:
-		smtp_server_accept(l->srv, fd, addr, SMTP_LISTENER_SUBMISSION_TLS);
-		break;
-	case LISTEN_POP3:
-		pop3_server_accept(l->srv, fd, addr, tls_available(l->srv->gen->tls));
-		break;
-	case LISTEN_POP3_STLS:
-		pop3_server_accept_stls(l->srv, fd, addr);
-		break;
-	}
+	net_loop_accept(l->loop, l->protocol, fd, addr);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
@@ -335,25 +150,26 @@ socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
 
 /* optional: the port is a default the config did not ask for; failing to bind it is a
  * warning, not a reason not to start. */
-static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, int port,
-	const char *name, bool optional)
+static struct listener *listen_on(struct net_loop *loop, const struct config *cfg,
+	const struct net_protocol *protocol, int port, bool optional)
 {
 	struct sockaddr_storage ss;
-	const char *address = srv->cfg->listen_address;
+	const char *address = cfg->listen_address;
+	const char *name = protocol->port_key;
 	/* All addresses: a dual-stack IPv6 socket also takes IPv4 clients. */
 	int family = address && !strchr(address, ':') ? AF_INET : AF_INET6;
-	socklen_t len = daemon_listen_address(srv->cfg, family, port, &ss);
+	socklen_t len = daemon_listen_address(cfg, family, port, &ss);
 
 	struct listener *l = xcalloc(1, sizeof(*l));
-	l->srv = srv;
-	l->kind = kind;
-	l->evl = evconnlistener_new_bind(srv->base, accept_cb, l,
+	l->loop = loop;
+	l->protocol = protocol;
+	l->evl = evconnlistener_new_bind(loop->base, accept_cb, l,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
 		(struct sockaddr *)&ss, (int)len);
 	if (!l->evl && !address && errno == EAFNOSUPPORT) {
 		/* No IPv6 on this host: fall back to IPv4 only. */
-		len = daemon_listen_address(srv->cfg, AF_INET, port, &ss);
-		l->evl = evconnlistener_new_bind(srv->base, accept_cb, l,
+		len = daemon_listen_address(cfg, AF_INET, port, &ss);
+		l->evl = evconnlistener_new_bind(loop->base, accept_cb, l,
 			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
 			(struct sockaddr *)&ss, (int)len);
 	}
@@ -382,7 +198,7 @@ static struct listener *listen_on(struct daemon *srv, enum listener_kind kind, i
 
 struct run_state {
 	struct daemon *srv;
-	struct listener *listeners[5];
+	struct listener *listeners[LISTENERS_MAX];
 	size_t listener_count;
 	struct event *grace_timer;
 	struct event *wait_timer;
@@ -395,7 +211,7 @@ static void wait_queue_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	daemon_conn_maybe_exit(rs->srv);
+	maybe_exit(rs->srv);
 }
 
 static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
@@ -404,7 +220,8 @@ static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	log_warn("server", "event=shutdown_grace_expired connections=%u", rs->srv->conn_count);
+	log_warn("server", "event=shutdown_grace_expired connections=%u",
+		net_house_connections(rs->srv->house));
 	event_base_loopexit(rs->srv->base, NULL);
 }
 
@@ -416,7 +233,8 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (srv->stopping)
 		return;
-	log_info("server", "event=stopping signal=%d connections=%u", (int)sig, srv->conn_count);
+	log_info("server", "event=stopping signal=%d connections=%u", (int)sig,
+		net_house_connections(srv->house));
 	srv->stopping = true;
 	if (srv->queue)
 		queue_stop(srv->queue);
@@ -425,20 +243,15 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 		free(rs->listeners[i]);
 	}
 	rs->listener_count = 0;
-	/* Ask each session to finish; sessions remove themselves from the list as they go. */
-	struct daemon_conn *conn = srv->conns;
-	while (conn) {
-		struct daemon_conn *next = conn->next;
-		conn->shutdown(conn);
-		conn = next;
-	}
+	/* Ask each session to finish. */
+	net_loop_stop(&srv->loop);
 	struct timeval grace = {SHUTDOWN_GRACE_SECONDS, 0};
 	rs->grace_timer = evtimer_new(srv->base, grace_expired_cb, rs);
 	evtimer_add(rs->grace_timer, &grace);
 	struct timeval poll = {0, 100000};
 	rs->wait_timer = event_new(srv->base, -1, EV_PERSIST, wait_queue_cb, rs);
 	event_add(rs->wait_timer, &poll);
-	daemon_conn_maybe_exit(srv);
+	maybe_exit(srv);
 }
 
 static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -570,12 +383,43 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct generation *old = srv->gen;
 	srv->gen = gen;
 	srv->cfg = &gen->cfg;
+	net_house_set_generation(srv->house, gen);
 	generation_unref(old);
 	log_info("server", "event=reloaded domains=%zu tls=%s", gen->cfg.server_count,
 		tls_available(gen->tls) ? "yes" : "no");
 }
 
-int daemon_run(struct config *loaded, const char *config_path)
+/* Opens each protocol's port on loop (each loop will have its own, SO_REUSEPORT, when there
+ * are several). False when a port that must open did not. */
+static bool listen_all(struct run_state *rs, struct net_loop *loop, const struct config *cfg,
+	const struct generation *gen, const struct net_protocol *const *protocols)
+{
+	for (size_t i = 0; protocols[i]; i++) {
+		const struct net_protocol *protocol = protocols[i];
+		bool optional = false;
+		int port = protocol->port(cfg, protocol, &optional);
+		if (port == 0)
+			continue;
+		if (protocol->tls_start == NET_TLS_IMPLICIT && !tls_available(gen->tls)) {
+			/* Implicit TLS needs a certificate; say so instead of failing every client. */
+			log_warn("server", "event=listener_skipped key=%s reason=no_certificate",
+				protocol->port_key);
+			continue;
+		}
+		if (rs->listener_count == LISTENERS_MAX)
+			fatal("event=too_many_listeners");
+		struct listener *l = listen_on(loop, cfg, protocol, port, optional);
+		if (!l && optional)
+			continue;
+		if (!l)
+			return false;
+		rs->listeners[rs->listener_count++] = l;
+	}
+	return true;
+}
+
+int daemon_run(struct config *loaded, const char *config_path,
+	const struct net_protocol *const *protocols)
 {
 	struct daemon srv;
 	struct run_state rs;
@@ -619,10 +463,7 @@ int daemon_run(struct config *loaded, const char *config_path)
 	event_config_free(event_cfg);
 	if (!srv.base)
 		fatal("event=event_base_failed");
-	srv.ip_buckets = xcalloc(IP_BUCKETS, sizeof(*srv.ip_buckets));
 	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
-	srv.throttle = throttle_new(cfg->auth_max_failures, cfg->auth_failure_window,
-		cfg->auth_lockout);
 	/* The queue keeps the configuration it started with; its keys need a restart. */
 	srv.queue_gen = generation_ref(srv.gen);
 	srv.queue = queue_new(srv.base, cfg, srv.workers, err, sizeof(err));
@@ -630,37 +471,13 @@ int daemon_run(struct config *loaded, const char *config_path)
 		log_error("server", "event=queue_failed key=SpoolPath error=\"%s\"", err);
 		goto out;
 	}
+	srv.house = net_house_new(srv.gen, srv.queue);
+	net_loop_init(&srv.loop, srv.base, srv.workers, srv.house);
+	srv.loop.emptied = loop_emptied;
+	srv.loop.emptied_arg = &srv;
+	if (!listen_all(&rs, &srv.loop, cfg, srv.gen, protocols))
+		goto out;
 
-	struct {
-		enum listener_kind kind;
-		int port;
-		const char *name;
-		bool optional;
-	} ports[] = {
-		{LISTEN_SMTP, cfg->smtp_port, "SMTPPort", false},
-		{LISTEN_SUBMISSION, cfg->submission_port, "SubmissionPort",
-			!cfg->submission_port_given},
-		{LISTEN_SUBMISSION_TLS, cfg->submission_tls_port, "SubmissionTLSPort",
-			!cfg->submission_tls_port_given},
-		{LISTEN_POP3, cfg->pop3_port, "POP3Port", false},
-		{LISTEN_POP3_STLS, cfg->pop3_stls_port, "POP3STLSPort", false},
-	};
-	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
-		if (ports[i].port == 0)
-			continue;
-		if (ports[i].kind == LISTEN_SUBMISSION_TLS && !tls_available(srv.gen->tls)) {
-			/* Implicit TLS needs a certificate; say so instead of failing every client. */
-			log_warn("server", "event=listener_skipped key=SubmissionTLSPort reason=no_certificate");
-			continue;
-		}
-		struct listener *l = listen_on(&srv, ports[i].kind, ports[i].port, ports[i].name,
-			ports[i].optional);
-		if (!l && ports[i].optional)
-			continue;
-		if (!l)
-			goto out;
-		rs.listeners[rs.listener_count++] = l;
-	}
 	/* Ports are bound and keys read: nothing below needs root. */
 	if (privileges_drop(cfg, err, sizeof(err)) != 0) {
 		char quoted[600];
@@ -705,15 +522,7 @@ out:
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	generation_unref(srv.queue_gen);
-	throttle_free(srv.throttle);
-	for (size_t i = 0; i < IP_BUCKETS; i++) {
-		while (srv.ip_buckets[i]) {
-			struct ip_count *next = srv.ip_buckets[i]->next;
-			free(srv.ip_buckets[i]);
-			srv.ip_buckets[i] = next;
-		}
-	}
-	free(srv.ip_buckets);
+	net_house_free(srv.house);
 	generation_unref(srv.gen);
 	event_base_free(srv.base);
 	return status;

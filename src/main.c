@@ -9,7 +9,20 @@
 #include "log.h"
 #include "mail/dkim_keygen.h"
 #include "password.h"
+#include "pop3/server.h"
 #include "queue/queue.h"
+#include "smtp/server.h"
+
+/* The protocols served, each listening port in the order they are opened. A new protocol
+ * adds its entries here (net/loop.h says what an entry holds). */
+static const struct net_protocol *const protocols[] = {
+	&smtp_server_mx,
+	&smtp_server_submission,
+	&smtp_server_submissions,
+	&pop3_server_pop3,
+	&pop3_server_stls,
+	NULL,
+};
 
 static void usage(FILE *f)
 {
@@ -48,7 +61,7 @@ static int serve(const char *path)
 
 	if (load(path, &cfg) != 0)
 		return 1;
-	return daemon_run(&cfg, path); /* takes the config over */
+	return daemon_run(&cfg, path, protocols); /* takes the config over */
 }
 
 static int queue(const char *path, bool flush)

@@ -1,596 +1,357 @@
-/* pop3/server.c: bytes <-> POP3 lines for one client. Password checks, maildrop opening and
- * UPDATE deletions run on the worker pool; RETR/TOP stream the message file through the
- * dot-stuffing filter as the socket drains, so memory does not grow with message size. */
+/* pop3/server.c: the POP3 glue on the connection layer (net/conn.h): command lines go to the
+ * core (pop3/session.c); opening the maildrop and UPDATE's deletions run on the worker pool;
+ * RETR/TOP stream the message file through the dot-stuffing filter as the socket drains, so
+ * memory does not grow with message size. */
 #include "pop3/server.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "connection.h"
-#include "daemon.h"
-#include "generation.h"
 #include "bounds.h"
+#include "generation.h"
 #include "log.h"
+#include "net/conn.h"
 #include "pop3/dotstuff.h"
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
-#include "tls.h"
-#include "worker.h"
 
-/* RETR output is produced while less than this is queued, and resumed below the low mark. */
+/* RETR output is produced while less than this is queued, and resumed at NET_OUTPUT_LOW. */
 #define RETR_OUTPUT_HIGH (64 * 1024)
-#define RETR_OUTPUT_LOW (16 * 1024)
 #define RETR_READ_CHUNK (16 * 1024)
 
 struct pop3_conn {
-	struct daemon_conn base; /* first: the registry hands us back this pointer */
-	struct daemon *srv;
-	struct bufferevent *bev;  /* NULL while a TLS handshake is under way */
-	struct tls_accept *handshake;
+	struct net_conn *conn;
 	struct pop3_session *session;
 	struct strbuf out;
 	struct maildrop md;
 	bool md_open;
 	enum maildrop_open_status open_status;
-	bool auth_ok, commit_ok;
+	bool commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
 	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
 	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
-	bool discarding_line;  /* inside an over-long command line */
-	bool closing;
-	bool job_pending;      /* a worker job holds this connection */
-	bool gone;             /* the client left while a job was pending */
-	struct event *auth_delay; /* holds a failed login's reply back (throttling) */
-	struct connection_deadline deadline; /* for the next command line or TLS handshake */
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
 	time_t connected_at;
 	unsigned retrieved, deleted;
 };
 
-static void pop3_conn_process(struct pop3_conn *c);
-static void handle_action(struct pop3_conn *c, enum pop3_action action);
+static void pop3_process(struct pop3_conn *p);
+static void handle_action(struct pop3_conn *p, enum pop3_action action);
 
-/* RFC 1939 3: the autologout timer is at least 10 minutes. It runs as a deadline for each
- * command line (and the TLS handshake) from when we start waiting for it; partial input does
- * not move it, so a client trickling bytes cannot hold a slot for ever (slowloris). The write
- * timeout catches a client that stops reading a long RETR. */
-static void set_timeouts(struct pop3_conn *c)
+static void pop3_free(struct net_conn *conn, void *glue)
 {
-	struct timeval t = {c->base.gen->cfg.pop3_idle_timeout, 0};
+	struct pop3_conn *p = glue;
 
-	bufferevent_set_timeouts(c->bev, NULL, &t);
-}
-
-static void arm_command_deadline(struct pop3_conn *c)
-{
-	connection_deadline_arm(&c->deadline, c->base.gen->cfg.pop3_idle_timeout);
-}
-
-static void pop3_conn_free(struct pop3_conn *c)
-{
-	connection_deadline_free(&c->deadline);
-	if (c->handshake)
-		tls_accept_cancel(c->handshake);
-	if (c->auth_delay)
-		event_free(c->auth_delay);
-	if (c->retr_fd >= 0)
-		close(c->retr_fd);
+	if (p->retr_fd >= 0)
+		close(p->retr_fd);
 	/* Closing without UPDATE deletes nothing (RFC 1939 6); this only drops the lock. */
-	if (c->md_open)
-		maildrop_close(&c->md);
+	if (p->md_open)
+		maildrop_close(&p->md);
 	log_info("pop3", "event=disconnect client=%s retrieved=%u deleted=%u seconds=%ld",
-		c->base.ip, c->retrieved, c->deleted, (long)(time(NULL) - c->connected_at));
-	if (c->bev)
-		bufferevent_free(c->bev);
-	pop3_session_free(c->session);
-	strbuf_free(&c->out);
-	daemon_conn_release(c->srv, &c->base);
-	free(c);
+		net_conn_ip(conn), p->retrieved, p->deleted, (long)(time(NULL) - p->connected_at));
+	pop3_session_free(p->session);
+	strbuf_free(&p->out);
+	free(p);
 }
 
-static void pop3_conn_free_cb(void *arg)
+static void flush_out(struct pop3_conn *p)
 {
-	pop3_conn_free(arg);
+	net_conn_send(p->conn, p->out.data, p->out.len);
+	strbuf_reset(&p->out);
 }
 
-static void flush_out(struct pop3_conn *c)
+/* ---- the login gate is the layer's; maildrop opening and UPDATE are jobs ---- */
+
+static bool login_verify(void *glue)
 {
-	if (c->out.len && c->bev)
-		evbuffer_add(bufferevent_get_output(c->bev), c->out.data, c->out.len);
-	strbuf_reset(&c->out);
+	return pop3_session_verify_password(((struct pop3_conn *)glue)->session);
 }
 
-static void close_after_flush(struct pop3_conn *c)
+static void login_describe(void *glue, bool ok, char *buf, size_t size)
 {
-	if (c->closing)
-		return;
-	c->closing = true;
-	if (!c->bev) { /* in a TLS handshake: nothing to flush */
-		pop3_conn_free(c);
-		return;
-	}
-	connection_close_when_flushed(c->srv->base, c->bev, pop3_conn_free_cb, c);
+	const char *name = pop3_session_user(((struct pop3_conn *)glue)->session);
+	char user[128];
+
+	(void)ok;
+	snprintf(buf, size, "user=%s", log_quote(user, sizeof(user), name, strlen(name)));
 }
 
-/* ---- worker jobs: password, maildrop open, deletions ---- */
-
-static void job_start(struct pop3_conn *c, worker_work_fn work, worker_done_fn done)
+static void open_work(void *glue)
 {
-	c->job_pending = true;
-	bufferevent_disable(c->bev, EV_READ);
-	worker_pool_submit(c->srv->workers, work, done, c);
+	struct pop3_conn *p = glue;
+
+	p->open_status = maildrop_open(&p->md, pop3_session_maildrop_path(p->session));
 }
 
-/* Returns true when the connection was freed because the client left meanwhile. */
-static bool job_finish(struct pop3_conn *c)
+static void open_done(struct net_conn *conn, void *glue)
 {
-	c->job_pending = false;
-	if (c->gone) {
-		pop3_conn_free(c);
-		return true;
-	}
-	/* The reply to the finished job is progress: not shed before the client could read it. */
-	daemon_conn_touch(c->srv, &c->base);
-	bufferevent_enable(c->bev, EV_READ);
-	return false;
-}
+	struct pop3_conn *p = glue;
 
-static void password_work(void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	c->auth_ok = pop3_session_verify_password(c->session);
-}
-
-static void password_reply(struct pop3_conn *c)
-{
-	if (job_finish(c))
-		return;
-	handle_action(c, pop3_session_auth_result(c->session, c->auth_ok, &c->out));
-	pop3_conn_process(c);
-}
-
-static void password_delay_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	event_free(c->auth_delay);
-	c->auth_delay = NULL;
-	password_reply(c);
-}
-
-static void password_done(void *arg)
-{
-	struct pop3_conn *c = arg;
-	char user[128], detail[160];
-	const char *name = pop3_session_user(c->session);
-
-	log_quote(user, sizeof(user), name, strlen(name));
-	if (c->auth_ok) {
-		daemon_login_succeeded(c->srv, &c->base);
-		log_info("pop3", "event=login client=%s user=%s", c->base.ip, user);
-		password_reply(c);
-		return;
-	}
-	snprintf(detail, sizeof(detail), "user=%s", user);
-	unsigned delay = daemon_login_failed(c->srv, &c->base, "pop3", detail);
-	if (delay == 0 || c->gone) {
-		password_reply(c);
-		return;
-	}
-	/* Slow the guesser down; the job stays pending, so nothing else is read meanwhile. */
-	struct timeval wait = {(time_t)delay, 0};
-	c->auth_delay = evtimer_new(c->srv->base, password_delay_done, c);
-	evtimer_add(c->auth_delay, &wait);
-}
-
-static void open_work(void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	c->open_status = maildrop_open(&c->md, pop3_session_maildrop_path(c->session));
-}
-
-static void open_done(void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	c->md_open = c->open_status == MAILDROP_OPEN_OK;
-	if (job_finish(c))
-		return;
-	if (c->md_open)
-		log_info("pop3", "event=maildrop_open client=%s messages=%zu", c->base.ip,
-			c->md.count);
+	p->md_open = p->open_status == MAILDROP_OPEN_OK;
+	if (p->md_open)
+		log_info("pop3", "event=maildrop_open client=%s messages=%zu", net_conn_ip(conn),
+			p->md.count);
 	else
-		log_warn("pop3", "event=maildrop_open_failed client=%s reason=%s", c->base.ip,
-			c->open_status == MAILDROP_OPEN_LOCKED ? "locked" : "error");
-	handle_action(c, pop3_session_maildrop_opened(c->session, c->open_status,
-		c->md_open ? &c->md : NULL, &c->out));
-	pop3_conn_process(c);
+		log_warn("pop3", "event=maildrop_open_failed client=%s reason=%s",
+			net_conn_ip(conn), p->open_status == MAILDROP_OPEN_LOCKED ? "locked" : "error");
+	handle_action(p, pop3_session_maildrop_opened(p->session, p->open_status,
+		p->md_open ? &p->md : NULL, &p->out));
 }
 
-static void commit_work(void *arg)
+static void commit_work(void *glue)
 {
-	struct pop3_conn *c = arg;
+	struct pop3_conn *p = glue;
 
-	for (size_t i = 0; i < c->md.count; i++)
-		if (c->md.messages[i].deleted)
-			c->deleted++;
-	c->commit_ok = maildrop_commit_deletions(&c->md) == 0;
+	for (size_t i = 0; i < p->md.count; i++)
+		if (p->md.messages[i].deleted)
+			p->deleted++;
+	p->commit_ok = maildrop_commit_deletions(&p->md) == 0;
 }
 
-static void commit_done(void *arg)
+/* The deletions are durable whether or not the client is still there to hear it. */
+static void commit_done(struct net_conn *conn, void *glue)
 {
-	struct pop3_conn *c = arg;
+	struct pop3_conn *p = glue;
 
-	/* The deletions are durable whether or not the client is still there to hear it. */
-	if (job_finish(c))
-		return;
-	if (!c->commit_ok)
-		log_error("pop3", "event=delete_failed client=%s", c->base.ip);
-	handle_action(c, pop3_session_commit_done(c->session, c->commit_ok, &c->out));
+	if (!p->commit_ok)
+		log_error("pop3", "event=delete_failed client=%s", net_conn_ip(conn));
+	handle_action(p, pop3_session_commit_done(p->session, p->commit_ok, &p->out));
 }
 
 /* ---- RETR / TOP ---- */
 
+static void retrieve_end(struct pop3_conn *p, bool ok)
+{
+	close(p->retr_fd);
+	p->retr_fd = -1;
+	handle_action(p, pop3_session_retrieve_done(p->session, ok));
+}
+
 /* Sends more of the message while the output queue is short. */
-static void retrieve_pump(struct pop3_conn *c)
+static void retrieve_pump(struct pop3_conn *p)
 {
 	static char chunk[RETR_READ_CHUNK];
-	struct evbuffer *output = bufferevent_get_output(c->bev);
 
-	while (c->retr_fd >= 0 && evbuffer_get_length(output) < RETR_OUTPUT_HIGH) {
-		ssize_t n = read(c->retr_fd, chunk, sizeof(chunk));
+	while (p->retr_fd >= 0 && net_conn_output_pending(p->conn) < RETR_OUTPUT_HIGH) {
+		ssize_t n = read(p->retr_fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"", c->base.ip,
-				strerror(errno));
-			close(c->retr_fd);
-			c->retr_fd = -1;
-			flush_out(c);
-			handle_action(c, pop3_session_retrieve_done(c->session, false));
+			log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"",
+				net_conn_ip(p->conn), strerror(errno));
+			flush_out(p);
+			retrieve_end(p, false);
 			return;
 		}
-		bool more = n > 0 && dotstuff_feed(&c->stuff, chunk, (size_t)n, &c->out);
+		bool more = n > 0 && dotstuff_feed(&p->stuff, chunk, (size_t)n, &p->out);
 		/* Maildir files never change once delivered: when the listed size has been read,
 		 * the file is at its end, without one more read(2) to hear it. */
-		if (more && c->retr_left > 0) {
-			c->retr_left = (uint64_t)n < c->retr_left ? c->retr_left - (uint64_t)n : 0;
-			more = c->retr_left > 0;
+		if (more && p->retr_left > 0) {
+			p->retr_left = (uint64_t)n < p->retr_left ? p->retr_left - (uint64_t)n : 0;
+			more = p->retr_left > 0;
 		}
+		if (!more)
+			dotstuff_finish(&p->stuff, &p->out);
+		flush_out(p);
 		if (!more) {
-			dotstuff_finish(&c->stuff, &c->out);
-			flush_out(c);
-			close(c->retr_fd);
-			c->retr_fd = -1;
-			c->retrieved++;
-			handle_action(c, pop3_session_retrieve_done(c->session, true));
-			pop3_conn_process(c);
+			p->retrieved++;
+			retrieve_end(p, true);
+			pop3_process(p);
 			return;
 		}
-		flush_out(c);
 	}
 }
 
-/* Takes back the reply to the current command line, still unsent in out. */
-static void out_discard_reply(struct pop3_conn *c)
+static void start_retrieve(struct pop3_conn *p)
 {
-	if (c->reply_start > c->out.len)
-		fatal("event=pop3_reply_start_beyond_output");
-	c->out.len = c->reply_start;
-	if (c->out.data)
-		c->out.data[c->out.len] = '\0';
-}
+	const struct maildrop_message *m = pop3_session_retrieve_message(p->session);
 
-static void start_retrieve(struct pop3_conn *c)
-{
-	const struct maildrop_message *m = pop3_session_retrieve_message(c->session);
-
-	/* The file is opened while the "+OK" is still in c->out: once that is sent, a failure
-	 * can only be told by closing without the terminator (RFC 1939 3), which loses the
+	/* The file is opened while the "+OK" is still in out: once that is sent, a failure can
+	 * only be told by closing without the terminator (RFC 1939 3), which loses the
 	 * session's DELEs. Before, the "+OK" can still become a -ERR (RFC 1939 5, RETR/TOP). */
-	c->retr_fd = maildrop_message_open(&c->md, m);
-	if (c->retr_fd < 0) {
+	p->retr_fd = maildrop_message_open(&p->md, m);
+	if (p->retr_fd < 0) {
 		log_warn("pop3", "event=retrieve_unavailable client=%s uidl=%s error=\"%s\"",
-			c->base.ip, m->uidl, strerror(errno));
-		out_discard_reply(c);
-		handle_action(c, pop3_session_retrieve_unavailable(c->session, &c->out));
+			net_conn_ip(p->conn), m->uidl, strerror(errno));
+		if (p->reply_start > p->out.len)
+			fatal("event=pop3_reply_start_beyond_output");
+		p->out.len = p->reply_start; /* takes the "+OK" back */
+		if (p->out.data)
+			p->out.data[p->out.len] = '\0';
+		handle_action(p, pop3_session_retrieve_unavailable(p->session, &p->out));
 		return;
 	}
-	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
-	c->retr_left = m->file_size;
+	dotstuff_init(&p->stuff, pop3_session_retrieve_lines(p->session));
+	p->retr_left = m->file_size;
 	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
 	 * record and one write(2) for a small message instead of two. */
-	retrieve_pump(c);
-}
-
-/* ---- STLS ---- */
-
-static void pop3_read_cb(struct bufferevent *bev, void *arg);
-static void pop3_write_cb(struct bufferevent *bev, void *arg);
-static void pop3_event_cb(struct bufferevent *bev, short what, void *arg);
-
-static void setup_bufferevent(struct pop3_conn *c)
-{
-	bufferevent_setcb(c->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
-	bufferevent_setwatermark(c->bev, EV_WRITE, RETR_OUTPUT_LOW, 0);
-	set_timeouts(c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-}
-
-/* The TLS handshake ended, after STLS or on the implicit TLS port. */
-static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
-{
-	struct pop3_conn *c = arg;
-
-	c->handshake = NULL;
-	if (!bev) {
-		tls_log_handshake_failure("pop3", c->base.ip, failure);
-		pop3_conn_free(c);
-		return;
-	}
-	c->bev = bev;
-	setup_bufferevent(c);
-	char description[128];
-	tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
-	log_info("pop3", "event=tls client=%s tls=\"%s\"", c->base.ip, description);
-	if (c->after_stls)
-		pop3_session_tls_started(c->session);
-	else
-		pop3_session_greeting(c->session, &c->out);
-	flush_out(c);
-	pop3_conn_process(c); /* starts the deadline for the first command */
-}
-
-static void start_tls(struct pop3_conn *c)
-{
-	/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
-	SSL *ssl = tls_new_session(c->base.gen->tls, TLS_POLICY_STRICT);
-
-	if (!ssl) {
-		close_after_flush(c);
-		return;
-	}
-	c->handshake = connection_start_tls(c->srv->base, c->srv->workers, c->bev, ssl,
-		tls_ready, c);
-	c->bev = NULL;
-	c->after_stls = true;
-	arm_command_deadline(c); /* the handshake and the next command */
+	retrieve_pump(p);
 }
 
 /* ---- command lines ---- */
 
-static void handle_action(struct pop3_conn *c, enum pop3_action action)
+static void handle_action(struct pop3_conn *p, enum pop3_action action)
 {
+	if (action != POP3_ACTION_RETRIEVE)
+		flush_out(p);
 	switch (action) {
 	case POP3_ACTION_NONE:
-		flush_out(c);
 		break;
 	case POP3_ACTION_CLOSE:
-		flush_out(c);
-		close_after_flush(c);
+		net_conn_close(p->conn);
 		break;
 	case POP3_ACTION_STARTTLS:
-		flush_out(c);
-		start_tls(c);
+		/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
+		p->after_stls = true;
+		if (!net_conn_start_tls(p->conn, TLS_POLICY_STRICT))
+			net_conn_close(p->conn);
 		break;
 	case POP3_ACTION_CHECK_PASSWORD:
-		if (daemon_login_blocked(c->srv, &c->base, "pop3")) {
-			handle_action(c, pop3_session_auth_blocked(c->session, &c->out));
-			break;
-		}
-		flush_out(c);
-		job_start(c, password_work, password_done);
+		net_conn_login(p->conn);
 		break;
 	case POP3_ACTION_OPEN_MAILDROP:
-		flush_out(c);
-		job_start(c, open_work, open_done);
+		net_conn_job(p->conn, open_work, open_done);
 		break;
 	case POP3_ACTION_RETRIEVE:
-		start_retrieve(c);
+		start_retrieve(p);
 		break;
 	case POP3_ACTION_COMMIT:
-		flush_out(c);
-		job_start(c, commit_work, commit_done);
+		net_conn_job(p->conn, commit_work, commit_done);
 		break;
 	}
 }
 
-static bool busy(const struct pop3_conn *c)
-{
-	return c->closing || c->job_pending || c->retr_fd >= 0 || c->handshake;
-}
-
-static void pop3_conn_process(struct pop3_conn *c)
+static void pop3_process(struct pop3_conn *p)
 {
 	char line[POP3_COMMAND_LINE_MAX + 1];
+	size_t len;
 
-	while (!busy(c)) {
-		struct evbuffer *in = bufferevent_get_input(c->bev);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > SESSION_OUTPUT_BUFFER_MAX)
-			break; /* resumed by pop3_write_cb when the client reads */
-		size_t eol_len = 0;
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos < 0) {
-			/* + 1: the CR of a line of exactly the maximum may be here without its LF. */
-			if (evbuffer_get_length(in) > POP3_COMMAND_LINE_MAX + 1) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				c->discarding_line = true;
-			}
-			arm_command_deadline(c);
+	while (p->retr_fd < 0 && net_conn_ready(p->conn)) {
+		enum net_line_result got = net_conn_read_line(p->conn, line, &len);
+		if (got == NET_LINE_NONE)
+			break;
+		p->reply_start = p->out.len;
+		handle_action(p, got == NET_LINE_OK ?
+			pop3_session_feed_line(p->session, line, len, &p->out) :
+			pop3_session_line_too_long(p->session, &p->out));
+	}
+}
+
+/* The handshake ended, after STLS or on the implicit TLS port. */
+static void tls_ready(struct pop3_conn *p)
+{
+	char description[128];
+
+	net_conn_tls_describe(p->conn, description, sizeof(description));
+	log_info("pop3", "event=tls client=%s tls=\"%s\"", net_conn_ip(p->conn), description);
+	if (p->after_stls)
+		pop3_session_tls_started(p->session);
+	else
+		pop3_session_greeting(p->session, &p->out);
+	flush_out(p);
+}
+
+static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
+{
+	struct pop3_conn *p = glue;
+
+	switch (event) {
+	case NET_EVENT_DRAINED:
+		if (p->retr_fd >= 0) {
+			retrieve_pump(p);
 			break;
 		}
-		connection_deadline_disarm(&c->deadline);
-		daemon_conn_touch(c->srv, &c->base);
-		size_t len = (size_t)eol.pos;
-		enum pop3_action action;
-		c->reply_start = c->out.len;
-		if (c->discarding_line || len > POP3_COMMAND_LINE_MAX) {
-			evbuffer_drain(in, len + eol_len);
-			c->discarding_line = false;
-			action = pop3_session_line_too_long(c->session, &c->out);
-		} else {
-			evbuffer_remove(in, line, len);
-			evbuffer_drain(in, eol_len);
-			action = pop3_session_feed_line(c->session, line, len, &c->out);
-		}
-		handle_action(c, action);
+		/* fall through */
+	case NET_EVENT_INPUT:
+		pop3_process(p);
+		break;
+	case NET_EVENT_TLS_READY:
+		tls_ready(p);
+		break;
+	case NET_EVENT_LOGIN_OK:
+	case NET_EVENT_LOGIN_FAILED:
+		handle_action(p, pop3_session_auth_result(p->session, event == NET_EVENT_LOGIN_OK,
+			&p->out));
+		break;
+	case NET_EVENT_LOGIN_BLOCKED:
+		handle_action(p, pop3_session_auth_blocked(p->session, &p->out));
+		break;
+	case NET_EVENT_STALLED: /* the connection ends without UPDATE (RFC 1939 6) */
+		log_info("pop3", "event=timeout client=%s reason=not_reading", net_conn_ip(conn));
+		break;
+	case NET_EVENT_DEADLINE: /* RFC 1939 3: the autologout timer; no UPDATE */
+	case NET_EVENT_READ_IDLE:
+		if (p->retr_fd >= 0)
+			break;
+		log_info("pop3", "event=timeout client=%s", net_conn_ip(conn));
+		net_conn_close(conn);
+		break;
+	case NET_EVENT_SHUTDOWN: /* no QUIT was said: nothing is deleted */
+		if (p->retr_fd >= 0)
+			close(p->retr_fd);
+		p->retr_fd = -1;
+		net_conn_close(conn);
+		break;
 	}
 }
 
-static void pop3_read_cb(struct bufferevent *bev, void *arg)
+/* A full house sheds this connection, one not logged in: closed at once, without UPDATE. */
+static const char *pop3_shed(struct net_conn *conn, void *glue, struct strbuf *last)
 {
-	(void)bev;
-	pop3_conn_process(arg);
-}
-
-static void pop3_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	(void)bev;
-	if (c->closing)
-		return;
-	if (c->retr_fd >= 0)
-		retrieve_pump(c);
-	else
-		pop3_conn_process(c);
-}
-
-static void pop3_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	(void)bev;
-	if (c->closing)
-		return;
-	if (what & BEV_EVENT_TIMEOUT)
-		log_info("pop3", "event=timeout client=%s reason=not_reading", c->base.ip);
-	/* EOF, error or timeout: end without UPDATE, so nothing is deleted (RFC 1939 6). */
-	if (c->job_pending) {
-		c->gone = true;
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-		return;
-	}
-	pop3_conn_free(c);
-}
-
-/* RFC 1939 3: the autologout timer expired: close without entering UPDATE. */
-static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pop3_conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	connection_deadline_expired(&c->deadline);
-	if (c->job_pending || c->closing || c->retr_fd >= 0)
-		return;
-	log_info("pop3", "event=timeout client=%s", c->base.ip);
-	close_after_flush(c);
-}
-
-static void pop3_conn_shutdown(struct daemon_conn *conn)
-{
-	struct pop3_conn *c = (struct pop3_conn *)conn;
-
-	/* A running UPDATE finishes (commit_done closes); anything else ends now, without
-	 * deleting: the client has not said QUIT. */
-	if (c->job_pending || c->closing)
-		return;
-	if (c->retr_fd >= 0) {
-		close(c->retr_fd);
-		c->retr_fd = -1;
-	}
-	close_after_flush(c);
-}
-
-/* A full house sheds this connection (daemon.h), one not logged in: it is closed at once,
- * without UPDATE (RFC 1939 6). */
-static const char *pop3_conn_shed(struct daemon_conn *conn)
-{
-	struct pop3_conn *c = (struct pop3_conn *)conn;
-
-	if (c->job_pending || c->closing)
-		return NULL; /* a password check or maildrop opening must end with its reply */
-	if (c->bev) {
-		static const char reply[] = "-ERR [SYS/TEMP] server busy, closing idle connection\r\n";
-		connection_send_last(c->bev, reply, sizeof(reply) - 1);
-	}
-	pop3_conn_free(c);
+	(void)conn;
+	(void)glue;
+	strbuf_append_str(last, "-ERR [SYS/TEMP] server busy, closing idle connection\r\n");
 	return "idle";
 }
 
-static void accept_connection(struct daemon *srv, evutil_socket_t fd,
-	const struct sockaddr *addr, bool implicit_tls, bool stls_offered)
-{
-	struct pop3_conn *c = xcalloc(1, sizeof(*c));
+static const struct net_handler pop3_handler = {"pop3", pop3_event, pop3_shed, pop3_free,
+	login_verify, login_describe};
 
-	c->srv = srv;
-	c->retr_fd = -1;
-	c->base.shed = pop3_conn_shed;
-	if (!daemon_conn_admit(srv, &c->base, addr, ADMISSION_OWNER)) {
-		if (!implicit_tls) {
-			static const char busy_reply[] = "-ERR [SYS/TEMP] too many connections\r\n";
-			(void)!send(fd, busy_reply, sizeof(busy_reply) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		}
-		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
-	c->base.shutdown = pop3_conn_shutdown;
-	c->connected_at = time(NULL);
-	strbuf_init(&c->out);
-	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
-	SSL *ssl = implicit_tls ? tls_new_session(c->base.gen->tls, TLS_POLICY_STRICT) : NULL;
-	if (ssl)
-		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
-	else if (!implicit_tls)
-		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev && !c->handshake) {
-		evutil_closesocket(fd);
-		daemon_conn_release(srv, &c->base);
-		free(c);
-		return;
-	}
+static void pop3_accept(struct net_conn *conn, const struct net_protocol *protocol)
+{
+	struct pop3_conn *p = xcalloc(1, sizeof(*p));
+	const struct generation *gen = net_conn_generation(conn);
+	bool implicit_tls = net_conn_implicit_tls(conn);
+	bool stls_offered = protocol == &pop3_server_stls && tls_available(gen->tls);
+
+	p->conn = conn;
+	p->retr_fd = -1;
+	p->connected_at = time(NULL);
+	strbuf_init(&p->out);
+	net_conn_attach(conn, &pop3_handler, p);
+	/* RFC 1939 3: the autologout timer is at least 10 minutes; it also bounds a write. */
+	net_conn_set_lines(conn, POP3_COMMAND_LINE_MAX, gen->cfg.pop3_idle_timeout);
+	net_conn_set_timeouts(conn, 0, gen->cfg.pop3_idle_timeout);
 	struct pop3_session_params params = {
-		.cfg = &c->base.gen->cfg,
+		.cfg = &gen->cfg,
 		.tls_active = implicit_tls,
 		.stls_offered = stls_offered,
 		.implementation = "mailpopbox " MAILPOPBOX_VERSION,
 	};
-	c->session = pop3_session_new(&params);
-	log_info("pop3", "event=connect client=%s tls=%s", c->base.ip,
+	p->session = pop3_session_new(&params);
+	log_info("pop3", "event=connect client=%s tls=%s", net_conn_ip(conn),
 		implicit_tls ? "implicit" : stls_offered ? "stls" : "none");
-	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
-	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
-	if (c->handshake)
-		return; /* greeted in tls_ready */
-	setup_bufferevent(c);
-	pop3_session_greeting(c->session, &c->out);
-	flush_out(c);
+	if (!implicit_tls) { /* else greeted once TLS is up */
+		pop3_session_greeting(p->session, &p->out);
+		flush_out(p);
+	}
 }
 
-void pop3_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
-	bool implicit_tls)
+static int pop3_port(const struct config *cfg, const struct net_protocol *protocol,
+	bool *optional)
 {
-	accept_connection(srv, fd, addr, implicit_tls, false);
+	(void)optional;
+	return protocol == &pop3_server_stls ? cfg->pop3_stls_port : cfg->pop3_port;
 }
 
-void pop3_server_accept_stls(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr)
-{
-	accept_connection(srv, fd, addr, false, tls_available(srv->gen->tls));
-}
+static const char pop3_busy[] = "-ERR [SYS/TEMP] too many connections\r\n";
+
+const struct net_protocol pop3_server_pop3 = {"pop3", "POP3Port", 995, pop3_port,
+	ADMISSION_OWNER, NET_TLS_IMPLICIT_IF_CERT, TLS_POLICY_STRICT, pop3_busy, pop3_accept};
+const struct net_protocol pop3_server_stls = {"pop3-stls", "POP3STLSPort", 110, pop3_port,
+	ADMISSION_OWNER, NET_TLS_PLAIN, TLS_POLICY_STRICT, pop3_busy, pop3_accept};

@@ -1,738 +1,483 @@
-/* smtp/server.c: bytes <-> SMTP lines for one client. Enforces the line limit where lines are
- * read, streams DATA into the maildrop files as it arrives, commits them on the worker pool
- * (the 250 is sent only after fsync), swaps in TLS on STARTTLS, and applies timeouts. */
+/* smtp/server.c: the SMTP glue on the connection layer (net/conn.h): command lines go to the
+ * core (smtp/session.c) and its actions become work. DATA is streamed into the maildrop files
+ * (or the owner's submission) as it arrives and committed on the worker pool: the 250 is
+ * sent only after fsync. */
 #include "smtp/server.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "connection.h"
 #include "bounds.h"
-#include "log.h"
-#include "daemon.h"
 #include "generation.h"
-#include "smtp/data.h"
-#include "smtp/session.h"
+#include "log.h"
+#include "net/conn.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
+#include "smtp/data.h"
+#include "smtp/session.h"
 #include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
-#include "tls.h"
-#include "worker.h"
 
 /* Bytes of DATA handed to the core in one step. */
 #define DATA_CHUNK (64 * 1024)
 
 struct smtp_conn {
-	struct daemon_conn base; /* first: the registry hands us back this pointer */
-	struct daemon *srv;
-	struct bufferevent *bev;  /* NULL while a TLS handshake is under way */
-	struct tls_accept *handshake;
-	bool implicit_tls;        /* port 465: the greeting follows the handshake */
+	struct net_conn *conn;
+	const struct config *cfg;   /* the connection's generation's */
 	enum tls_policy tls_policy; /* strict on the submission ports */
 	struct smtp_session *session;
 	struct strbuf out;
 	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
 	size_t delivery_count;
 	struct submission *submission;         /* the owner's mail during DATA, else NULL */
-	bool discarding_line; /* inside an over-long command line */
-	bool closing;         /* flush the output, then free */
-	bool job_pending;     /* a commit is running on a worker */
-	bool gone;            /* the client went away while a job was pending */
 	bool commit_ok;
 	int commit_error;     /* errno of a failed commit */
-	bool auth_ok;
-	struct event *auth_delay;  /* holds a failed AUTH's reply back (throttling) */
-	bool output_paused;   /* too many unread replies: stop reading commands for now */
 	time_t connected_at;
 	unsigned messages;
-	/* For the next command line or TLS handshake, and for a whole DATA transfer. */
-	struct connection_deadline deadline;
 	time_t data_started;  /* when the current DATA transfer began */
 	uint64_t data_octets; /* octets of it received so far */
 };
 
-static void smtp_conn_process(struct smtp_conn *c);
-
-/* Timeouts. In DATA the read timeout is an idle one (RFC 5321 4.5.3.2.5: a limit per data
- * block), and the whole transfer has a deadline too (smtp_data_deadline_seconds). A command
- * line, and a TLS handshake, get a deadline, started when we begin waiting and not moved by
- * partial input: a client trickling a byte at a time cannot hold a connection slot for ever
- * (slowloris). The write timeout catches a client that stops reading our replies. */
-static void set_timeouts(struct smtp_conn *c)
+/* In DATA the read timeout is an idle one (RFC 5321 4.5.3.2.5: a limit per data block) and
+ * the whole transfer has a deadline (smtp_data_deadline_seconds); a command line has the
+ * command deadline (net/conn.h). The write timeout catches a client that stops reading. */
+static void set_timeouts(struct smtp_conn *s)
 {
-	const struct config *cfg = &c->base.gen->cfg;
-	bool in_data = smtp_session_state(c->session) == SMTP_STATE_DATA;
-	struct timeval data = {cfg->smtp_data_timeout, 0};
-	struct timeval write = {in_data ? cfg->smtp_data_timeout : cfg->smtp_command_timeout, 0};
+	bool in_data = smtp_session_state(s->session) == SMTP_STATE_DATA;
 
-	bufferevent_set_timeouts(c->bev, in_data ? &data : NULL, &write);
-}
-
-static void arm_command_deadline(struct smtp_conn *c)
-{
-	connection_deadline_arm(&c->deadline, c->base.gen->cfg.smtp_command_timeout);
-}
-
-/* DATA began: the transfer must end within the whole-DATA deadline. */
-static void start_data_deadline(struct smtp_conn *c)
-{
-	const struct config *cfg = &c->base.gen->cfg;
-
-	c->data_started = time(NULL);
-	c->data_octets = 0;
-	connection_deadline_arm(&c->deadline,
-		smtp_data_deadline_seconds(cfg->max_message_size, cfg->smtp_data_timeout));
+	net_conn_set_timeouts(s->conn, in_data ? s->cfg->smtp_data_timeout : 0,
+		in_data ? s->cfg->smtp_data_timeout : s->cfg->smtp_command_timeout);
 }
 
 /* octets more of DATA arrived. The transfer counts as progress, for the shedding of a full
- * house (daemon.h), while it keeps up SMTP_DATA_MIN_RATE on average since DATA began. */
-static void note_data_progress(struct smtp_conn *c, size_t octets)
+ * house, while it keeps up SMTP_DATA_MIN_RATE on average since DATA began. */
+static void note_data_progress(struct smtp_conn *s, size_t octets)
 {
-	c->data_octets += octets;
-	if (c->data_octets >= (uint64_t)(time(NULL) - c->data_started) * SMTP_DATA_MIN_RATE)
-		daemon_conn_touch(c->srv, &c->base);
+	s->data_octets += octets;
+	if (s->data_octets >= (uint64_t)(time(NULL) - s->data_started) * SMTP_DATA_MIN_RATE)
+		net_conn_touch(s->conn);
 }
 
-static void abort_deliveries(struct smtp_conn *c)
+static void abort_deliveries(struct smtp_conn *s)
 {
-	if (c->submission) {
-		submission_free(c->submission);
-		free(c->submission);
-		c->submission = NULL;
+	if (s->submission) {
+		submission_free(s->submission);
+		free(s->submission);
+		s->submission = NULL;
 	}
-	for (size_t i = 0; i < c->delivery_count; i++) {
-		maildrop_delivery_abort(&c->deliveries[i]);
-		maildrop_delivery_release(&c->deliveries[i]);
+	for (size_t i = 0; i < s->delivery_count; i++) {
+		maildrop_delivery_abort(&s->deliveries[i]);
+		maildrop_delivery_release(&s->deliveries[i]);
 	}
-	free(c->deliveries);
-	c->deliveries = NULL;
-	c->delivery_count = 0;
+	free(s->deliveries);
+	s->deliveries = NULL;
+	s->delivery_count = 0;
 }
 
-static void smtp_conn_free(struct smtp_conn *c)
+static void smtp_free(struct net_conn *conn, void *glue)
 {
-	connection_deadline_free(&c->deadline);
-	if (c->handshake)
-		tls_accept_cancel(c->handshake);
-	if (c->auth_delay)
-		event_free(c->auth_delay);
-	abort_deliveries(c);
-	log_info("smtp", "event=disconnect client=%s messages=%u seconds=%ld", c->base.ip,
-		c->messages, (long)(time(NULL) - c->connected_at));
-	if (c->bev)
-		bufferevent_free(c->bev);
-	smtp_session_free(c->session);
-	strbuf_free(&c->out);
-	struct daemon *srv = c->srv;
-	daemon_conn_release(srv, &c->base);
-	free(c);
+	struct smtp_conn *s = glue;
+
+	abort_deliveries(s); /* a message not committed is not kept */
+	log_info("smtp", "event=disconnect client=%s messages=%u seconds=%ld", net_conn_ip(conn),
+		s->messages, (long)(time(NULL) - s->connected_at));
+	smtp_session_free(s->session);
+	strbuf_free(&s->out);
+	free(s);
 }
 
-/* Moves the core's replies to the socket. Replies that refuse something are logged with the
- * command's outcome (never the command line itself: it may carry credentials later). */
-static void flush_out(struct smtp_conn *c)
+/* Moves the core's replies to the client. Refusals are logged with the command's outcome
+ * (never the command line itself: it may carry credentials). */
+static void flush_out(struct smtp_conn *s)
 {
-	if (c->out.len == 0)
+	if (s->out.len == 0)
 		return;
-	if (c->out.data[0] == '4' || c->out.data[0] == '5') {
+	if (s->out.data[0] == '4' || s->out.data[0] == '5') {
 		char quoted[256];
-		size_t line = strcspn(c->out.data, "\r");
-		log_info("smtp", "event=reply client=%s reply=%s", c->base.ip,
-			log_quote(quoted, sizeof(quoted), c->out.data, line));
+		log_info("smtp", "event=reply client=%s reply=%s", net_conn_ip(s->conn),
+			log_quote(quoted, sizeof(quoted), s->out.data, strcspn(s->out.data, "\r")));
 	}
-	if (c->bev)
-		connection_send(c->bev, c->out.data, c->out.len);
-	strbuf_reset(&c->out);
-}
-
-static void smtp_conn_free_cb(void *arg)
-{
-	smtp_conn_free(arg);
-}
-
-static void close_after_flush(struct smtp_conn *c)
-{
-	if (c->closing)
-		return;
-	c->closing = true;
-	if (!c->bev) { /* in a TLS handshake: there is nothing to flush, nor a way to say it */
-		smtp_conn_free(c);
-		return;
-	}
-	connection_close_when_flushed(c->srv->base, c->bev, smtp_conn_free_cb, c);
+	net_conn_send(s->conn, s->out.data, s->out.len);
+	strbuf_reset(&s->out);
 }
 
 /* ---- DATA ---- */
 
 /* The owner's authenticated mail: kept as received until the end of data, then finished and
  * stored by submission_commit() on a worker. */
-static void begin_submission(struct smtp_conn *c, time_t now)
+static void begin_submission(struct smtp_conn *s, const struct smtp_tx *tx, time_t now)
 {
-	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	struct submission *sub = xcalloc(1, sizeof(*sub));
+	struct generation *gen = net_conn_generation(s->conn);
 
-	if (submission_begin(sub, &c->base.gen->cfg, tx,
-		    generation_dkim_signer(c->base.gen, tx->submitter),
+	if (submission_begin(sub, s->cfg, tx, generation_dkim_signer(gen, tx->submitter),
 		    now) != 0) {
 		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			c->base.gen->cfg.spool_path, strerror(errno));
-		smtp_session_storage_failed(c->session, errno);
+			s->cfg->spool_path, strerror(errno));
+		smtp_session_storage_failed(s->session, errno);
 		free(sub);
-		set_timeouts(c);
 		return;
 	}
-	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
+	smtp_trace_received(&sub->received, s->session, s->cfg->hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
-	c->submission = sub;
-	set_timeouts(c);
+	s->submission = sub;
 }
 
-static void begin_data(struct smtp_conn *c)
+/* A maildrop file per target Server, each starting with its trace headers. */
+static void begin_deliveries(struct smtp_conn *s, const struct smtp_tx *tx, time_t now)
 {
-	const struct config *cfg = &c->base.gen->cfg;
-	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
-	char queue_id[32];
+	const struct server_config **servers = xcalloc(s->cfg->server_count, sizeof(*servers));
+	size_t n = smtp_tx_servers(tx, servers, s->cfg->server_count);
 	struct strbuf headers;
-	time_t now = time(NULL);
 
-	daemon_new_id(queue_id, sizeof(queue_id));
-	smtp_session_set_queue_id(c->session, queue_id);
-	const struct smtp_tx *tx = smtp_session_tx(c->session);
-	if (tx->submitter) {
-		free(servers);
-		begin_submission(c, now);
-		return;
-	}
-	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
-	c->deliveries = xcalloc(n, sizeof(*c->deliveries));
+	s->deliveries = xcalloc(n, sizeof(*s->deliveries));
 	strbuf_init(&headers);
 	for (size_t i = 0; i < n; i++) {
-		if (maildrop_delivery_begin(&c->deliveries[i], servers[i]->maildrop_path) != 0) {
-			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"", queue_id,
-				servers[i]->maildrop_path, strerror(errno));
-			smtp_session_storage_failed(c->session, errno);
+		if (maildrop_delivery_begin(&s->deliveries[i], servers[i]->maildrop_path) != 0) {
+			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"",
+				tx->queue_id, servers[i]->maildrop_path, strerror(errno));
+			smtp_session_storage_failed(s->session, errno);
 			break;
 		}
-		c->delivery_count++;
+		s->delivery_count++;
 		strbuf_reset(&headers);
-		smtp_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
-		maildrop_delivery_write(&c->deliveries[i], headers.data, headers.len);
+		smtp_trace_headers(&headers, s->session, servers[i], s->cfg->hostname, now);
+		maildrop_delivery_write(&s->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_free(&headers);
 	free(servers);
-	set_timeouts(c);
 }
 
-static void commit_work(void *arg)
+static void begin_data(struct smtp_conn *s)
 {
-	struct smtp_conn *c = arg;
+	char queue_id[32];
+	time_t now = time(NULL);
 
-	if (c->submission) {
-		submission_commit(c->submission);
-		c->commit_ok = c->submission->result == SUBMIT_OK;
+	net_new_id(queue_id, sizeof(queue_id));
+	smtp_session_set_queue_id(s->session, queue_id);
+	const struct smtp_tx *tx = smtp_session_tx(s->session);
+	if (tx->submitter)
+		begin_submission(s, tx, now);
+	else
+		begin_deliveries(s, tx, now);
+	/* The transfer must end within the whole-DATA deadline. */
+	s->data_started = now;
+	s->data_octets = 0;
+	net_conn_deadline(s->conn, smtp_data_deadline_seconds(s->cfg->max_message_size,
+		s->cfg->smtp_data_timeout));
+	set_timeouts(s);
+}
+
+static void commit_work(void *glue)
+{
+	struct smtp_conn *s = glue;
+
+	if (s->submission) {
+		submission_commit(s->submission);
+		s->commit_ok = s->submission->result == SUBMIT_OK;
 		return;
 	}
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
 	 * make the client's retry deliver that copy twice. */
-	c->commit_ok = maildrop_deliveries_commit(c->deliveries, c->delivery_count) == 0;
-	c->commit_error = c->commit_ok ? 0 : errno;
+	s->commit_ok = maildrop_deliveries_commit(s->deliveries, s->delivery_count) == 0;
+	s->commit_error = s->commit_ok ? 0 : errno;
 }
 
-static void after_commit(struct smtp_conn *c);
-
 /* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
-static void submission_done(struct smtp_conn *c)
+static void submission_done(struct smtp_conn *s, const struct smtp_tx *tx)
 {
-	struct submission *sub = c->submission;
-	const struct smtp_tx *tx = smtp_session_tx(c->session);
+	struct submission *sub = s->submission;
 	char from[300];
 
 	log_quote(from, sizeof(from), sub->sender, strlen(sub->sender));
-	switch (sub->result) {
-	case SUBMIT_OK:
-		log_info("smtp", "event=submitted client=%s id=%s from=%s recipients=%zu local=%zu queued=%s sendas=%s dkim=%s",
-			c->base.ip, tx->queue_id, from, tx->rcpt_count, sub->local_count,
-			sub->queued ? "yes" : "no", sub->sendas ? "yes" : "no",
-			sub->signed_dkim ? "yes" : "no");
-		c->messages++;
+	if (sub->result == SUBMIT_OK) {
+		log_info("smtp", "event=submitted client=%s id=%s from=%s recipients=%zu local=%zu "
+			"queued=%s sendas=%s dkim=%s", net_conn_ip(s->conn), tx->queue_id, from,
+			tx->rcpt_count, sub->local_count, sub->queued ? "yes" : "no",
+			sub->sendas ? "yes" : "no", sub->signed_dkim ? "yes" : "no");
+		s->messages++;
 		if (sub->queued)
-			queue_add(c->srv->queue, sub->queue_id);
-		smtp_session_data_committed(c->session, true, &c->out);
-		break;
-	case SUBMIT_TEMPFAIL:
-		smtp_session_data_failed(c->session, sub->error, &c->out);
-		break;
-	case SUBMIT_REJECTED:
-		smtp_session_data_rejected(c->session, sub->reject_reply, &c->out);
-		break;
+			queue_add(net_conn_queue(s->conn), sub->queue_id);
+		smtp_session_data_committed(s->session, true, &s->out);
+	} else if (sub->result == SUBMIT_TEMPFAIL) {
+		smtp_session_data_failed(s->session, sub->error, &s->out);
+	} else {
+		smtp_session_data_rejected(s->session, sub->reject_reply, &s->out);
 	}
 	submission_free(sub);
 	free(sub);
-	c->submission = NULL;
-	after_commit(c);
+	s->submission = NULL;
 }
 
-static void commit_done(void *arg)
+static void deliveries_done(struct smtp_conn *s, const struct smtp_tx *tx)
 {
-	struct smtp_conn *c = arg;
-	const struct smtp_tx *tx = smtp_session_tx(c->session);
-	uint64_t size = c->delivery_count ? c->deliveries[0].written : 0;
+	char from[300];
 
-	c->job_pending = false;
-	if (c->submission) {
-		submission_done(c);
-		return;
-	}
-	if (c->commit_ok) {
-		char from[300];
-		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu maildrops=%zu size=%llu",
-			c->base.ip, tx->queue_id,
+	if (s->commit_ok) {
+		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu "
+			"maildrops=%zu size=%llu", net_conn_ip(s->conn), tx->queue_id,
 			log_quote(from, sizeof(from), tx->sender.address, strlen(tx->sender.address)),
-			tx->rcpt_count, c->delivery_count, (unsigned long long)size);
-		c->messages++;
+			tx->rcpt_count, s->delivery_count, s->delivery_count ?
+			(unsigned long long)s->deliveries[0].written : 0ULL);
+		s->messages++;
+		smtp_session_data_committed(s->session, true, &s->out);
 	} else {
 		log_error("smtp", "event=store_failed client=%s id=%s error=commit reason=\"%s\"",
-			c->base.ip, tx->queue_id, strerror(c->commit_error));
+			net_conn_ip(s->conn), tx->queue_id, strerror(s->commit_error));
+		smtp_session_data_failed(s->session, s->commit_error, &s->out);
 	}
-	for (size_t i = 0; i < c->delivery_count; i++)
-		maildrop_delivery_release(&c->deliveries[i]);
-	free(c->deliveries);
-	c->deliveries = NULL;
-	c->delivery_count = 0;
-	if (c->commit_ok)
-		smtp_session_data_committed(c->session, true, &c->out);
+	for (size_t i = 0; i < s->delivery_count; i++)
+		maildrop_delivery_release(&s->deliveries[i]);
+	free(s->deliveries);
+	s->deliveries = NULL;
+	s->delivery_count = 0;
+}
+
+/* Runs also when the client has left: what was stored is logged and queued all the same. */
+static void commit_done(struct net_conn *conn, void *glue)
+{
+	struct smtp_conn *s = glue;
+	const struct smtp_tx *tx = smtp_session_tx(s->session);
+
+	(void)conn;
+	if (s->submission)
+		submission_done(s, tx);
 	else
-		smtp_session_data_failed(c->session, c->commit_error, &c->out);
-	after_commit(c);
+		deliveries_done(s, tx);
+	flush_out(s);
+	set_timeouts(s);
 }
 
-/* Back to reading commands once the message's fate is known. */
-static void after_commit(struct smtp_conn *c)
-{
-	if (c->gone) {
-		smtp_conn_free(c);
-		return;
-	}
-	/* The reply is progress: shedding the connection before the client could read a 250
-	 * would make it send the stored message again. */
-	daemon_conn_touch(c->srv, &c->base);
-	flush_out(c);
-	if (c->srv->stopping) {
-		smtp_session_shutdown(c->session, &c->out);
-		flush_out(c);
-		close_after_flush(c);
-		return;
-	}
-	bufferevent_enable(c->bev, EV_READ);
-	set_timeouts(c);
-	smtp_conn_process(c); /* pipelined commands may already be buffered */
-}
-
-static void end_data(struct smtp_conn *c)
-{
-	if (smtp_session_data_end(c->session, &c->out) == SMTP_DATA_DISCARD) {
-		abort_deliveries(c);
-		flush_out(c);
-		set_timeouts(c);
-		return;
-	}
-	c->job_pending = true;
-	bufferevent_disable(c->bev, EV_READ);
-	worker_pool_submit(c->srv->workers, commit_work, commit_done, c);
-}
-
-/* Feeds buffered DATA bytes to the core and the unstuffed result to every maildrop file.
- * Returns true when the end of data was reached. */
-static bool feed_data(struct smtp_conn *c, struct evbuffer *in)
+/* Feeds buffered DATA to the core and the unstuffed result to every maildrop file. Returns
+ * true when the end of data was reached. */
+static bool feed_data(struct smtp_conn *s)
 {
 	static char chunk_out[DATA_CHUNK + 1];
+	struct evbuffer *in = net_conn_input(s->conn);
+	size_t before = evbuffer_get_length(in);
+	bool done = false;
 
-	while (evbuffer_get_length(in) > 0) {
+	while (!done && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec vec;
 		if (evbuffer_peek(in, DATA_CHUNK, NULL, &vec, 1) < 1)
 			break;
 		size_t len = vec.iov_len < DATA_CHUNK ? vec.iov_len : DATA_CHUNK;
 		size_t out_len = 0;
-		size_t used = smtp_session_feed_data(c->session, vec.iov_base, len, chunk_out,
+		size_t used = smtp_session_feed_data(s->session, vec.iov_base, len, chunk_out,
 			&out_len);
-		for (size_t i = 0; i < c->delivery_count; i++)
-			maildrop_delivery_write(&c->deliveries[i], chunk_out, out_len);
-		if (c->submission)
-			submission_write(c->submission, chunk_out, out_len);
+		for (size_t i = 0; i < s->delivery_count; i++)
+			maildrop_delivery_write(&s->deliveries[i], chunk_out, out_len);
+		if (s->submission)
+			submission_write(s->submission, chunk_out, out_len);
 		evbuffer_drain(in, used);
-		if (smtp_session_data_done(c->session))
-			return true;
+		done = smtp_session_data_done(s->session);
 	}
-	return false;
+	note_data_progress(s, before - evbuffer_get_length(in));
+	return done;
 }
 
-/* ---- AUTH ---- */
-
-static void auth_work(void *arg)
+static void end_data(struct smtp_conn *s)
 {
-	struct smtp_conn *c = arg;
-
-	c->auth_ok = smtp_session_verify_password(c->session);
-}
-
-/* Gives the AUTH verdict (after the throttling delay, for a failure). */
-static void auth_reply(struct smtp_conn *c)
-{
-	c->job_pending = false;
-	enum smtp_action action = smtp_session_auth_result(c->session, c->auth_ok, &c->out);
-	if (c->gone) {
-		smtp_conn_free(c);
+	net_conn_deadline_stop(s->conn);
+	if (smtp_session_data_end(s->session, &s->out) == SMTP_DATA_DISCARD) {
+		abort_deliveries(s);
+		flush_out(s);
+		set_timeouts(s);
 		return;
 	}
-	daemon_conn_touch(c->srv, &c->base);
-	flush_out(c);
-	if (action == SMTP_ACTION_CLOSE) {
-		close_after_flush(c);
-		return;
-	}
-	bufferevent_enable(c->bev, EV_READ);
-	smtp_conn_process(c);
+	net_conn_job(s->conn, commit_work, commit_done);
 }
 
-static void auth_delay_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_conn *c = arg;
+/* ---- AUTH (the login gate is the layer's) ---- */
 
-	(void)fd;
-	(void)what;
-	event_free(c->auth_delay);
-	c->auth_delay = NULL;
-	auth_reply(c);
+static bool login_verify(void *glue)
+{
+	return smtp_session_verify_password(((struct smtp_conn *)glue)->session);
 }
 
-static void auth_done(void *arg)
+static void login_describe(void *glue, bool ok, char *buf, size_t size)
 {
-	struct smtp_conn *c = arg;
-	const struct server_config *server = smtp_session_auth_server(c->session);
+	struct smtp_conn *s = glue;
 
-	/* Never the login name or password: a failed login may be a password typed as a user. */
-	if (c->auth_ok) {
-		daemon_login_succeeded(c->srv, &c->base);
-		log_info("smtp", "event=login client=%s domain=%s", c->base.ip, server->domain);
-		auth_reply(c);
-		return;
-	}
-	unsigned delay = daemon_login_failed(c->srv, &c->base, "smtp", NULL);
-	if (delay == 0 || c->gone) {
-		auth_reply(c);
-		return;
-	}
-	/* Slow the guesser down; the job stays pending so nothing else is read meanwhile. */
-	struct timeval wait = {(time_t)delay, 0};
-	c->auth_delay = evtimer_new(c->srv->base, auth_delay_done, c);
-	evtimer_add(c->auth_delay, &wait);
-}
-
-/* ---- STARTTLS ---- */
-
-static void smtp_event_cb(struct bufferevent *bev, short what, void *arg);
-static void smtp_read_cb(struct bufferevent *bev, void *arg);
-static void smtp_write_cb(struct bufferevent *bev, void *arg);
-
-static void setup_bufferevent(struct smtp_conn *c)
-{
-	bufferevent_setcb(c->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, SESSION_INPUT_BUFFER_MAX);
-	set_timeouts(c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-}
-
-/* The TLS handshake ended: after STARTTLS, or on the implicit TLS port (RFC 8314), where the
- * session's reset is harmless since nothing was said yet. */
-static void tls_ready(void *arg, struct bufferevent *bev, const char *failure)
-{
-	struct smtp_conn *c = arg;
-
-	c->handshake = NULL;
-	if (!bev) {
-		tls_log_handshake_failure("smtp", c->base.ip, failure);
-		smtp_conn_free(c);
-		return;
-	}
-	c->bev = bev;
-	setup_bufferevent(c);
-	char description[128];
-	tls_describe(bufferevent_openssl_get_ssl(c->bev), description, sizeof(description));
-	smtp_session_tls_started(c->session, description);
-	log_info("smtp", "event=starttls client=%s tls=\"%s\"", c->base.ip, description);
-	if (c->implicit_tls) {
-		smtp_session_greeting(c->session, &c->out);
-		flush_out(c);
-	}
-	smtp_conn_process(c); /* starts the deadline for the first command */
-}
-
-static void start_tls(struct smtp_conn *c)
-{
-	SSL *ssl = tls_new_session(c->base.gen->tls, c->tls_policy);
-
-	if (!ssl) {
-		log_error("smtp", "event=starttls_failed client=%s", c->base.ip);
-		close_after_flush(c);
-		return;
-	}
-	c->handshake = connection_start_tls(c->srv->base, c->srv->workers, c->bev, ssl,
-		tls_ready, c);
-	c->bev = NULL;
-	arm_command_deadline(c); /* the handshake and the next EHLO */
+	if (ok)
+		snprintf(buf, size, "domain=%s", smtp_session_auth_server(s->session)->domain);
 }
 
 /* ---- command lines ---- */
 
-static void handle_action(struct smtp_conn *c, enum smtp_action action)
+static void handle_action(struct smtp_conn *s, enum smtp_action action)
 {
+	flush_out(s);
 	switch (action) {
 	case SMTP_ACTION_NONE:
 		break;
 	case SMTP_ACTION_BEGIN_DATA:
-		start_data_deadline(c);
-		begin_data(c);
+		begin_data(s);
 		break;
 	case SMTP_ACTION_STARTTLS:
-		flush_out(c);
-		start_tls(c);
+		if (!net_conn_start_tls(s->conn, s->tls_policy)) {
+			log_error("smtp", "event=starttls_failed client=%s", net_conn_ip(s->conn));
+			net_conn_close(s->conn);
+		}
 		break;
 	case SMTP_ACTION_CHECK_AUTH:
-		if (daemon_login_blocked(c->srv, &c->base, "smtp")) {
-			handle_action(c, smtp_session_auth_blocked(c->session, &c->out));
-			flush_out(c);
-			break;
-		}
-		flush_out(c);
-		c->job_pending = true;
-		bufferevent_disable(c->bev, EV_READ);
-		worker_pool_submit(c->srv->workers, auth_work, auth_done, c);
+		net_conn_login(s->conn);
 		break;
 	case SMTP_ACTION_CLOSE:
-		flush_out(c);
-		close_after_flush(c);
+		net_conn_close(s->conn);
 		break;
 	}
 }
 
-/* Processes as much buffered input as the session state allows. */
-static void smtp_conn_process(struct smtp_conn *c)
+static bool reads_lines(enum smtp_state state)
+{
+	return state == SMTP_STATE_CONNECTED || state == SMTP_STATE_READY ||
+		state == SMTP_STATE_MAIL || state == SMTP_STATE_RCPT ||
+		state == SMTP_STATE_AUTH_RESPONSE;
+}
+
+/* Takes as much buffered input as the session's state allows. */
+static void smtp_process(struct smtp_conn *s)
 {
 	char line[SMTP_COMMAND_LINE_MAX + 1];
+	size_t len;
 
-	while (!c->closing && !c->job_pending) {
-		struct evbuffer *in = bufferevent_get_input(c->bev);
-		if (connection_output_pending(c->bev) > SESSION_OUTPUT_BUFFER_MAX) {
-			c->output_paused = true;
-			break;
-		}
-		enum smtp_state state = smtp_session_state(c->session);
-
+	while (net_conn_ready(s->conn)) {
+		enum smtp_state state = smtp_session_state(s->session);
 		if (state == SMTP_STATE_DATA) {
-			size_t before = evbuffer_get_length(in);
-			bool done = feed_data(c, in);
-			note_data_progress(c, before - evbuffer_get_length(in));
-			if (!done)
+			if (!feed_data(s))
 				break;
-			connection_deadline_disarm(&c->deadline);
-			end_data(c);
+			end_data(s);
 			continue;
 		}
-		if (state != SMTP_STATE_CONNECTED && state != SMTP_STATE_READY &&
-		    state != SMTP_STATE_MAIL && state != SMTP_STATE_RCPT &&
-		    state != SMTP_STATE_AUTH_RESPONSE)
+		if (!reads_lines(state))
 			break;
-		size_t eol_len = 0;
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos < 0) {
-			/* No complete line: drop an over-long one as it streams in (bounded memory). */
-			/* + 1: the CR of a line of exactly the maximum may be here without its LF. */
-			if (evbuffer_get_length(in) > SMTP_COMMAND_LINE_MAX + 1) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				c->discarding_line = true;
-			}
-			arm_command_deadline(c);
+		enum net_line_result got = net_conn_read_line(s->conn, line, &len);
+		if (got == NET_LINE_NONE)
 			break;
-		}
-		connection_deadline_disarm(&c->deadline);
-		daemon_conn_touch(c->srv, &c->base);
-		size_t len = (size_t)eol.pos;
-		enum smtp_action action;
-		if (c->discarding_line || len > SMTP_COMMAND_LINE_MAX) {
-			evbuffer_drain(in, len + eol_len);
-			c->discarding_line = false;
-			action = smtp_session_line_too_long(c->session, &c->out);
-		} else {
-			evbuffer_remove(in, line, len);
-			evbuffer_drain(in, eol_len);
-			action = smtp_session_feed_line(c->session, line, len, &c->out);
-		}
-		if (action != SMTP_ACTION_STARTTLS)
-			flush_out(c);
-		handle_action(c, action);
-		if (action == SMTP_ACTION_STARTTLS)
-			break;
-	}
-	if (!c->closing && c->out.len)
-		flush_out(c);
-}
-
-static void smtp_read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	smtp_conn_process(arg);
-}
-
-static void smtp_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct smtp_conn *c = arg;
-
-	(void)bev;
-	/* Our replies have drained: a client that pipelined without reading was paused in
-	 * smtp_conn_process; resume it. */
-	if (c->output_paused && !c->closing) {
-		c->output_paused = false;
-		smtp_conn_process(c);
+		handle_action(s, got == NET_LINE_OK ?
+			smtp_session_feed_line(s->session, line, len, &s->out) :
+			smtp_session_line_too_long(s->session, &s->out));
 	}
 }
 
 /* RFC 5321 4.5.3.2.7: 421 and close when the client takes too long. Whatever DATA was being
- * received is dropped when the connection is freed (abort_deliveries): nothing is kept. */
-static void time_out(struct smtp_conn *c, const char *reason)
+ * received is dropped when the connection is freed: nothing is kept. */
+static void time_out(struct smtp_conn *s, const char *reason)
 {
-	if (c->closing)
-		return;
-	log_info("smtp", "event=timeout client=%s state=%d reason=%s", c->base.ip,
-		(int)smtp_session_state(c->session), reason);
-	smtp_session_timeout(c->session, &c->out);
-	flush_out(c);
-	close_after_flush(c);
+	log_info("smtp", "event=timeout client=%s state=%d reason=%s", net_conn_ip(s->conn),
+		(int)smtp_session_state(s->session), reason);
+	smtp_session_timeout(s->session, &s->out);
+	handle_action(s, SMTP_ACTION_CLOSE);
 }
 
-static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
+/* The handshake ended, after STARTTLS or on the implicit TLS port (RFC 8314), where the
+ * session's reset is harmless since nothing was said yet. */
+static void tls_ready(struct smtp_conn *s)
 {
-	struct smtp_conn *c = arg;
+	char description[128];
 
-	(void)bev;
-	if (c->closing)
-		return; /* the closer frees the connection once the last reply is out */
-	if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_WRITING)) {
-		time_out(c, "data_idle");
-		return;
+	net_conn_tls_describe(s->conn, description, sizeof(description));
+	smtp_session_tls_started(s->session, description);
+	log_info("smtp", "event=starttls client=%s tls=\"%s\"", net_conn_ip(s->conn), description);
+	if (net_conn_implicit_tls(s->conn)) {
+		smtp_session_greeting(s->session, &s->out);
+		flush_out(s);
 	}
-	/* EOF, error, or a client that does not read: the connection is over. */
-	if (c->job_pending) {
-		c->gone = true;
-		bufferevent_free(c->bev);
-		c->bev = NULL;
-		return;
-	}
-	smtp_conn_free(c);
 }
 
-static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void smtp_event(struct net_conn *conn, void *glue, enum net_event event)
 {
-	struct smtp_conn *c = arg;
+	struct smtp_conn *s = glue;
+	bool in_data = smtp_session_state(s->session) == SMTP_STATE_DATA;
 
-	(void)fd;
-	(void)what;
-	connection_deadline_expired(&c->deadline);
-	if (!c->job_pending)
-		time_out(c, smtp_session_state(c->session) == SMTP_STATE_DATA ? "data_deadline" :
-			"command_deadline");
+	(void)conn;
+	if (event == NET_EVENT_INPUT)
+		smtp_process(s);
+	else if (event == NET_EVENT_TLS_READY)
+		tls_ready(s);
+	else if (event == NET_EVENT_DEADLINE)
+		time_out(s, in_data ? "data_deadline" : "command_deadline");
+	else if (event == NET_EVENT_READ_IDLE)
+		time_out(s, "data_idle");
+	else if (event == NET_EVENT_LOGIN_BLOCKED)
+		handle_action(s, smtp_session_auth_blocked(s->session, &s->out));
+	else if (event == NET_EVENT_LOGIN_OK || event == NET_EVENT_LOGIN_FAILED)
+		handle_action(s, smtp_session_auth_result(s->session, event == NET_EVENT_LOGIN_OK,
+			&s->out));
+	else if (event == NET_EVENT_SHUTDOWN && !in_data) {
+		/* A message being received is finished first (its commit's end stops it). */
+		smtp_session_shutdown(s->session, &s->out);
+		handle_action(s, SMTP_ACTION_CLOSE);
+	}
 }
 
-static void smtp_conn_shutdown(struct daemon_conn *conn)
+/* A full house sheds this connection: 421 (RFC 5321 3.8) and close at once; a message being
+ * received is dropped, so nothing is kept. */
+static const char *smtp_shed(struct net_conn *conn, void *glue, struct strbuf *last)
 {
-	struct smtp_conn *c = (struct smtp_conn *)conn;
-	enum smtp_state state = smtp_session_state(c->session);
+	struct smtp_conn *s = glue;
 
-	/* A message being received or committed is finished first (commit_done closes). */
-	if (state == SMTP_STATE_DATA || state == SMTP_STATE_COMMITTING || c->job_pending ||
-	    c->closing)
-		return;
-	smtp_session_shutdown(c->session, &c->out);
-	flush_out(c);
-	close_after_flush(c);
+	(void)conn;
+	strbuf_appendf(last, "421 4.7.0 %s Server busy, closing idle connection\r\n",
+		s->cfg->hostname);
+	return smtp_session_state(s->session) == SMTP_STATE_DATA ? "slow_data" : "idle";
 }
 
-/* A full house sheds this connection (daemon.h): 421 (RFC 5321 3.8) and close at once; a
- * message being received is dropped (abort_deliveries), so nothing is kept. */
-static const char *smtp_conn_shed(struct daemon_conn *conn)
+static const struct net_handler smtp_handler = {"smtp", smtp_event, smtp_shed, smtp_free,
+	login_verify, login_describe};
+
+static void smtp_accept(struct net_conn *conn, const struct net_protocol *protocol)
 {
-	struct smtp_conn *c = (struct smtp_conn *)conn;
+	struct smtp_conn *s = xcalloc(1, sizeof(*s));
+	const struct generation *gen = net_conn_generation(conn);
 
-	if (c->job_pending || c->closing)
-		return NULL; /* a commit must end with its reply; a closing one is nearly gone */
-	const char *reason = smtp_session_state(c->session) == SMTP_STATE_DATA ? "slow_data" :
-		"idle";
-	if (c->bev) {
-		strbuf_reset(&c->out);
-		strbuf_appendf(&c->out, "421 4.7.0 %s Server busy, closing idle connection\r\n",
-			c->base.gen->cfg.hostname);
-		connection_send_last(c->bev, c->out.data, c->out.len);
-	}
-	smtp_conn_free(c);
-	return reason;
-}
-
-void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
-	enum smtp_listener listener)
-{
-	struct smtp_conn *c = xcalloc(1, sizeof(*c));
-
-	c->srv = srv;
-	c->base.shed = smtp_conn_shed;
-	if (!daemon_conn_admit(srv, &c->base, addr,
-		    listener == SMTP_LISTENER_MX ? ADMISSION_MX : ADMISSION_OWNER)) {
-		/* RFC 5321 3.8: 421 when the service is not available. */
-		static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
-		(void)!send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
-	c->base.shutdown = smtp_conn_shutdown;
-	c->connected_at = time(NULL);
-	strbuf_init(&c->out);
-	/* Already non-blocking: the listener accepts with SOCK_NONBLOCK. */
-	c->implicit_tls = listener == SMTP_LISTENER_SUBMISSION_TLS;
-	c->tls_policy = listener == SMTP_LISTENER_MX ? TLS_POLICY_OPPORTUNISTIC : TLS_POLICY_STRICT;
-	SSL *ssl = c->implicit_tls ? tls_new_session(c->base.gen->tls, c->tls_policy) : NULL;
-	if (ssl)
-		c->handshake = tls_accept_start(srv->base, srv->workers, fd, ssl, tls_ready, c);
-	else if (!c->implicit_tls)
-		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev && !c->handshake) {
-		evutil_closesocket(fd);
-		daemon_conn_release(srv, &c->base);
-		free(c);
-		return;
-	}
+	s->conn = conn;
+	s->cfg = &gen->cfg;
+	s->tls_policy = protocol->tls_policy;
+	s->connected_at = time(NULL);
+	strbuf_init(&s->out);
+	net_conn_attach(conn, &smtp_handler, s);
+	net_conn_set_lines(conn, SMTP_COMMAND_LINE_MAX, s->cfg->smtp_command_timeout);
 	struct smtp_session_params params = {
-		.cfg = &c->base.gen->cfg,
-		.client_ip = c->base.ip,
-		.tls_available = tls_available(c->base.gen->tls),
-		.tls_active = c->implicit_tls,
-		.submission = listener != SMTP_LISTENER_MX,
+		.cfg = s->cfg,
+		.client_ip = net_conn_ip(conn),
+		.tls_available = tls_available(gen->tls),
+		.tls_active = net_conn_implicit_tls(conn),
+		.submission = protocol != &smtp_server_mx,
 	};
-	c->session = smtp_session_new(&params);
-	static const char *const listener_names[] = {"mx", "submission", "submissions"};
-	log_info("smtp", "event=connect client=%s port=%s", c->base.ip, listener_names[listener]);
-	connection_deadline_init(&c->deadline, srv->base, command_deadline_cb, c);
-	arm_command_deadline(c); /* also bounds an implicit TLS handshake */
-	if (c->handshake)
-		return; /* greeted in tls_ready */
-	setup_bufferevent(c);
-	smtp_session_greeting(c->session, &c->out);
-	flush_out(c);
+	s->session = smtp_session_new(&params);
+	log_info("smtp", "event=connect client=%s port=%s", net_conn_ip(conn), protocol->name);
+	set_timeouts(s);
+	if (!net_conn_implicit_tls(conn)) { /* else greeted once TLS is up */
+		smtp_session_greeting(s->session, &s->out);
+		flush_out(s);
+	}
 }
+
+static int smtp_port(const struct config *cfg, const struct net_protocol *protocol,
+	bool *optional)
+{
+	if (protocol == &smtp_server_mx)
+		return cfg->smtp_port;
+	if (protocol == &smtp_server_submission) {
+		*optional = !cfg->submission_port_given;
+		return cfg->submission_port;
+	}
+	*optional = !cfg->submission_tls_port_given;
+	return cfg->submission_tls_port;
+}
+
+/* RFC 5321 3.8: 421 when the service is not available. */
+static const char smtp_busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+
+const struct net_protocol smtp_server_mx = {"mx", "SMTPPort", 25, smtp_port, ADMISSION_MX,
+	NET_TLS_PLAIN, TLS_POLICY_OPPORTUNISTIC, smtp_busy, smtp_accept};
+const struct net_protocol smtp_server_submission = {"submission", "SubmissionPort", 587,
+	smtp_port, ADMISSION_OWNER, NET_TLS_PLAIN, TLS_POLICY_STRICT, smtp_busy, smtp_accept};
+const struct net_protocol smtp_server_submissions = {"submissions", "SubmissionTLSPort", 465,
+	smtp_port, ADMISSION_OWNER, NET_TLS_IMPLICIT, TLS_POLICY_STRICT, smtp_busy, smtp_accept};

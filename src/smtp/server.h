@@ -1,20 +1,12 @@
-/* smtp/server.h: the SMTP session glue: a libevent bufferevent per client, driving the pure
- * core in smtp/session.c and the Maildir store. */
+/* smtp/server.h: SMTP in (RFC 5321) on the connection layer: one listening port each for the
+ * MX, submission with STARTTLS (RFC 6409) and submission over implicit TLS (RFC 8314). */
 #ifndef MAILPOPBOX_SMTP_SERVER_H
 #define MAILPOPBOX_SMTP_SERVER_H
 
-#include <event2/util.h>
-#include <sys/socket.h>
+#include "net/loop.h"
 
-struct daemon;
-
-enum smtp_listener {
-	SMTP_LISTENER_MX,             /* SMTPPort: mail for our domains; AUTH after STARTTLS */
-	SMTP_LISTENER_SUBMISSION,     /* SubmissionPort (587): STARTTLS, AUTH before MAIL */
-	SMTP_LISTENER_SUBMISSION_TLS, /* SubmissionTLSPort (465): implicit TLS (RFC 8314) */
-};
-
-void smtp_server_accept(struct daemon *srv, evutil_socket_t fd, const struct sockaddr *addr,
-	enum smtp_listener listener);
+extern const struct net_protocol smtp_server_mx;          /* SMTPPort: mail for our domains */
+extern const struct net_protocol smtp_server_submission;  /* SubmissionPort: AUTH before MAIL */
+extern const struct net_protocol smtp_server_submissions; /* SubmissionTLSPort */
 
 #endif

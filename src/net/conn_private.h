@@ -1,0 +1,71 @@
+/* net/conn_private.h: the connection's fields, for net/conn.c, net/loop.c and net/house.c
+ * only; glues use net/conn.h. */
+#ifndef MAILPOPBOX_NET_CONN_PRIVATE_H
+#define MAILPOPBOX_NET_CONN_PRIVATE_H
+
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "admission.h"
+#include "net/conn.h"
+#include "net/line.h"
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct net_handshake;
+
+struct net_conn {
+	struct net_conn *prev, *next; /* in its loop's list */
+	struct net_loop *loop;
+	char ip[INET6_ADDRSTRLEN];
+	struct generation *gen;       /* the configuration it started under */
+	struct admission_slot slot;   /* its place among the connection slots */
+	const struct net_handler *handler;
+	void *glue;
+
+	/* I/O. A plain socket is read by read_event and written through bev; a TLS one goes
+	 * through bev both ways. bev is NULL during a handshake and once the client left. */
+	evutil_socket_t fd;           /* the plain socket, else -1 */
+	struct bufferevent *bev;
+	struct event *read_event;
+	struct evbuffer *in;          /* input not yet taken by the glue */
+	struct net_line_reader lines;
+	struct net_handshake *handshake;
+	bool implicit_tls;            /* the handshake at accept has not ended yet */
+	bool reading;
+	bool output_paused;           /* too much unread output: input waits for write_cb */
+
+	/* Time. */
+	unsigned command_seconds, read_idle_seconds, write_seconds;
+	struct event *deadline;
+	bool deadline_armed;
+	struct event *timer;          /* a failed login's delay, or the close-after-flush poll */
+	time_t close_deadline;
+	bool tls_shutdown_sent;
+
+	/* Work off the loop. */
+	void (*work)(void *glue);
+	void (*done)(struct net_conn *c, void *glue);
+	bool login;                   /* the running job is the login check */
+	bool login_ok;
+	bool job_pending;
+	bool gone;                    /* the client left while a job was pending */
+
+	/* The end. */
+	bool closing;                 /* flushing the output, then freed */
+	unsigned depth;               /* glue callbacks on the stack */
+	bool free_pending;            /* to be freed when they have returned */
+};
+
+/* Plain I/O on fd, or the implicit TLS handshake with ssl (fd and ssl taken over). */
+void net_conn_begin(struct net_conn *c, evutil_socket_t fd, SSL *ssl);
+
+/* net/loop.c: c leaves its loop's list; the loop may have become empty. */
+void net_loop_forget(struct net_loop *loop, struct net_conn *c);
+void net_loop_emptied(struct net_loop *loop);
+
+#endif
