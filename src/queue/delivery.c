@@ -20,6 +20,7 @@
 
 #include "bounds.h"
 #include "log.h"
+#include "net/line.h"
 #include "pop3/dotstuff.h"
 #include "queue/dns.h"
 #include "tls.h"
@@ -47,6 +48,7 @@ struct delivery {
 	char **encoded_orcpt;
 	char *encoded_envid;
 	struct strbuf out;
+	struct net_line_reader lines; /* the server's replies */
 	int body_fd;
 	struct dotstuff stuff;
 	bool tls_started;
@@ -255,21 +257,18 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct delivery *d = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	/* One octet more than a reply line may have: a longer one reaches the client as too
+	 * long, with its start to show in the error. */
 	char line[SMTP_REPLY_LINE_MAX + 2];
+	size_t len;
 
 	while (d->client && !smtp_client_finished(d->client)) {
-		size_t eol_len = 0;
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos < 0) {
-			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX + 1)
+		if (net_line_read(&d->lines, in, line, &len) == NET_LINE_NONE) {
+			if (d->lines.discarding)
 				end_connection(d, "protocol error: reply line too long");
 			return;
 		}
-		size_t len = (size_t)eol.pos;
-		size_t take = len > SMTP_REPLY_LINE_MAX + 1 ? SMTP_REPLY_LINE_MAX + 1 : len;
-		evbuffer_remove(in, line, take);
-		evbuffer_drain(in, len - take + eol_len);
-		enum smtp_client_action action = smtp_client_feed_line(d->client, line, take, &d->out);
+		enum smtp_client_action action = smtp_client_feed_line(d->client, line, len, &d->out);
 		if (action == SMTP_CLIENT_ACTION_STARTTLS) {
 			/* RFC 3207 5: nothing read before the handshake counts afterwards. */
 			evbuffer_drain(in, evbuffer_get_length(in));
@@ -461,6 +460,7 @@ static bool connect_current(struct delivery *d)
 	snprintf(d->host_name, sizeof(d->host_name), "%s", host->name);
 	smtp_client_set_remote_host(d->client, host->name);
 	strbuf_init(&d->out);
+	net_line_reader_init(&d->lines, SMTP_REPLY_LINE_MAX + 1);
 	d->tls_started = false;
 	d->bev = bufferevent_socket_new(d->req.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!d->bev)
