@@ -100,7 +100,7 @@
 
 /* ---- enforced by the modules named above each group ---- */
 
-/* connection.h */
+/* net/conn.h */
 /* Longest wait for a client to take our last reply. */
 #define CONNECTION_CLOSE_FLUSH_SECONDS 5
 

@@ -1,4 +1,4 @@
-"""TLS handshakes run on the worker pool (src/connection.c, tls_accept): the event loop hands
+"""TLS handshakes run on the worker pool (src/net/handshake.c): the event loop hands
 each step of a server handshake to a worker and waits for the socket in between. These tests
 drive the paths that design adds: a ClientHello that arrives in pieces (the step ends wanting
 more and the socket is watched again), clients that stall or leave in the middle, and SIGTERM
