@@ -14,12 +14,9 @@
 #include "generation.h"
 #include "log.h"
 #include "net/conn.h"
-#include "queue/queue.h"
-#include "queue/submit.h"
 #include "smtp/data.h"
+#include "smtp/inbound.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
-#include "store/maildrop.h"
 #include "strbuf.h"
 
 /* Bytes of DATA handed to the core in one step. */
@@ -31,11 +28,7 @@ struct smtp_conn {
 	enum tls_policy tls_policy; /* strict on the submission ports */
 	struct smtp_session *session;
 	struct strbuf out;
-	struct maildrop_delivery *deliveries; /* one per target Server during DATA */
-	size_t delivery_count;
-	struct submission *submission;         /* the owner's mail during DATA, else NULL */
-	bool commit_ok;
-	int commit_error;     /* errno of a failed commit */
+	struct smtp_inbound inbound; /* the message being received */
 	time_t connected_at;
 	unsigned messages;
 	time_t data_started;  /* when the current DATA transfer began */
@@ -62,27 +55,11 @@ static void note_data_progress(struct smtp_conn *s, size_t octets)
 		net_conn_touch(s->conn);
 }
 
-static void abort_deliveries(struct smtp_conn *s)
-{
-	if (s->submission) {
-		submission_free(s->submission);
-		free(s->submission);
-		s->submission = NULL;
-	}
-	for (size_t i = 0; i < s->delivery_count; i++) {
-		maildrop_delivery_abort(&s->deliveries[i]);
-		maildrop_delivery_release(&s->deliveries[i]);
-	}
-	free(s->deliveries);
-	s->deliveries = NULL;
-	s->delivery_count = 0;
-}
-
 static void smtp_free(struct net_conn *conn, void *glue)
 {
 	struct smtp_conn *s = glue;
 
-	abort_deliveries(s); /* a message not committed is not kept */
+	smtp_inbound_abort(&s->inbound); /* a message not committed is not kept */
 	log_info("smtp", "event=disconnect client=%s messages=%u seconds=%ld", net_conn_ip(conn),
 		s->messages, (long)(time(NULL) - s->connected_at));
 	smtp_session_free(s->session);
@@ -107,51 +84,6 @@ static void flush_out(struct smtp_conn *s)
 
 /* ---- DATA ---- */
 
-/* The owner's authenticated mail: kept as received until the end of data, then finished and
- * stored by submission_commit() on a worker. */
-static void begin_submission(struct smtp_conn *s, const struct smtp_tx *tx, time_t now)
-{
-	struct submission *sub = xcalloc(1, sizeof(*sub));
-	struct generation *gen = net_conn_generation(s->conn);
-
-	if (submission_begin(sub, s->cfg, tx, generation_dkim_signer(gen, tx->submitter),
-		    now) != 0) {
-		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			s->cfg->spool_path, strerror(errno));
-		smtp_session_storage_failed(s->session, errno);
-		free(sub);
-		return;
-	}
-	smtp_trace_received(&sub->received, s->session, s->cfg->hostname,
-		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
-	s->submission = sub;
-}
-
-/* A maildrop file per target Server, each starting with its trace headers. */
-static void begin_deliveries(struct smtp_conn *s, const struct smtp_tx *tx, time_t now)
-{
-	const struct server_config **servers = xcalloc(s->cfg->server_count, sizeof(*servers));
-	size_t n = smtp_tx_servers(tx, servers, s->cfg->server_count);
-	struct strbuf headers;
-
-	s->deliveries = xcalloc(n, sizeof(*s->deliveries));
-	strbuf_init(&headers);
-	for (size_t i = 0; i < n; i++) {
-		if (maildrop_delivery_begin(&s->deliveries[i], servers[i]->maildrop_path) != 0) {
-			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"",
-				tx->queue_id, servers[i]->maildrop_path, strerror(errno));
-			smtp_session_storage_failed(s->session, errno);
-			break;
-		}
-		s->delivery_count++;
-		strbuf_reset(&headers);
-		smtp_trace_headers(&headers, s->session, servers[i], s->cfg->hostname, now);
-		maildrop_delivery_write(&s->deliveries[i], headers.data, headers.len);
-	}
-	strbuf_free(&headers);
-	free(servers);
-}
-
 static void begin_data(struct smtp_conn *s)
 {
 	char queue_id[32];
@@ -159,11 +91,8 @@ static void begin_data(struct smtp_conn *s)
 
 	net_new_id(queue_id, sizeof(queue_id));
 	smtp_session_set_queue_id(s->session, queue_id);
-	const struct smtp_tx *tx = smtp_session_tx(s->session);
-	if (tx->submitter)
-		begin_submission(s, tx, now);
-	else
-		begin_deliveries(s, tx, now);
+	if (smtp_inbound_begin(&s->inbound, s->session, net_conn_generation(s->conn), now) != 0)
+		smtp_session_storage_failed(s->session, errno);
 	/* The transfer must end within the whole-DATA deadline. */
 	s->data_started = now;
 	s->data_octets = 0;
@@ -174,80 +103,17 @@ static void begin_data(struct smtp_conn *s)
 
 static void commit_work(void *glue)
 {
-	struct smtp_conn *s = glue;
-
-	if (s->submission) {
-		submission_commit(s->submission);
-		s->commit_ok = s->submission->result == SUBMIT_OK;
-		return;
-	}
-	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
-	 * make the client's retry deliver that copy twice. */
-	s->commit_ok = maildrop_deliveries_commit(s->deliveries, s->delivery_count) == 0;
-	s->commit_error = s->commit_ok ? 0 : errno;
-}
-
-/* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
-static void submission_done(struct smtp_conn *s, const struct smtp_tx *tx)
-{
-	struct submission *sub = s->submission;
-	char from[300];
-
-	log_quote(from, sizeof(from), sub->sender, strlen(sub->sender));
-	if (sub->result == SUBMIT_OK) {
-		log_info("smtp", "event=submitted client=%s id=%s from=%s recipients=%zu local=%zu "
-			"queued=%s sendas=%s dkim=%s", net_conn_ip(s->conn), tx->queue_id, from,
-			tx->rcpt_count, sub->local_count, sub->queued ? "yes" : "no",
-			sub->sendas ? "yes" : "no", sub->signed_dkim ? "yes" : "no");
-		s->messages++;
-		if (sub->queued)
-			queue_add(net_conn_queue(s->conn), sub->queue_id);
-		smtp_session_data_committed(s->session, true, &s->out);
-	} else if (sub->result == SUBMIT_TEMPFAIL) {
-		smtp_session_data_failed(s->session, sub->error, &s->out);
-	} else {
-		smtp_session_data_rejected(s->session, sub->reject_reply, &s->out);
-	}
-	submission_free(sub);
-	free(sub);
-	s->submission = NULL;
-}
-
-static void deliveries_done(struct smtp_conn *s, const struct smtp_tx *tx)
-{
-	char from[300];
-
-	if (s->commit_ok) {
-		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu "
-			"maildrops=%zu size=%llu", net_conn_ip(s->conn), tx->queue_id,
-			log_quote(from, sizeof(from), tx->sender.address, strlen(tx->sender.address)),
-			tx->rcpt_count, s->delivery_count, s->delivery_count ?
-			(unsigned long long)s->deliveries[0].written : 0ULL);
-		s->messages++;
-		smtp_session_data_committed(s->session, true, &s->out);
-	} else {
-		log_error("smtp", "event=store_failed client=%s id=%s error=commit reason=\"%s\"",
-			net_conn_ip(s->conn), tx->queue_id, strerror(s->commit_error));
-		smtp_session_data_failed(s->session, s->commit_error, &s->out);
-	}
-	for (size_t i = 0; i < s->delivery_count; i++)
-		maildrop_delivery_release(&s->deliveries[i]);
-	free(s->deliveries);
-	s->deliveries = NULL;
-	s->delivery_count = 0;
+	smtp_inbound_commit(&((struct smtp_conn *)glue)->inbound);
 }
 
 /* Runs also when the client has left: what was stored is logged and queued all the same. */
 static void commit_done(struct net_conn *conn, void *glue)
 {
 	struct smtp_conn *s = glue;
-	const struct smtp_tx *tx = smtp_session_tx(s->session);
 
-	(void)conn;
-	if (s->submission)
-		submission_done(s, tx);
-	else
-		deliveries_done(s, tx);
+	if (smtp_inbound_finish(&s->inbound, s->session, net_conn_ip(conn), net_conn_queue(conn),
+		    &s->out))
+		s->messages++;
 	flush_out(s);
 	set_timeouts(s);
 }
@@ -269,10 +135,7 @@ static bool feed_data(struct smtp_conn *s)
 		size_t out_len = 0;
 		size_t used = smtp_session_feed_data(s->session, vec.iov_base, len, chunk_out,
 			&out_len);
-		for (size_t i = 0; i < s->delivery_count; i++)
-			maildrop_delivery_write(&s->deliveries[i], chunk_out, out_len);
-		if (s->submission)
-			submission_write(s->submission, chunk_out, out_len);
+		smtp_inbound_write(&s->inbound, chunk_out, out_len);
 		evbuffer_drain(in, used);
 		done = smtp_session_data_done(s->session);
 	}
@@ -284,7 +147,7 @@ static void end_data(struct smtp_conn *s)
 {
 	net_conn_deadline_stop(s->conn);
 	if (smtp_session_data_end(s->session, &s->out) == SMTP_DATA_DISCARD) {
-		abort_deliveries(s);
+		smtp_inbound_abort(&s->inbound);
 		flush_out(s);
 		set_timeouts(s);
 		return;

@@ -1,0 +1,181 @@
+/* smtp/inbound.c: a received message's storage: the maildrop files of its target Servers or
+ * the owner's submission, from DATA to the reply after the commit. */
+#include "smtp/inbound.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generation.h"
+#include "log.h"
+#include "queue/queue.h"
+#include "queue/submit.h"
+#include "smtp/session.h"
+#include "smtp/trace.h"
+#include "store/maildrop.h"
+#include "strbuf.h"
+
+void smtp_inbound_abort(struct smtp_inbound *m)
+{
+	if (m->submission) {
+		submission_free(m->submission);
+		free(m->submission);
+		m->submission = NULL;
+	}
+	for (size_t i = 0; i < m->delivery_count; i++) {
+		maildrop_delivery_abort(&m->deliveries[i]);
+		maildrop_delivery_release(&m->deliveries[i]);
+	}
+	free(m->deliveries);
+	m->deliveries = NULL;
+	m->delivery_count = 0;
+}
+
+/* The owner's authenticated mail: kept as received until the end of data, then finished and
+ * stored by submission_commit() on a worker. */
+static int begin_submission(struct smtp_inbound *m, struct smtp_session *session,
+	struct generation *gen, time_t now)
+{
+	const struct smtp_tx *tx = smtp_session_tx(session);
+	struct submission *sub = xcalloc(1, sizeof(*sub));
+
+	if (submission_begin(sub, &gen->cfg, tx, generation_dkim_signer(gen, tx->submitter),
+		    now) != 0) {
+		int error = errno;
+		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
+			gen->cfg.spool_path, strerror(error));
+		free(sub);
+		errno = error;
+		return -1;
+	}
+	smtp_trace_received(&sub->received, session, gen->cfg.hostname,
+		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
+	m->submission = sub;
+	return 0;
+}
+
+/* A maildrop file per target Server, each starting with its trace headers. */
+static int begin_deliveries(struct smtp_inbound *m, struct smtp_session *session,
+	const struct config *cfg, time_t now)
+{
+	const struct smtp_tx *tx = smtp_session_tx(session);
+	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
+	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
+	struct strbuf headers;
+	int error = 0;
+
+	m->deliveries = xcalloc(n, sizeof(*m->deliveries));
+	strbuf_init(&headers);
+	for (size_t i = 0; i < n && !error; i++) {
+		if (maildrop_delivery_begin(&m->deliveries[i], servers[i]->maildrop_path) != 0) {
+			error = errno;
+			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"",
+				tx->queue_id, servers[i]->maildrop_path, strerror(error));
+			break;
+		}
+		m->delivery_count++;
+		strbuf_reset(&headers);
+		smtp_trace_headers(&headers, session, servers[i], cfg->hostname, now);
+		maildrop_delivery_write(&m->deliveries[i], headers.data, headers.len);
+	}
+	strbuf_free(&headers);
+	free(servers);
+	if (!error)
+		return 0;
+	smtp_inbound_abort(m); /* the files opened before the failing one */
+	errno = error;
+	return -1;
+}
+
+int smtp_inbound_begin(struct smtp_inbound *m, struct smtp_session *session,
+	struct generation *gen, time_t now)
+{
+	if (smtp_session_tx(session)->submitter)
+		return begin_submission(m, session, gen, now);
+	return begin_deliveries(m, session, &gen->cfg, now);
+}
+
+void smtp_inbound_write(struct smtp_inbound *m, const void *data, size_t len)
+{
+	for (size_t i = 0; i < m->delivery_count; i++)
+		maildrop_delivery_write(&m->deliveries[i], data, len);
+	if (m->submission)
+		submission_write(m->submission, data, len);
+}
+
+void smtp_inbound_commit(struct smtp_inbound *m)
+{
+	if (m->submission) {
+		submission_commit(m->submission);
+		m->commit_ok = m->submission->result == SUBMIT_OK;
+		return;
+	}
+	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
+	 * make the client's retry deliver that copy twice. */
+	m->commit_ok = maildrop_deliveries_commit(m->deliveries, m->delivery_count) == 0;
+	m->commit_error = m->commit_ok ? 0 : errno;
+}
+
+/* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
+static void submission_done(struct smtp_inbound *m, struct smtp_session *session,
+	const char *client, struct queue *queue, struct strbuf *out)
+{
+	const struct smtp_tx *tx = smtp_session_tx(session);
+	struct submission *sub = m->submission;
+	char from[300];
+
+	log_quote(from, sizeof(from), sub->sender, strlen(sub->sender));
+	if (sub->result == SUBMIT_OK) {
+		log_info("smtp", "event=submitted client=%s id=%s from=%s recipients=%zu local=%zu "
+			"queued=%s sendas=%s dkim=%s", client, tx->queue_id, from, tx->rcpt_count,
+			sub->local_count, sub->queued ? "yes" : "no", sub->sendas ? "yes" : "no",
+			sub->signed_dkim ? "yes" : "no");
+		if (sub->queued)
+			queue_add(queue, sub->queue_id);
+		smtp_session_data_committed(session, true, out);
+	} else if (sub->result == SUBMIT_TEMPFAIL) {
+		smtp_session_data_failed(session, sub->error, out);
+	} else {
+		smtp_session_data_rejected(session, sub->reject_reply, out);
+	}
+	submission_free(sub);
+	free(sub);
+	m->submission = NULL;
+}
+
+static void deliveries_done(struct smtp_inbound *m, struct smtp_session *session,
+	const char *client, struct strbuf *out)
+{
+	const struct smtp_tx *tx = smtp_session_tx(session);
+	char from[300];
+
+	if (m->commit_ok) {
+		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu "
+			"maildrops=%zu size=%llu", client, tx->queue_id,
+			log_quote(from, sizeof(from), tx->sender.address, strlen(tx->sender.address)),
+			tx->rcpt_count, m->delivery_count, m->delivery_count ?
+			(unsigned long long)m->deliveries[0].written : 0ULL);
+		smtp_session_data_committed(session, true, out);
+	} else {
+		log_error("smtp", "event=store_failed client=%s id=%s error=commit reason=\"%s\"",
+			client, tx->queue_id, strerror(m->commit_error));
+		smtp_session_data_failed(session, m->commit_error, out);
+	}
+	for (size_t i = 0; i < m->delivery_count; i++)
+		maildrop_delivery_release(&m->deliveries[i]);
+	free(m->deliveries);
+	m->deliveries = NULL;
+	m->delivery_count = 0;
+}
+
+bool smtp_inbound_finish(struct smtp_inbound *m, struct smtp_session *session,
+	const char *client, struct queue *queue, struct strbuf *out)
+{
+	bool kept = m->commit_ok;
+
+	if (m->submission)
+		submission_done(m, session, client, queue, out);
+	else
+		deliveries_done(m, session, client, out);
+	return kept;
+}
