@@ -259,6 +259,14 @@ enum admission_outcome admission_house_enter(struct admission_house *h,
 	return outcome;
 }
 
+/* slot could not be shed for the newcomer of serial for_serial: counted again, and no walk
+ * for that newcomer names it again. Under the lock. */
+static void spare(struct admission_house *h, struct admission_slot *slot, uint64_t for_serial)
+{
+	admission_spare(&h->lanes, slot);
+	slot->spared_for = for_serial;
+}
+
 /* The refusal that stands once no candidate could be shed. */
 static enum admission_outcome refusal(struct admission_house *h, enum admission_lane lane,
 	unsigned max_connections)
@@ -274,8 +282,6 @@ enum admission_outcome admission_house_admit(struct admission_house *h,
 	const struct admission_limits *limits, time_t now, admission_shed_here_fn shed_here,
 	void *ctx, struct admission_shed *shed)
 {
-	struct admission_shed next;
-
 	for (unsigned tries = 0;; tries++) {
 		enum admission_outcome outcome =
 			admission_house_enter(h, slot, ip, lane, limits, now, shed);
@@ -283,9 +289,10 @@ enum admission_outcome admission_house_admit(struct admission_house *h,
 			return outcome;
 		if (shed_here(ctx, shed))
 			continue; /* it left: there is room now */
-		/* Not admitted, so the house is not over its caps: no next candidate is named. */
-		admission_house_shed_declined(h, shed->here, shed, limits->max_connections, now,
-			&next);
+		/* The next enter passes it over; naming a next candidate is that enter's job. */
+		measured_lock_acquire(&h->lock);
+		spare(h, shed->here, shed->for_serial);
+		measured_lock_release(&h->lock);
 		if (tries + 1 >= SERVER_SHED_CANDIDATES_MAX)
 			return refusal(h, lane, limits->max_connections);
 	}
@@ -339,8 +346,7 @@ bool admission_house_shed_declined(struct admission_house *h, struct admission_s
 	bool named = false;
 
 	measured_lock_acquire(&h->lock);
-	admission_spare(&h->lanes, slot);
-	slot->spared_for = request->for_serial;
+	spare(h, slot, request->for_serial);
 	unsigned present = admission_total(a) - a->doomed[ADMISSION_MX] - a->doomed[ADMISSION_OWNER];
 	unsigned mx_present = a->count[ADMISSION_MX] - a->doomed[ADMISSION_MX];
 	unsigned mx_max = max_connections - admission_reserved(max_connections);
