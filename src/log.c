@@ -1,19 +1,42 @@
 /* log.c: key=value event lines on stderr, and the never-failing allocators. */
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-static enum log_level min_level = LOG_LEVEL_INFO;
+/* Set at start, read by every event loop's thread. */
+static _Atomic enum log_level min_level = LOG_LEVEL_INFO;
+/* Held for one line's write(2) calls: a line longer than PIPE_BUF, or a short write, can then
+ * not be interleaved with another thread's. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level level)
 {
-	min_level = level;
+	atomic_store_explicit(&min_level, level, memory_order_relaxed);
+}
+
+/* The whole line in one write(2) (stdio's unbuffered stderr may make several). */
+static void write_line(const char *line, size_t len)
+{
+	pthread_mutex_lock(&write_lock);
+	while (len > 0) {
+		ssize_t n = write(STDERR_FILENO, line, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* nowhere to log to */
+		line += n;
+		len -= (size_t)n;
+	}
+	pthread_mutex_unlock(&write_lock);
 }
 
 __attribute__((format(printf, 3, 0)))
@@ -37,23 +60,23 @@ static void log_vmsg(enum log_level level, const char *module, const char *fmt, 
 	 * or start a forged one: control octets are written as \xNN. */
 	char safe[sizeof(line) * 4];
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof(safe); p++) {
+	for (const unsigned char *p = (const unsigned char *)line; *p && o + 6 < sizeof(safe); p++) {
 		if (*p < 0x20 || *p == 0x7f) {
 			o += (size_t)snprintf(safe + o, sizeof(safe) - o, "\\x%02x", *p);
 		} else {
 			safe[o++] = (char)*p;
 		}
 	}
-	safe[o] = '\0';
+	safe[o++] = '\n';
 	/* One write per event so concurrent threads never interleave inside a line. */
-	fprintf(stderr, "%s\n", safe);
+	write_line(safe, o);
 }
 
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level < min_level)
+	if (level < atomic_load_explicit(&min_level, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	log_vmsg(level, module, fmt, ap);

@@ -1,4 +1,5 @@
-/* throttle.c: per-IP failed-login records in an open hash table with a fixed capacity. */
+/* throttle.c: per-IP failed-login records in an open hash table with a fixed capacity, behind
+ * one measured lock shared by the event loops. */
 #include "throttle.h"
 
 #include <netinet/in.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "measured_lock.h"
 
 struct record {
 	char ip[INET6_ADDRSTRLEN];
@@ -17,6 +19,7 @@ struct record {
 };
 
 struct throttle {
+	struct measured_lock lock; /* guards records */
 	struct record *records; /* THROTTLE_MAX_ENTRIES slots, ip[0] == '\0' when free */
 	unsigned max_failures, window, lockout;
 };
@@ -30,6 +33,7 @@ struct throttle *throttle_new(unsigned max_failures, unsigned window_seconds,
 	t->max_failures = max_failures;
 	t->window = window_seconds;
 	t->lockout = lockout_seconds;
+	measured_lock_init(&t->lock, "throttle");
 	return t;
 }
 
@@ -37,6 +41,7 @@ void throttle_free(struct throttle *t)
 {
 	if (!t)
 		return;
+	measured_lock_destroy(&t->lock);
 	free(t->records);
 	free(t);
 }
@@ -94,12 +99,14 @@ static struct record *claim(struct throttle *t, const char *ip, time_t now)
 
 bool throttle_blocked(struct throttle *t, const char *ip, time_t now)
 {
+	measured_lock_acquire(&t->lock);
 	struct record *r = find(t, ip);
-
-	return r && now < r->locked_until;
+	bool blocked = r && now < r->locked_until;
+	measured_lock_release(&t->lock);
+	return blocked;
 }
 
-unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *locked)
+static unsigned record_failure(struct throttle *t, const char *ip, time_t now, bool *locked)
 {
 	struct record *r = find(t, ip);
 
@@ -123,12 +130,26 @@ unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *
 	return delay > THROTTLE_MAX_DELAY_SECONDS ? THROTTLE_MAX_DELAY_SECONDS : delay;
 }
 
+unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *locked)
+{
+	measured_lock_acquire(&t->lock);
+	unsigned delay = record_failure(t, ip, now, locked);
+	measured_lock_release(&t->lock);
+	return delay;
+}
+
 void throttle_success(struct throttle *t, const char *ip)
 {
+	measured_lock_acquire(&t->lock);
 	struct record *r = find(t, ip);
-
 	if (r && r->locked_until == 0)
 		memset(r, 0, sizeof(*r));
 	else if (r)
 		r->failures = 0;
+	measured_lock_release(&t->lock);
+}
+
+struct measured_lock *throttle_lock(struct throttle *t)
+{
+	return &t->lock;
 }

@@ -2,7 +2,9 @@
  * Each failed login within AuthFailureWindowSeconds makes the next failure's reply wait one
  * second longer (up to THROTTLE_MAX_DELAY_SECONDS); after AuthMaxFailures failures the IP is
  * refused outright for AuthLockoutSeconds. A success clears the IP's record. Memory is bounded
- * (THROTTLE_MAX_ENTRIES; the stalest record is dropped first). Pure: time is passed in. */
+ * (THROTTLE_MAX_ENTRIES; the stalest record is dropped first). Time is passed in. One table
+ * serves every event loop: each call holds its lock for one bounded probe run (PROBE_LIMIT
+ * records), never across a wait. */
 #ifndef MAILPOPBOX_THROTTLE_H
 #define MAILPOPBOX_THROTTLE_H
 
@@ -23,5 +25,7 @@ bool throttle_blocked(struct throttle *t, const char *ip, time_t now);
  * when this failure started a lockout. */
 unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *locked);
 void throttle_success(struct throttle *t, const char *ip);
+/* The lock every call takes, for its counters (measured_lock.h). */
+struct measured_lock *throttle_lock(struct throttle *t);
 
 #endif

@@ -6,7 +6,9 @@ local part for every message), then waits until COUNT files are in MAILDIR/new (
 until the server's queue has drained into the Maildir. Prints key=value: sent (smtp-source's
 exit status 0 means every message got its 250), bounded (1: stopped at the time bound before
 every message was stored), stored, seconds (from start to the last file
-in the Maildir), rate (stored/seconds), source_seconds (smtp-source alone) and listen_drops
+in the Maildir), rate (stored/seconds), source_seconds (smtp-source alone), accept_rate
+(COUNT/source_seconds: the rate of 250 replies to DATA; only when every message got one, for a
+server that queues before it delivers this is its queue's intake, not its delivery) and listen_drops
 (connection attempts the kernel dropped meanwhile because a listen queue was full; each costs the
 client a SYN retransmission, 1 s or more). Bounded by SECONDS.
 
@@ -70,7 +72,8 @@ def main():
         bounded = 1
     print(f"sent={count if rc == 0 else 0} source_rc={rc} bounded={bounded} stored={n} seconds={end - start:.3f} "
           f"rate={n / (end - start):.1f} source_seconds={source_end - start:.3f} "
-          f"listen_drops={listen_drops() - drops_before}")
+          f"listen_drops={listen_drops() - drops_before}"
+          + (f" accept_rate={count / (source_end - start):.1f}" if rc == 0 else ""))
     sys.exit(0 if rc == 0 and n == count else 1)
 
 

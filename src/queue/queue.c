@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "inbox.h"
 #include "log.h"
 #include "mail/dsn.h"
 #include "queue/delivery.h"
@@ -59,6 +60,7 @@ struct queue {
 	SSL_CTX *relay_tls_ctx; /* NULL unless delivery_relay_verified() */
 	struct queue_item *items;
 	struct event *tick;
+	struct inbox *added; /* ids committed on other threads' loops */
 	unsigned running;
 	bool stopping;
 };
@@ -613,6 +615,13 @@ static void write_pid_file(const struct config *cfg)
 		log_warn("queue", "event=pid_file_failed path=%s", path);
 }
 
+/* An id posted by queue_add_from_any_thread, now on the queue's thread. */
+static void add_posted(void *ctx, void *id)
+{
+	queue_add(ctx, id);
+	free(id);
+}
+
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
 	struct worker_pool *workers, char *err, size_t errsz)
 {
@@ -649,6 +658,7 @@ struct queue *queue_new(struct event_base *base, const struct config *cfg,
 		spool_list_free(ids, count);
 	}
 	write_pid_file(cfg);
+	q->added = inbox_new(base, add_posted, q);
 	q->tick = event_new(base, -1, EV_PERSIST, tick, q);
 	struct timeval every = {QUEUE_TICK_SECONDS, 0};
 	event_add(q->tick, &every);
@@ -662,6 +672,11 @@ void queue_add(struct queue *q, const char *id)
 
 	if (item && !q->stopping && q->running < QUEUE_MAX_PARALLEL_DELIVERIES)
 		run_start(q, item);
+}
+
+void queue_add_from_any_thread(struct queue *q, const char *id)
+{
+	inbox_post(q->added, xstrdup(id));
 }
 
 void queue_flush(struct queue *q)
@@ -697,6 +712,8 @@ void queue_free(struct queue *q)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", q->cfg->spool_path, QUEUE_PID_FILE);
 	unlink(path);
+	/* Already in the spool: spool_list finds them at the next start. */
+	inbox_free(q->added, free);
 	event_free(q->tick);
 	dns_resolver_free(q->dns);
 	SSL_CTX_free(q->tls_ctx);

@@ -19,8 +19,12 @@ struct queue;
  * Returns NULL with a message in err when the spool cannot be used. */
 struct queue *queue_new(struct event_base *base, const struct config *cfg,
 	struct worker_pool *workers, char *err, size_t errsz);
-/* A new entry was committed to the spool: load it and try it now. */
+/* A new entry was committed to the spool: load it and try it now. On the queue's thread (the
+ * thread of the event_base given to queue_new). */
 void queue_add(struct queue *q, const char *id);
+/* The same from any thread (an event loop other than the queue's): id is copied and handed
+ * to the queue's thread, where queue_add() runs. */
+void queue_add_from_any_thread(struct queue *q, const char *id);
 /* Makes every entry due now (`mailpopbox queue --flush`, SIGUSR1). */
 void queue_flush(struct queue *q);
 /* Starts no new run; runs in progress finish. */

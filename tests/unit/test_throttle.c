@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include <cmocka.h>
 
+#include "measured_lock.h"
 #include "throttle.h"
 
 static void test_each_failure_waits_one_second_longer(void **state)
@@ -99,6 +101,63 @@ static void test_many_addresses_stay_bounded_and_keep_working(void **state)
 	throttle_free(t);
 }
 
+/* Event loops on two threads share one table. */
+#define THREAD_ROUNDS 20000
+
+struct failing_loop {
+	struct throttle *t;
+	pthread_barrier_t *start; /* both run at once */
+	int index;
+	unsigned lockouts_started;
+};
+
+static void *fail_logins(void *arg)
+{
+	struct failing_loop *loop = arg;
+	char own[64];
+	bool locked;
+
+	pthread_barrier_wait(loop->start);
+	for (int i = 0; i < THREAD_ROUNDS; i++) {
+		throttle_failure(loop->t, "192.0.2.7", 1000, &locked);
+		loop->lockouts_started += locked;
+		/* Addresses of its own, so both threads also claim records; few enough that the
+		 * table never has to evict a record. */
+		snprintf(own, sizeof(own), "10.%d.0.%d", loop->index, i & 255);
+		throttle_failure(loop->t, own, 1000, &locked);
+	}
+	return NULL;
+}
+
+static void test_two_threads_count_every_failure_of_a_shared_address(void **state)
+{
+	/* The lockout starts at exactly the 2 * THREAD_ROUNDS-th failure: a lost update would
+	 * start none. */
+	struct throttle *t = throttle_new(2 * THREAD_ROUNDS, 600, 900);
+	pthread_barrier_t start;
+	struct failing_loop loops[2] = {{t, &start, 1, 0}, {t, &start, 2, 0}};
+	pthread_t threads[2];
+
+	(void)state;
+	pthread_barrier_init(&start, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, fail_logins, &loops[i]), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+	pthread_barrier_destroy(&start);
+	assert_int_equal(loops[0].lockouts_started + loops[1].lockouts_started, 1);
+	struct measured_lock_stats stats = measured_lock_stats(throttle_lock(t));
+	assert_int_equal(stats.acquisitions, 4 * THREAD_ROUNDS);
+	assert_true(stats.contended <= stats.acquisitions);
+	assert_true(stats.hold_ns_max >= stats.hold_ns_total / stats.acquisitions);
+	print_message("throttle lock: %llu acquisitions, %llu contended, longest hold %llu ns, "
+		"mean %llu ns\n", (unsigned long long)stats.acquisitions,
+		(unsigned long long)stats.contended, (unsigned long long)stats.hold_ns_max,
+		(unsigned long long)(stats.hold_ns_total / stats.acquisitions));
+	assert_true(throttle_blocked(t, "192.0.2.7", 1001));
+	throttle_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +167,7 @@ int main(void)
 		cmocka_unit_test(test_failures_outside_the_window_are_forgotten),
 		cmocka_unit_test(test_success_clears_the_count),
 		cmocka_unit_test(test_many_addresses_stay_bounded_and_keep_working),
+		cmocka_unit_test(test_two_threads_count_every_failure_of_a_shared_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,9 +121,54 @@ static void test_waiting_jobs_start_threads_up_to_the_maximum(void **state)
 	event_base_free(base);
 }
 
+/* Each event loop has its own pool: jobs submitted on a loop finish on that loop. */
+#define LOOP_JOBS 500
+
+struct loop_with_pool {
+	struct job jobs[LOOP_JOBS];
+	int count;
+	int done_elsewhere;
+};
+
+static void *run_loop_with_pool(void *arg)
+{
+	struct loop_with_pool *l = arg;
+	struct event_base *base = event_base_new();
+	struct worker_pool *pool = worker_pool_new(base, 4);
+
+	for (int i = 0; i < LOOP_JOBS; i++) {
+		l->jobs[i] = (struct job){.loop_thread = pthread_self(), .done_count = &l->count,
+			.base = base, .total = LOOP_JOBS};
+		worker_pool_submit(pool, work, done, &l->jobs[i]);
+	}
+	run_until_done(base);
+	for (int i = 0; i < LOOP_JOBS; i++)
+		l->done_elsewhere += l->jobs[i].done_calls != 1 || !l->jobs[i].done_on_loop;
+	worker_pool_free(pool);
+	event_base_free(base);
+	return NULL;
+}
+
+static void test_two_loops_with_a_pool_each_finish_jobs_on_their_own_loop(void **state)
+{
+	static struct loop_with_pool loops[2];
+	pthread_t threads[2];
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, run_loop_with_pool, &loops[i]), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(loops[i].count, LOOP_JOBS);
+		assert_int_equal(loops[i].done_elsewhere, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_loops_with_a_pool_each_finish_jobs_on_their_own_loop),
 		cmocka_unit_test(test_no_thread_before_the_first_job),
 		cmocka_unit_test(test_sequential_jobs_use_one_thread),
 		cmocka_unit_test(test_waiting_jobs_start_threads_up_to_the_maximum),
