@@ -519,6 +519,8 @@ out:
 		evconnlistener_free(rs.listeners[i]->evl);
 		free(rs.listeners[i]);
 	}
+	if (srv.loop.sheds)
+		net_loop_destroy(&srv.loop);
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	generation_unref(srv.queue_gen);

@@ -1,5 +1,6 @@
-/* net/house.c: the connection slots with their total and per-IP caps and shedding, the login
- * throttle, the current generation and the queue: what every event loop shares. */
+/* net/house.c: the connection slots with their total and per-IP caps and shedding
+ * (admission.h's house), the login throttle, the current generation and the queue: what
+ * every event loop shares, each behind its own measured lock. */
 #include "net/house.h"
 
 #include <netinet/in.h>
@@ -12,23 +13,14 @@
 #include "generation.h"
 #include "log.h"
 #include "net/conn.h"
+#include "net/loop.h"
 #include "throttle.h"
 
-#define IP_BUCKETS 256
-
-struct ip_count {
-	struct ip_count *next;
-	unsigned count;
-	char ip[INET6_ADDRSTRLEN];
-};
-
 struct net_house {
-	struct generation *gen;      /* the current generation: new connections get it */
+	struct generation_current current; /* the generation new connections get */
 	struct queue *queue;
-	struct admission admission;  /* slots per lane, and whom to shed */
-	struct ip_count *ip_buckets[IP_BUCKETS];
-	unsigned conn_count;
-	struct throttle *throttle;   /* failed logins per client IP */
+	struct admission_house admission;  /* slots, per-IP counts, whom to shed */
+	struct throttle *throttle;         /* failed logins per client IP */
 };
 
 struct net_house *net_house_new(struct generation *gen, struct queue *queue)
@@ -36,8 +28,9 @@ struct net_house *net_house_new(struct generation *gen, struct queue *queue)
 	struct net_house *h = xcalloc(1, sizeof(*h));
 	const struct config *cfg = &gen->cfg;
 
-	h->gen = generation_ref(gen);
+	generation_current_init(&h->current, generation_ref(gen));
 	h->queue = queue;
+	admission_house_init(&h->admission);
 	/* The throttle's keys need a restart (daemon.c warns when a reload changes them). */
 	h->throttle = throttle_new(cfg->auth_max_failures, cfg->auth_failure_window,
 		cfg->auth_lockout);
@@ -48,29 +41,24 @@ void net_house_free(struct net_house *h)
 {
 	if (!h)
 		return;
-	for (size_t i = 0; i < IP_BUCKETS; i++) {
-		while (h->ip_buckets[i]) {
-			struct ip_count *next = h->ip_buckets[i]->next;
-			free(h->ip_buckets[i]);
-			h->ip_buckets[i] = next;
-		}
-	}
+	/* How small the shared locks stayed (THREADS.md). */
+	measured_lock_log(&h->admission.lock);
+	measured_lock_log(throttle_lock(h->throttle));
+	measured_lock_log(&h->current.lock);
 	throttle_free(h->throttle);
-	generation_unref(h->gen);
+	admission_house_destroy(&h->admission);
+	generation_current_destroy(&h->current);
 	free(h);
 }
 
 struct generation *net_house_generation(struct net_house *h)
 {
-	return generation_ref(h->gen);
+	return generation_current_get(&h->current);
 }
 
 void net_house_set_generation(struct net_house *h, struct generation *gen)
 {
-	struct generation *old = h->gen;
-
-	h->gen = generation_ref(gen);
-	generation_unref(old);
+	generation_current_set(&h->current, generation_ref(gen));
 }
 
 struct queue *net_house_queue(struct net_house *h)
@@ -80,25 +68,7 @@ struct queue *net_house_queue(struct net_house *h)
 
 unsigned net_house_connections(struct net_house *h)
 {
-	return h->conn_count;
-}
-
-static unsigned hash_ip(const char *ip)
-{
-	unsigned h = 5381;
-
-	while (*ip)
-		h = h * 33 + (unsigned char)*ip++;
-	return h % IP_BUCKETS;
-}
-
-static struct ip_count **find_ip(struct net_house *h, const char *ip)
-{
-	struct ip_count **p = &h->ip_buckets[hash_ip(ip)];
-
-	while (*p && strcmp((*p)->ip, ip) != 0)
-		p = &(*p)->next;
-	return p;
+	return admission_house_total(&h->admission);
 }
 
 /* Seconds on a clock that never goes back: the order of progress (admission.h). */
@@ -110,82 +80,97 @@ static time_t monotonic_seconds(void)
 	return now.tv_sec;
 }
 
-/* The house (or the MX share, per verdict) is full: close the connection that has gone
- * longest without progress, to make room for one from new_ip. True when one was shed. */
-static bool shed_one(struct net_house *h, enum admission_verdict verdict, const char *new_ip)
+void net_house_log_shed(const struct admission_shed *shed, const char *ip, const char *reason,
+	const char *for_ip)
 {
-	time_t now = monotonic_seconds();
-	struct admission_walk walk;
-
-	admission_walk_start(&walk, &h->admission, verdict, now);
-	for (unsigned i = 0; i < SERVER_SHED_CANDIDATES_MAX; i++) {
-		struct admission_slot *slot = admission_walk_next(&walk);
-		if (!slot)
-			return false;
-		struct net_conn *victim = net_conn_from_slot(slot);
-		char ip[INET6_ADDRSTRLEN];
-		long idle = (long)(now - slot->active_at);
-		const char *lane = slot->lane == ADMISSION_MX ? "mx" : "owner";
-		snprintf(ip, sizeof(ip), "%s", net_conn_ip(victim)); /* freed when it is shed */
-		const char *reason = net_conn_shed(victim);
-		if (reason) {
-			log_warn("server", "event=shed client=%s reason=%s idle_seconds=%ld lane=%s "
-				"for=%s", ip, reason, idle, lane, new_ip);
-			return true;
-		}
-	}
-	return false;
+	log_warn("server", "event=shed client=%s reason=%s idle_seconds=%ld lane=%s for=%s", ip,
+		reason, shed->idle_seconds, shed->lane == ADMISSION_MX ? "mx" : "owner", for_ip);
 }
 
-bool net_house_admit(struct net_house *h, struct net_conn *conn, enum admission_lane lane)
-{
-	const struct config *cfg = &h->gen->cfg;
-	const char *ip = net_conn_ip(conn);
-	struct ip_count **slot = find_ip(h, ip);
+struct shed_context {
+	const char *for_ip;
+};
 
-	if (*slot && (*slot)->count >= cfg->max_connections_per_ip) {
-		log_warn("server", "event=connection_refused client=%s reason=max_connections_per_ip",
-			ip);
-		return false;
-	}
+/* The house names a connection of this loop to make room: close it now, if it can end. */
+static bool shed_here(void *arg, const struct admission_shed *shed)
+{
+	struct shed_context *ctx = arg;
+	struct net_conn *victim = net_conn_from_slot(shed->here);
+	char ip[INET6_ADDRSTRLEN];
+
+	snprintf(ip, sizeof(ip), "%s", net_conn_ip(victim)); /* freed when it is shed */
+	const char *reason = net_conn_shed(victim);
+	if (reason)
+		net_house_log_shed(shed, ip, reason, ctx->for_ip);
+	return reason != NULL;
+}
+
+bool net_house_admit(struct net_house *h, struct net_conn *conn, struct net_loop *loop,
+	enum admission_lane lane)
+{
+	struct generation *gen = generation_current_get(&h->current);
+	struct admission_limits limits = {gen->cfg.max_connections,
+		gen->cfg.max_connections_per_ip};
+	const char *ip = net_conn_ip(conn);
+	struct admission_slot *slot = net_conn_slot(conn);
+	struct shed_context ctx = {ip};
+	struct admission_shed shed;
+
+	generation_unref(gen);
+	slot->owner = loop;
 	/* A full house sheds a connection that holds its slot without using it, rather than
 	 * turning away the owner or a mail server trickled out by such connections. */
-	enum admission_verdict verdict = admission_check(&h->admission, lane,
-		cfg->max_connections);
-	if (verdict != ADMISSION_ADMIT && shed_one(h, verdict, ip))
-		verdict = admission_check(&h->admission, lane, cfg->max_connections);
-	if (verdict != ADMISSION_ADMIT) {
+	enum admission_outcome outcome = admission_house_admit(&h->admission, slot, ip, lane,
+		&limits, monotonic_seconds(), shed_here, &ctx, &shed);
+	switch (outcome) {
+	case ADMISSION_ADMITTED:
+		return true;
+	case ADMISSION_ADMITTED_SHED_THERE: /* only the victim's own loop may close it */
+		net_loop_post_shed((struct net_loop *)shed.owner, &shed, ip);
+		return true;
+	case ADMISSION_REFUSED_PER_IP:
+		log_warn("server", "event=connection_refused client=%s "
+			"reason=max_connections_per_ip", ip);
+		return false;
+	default:
 		log_warn("server", "event=connection_refused client=%s reason=%s", ip,
-			verdict == ADMISSION_MX_FULL ? "max_connections_mx" : "max_connections");
+			outcome == ADMISSION_REFUSED_MX_FULL ? "max_connections_mx" :
+			"max_connections");
 		return false;
 	}
-	slot = find_ip(h, ip); /* shedding may have changed the bucket */
-	if (!*slot) {
-		*slot = xcalloc(1, sizeof(**slot));
-		snprintf((*slot)->ip, sizeof((*slot)->ip), "%s", ip);
+}
+
+void net_house_shed_request(struct net_house *h, struct net_conn *conn,
+	const struct admission_shed *shed, const char *for_ip)
+{
+	struct admission_slot *slot = net_conn_slot(conn);
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!admission_house_shed_stands(&h->admission, slot))
+		return; /* it logged in since */
+	snprintf(ip, sizeof(ip), "%s", net_conn_ip(conn));
+	const char *reason = net_conn_shed(conn);
+	if (reason) {
+		net_house_log_shed(shed, ip, reason, for_ip);
+		return;
 	}
-	(*slot)->count++;
-	h->conn_count++;
-	admission_add(&h->admission, net_conn_slot(conn), lane, monotonic_seconds());
-	return true;
+	struct generation *gen = generation_current_get(&h->current);
+	struct admission_shed next;
+	bool named = admission_house_shed_declined(&h->admission, slot, shed,
+		gen->cfg.max_connections, monotonic_seconds(), &next);
+	generation_unref(gen);
+	if (named)
+		net_loop_post_shed((struct net_loop *)next.owner, &next, for_ip);
 }
 
 void net_house_release(struct net_house *h, struct net_conn *conn)
 {
-	struct ip_count **slot = find_ip(h, net_conn_ip(conn));
-
-	if (*slot && --(*slot)->count == 0) {
-		struct ip_count *dead = *slot;
-		*slot = dead->next;
-		free(dead);
-	}
-	h->conn_count--;
-	admission_remove(&h->admission, net_conn_slot(conn));
+	admission_house_leave(&h->admission, net_conn_slot(conn));
 }
 
 void net_house_touch(struct net_house *h, struct net_conn *conn)
 {
-	admission_touch(&h->admission, net_conn_slot(conn), monotonic_seconds());
+	admission_house_touch(&h->admission, net_conn_slot(conn), monotonic_seconds());
 }
 
 bool net_house_login_blocked(struct net_house *h, const struct net_conn *conn, const char *module)
@@ -204,14 +189,17 @@ unsigned net_house_login_failed(struct net_house *h, const struct net_conn *conn
 	unsigned delay = throttle_failure(h->throttle, ip, time(NULL), &locked);
 
 	log_warn(module, "event=auth_failed client=%s%s%s", ip, detail[0] ? " " : "", detail);
-	if (locked)
+	if (locked) {
+		struct generation *gen = generation_current_get(&h->current);
 		log_warn(module, "event=auth_lockout client=%s seconds=%u", ip,
-			h->gen->cfg.auth_lockout);
+			gen->cfg.auth_lockout);
+		generation_unref(gen);
+	}
 	return delay;
 }
 
 void net_house_login_succeeded(struct net_house *h, struct net_conn *conn)
 {
 	throttle_success(h->throttle, net_conn_ip(conn));
-	admission_protect(&h->admission, net_conn_slot(conn));
+	admission_house_protect(&h->admission, net_conn_slot(conn));
 }

@@ -13,6 +13,7 @@
 struct generation;
 struct net_conn;
 struct net_house;
+struct net_loop;
 struct queue;
 
 /* gen: the first generation (a reference is taken); queue may be NULL (tests). */
@@ -27,9 +28,18 @@ struct queue *net_house_queue(struct net_house *h);
 /* Connections admitted and not yet released, on every loop. */
 unsigned net_house_connections(struct net_house *h);
 
-/* A slot for conn (its address in conn's ip) on lane, or false (logged) when a cap is
- * reached. A full house may first shed another connection (net_conn_shed). */
-bool net_house_admit(struct net_house *h, struct net_conn *conn, enum admission_lane lane);
+/* A slot for conn (on loop, its address in conn's ip) on lane, or false (logged) when a cap
+ * is reached. A full house may first shed another connection: one of loop's at once
+ * (net_conn_shed), another loop's through that loop (net_loop_post_shed). */
+bool net_house_admit(struct net_house *h, struct net_conn *conn, struct net_loop *loop,
+	enum admission_lane lane);
+/* On conn's loop: the house named conn to make room for a client at for_ip. Shed unless it
+ * logged in since; when it cannot end now, the next candidate is named (THREADS.md). */
+void net_house_shed_request(struct net_house *h, struct net_conn *conn,
+	const struct admission_shed *shed, const char *for_ip);
+/* The log line of a shedding. */
+void net_house_log_shed(const struct admission_shed *shed, const char *ip, const char *reason,
+	const char *for_ip);
 void net_house_release(struct net_house *h, struct net_conn *conn);
 /* conn made progress: it is the last to be shed. */
 void net_house_touch(struct net_house *h, struct net_conn *conn);

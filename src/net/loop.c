@@ -5,18 +5,49 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
-#include "fsutil.h"
 #include "generation.h"
+#include "inbox.h"
 #include "log.h"
 #include "net/conn_private.h"
 #include "net/house.h"
+
+/* A shed request, from the loop that admitted a client to the loop of the victim. */
+struct shed_post {
+	struct admission_shed shed;
+	char for_ip[INET6_ADDRSTRLEN];
+};
+
+/* On this loop's thread: the named connection, if it is still here, is shed. */
+static void shed_posted(void *ctx, void *item)
+{
+	struct net_loop *loop = ctx;
+	struct shed_post *post = item;
+
+	for (struct net_conn *c = loop->conns.first; c; c = c->next) {
+		if (c->slot.serial == post->shed.serial) {
+			net_house_shed_request(loop->house, c, &post->shed, post->for_ip);
+			break;
+		}
+	}
+	free(post);
+}
+
+void net_loop_post_shed(struct net_loop *loop, const struct admission_shed *shed,
+	const char *for_ip)
+{
+	struct shed_post *post = xcalloc(1, sizeof(*post));
+
+	post->shed = *shed;
+	post->shed.here = NULL; /* a pointer valid on the posting thread only */
+	snprintf(post->for_ip, sizeof(post->for_ip), "%s", for_ip);
+	inbox_post(loop->sheds, post);
+}
 
 void net_loop_init(struct net_loop *loop, struct event_base *base, struct worker_pool *workers,
 	struct net_house *house)
@@ -25,6 +56,13 @@ void net_loop_init(struct net_loop *loop, struct event_base *base, struct worker
 	loop->base = base;
 	loop->workers = workers;
 	loop->house = house;
+	loop->sheds = inbox_new(base, shed_posted, loop);
+}
+
+void net_loop_destroy(struct net_loop *loop)
+{
+	inbox_free(loop->sheds, free);
+	loop->sheds = NULL;
 }
 
 /* The client's address as logs and the per-IP cap know it. */
@@ -71,7 +109,7 @@ void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 	c->loop = loop;
 	c->fd = -1;
 	format_ip(addr, c->ip, sizeof(c->ip));
-	if (loop->stopping || !net_house_admit(loop->house, c, protocol->lane)) {
+	if (loop->stopping || !net_house_admit(loop->house, c, loop, protocol->lane)) {
 		refuse(loop, protocol, fd);
 		free(c);
 		return;
@@ -126,18 +164,4 @@ void net_loop_stop(struct net_loop *loop)
 		net_conn_shutdown(c);
 		c = next;
 	}
-}
-
-void net_new_id(char *buf, size_t size)
-{
-	static atomic_uint counter;
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	unsigned long long usec = (unsigned long long)now.tv_sec * 1000000ULL +
-		(unsigned long long)now.tv_nsec / 1000;
-	/* 40 bits of microseconds (~12 days of wrap) and 20 bits of a process counter: unique
-	 * within a process, and the time part keeps restarts apart. */
-	snprintf(buf, size, "%010llX%05X", usec & 0xFFFFFFFFFFULL,
-		(atomic_fetch_add(&counter, 1) + (unsigned)fs_process_id()) & 0xFFFFF);
 }

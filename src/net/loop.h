@@ -13,8 +13,10 @@
 #include "admission.h"
 #include "tls.h"
 
+struct admission_shed;
 struct config;
 struct event_base;
+struct inbox;
 struct net_conn;
 struct net_house;
 struct worker_pool;
@@ -55,22 +57,26 @@ struct net_loop {
 	struct worker_pool *workers;
 	struct net_house *house;
 	struct net_conn_list conns;
+	struct inbox *sheds;   /* other loops' requests to shed one of ours */
 	bool stopping;
 	/* Called when the loop's last connection has gone (memory trim, exit when stopping). */
 	void (*emptied)(struct net_loop *loop, void *arg);
 	void *emptied_arg;
 };
 
+/* Needs evthread_use_pthreads() before base was made (other loops post to it). */
 void net_loop_init(struct net_loop *loop, struct event_base *base, struct worker_pool *workers,
 	struct net_house *house);
+/* After the loop has ended; its connections are not freed. */
+void net_loop_destroy(struct net_loop *loop);
 /* A connection accepted on a listener of protocol: admitted (or refused with its busy
  * reply), then handed to protocol->accept. fd is non-blocking. */
 void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 	evutil_socket_t fd, const struct sockaddr *addr);
 /* Graceful stop: every connection is asked to finish (NET_EVENT_SHUTDOWN). */
 void net_loop_stop(struct net_loop *loop);
-
-/* A short random-looking id for logs and Received headers, unique within the process. */
-void net_new_id(char *buf, size_t size);
+/* From any thread: asks loop to shed the connection named by shed, for a client at for_ip. */
+void net_loop_post_shed(struct net_loop *loop, const struct admission_shed *shed,
+	const char *for_ip);
 
 #endif

@@ -131,7 +131,7 @@ static void submission_done(struct smtp_inbound *m, struct smtp_session *session
 			sub->local_count, sub->queued ? "yes" : "no", sub->sendas ? "yes" : "no",
 			sub->signed_dkim ? "yes" : "no");
 		if (sub->queued)
-			queue_add(queue, sub->queue_id);
+			queue_add_from_any_thread(queue, sub->queue_id);
 		smtp_session_data_committed(session, true, out);
 	} else if (sub->result == SUBMIT_TEMPFAIL) {
 		smtp_session_data_failed(session, sub->error, out);

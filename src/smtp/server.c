@@ -12,6 +12,7 @@
 
 #include "bounds.h"
 #include "generation.h"
+#include "ids.h"
 #include "log.h"
 #include "net/conn.h"
 #include "smtp/data.h"
@@ -89,7 +90,7 @@ static void begin_data(struct smtp_conn *s)
 	char queue_id[32];
 	time_t now = time(NULL);
 
-	net_new_id(queue_id, sizeof(queue_id));
+	ids_new(queue_id, sizeof(queue_id));
 	smtp_session_set_queue_id(s->session, queue_id);
 	if (smtp_inbound_begin(&s->inbound, s->session, net_conn_generation(s->conn), now) != 0)
 		smtp_session_storage_failed(s->session, errno);
