@@ -11,14 +11,16 @@
 
 #define MAX 64
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct net_line_reader r;
-	struct evbuffer *in = evbuffer_new();
+	struct evbuffer *in;
 	char line[MAX + 1];
 	size_t len;
 
-	if (!in || size == 0)
+	if (size == 0 || !(in = evbuffer_new()))
 		return 0;
 	net_line_reader_init(&r, MAX);
 	/* The first octet sets the piece size, so pieces split lines anywhere. */
