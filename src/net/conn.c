@@ -188,6 +188,17 @@ static void tls_read_cb(struct bufferevent *bev, void *arg)
 	dispatch(c, NET_EVENT_INPUT);
 }
 
+/* Sends more of a long reply while the output is short. */
+static void produce_run(struct net_conn *c)
+{
+	while (c->produce && c->bev && !c->closing && !c->free_pending &&
+	       net_conn_output_pending(c) < NET_PRODUCE_HIGH) {
+		bool (*produce)(struct net_conn *c, void *glue) = c->produce;
+		if (!produce(c, c->glue) && c->produce == produce)
+			c->produce = NULL;
+	}
+}
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct net_conn *c = arg;
@@ -195,13 +206,16 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (c->closing)
 		return;
-	if (c->output_paused) {
+	if (c->produce) {
+		enter(c);
+		produce_run(c);
+		if (leave(c) && !c->produce)
+			dispatch(c, NET_EVENT_INPUT); /* what came while it was being sent */
+	} else if (c->output_paused) {
 		/* A client that pipelined without reading our replies has read them. */
 		c->output_paused = false;
-		if (!dispatch(c, NET_EVENT_INPUT))
-			return;
+		dispatch(c, NET_EVENT_INPUT);
 	}
-	dispatch(c, NET_EVENT_DRAINED);
 }
 
 static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -380,7 +394,8 @@ void net_conn_set_lines(struct net_conn *c, size_t line_max, unsigned command_se
 
 bool net_conn_ready(struct net_conn *c)
 {
-	if (c->closing || c->job_pending || c->handshake || c->gone || c->free_pending || !c->bev)
+	if (c->closing || c->job_pending || c->handshake || c->gone || c->free_pending ||
+	    !c->bev || c->produce)
 		return false;
 	if (net_conn_output_pending(c) > NET_OUTPUT_HIGH) {
 		c->output_paused = true; /* resumed by write_cb */
@@ -439,6 +454,12 @@ void net_conn_send(struct net_conn *c, const void *data, size_t len)
 		fatal("event=out_of_memory");
 }
 
+void net_conn_produce(struct net_conn *c, bool (*produce)(struct net_conn *c, void *glue))
+{
+	c->produce = produce;
+	produce_run(c);
+}
+
 /* A last reply before c is freed at once (shedding): written straight to the socket,
  * through TLS if c has it, as far as the socket takes it without waiting; nothing when
  * earlier output is still queued (it would come out of order). */
@@ -494,7 +515,8 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->deadline_armed = false;
-	if (c->job_pending || c->closing)
+	/* A long reply is bounded by the write timeout instead. */
+	if (c->job_pending || c->closing || c->produce)
 		return;
 	dispatch(c, NET_EVENT_DEADLINE);
 }

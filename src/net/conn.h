@@ -29,9 +29,8 @@ struct net_conn;
 /* What the layer tells a glue, on the loop thread. */
 enum net_event {
 	NET_EVENT_INPUT,     /* input may be taken (more arrived, or a pause ended) */
-	NET_EVENT_DRAINED,   /* the output fell to NET_OUTPUT_LOW: produce more */
 	NET_EVENT_TLS_READY, /* a TLS handshake completed (implicit TLS or after STARTTLS) */
-	NET_EVENT_DEADLINE,  /* the deadline (net_conn_deadline) passed; no job is running */
+	NET_EVENT_DEADLINE,  /* the deadline (net_conn_deadline) passed; no job, no long reply */
 	NET_EVENT_READ_IDLE, /* nothing arrived for the read timeout (net_conn_set_timeouts) */
 	NET_EVENT_STALLED,   /* the client stopped reading our output; the connection ends */
 	NET_EVENT_SHUTDOWN,  /* the server stops; no job is running: finish, or close */
@@ -58,9 +57,11 @@ struct net_handler {
 };
 
 /* Output queued above this makes net_conn_ready() false until the client has read it down
- * to NET_OUTPUT_LOW (then NET_EVENT_DRAINED). */
+ * to NET_OUTPUT_LOW (then NET_EVENT_INPUT). */
 #define NET_OUTPUT_HIGH SESSION_OUTPUT_BUFFER_MAX
 #define NET_OUTPUT_LOW (16 * 1024)
+/* A long reply (net_conn_produce) is produced while less than this is queued. */
+#define NET_PRODUCE_HIGH (64 * 1024)
 
 /* Called by the protocol's accept function (net/loop.h) before anything else. */
 void net_conn_attach(struct net_conn *c, const struct net_handler *handler, void *glue);
@@ -82,7 +83,7 @@ bool net_conn_stopping(const struct net_conn *c);
  * started when the glue waits for one, not moved by partial input (slowloris). */
 void net_conn_set_lines(struct net_conn *c, size_t line_max, unsigned command_seconds);
 /* Whether the glue may take input now: not closing, no job, no handshake, the client still
- * there, and not too much output unread (then false until NET_EVENT_DRAINED). */
+ * there, no long reply being produced, and not too much output unread. */
 bool net_conn_ready(struct net_conn *c);
 /* The next command line (net/line.h). A complete line is progress (shedding) and stops the
  * command deadline; no complete line starts it. */
@@ -96,6 +97,11 @@ void net_conn_touch(struct net_conn *c);
 void net_conn_send(struct net_conn *c, const void *data, size_t len);
 /* Octets queued and not yet written (TLS included). */
 size_t net_conn_output_pending(const struct net_conn *c);
+/* A long reply (RETR, LIST), written as the client reads it rather than built in memory:
+ * produce(c, glue) sends the next part, now and whenever the output has drained to
+ * NET_OUTPUT_LOW, while less than NET_PRODUCE_HIGH is queued; it returns false once it has
+ * sent the end. Input waits meanwhile and is offered (NET_EVENT_INPUT) after it. */
+void net_conn_produce(struct net_conn *c, bool (*produce)(struct net_conn *c, void *glue));
 
 /* ---- time ---- */
 /* read_idle_seconds: NET_EVENT_READ_IDLE after that long without input (0: none);

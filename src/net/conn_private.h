@@ -38,6 +38,7 @@ struct net_conn {
 	bool implicit_tls;            /* the handshake at accept has not ended yet */
 	bool reading;
 	bool output_paused;           /* too much unread output: input waits for write_cb */
+	bool (*produce)(struct net_conn *c, void *glue); /* a long reply under way */
 
 	/* Time. */
 	unsigned command_seconds, read_idle_seconds, write_seconds;

@@ -19,8 +19,7 @@
 #include "store/maildrop.h"
 #include "strbuf.h"
 
-/* RETR output is produced while less than this is queued, and resumed at NET_OUTPUT_LOW. */
-#define RETR_OUTPUT_HIGH (64 * 1024)
+/* Octets of a message file read at a time for RETR/TOP. */
 #define RETR_READ_CHUNK (16 * 1024)
 
 struct pop3_conn {
@@ -125,46 +124,36 @@ static void commit_done(struct net_conn *conn, void *glue)
 
 /* ---- RETR / TOP ---- */
 
-static void retrieve_end(struct pop3_conn *p, bool ok)
-{
-	close(p->retr_fd);
-	p->retr_fd = -1;
-	handle_action(p, pop3_session_retrieve_done(p->session, ok));
-}
-
-/* Sends more of the message while the output queue is short. */
-static void retrieve_pump(struct pop3_conn *p)
+/* Sends the next part of the message (net_conn_produce); false once it has all gone. */
+static bool retrieve_more(struct net_conn *conn, void *glue)
 {
 	static char chunk[RETR_READ_CHUNK];
+	struct pop3_conn *p = glue;
+	ssize_t n;
 
-	while (p->retr_fd >= 0 && net_conn_output_pending(p->conn) < RETR_OUTPUT_HIGH) {
-		ssize_t n = read(p->retr_fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"",
-				net_conn_ip(p->conn), strerror(errno));
-			flush_out(p);
-			retrieve_end(p, false);
-			return;
-		}
-		bool more = n > 0 && dotstuff_feed(&p->stuff, chunk, (size_t)n, &p->out);
-		/* Maildir files never change once delivered: when the listed size has been read,
-		 * the file is at its end, without one more read(2) to hear it. */
-		if (more && p->retr_left > 0) {
-			p->retr_left = (uint64_t)n < p->retr_left ? p->retr_left - (uint64_t)n : 0;
-			more = p->retr_left > 0;
-		}
-		if (!more)
-			dotstuff_finish(&p->stuff, &p->out);
-		flush_out(p);
-		if (!more) {
-			p->retrieved++;
-			retrieve_end(p, true);
-			pop3_process(p);
-			return;
-		}
+	while ((n = read(p->retr_fd, chunk, sizeof(chunk))) < 0 && errno == EINTR)
+		continue;
+	if (n < 0)
+		log_error("pop3", "event=retrieve_failed client=%s error=\"%s\"",
+			net_conn_ip(conn), strerror(errno));
+	bool more = n > 0 && dotstuff_feed(&p->stuff, chunk, (size_t)n, &p->out);
+	/* Maildir files never change once delivered: when the listed size has been read, the
+	 * file is at its end, without one more read(2) to hear it. */
+	if (more && p->retr_left > 0) {
+		p->retr_left = (uint64_t)n < p->retr_left ? p->retr_left - (uint64_t)n : 0;
+		more = p->retr_left > 0;
 	}
+	if (!more && n >= 0)
+		dotstuff_finish(&p->stuff, &p->out);
+	flush_out(p);
+	if (more)
+		return true;
+	close(p->retr_fd);
+	p->retr_fd = -1;
+	if (n >= 0)
+		p->retrieved++;
+	handle_action(p, pop3_session_retrieve_done(p->session, n >= 0));
+	return false;
 }
 
 static void start_retrieve(struct pop3_conn *p)
@@ -190,7 +179,7 @@ static void start_retrieve(struct pop3_conn *p)
 	p->retr_left = m->file_size;
 	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
 	 * record and one write(2) for a small message instead of two. */
-	retrieve_pump(p);
+	net_conn_produce(p->conn, retrieve_more);
 }
 
 /* ---- command lines ---- */
@@ -231,7 +220,7 @@ static void pop3_process(struct pop3_conn *p)
 	char line[POP3_COMMAND_LINE_MAX + 1];
 	size_t len;
 
-	while (p->retr_fd < 0 && net_conn_ready(p->conn)) {
+	while (net_conn_ready(p->conn)) {
 		enum net_line_result got = net_conn_read_line(p->conn, line, &len);
 		if (got == NET_LINE_NONE)
 			break;
@@ -261,12 +250,6 @@ static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
 	struct pop3_conn *p = glue;
 
 	switch (event) {
-	case NET_EVENT_DRAINED:
-		if (p->retr_fd >= 0) {
-			retrieve_pump(p);
-			break;
-		}
-		/* fall through */
 	case NET_EVENT_INPUT:
 		pop3_process(p);
 		break;
@@ -286,8 +269,6 @@ static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
 		break;
 	case NET_EVENT_DEADLINE: /* RFC 1939 3: the autologout timer; no UPDATE */
 	case NET_EVENT_READ_IDLE:
-		if (p->retr_fd >= 0)
-			break;
 		log_info("pop3", "event=timeout client=%s", net_conn_ip(conn));
 		net_conn_close(conn);
 		break;
