@@ -272,10 +272,7 @@ static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
 		log_info("pop3", "event=timeout client=%s", net_conn_ip(conn));
 		net_conn_close(conn);
 		break;
-	case NET_EVENT_SHUTDOWN: /* no QUIT was said: nothing is deleted */
-		if (p->retr_fd >= 0)
-			close(p->retr_fd);
-		p->retr_fd = -1;
+	case NET_EVENT_SHUTDOWN: /* no QUIT was said: nothing is deleted; a RETR stops */
 		net_conn_close(conn);
 		break;
 	}
