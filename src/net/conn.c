@@ -436,8 +436,8 @@ size_t net_conn_output_pending(const struct net_conn *c)
 
 void net_conn_send(struct net_conn *c, const void *data, size_t len)
 {
-	if (!c->bev || c->free_pending)
-		return; /* the client left: a job's reply goes nowhere */
+	if (!c->bev || c->free_pending || len == 0)
+		return; /* nothing, or the client left: a job's reply goes nowhere */
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	/* A plain socket with nothing queued: write now. Waiting for libevent to see the
 	 * socket writable costs two epoll_ctl(2) and a loop iteration per reply, for a
