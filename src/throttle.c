@@ -132,3 +132,12 @@ void throttle_success(struct throttle *t, const char *ip)
 	else if (r)
 		r->failures = 0;
 }
+
+size_t throttle_entries(struct throttle *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < THROTTLE_MAX_ENTRIES; i++)
+		n += t->records[i].ip[0] != '\0';
+	return n;
+}

@@ -9,6 +9,7 @@
 #include "bounds.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 struct throttle;
@@ -23,5 +24,7 @@ bool throttle_blocked(struct throttle *t, const char *ip, time_t now);
  * when this failure started a lockout. */
 unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *locked);
 void throttle_success(struct throttle *t, const char *ip);
+/* How many addresses have a record now (at most THROTTLE_MAX_ENTRIES): for tests. */
+size_t throttle_entries(struct throttle *t);
 
 #endif
