@@ -140,6 +140,12 @@ int sandbox_apply(const struct config *cfg, const char *config_path)
 		LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE}};
 	for (size_t i = 0; i < sizeof(system) / sizeof(system[0]) && r == 0; i++)
 		r = add_rule(ruleset, system[i].path, system[i].access, handled);
+#ifdef MAILPOPBOX_COVERAGE_DIR
+	/* A coverage build only (meson -Db_coverage=true): at exit gcov writes each object's
+	 * counters into a .gcda file beside it in the build directory. */
+	if (r == 0)
+		r = add_rule(ruleset, MAILPOPBOX_COVERAGE_DIR, WRITE_ACCESS, handled);
+#endif
 	if (r != 0) {
 		log_warn("sandbox", "event=landlock_failed error=\"%s\"", strerror(errno));
 		close(ruleset);
