@@ -174,8 +174,8 @@ static void close_after_flush(struct smtp_conn *c)
 /* ---- DATA ---- */
 
 /* The owner's authenticated mail: kept as received until the end of data, then finished and
- * stored by submission_commit() on a worker. */
-static void begin_submission(struct smtp_conn *c, time_t now)
+ * stored by submission_commit() on a worker. Returns 0, or -1 with errno. */
+static int begin_submission(struct smtp_conn *c, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	struct submission *sub = xcalloc(1, sizeof(*sub));
@@ -183,20 +183,22 @@ static void begin_submission(struct smtp_conn *c, time_t now)
 	if (submission_begin(sub, &c->base.gen->cfg, tx,
 		    generation_dkim_signer(c->base.gen, tx->submitter),
 		    now) != 0) {
+		int error = errno;
 		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			c->base.gen->cfg.spool_path, strerror(errno));
-		smtp_session_storage_failed(c->session, errno);
+			c->base.gen->cfg.spool_path, strerror(error));
 		free(sub);
-		set_timeouts(c);
-		return;
+		errno = error;
+		return -1;
 	}
 	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
 	c->submission = sub;
-	set_timeouts(c);
+	return 0;
 }
 
-static void begin_data(struct smtp_conn *c)
+/* Opens the message's storage before DATA is answered: one maildrop file per Server, with its
+ * trace headers, or the owner's submission. Returns 0, or -1 with errno and nothing open. */
+static int open_storage(struct smtp_conn *c)
 {
 	const struct config *cfg = &c->base.gen->cfg;
 	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
@@ -209,17 +211,17 @@ static void begin_data(struct smtp_conn *c)
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	if (tx->submitter) {
 		free(servers);
-		begin_submission(c, now);
-		return;
+		return begin_submission(c, now);
 	}
 	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
+	int error = 0;
 	c->deliveries = xcalloc(n, sizeof(*c->deliveries));
 	strbuf_init(&headers);
 	for (size_t i = 0; i < n; i++) {
 		if (maildrop_delivery_begin(&c->deliveries[i], servers[i]->maildrop_path) != 0) {
+			error = errno;
 			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"", queue_id,
-				servers[i]->maildrop_path, strerror(errno));
-			smtp_session_storage_failed(c->session, errno);
+				servers[i]->maildrop_path, strerror(error));
 			break;
 		}
 		c->delivery_count++;
@@ -229,6 +231,24 @@ static void begin_data(struct smtp_conn *c)
 	}
 	strbuf_free(&headers);
 	free(servers);
+	if (error) {
+		abort_deliveries(c); /* the files opened before the failing one */
+		errno = error;
+		return -1;
+	}
+	return 0;
+}
+
+/* DATA is answered once the storage is known to be open: 354, or the storage error itself. */
+static void begin_data(struct smtp_conn *c)
+{
+	if (open_storage(c) != 0) {
+		smtp_session_storage_failed(c->session, errno, &c->out);
+	} else {
+		start_data_deadline(c);
+		smtp_session_data_ready(c->session, &c->out);
+	}
+	flush_out(c);
 	set_timeouts(c);
 }
 
@@ -499,7 +519,6 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 	case SMTP_ACTION_NONE:
 		break;
 	case SMTP_ACTION_BEGIN_DATA:
-		start_data_deadline(c);
 		begin_data(c);
 		break;
 	case SMTP_ACTION_STARTTLS:

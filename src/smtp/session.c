@@ -467,9 +467,9 @@ static enum smtp_action cmd_data(struct smtp_session *s, const char *arg, size_t
 		return error_reply(s, out, "503 5.5.1 No valid recipients");
 	if (s->state != SMTP_STATE_RCPT)
 		return error_reply(s, out, "503 5.5.1 Need RCPT before DATA");
-	smtp_data_reader_init(&s->data, s->params.cfg->max_message_size);
-	s->state = SMTP_STATE_DATA;
-	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+	/* No 354 yet: the glue opens the storage first, so a full disk answers DATA itself
+	 * instead of a whole message later (smtp_session_data_ready / _storage_failed). */
+	s->state = SMTP_STATE_DATA_OPENING;
 	return SMTP_ACTION_BEGIN_DATA;
 }
 
@@ -682,8 +682,8 @@ enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line
 {
 	size_t verb_len = 0;
 
-	if (s->state == SMTP_STATE_CLOSED || s->state == SMTP_STATE_DATA ||
-	    s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS ||
+	if (s->state == SMTP_STATE_CLOSED || s->state == SMTP_STATE_DATA_OPENING ||
+	    s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS ||
 	    s->state == SMTP_STATE_AUTH_CHECK)
 		return SMTP_ACTION_NONE; /* the glue does not feed lines now */
 	if (s->state == SMTP_STATE_AUTH_RESPONSE)
@@ -739,13 +739,6 @@ void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id)
 	snprintf(s->tx.queue_id, sizeof(s->tx.queue_id), "%s", queue_id);
 }
 
-void smtp_session_storage_failed(struct smtp_session *s, int error)
-{
-	if (!s->tx.storage_failed)
-		s->tx.storage_error = error;
-	s->tx.storage_failed = true;
-}
-
 /* RFC 5321 4.2.3 / RFC 3463 3.4: "452 insufficient system storage" is the mail system
  * full; every other local trouble is the generic 451 4.3.0. */
 static const char *storage_failure_reply(int error)
@@ -753,6 +746,30 @@ static const char *storage_failure_reply(int error)
 	if (error == ENOSPC || error == EDQUOT)
 		return "452 4.3.1 Insufficient system storage, try again later";
 	return "451 4.3.0 Local error in processing, try again later";
+}
+
+static void expect_data_opening(const struct smtp_session *s, const char *call)
+{
+	if (s->state != SMTP_STATE_DATA_OPENING)
+		fatal("event=smtp_glue_bug call=%s state=%d", call, (int)s->state);
+}
+
+void smtp_session_data_ready(struct smtp_session *s, struct strbuf *out)
+{
+	expect_data_opening(s, "data_ready");
+	smtp_data_reader_init(&s->data, s->params.cfg->max_message_size);
+	s->state = SMTP_STATE_DATA;
+	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void smtp_session_storage_failed(struct smtp_session *s, int error, struct strbuf *out)
+{
+	expect_data_opening(s, "storage_failed");
+	reply(out, storage_failure_reply(error));
+	/* RFC 5321 3.3: a refused command leaves the state as it was; the envelope stays (as
+	 * Postfix keeps it after a refused DATA) and only this attempt's queue id goes. */
+	s->tx.queue_id[0] = '\0';
+	s->state = SMTP_STATE_RCPT;
 }
 
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
@@ -780,8 +797,6 @@ enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strb
 		/* RFC 5321 2.3.8: CR and LF only as CRLF. Refusing (not repairing) keeps us out
 		 * of every SMTP smuggling ambiguity. */
 		refusal = "554 5.6.0 Message contains bare CR or LF, not accepted (RFC 5321 2.3.8)";
-	else if (s->tx.storage_failed)
-		refusal = storage_failure_reply(s->tx.storage_error);
 	if (refusal) {
 		reply(out, refusal);
 		tx_reset(s);
