@@ -10,6 +10,7 @@
  * Checked beyond memory safety: every reply ends in CRLF; the filter's output is the same
  * whether fed whole or byte by byte, contains no early terminator, uses CRLF only, and unstuffs
  * back to the input with its line ends normalised. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -208,6 +209,16 @@ static enum pop3_action fuzz_glue(struct pop3_session *s, enum pop3_action actio
 
 			check(msg == &md->messages[index], "retrieve index");
 			check(!msg->deleted, "retrieving a deleted message");
+			if (bits_next(bits)) {
+				/* The file could not be opened: a -ERR, never a "+OK" to take back. */
+				action = pop3_session_retrieve_failed(s, ENOENT, out);
+				check(out->len > before && memcmp(out->data + before, "-ERR ", 5) == 0,
+					"unopened message not refused");
+				break;
+			}
+			pop3_session_retrieve_opened(s, out);
+			check(out->len > before && memcmp(out->data + before, "+OK ", 4) == 0,
+				"opened message without +OK");
 			if (ok)
 				fuzz_retrieve(data, size, lines, bits, out);
 			action = pop3_session_retrieve_done(s, ok);

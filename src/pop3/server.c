@@ -43,7 +43,6 @@ struct pop3_conn {
 	bool auth_ok, commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
 	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
-	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
 	bool discarding_line;  /* inside an over-long command line */
 	bool closing;
@@ -284,31 +283,22 @@ static void retrieve_pump(struct pop3_conn *c)
 	}
 }
 
-/* Takes back the reply to the current command line, still unsent in out. */
-static void out_discard_reply(struct pop3_conn *c)
-{
-	if (c->reply_start > c->out.len)
-		fatal("event=pop3_reply_start_beyond_output");
-	c->out.len = c->reply_start;
-	if (c->out.data)
-		c->out.data[c->out.len] = '\0';
-}
-
 static void start_retrieve(struct pop3_conn *c)
 {
 	const struct maildrop_message *m = pop3_session_retrieve_message(c->session);
 
-	/* The file is opened while the "+OK" is still in c->out: once that is sent, a failure
-	 * can only be told by closing without the terminator (RFC 1939 3), which loses the
-	 * session's DELEs. Before, the "+OK" can still become a -ERR (RFC 1939 5, RETR/TOP). */
+	/* The file is opened before the core writes its "+OK": once that is sent, a failure can
+	 * only be told by closing without the terminator (RFC 1939 3), which loses the session's
+	 * DELEs. Before, the answer is a -ERR (RFC 1939 5, RETR/TOP). */
 	c->retr_fd = maildrop_message_open(&c->md, m);
 	if (c->retr_fd < 0) {
+		int error = errno;
 		log_warn("pop3", "event=retrieve_unavailable client=%s uidl=%s error=\"%s\"",
-			c->base.ip, m->uidl, strerror(errno));
-		out_discard_reply(c);
-		handle_action(c, pop3_session_retrieve_unavailable(c->session, &c->out));
+			c->base.ip, m->uidl, strerror(error));
+		handle_action(c, pop3_session_retrieve_failed(c->session, error, &c->out));
 		return;
 	}
+	pop3_session_retrieve_opened(c->session, &c->out);
 	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
 	c->retr_left = m->file_size;
 	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
@@ -437,7 +427,6 @@ static void pop3_conn_process(struct pop3_conn *c)
 		daemon_conn_touch(c->srv, &c->base);
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
-		c->reply_start = c->out.len;
 		if (c->discarding_line || len > POP3_COMMAND_LINE_MAX) {
 			evbuffer_drain(in, len + eol_len);
 			c->discarding_line = false;

@@ -57,6 +57,7 @@ struct pop3_session {
 	uint64_t live_octets;
 	size_t retrieve_index;
 	long retrieve_lines;
+	bool retrieve_opened;               /* the "+OK" of the RETR/TOP being sent is out */
 };
 
 struct pop3_args {
@@ -398,6 +399,7 @@ static enum pop3_action pop3_start_retrieve(struct pop3_session *s,
 {
 	s->retrieve_index = pop3_message_number(s, msg) - 1;
 	s->retrieve_lines = lines;
+	s->retrieve_opened = false;
 	s->pending = POP3_PENDING_RETRIEVE;
 	return POP3_ACTION_RETRIEVE;
 }
@@ -411,7 +413,7 @@ static enum pop3_action pop3_cmd_retr(struct pop3_session *s, const struct pop3_
 	action = pop3_find_message(s, args->value[0], args->len[0], out, &msg);
 	if (!msg)
 		return action;
-	pop3_reply_ok(s, out, "%" PRIu64 " octets", msg->size);
+	/* No "+OK" yet: it is written once the glue has the file open (retrieve_opened). */
 	return pop3_start_retrieve(s, msg, -1);
 }
 
@@ -429,7 +431,6 @@ static enum pop3_action pop3_cmd_top(struct pop3_session *s, const struct pop3_a
 	 * Any count above INT32_MAX would mean "all" anyway, and fits a long everywhere. */
 	if (!pop3_parse_number(args->value[1], args->len[1], INT32_MAX, &lines))
 		return pop3_reply_err(s, out, "invalid number of lines");
-	pop3_reply_ok(s, out, "top of message follows");
 	return pop3_start_retrieve(s, msg, (long)lines);
 }
 
@@ -772,23 +773,47 @@ long pop3_session_retrieve_lines(const struct pop3_session *s)
 	return s->retrieve_lines;
 }
 
+static void pop3_expect_retrieve(const struct pop3_session *s, bool opened, const char *call)
+{
+	if (s->pending != POP3_PENDING_RETRIEVE || s->retrieve_opened != opened)
+		fatal("event=pop3_glue_bug call=%s pending=%d opened=%d", call, (int)s->pending,
+			(int)s->retrieve_opened);
+}
+
+void pop3_session_retrieve_opened(struct pop3_session *s, struct strbuf *out)
+{
+	const struct maildrop_message *msg = &s->md->messages[s->retrieve_index];
+
+	pop3_expect_retrieve(s, false, "retrieve_opened");
+	s->retrieve_opened = true;
+	if (s->retrieve_lines < 0)
+		pop3_reply_ok(s, out, "%" PRIu64 " octets", msg->size);
+	else
+		pop3_reply_ok(s, out, "top of message follows");
+}
+
+enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
+	struct strbuf *out)
+{
+	(void)error; /* ENOENT (another reader removed it) or any other: the same to the client */
+	pop3_expect_retrieve(s, false, "retrieve_failed");
+	s->pending = POP3_PENDING_NONE;
+	/* RFC 1939 5 (RETR, TOP): -ERR when the message cannot be sent. Nothing of it went out,
+	 * so the session, and the DELEs already given in it, go on; another reader removed the
+	 * file, which RFC 3206 4 calls a temporary condition of the server's. */
+	return pop3_reply_err(s, out, "[SYS/TEMP] message unavailable");
+}
+
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok)
 {
-	pop3_expect_pending(s, POP3_PENDING_RETRIEVE, "retrieve_done");
+	pop3_expect_retrieve(s, true, "retrieve_done");
+	s->pending = POP3_PENDING_NONE;
+	s->retrieve_opened = false;
 	if (ok)
 		return POP3_ACTION_NONE;
 	/* The "+OK" is out and the message is not whole: only closing tells the client. */
 	s->state = POP3_STATE_CLOSED;
 	return POP3_ACTION_CLOSE;
-}
-
-enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out)
-{
-	pop3_expect_pending(s, POP3_PENDING_RETRIEVE, "retrieve_unavailable");
-	/* RFC 1939 5 (RETR, TOP): -ERR when the message cannot be sent. Nothing of it went out,
-	 * so the session, and the DELEs already given in it, go on; another reader removed the
-	 * file, which RFC 3206 4 calls a temporary condition of the server's. */
-	return pop3_reply_err(s, out, "[SYS/TEMP] message unavailable");
 }
 
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out)

@@ -31,18 +31,19 @@
  *                         status = maildrop_open(md, pop3_session_maildrop_path(s)); then on the
  *                         loop: action = pop3_session_maildrop_opened(s, status,
  *                         status == MAILDROP_OPEN_OK ? md : NULL, out).
- *   POP3_ACTION_RETRIEVE  RETR/TOP: the "+OK" line is in out, the last line appended. Open
- *                         the file (maildrop_message_open(md, pop3_session_retrieve_message(s)))
- *                         BEFORE flushing out. If it cannot be opened (removed meanwhile), take
- *                         that "+OK" line back out of out and call
- *                         action = pop3_session_retrieve_unavailable(s, out): a -ERR, and the
- *                         session goes on. Otherwise stream the file through a dotstuff filter
- *                         (pop3/dotstuff.h) initialised with pop3_session_retrieve_lines(s),
- *                         finish it (it writes the final ".\r\n"), then call
- *                         action = pop3_session_retrieve_done(s, true). If a read fails once
- *                         the "+OK" is out, call pop3_session_retrieve_done(s, false): it returns
- *                         CLOSE, and the glue closes WITHOUT sending the terminator so the client
- *                         cannot take a partial message for a whole one.
+ *   POP3_ACTION_RETRIEVE  RETR/TOP: nothing is in out yet. Open the file
+ *                         (maildrop_message_open(md, pop3_session_retrieve_message(s))). If it
+ *                         cannot be opened (removed meanwhile), call
+ *                         action = pop3_session_retrieve_failed(s, errno, out): a -ERR, and the
+ *                         session goes on. Otherwise call pop3_session_retrieve_opened(s, out),
+ *                         which writes the "+OK" line, then stream the file through a dotstuff
+ *                         filter (pop3/dotstuff.h) initialised with
+ *                         pop3_session_retrieve_lines(s), finish it (it writes the final
+ *                         ".\r\n"), then call action = pop3_session_retrieve_done(s, true). If a
+ *                         read fails once the "+OK" is out, call
+ *                         pop3_session_retrieve_done(s, false): it returns CLOSE, and the glue
+ *                         closes WITHOUT sending the terminator so the client cannot take a
+ *                         partial message for a whole one.
  *   POP3_ACTION_COMMIT    QUIT in TRANSACTION: the session is in UPDATE (RFC 1939 6). In a
  *                         worker: ok = maildrop_commit_deletions(md) == 0; then on the loop
  *                         pop3_session_commit_done(s, ok, out) writes the final reply and
@@ -151,12 +152,17 @@ enum pop3_action pop3_session_maildrop_opened(struct pop3_session *s,
 const struct maildrop_message *pop3_session_retrieve_message(const struct pop3_session *s);
 size_t pop3_session_retrieve_index(const struct pop3_session *s);
 long pop3_session_retrieve_lines(const struct pop3_session *s);
-/* ok: the whole response including ".\r\n" was queued; returns NONE. Not ok: returns CLOSE. */
+/* The message file is open: writes "+OK <size> octets" (RETR) or "+OK top of message
+ * follows" (TOP). The streaming that follows ends with retrieve_done. */
+void pop3_session_retrieve_opened(struct pop3_session *s, struct strbuf *out);
+/* Instead of retrieve_opened, when the file could not be opened (error: its errno; ENOENT when
+ * another reader removed it): "-ERR [SYS/TEMP] message unavailable" (RFC 1939 5, RFC 3206 4).
+ * Returns NONE, or CLOSE after too many errors in a row. */
+enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
+	struct strbuf *out);
+/* After retrieve_opened. ok: the whole response including ".\r\n" was queued; returns NONE.
+ * Not ok: returns CLOSE. */
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok);
-/* Instead of retrieve_done, when the file could not be opened and the glue removed the "+OK"
- * from out: "-ERR [SYS/TEMP] message unavailable" (RFC 1939 5, RFC 3206 4). Returns NONE, or
- * CLOSE after too many errors in a row. */
-enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out);
 
 /* After POP3_ACTION_COMMIT: "+OK ... signing off" or "-ERR [SYS/TEMP] ..." (RFC 1939 6: some
  * deleted messages not removed). Always returns CLOSE. */

@@ -2,6 +2,7 @@
  * filter (pop3/dotstuff.c), driven line by line against an in-memory maildrop, as the glue
  * would drive them. No files, no sockets. */
 #include <setjmp.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -718,6 +719,7 @@ static void test_spaces_between_arguments_are_tolerated(void **state)
 	assert_int_equal(feed(fx, "TOP  2   5 "), POP3_ACTION_RETRIEVE);
 	assert_int_equal(pop3_session_retrieve_index(fx->s), 1);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 5);
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	pop3_session_retrieve_done(fx->s, true);
 }
 
@@ -860,6 +862,9 @@ static void test_retr_replies_size_and_asks_for_retrieve(void **state)
 
 	login(fx);
 	assert_int_equal(feed(fx, "RETR 2"), POP3_ACTION_RETRIEVE);
+	/* RFC 1939 5: "+OK" only once the glue has the file open; nothing before. */
+	assert_string_equal(out(fx), "");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_string_equal(out(fx), "+OK 200 octets\r\n");
 	assert_ptr_equal(pop3_session_retrieve_message(fx->s), &fx->messages[1]);
 	assert_string_equal(pop3_session_retrieve_message(fx->s)->path, "/m/2");
@@ -876,12 +881,15 @@ static void test_top_asks_for_retrieve_with_line_count(void **state)
 
 	login(fx);
 	assert_int_equal(feed(fx, "top 3 10"), POP3_ACTION_RETRIEVE);
+	assert_string_equal(out(fx), "");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_string_equal(out(fx), "+OK top of message follows\r\n");
 	assert_int_equal(pop3_session_retrieve_index(fx->s), 2);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 10);
 	pop3_session_retrieve_done(fx->s, true);
 	assert_int_equal(feed(fx, "TOP 1 0"), POP3_ACTION_RETRIEVE);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 0);
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	pop3_session_retrieve_done(fx->s, true);
 }
 
@@ -903,15 +911,16 @@ static void test_retrieve_failure_closes(void **state)
 
 	login(fx);
 	feed(fx, "RETR 1");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_int_equal(pop3_session_retrieve_done(fx->s, false), POP3_ACTION_CLOSE);
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_CLOSED);
 }
 
-/* The glue's side when the file is gone: it takes the "+OK" back out, then asks for -ERR. */
+/* The glue's side when the file is gone: nothing was written for RETR/TOP, the -ERR is all. */
 static enum pop3_action retrieve_unavailable(struct fixture *fx)
 {
-	strbuf_reset(&fx->out);
-	return pop3_session_retrieve_unavailable(fx->s, &fx->out);
+	assert_string_equal(out(fx), "");
+	return pop3_session_retrieve_failed(fx->s, ENOENT, &fx->out);
 }
 
 static void test_retr_of_unavailable_message_gets_err_and_session_goes_on(void **state)
@@ -1044,6 +1053,7 @@ static void test_pipelined_lines_reply_in_order(void **state)
 		} else if (action == POP3_ACTION_RETRIEVE) {
 			struct dotstuff f;
 
+			pop3_session_retrieve_opened(fx->s, &fx->out);
 			dotstuff_init(&f, pop3_session_retrieve_lines(fx->s));
 			dotstuff_feed(&f, "Subject: x\r\n\r\n.body\r\n", 21, &fx->out);
 			dotstuff_finish(&f, &fx->out);
