@@ -371,6 +371,79 @@ static void test_data_with_argument_gets_501(void **state)
 	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_RCPT);
 }
 
+/* Brings a fresh session into one of the command states. */
+static void enter_state(struct client *c, enum smtp_state target)
+{
+	if (target == SMTP_STATE_READY)
+		ehlo(c);
+	else if (target == SMTP_STATE_MAIL)
+		begin_mail(c);
+	else if (target == SMTP_STATE_RCPT)
+		start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(smtp_session_state(c->s), target);
+}
+
+/* RFC 5321 4.1.4 / 4.3.2: every command given out of sequence, in every command state, gets
+ * its exact 503 (from the command table's state masks) and leaves the state as it was. The
+ * argument checks of DATA, RSET and STARTTLS and the connection checks of STARTTLS outrank
+ * the sequence. */
+static void test_out_of_sequence_replies_in_every_state(void **state)
+{
+	static const struct {
+		enum smtp_state state;
+		const char *line;
+		const char *reply; /* NULL: the command is in sequence there */
+	} cases[] = {
+		{SMTP_STATE_CONNECTED, "MAIL FROM:<a@example.com>", "503 5.5.1 Send EHLO or HELO first"},
+		{SMTP_STATE_MAIL, "MAIL FROM:<a@example.com>", "503 5.5.1 Nested MAIL command"},
+		{SMTP_STATE_RCPT, "MAIL FROM:<a@example.com>", "503 5.5.1 Nested MAIL command"},
+		{SMTP_STATE_CONNECTED, "RCPT TO:<a@example.org>", "503 5.5.1 Need MAIL before RCPT"},
+		{SMTP_STATE_READY, "RCPT TO:<a@example.org>", "503 5.5.1 Need MAIL before RCPT"},
+		{SMTP_STATE_CONNECTED, "DATA", "503 5.5.1 Need RCPT before DATA"},
+		{SMTP_STATE_READY, "DATA", "503 5.5.1 Need RCPT before DATA"},
+		{SMTP_STATE_MAIL, "DATA", "503 5.5.1 No valid recipients"},
+		{SMTP_STATE_READY, "DATA x", "501 5.5.4 Syntax: DATA"},
+		{SMTP_STATE_RCPT, "RSET x", "501 5.5.4 Syntax: RSET"},
+		{SMTP_STATE_MAIL, "STARTTLS", "503 5.5.1 STARTTLS not allowed during a transaction"},
+		{SMTP_STATE_RCPT, "STARTTLS", "503 5.5.1 STARTTLS not allowed during a transaction"},
+		{SMTP_STATE_MAIL, "STARTTLS x", "501 5.5.4 Syntax: STARTTLS"},
+		{SMTP_STATE_CONNECTED, "AUTH PLAIN", "503 5.5.1 Send EHLO first"},
+		{SMTP_STATE_MAIL, "AUTH PLAIN", "503 5.5.1 AUTH not allowed during a transaction"},
+		{SMTP_STATE_RCPT, "AUTH PLAIN", "503 5.5.1 AUTH not allowed during a transaction"},
+	};
+
+	teardown_client(state);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct client *c = client_new(true, false);
+		char want[128];
+
+		enter_state(c, cases[i].state);
+		send_line(c, cases[i].line);
+		snprintf(want, sizeof(want), "%s\r\n", cases[i].reply);
+		if (strcmp(replies(c), want) != 0)
+			fail_msg("case %zu \"%s\": got \"%s\", want \"%s\"", i, cases[i].line,
+				replies(c), cases[i].reply);
+		assert_int_equal(c->action, SMTP_ACTION_NONE);
+		assert_int_equal(smtp_session_state(c->s), cases[i].state);
+		*state = c;
+		teardown_client(state);
+	}
+	*state = client_new(true, false);
+}
+
+/* STARTTLS's own conditions come before the sequence: the same reply in a transaction. */
+static void test_starttls_conditions_outrank_the_sequence(void **state)
+{
+	struct client *c = replace_client(state, false, false);
+
+	begin_mail(c);
+	expect(c, "STARTTLS", "454 4.7.0");
+	c = replace_client(state, true, true);
+	begin_mail(c);
+	send_line(c, "STARTTLS");
+	assert_string_equal(replies(c), "503 5.5.1 TLS already active\r\n");
+}
+
 /* ---- recipients ---- */
 
 static void test_rcpt_to_any_local_part_accepted(void **state)
@@ -1613,6 +1686,8 @@ int main(void)
 		T(test_data_before_rcpt_gets_503),
 		T(test_nested_mail_gets_503),
 		T(test_data_with_argument_gets_501),
+		T(test_out_of_sequence_replies_in_every_state),
+		T(test_starttls_conditions_outrank_the_sequence),
 		T(test_rcpt_to_any_local_part_accepted),
 		T(test_rcpt_to_blocked_address_gets_553),
 		T(test_quoted_form_of_blocked_address_gets_553),
