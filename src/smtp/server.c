@@ -104,11 +104,8 @@ static void note_data_progress(struct smtp_conn *c, size_t octets)
 
 static void abort_deliveries(struct smtp_conn *c)
 {
-	if (c->submission) {
-		submission_free(c->submission);
-		free(c->submission);
-		c->submission = NULL;
-	}
+	submission_free(c->submission);
+	c->submission = NULL;
 	for (size_t i = 0; i < c->delivery_count; i++) {
 		maildrop_delivery_abort(&c->deliveries[i]);
 		maildrop_delivery_release(&c->deliveries[i]);
@@ -178,21 +175,21 @@ static void close_after_flush(struct smtp_conn *c)
 static int begin_submission(struct smtp_conn *c, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
-	struct submission *sub = xcalloc(1, sizeof(*sub));
+	struct strbuf received;
 
-	if (submission_begin(sub, &c->base.gen->cfg, tx,
-		    generation_dkim_signer(c->base.gen, tx->submitter),
-		    now) != 0) {
+	strbuf_init(&received);
+	smtp_trace_received(&received, c->session, c->base.gen->cfg.hostname,
+		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
+	c->submission = submission_begin(&c->base.gen->cfg, tx,
+		generation_dkim_signer(c->base.gen, tx->submitter), &received, now);
+	strbuf_free(&received);
+	if (!c->submission) {
 		int error = errno;
 		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
 			c->base.gen->cfg.spool_path, strerror(error));
-		free(sub);
 		errno = error;
 		return -1;
 	}
-	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
-		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
-	c->submission = sub;
 	return 0;
 }
 
@@ -258,7 +255,7 @@ static void commit_work(void *arg)
 
 	if (c->submission) {
 		submission_commit(c->submission);
-		c->commit_ok = c->submission->result == SUBMIT_OK;
+		c->commit_ok = submission_outcome(c->submission)->result == SUBMIT_OK;
 		return;
 	}
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
@@ -272,7 +269,7 @@ static void after_commit(struct smtp_conn *c);
 /* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
 static void submission_done(struct smtp_conn *c)
 {
-	struct submission *sub = c->submission;
+	const struct submission_outcome *sub = submission_outcome(c->submission);
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	char from[300];
 
@@ -285,7 +282,7 @@ static void submission_done(struct smtp_conn *c)
 			sub->signed_dkim ? "yes" : "no");
 		c->messages++;
 		if (sub->queued)
-			queue_add(c->srv->queue, sub->queue_id);
+			queue_add(c->srv->queue, tx->queue_id);
 		smtp_session_data_committed(c->session, true, &c->out);
 		break;
 	case SUBMIT_TEMPFAIL:
@@ -295,8 +292,7 @@ static void submission_done(struct smtp_conn *c)
 		smtp_session_data_rejected(c->session, sub->reject_reply, &c->out);
 		break;
 	}
-	submission_free(sub);
-	free(sub);
+	submission_free(c->submission);
 	c->submission = NULL;
 	after_commit(c);
 }
