@@ -223,10 +223,11 @@ static void commit_work(void *arg)
 {
 	struct pop3_conn *c = arg;
 
-	for (size_t i = 0; i < c->md.count; i++)
-		if (c->md.messages[i].deleted)
-			c->deleted++;
-	c->commit_ok = maildrop_commit_deletions(&c->md) == 0;
+	size_t count;
+	const size_t *indexes = pop3_session_deletions(c->session, &count);
+
+	c->deleted = (unsigned)count;
+	c->commit_ok = maildrop_commit_deletions(&c->md, indexes, count) == 0;
 }
 
 static void commit_done(void *arg)

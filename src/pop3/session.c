@@ -53,6 +53,11 @@ struct pop3_session {
 	/* TRANSACTION */
 	const struct server_config *server; /* authenticated */
 	struct maildrop *md;                /* borrowed from the glue */
+	/* RFC 1939 5: DELE only marks; the marks are ours, one bit per listed message, and the
+	 * store sees them only as the list handed over at UPDATE. */
+	uint64_t *deleted;
+	size_t *deletions;                  /* that list, made at QUIT */
+	size_t deletion_count;
 	size_t live_count;                  /* messages not marked deleted, and their octets */
 	uint64_t live_octets;
 	size_t retrieve_index;
@@ -147,12 +152,27 @@ static bool pop3_login_allowed(const struct pop3_session *s)
 	return s->tls_active || !s->stls_offered;
 }
 
+static bool pop3_is_deleted(const struct pop3_session *s, size_t index)
+{
+	return (s->deleted[index / 64] >> (index % 64)) & 1;
+}
+
+static void pop3_mark_deleted(struct pop3_session *s, size_t index)
+{
+	s->deleted[index / 64] |= UINT64_C(1) << (index % 64);
+}
+
+static size_t pop3_deleted_words(const struct pop3_session *s)
+{
+	return (s->md->count + 63) / 64;
+}
+
 static void pop3_count_live(struct pop3_session *s)
 {
 	s->live_count = 0;
 	s->live_octets = 0;
 	for (size_t i = 0; i < s->md->count; i++) {
-		if (s->md->messages[i].deleted)
+		if (pop3_is_deleted(s, i))
 			continue;
 		s->live_count++;
 		s->live_octets += s->md->messages[i].size;
@@ -195,7 +215,7 @@ static enum pop3_action pop3_find_message(struct pop3_session *s, const char *ar
 	if (number == 0 || number > s->md->count)
 		return pop3_reply_err(s, out, "no such message, only %zu messages in maildrop",
 			s->md->count);
-	if (s->md->messages[number - 1].deleted)
+	if (pop3_is_deleted(s, number - 1))
 		return pop3_reply_err(s, out, "message %" PRIu64 " already deleted", number);
 	*msg = &s->md->messages[number - 1];
 	return POP3_ACTION_NONE;
@@ -371,7 +391,7 @@ static enum pop3_action pop3_listing(struct pop3_session *s, const struct pop3_a
 			s->live_octets);
 	for (size_t i = 0; i < s->md->count; i++) {
 		msg = &s->md->messages[i];
-		if (msg->deleted)
+		if (pop3_is_deleted(s, i))
 			continue;
 		if (uidl)
 			strbuf_appendf(out, "%zu %s\r\n", i + 1, msg->uidl);
@@ -444,7 +464,7 @@ static enum pop3_action pop3_cmd_dele(struct pop3_session *s, const struct pop3_
 	if (!msg)
 		return action;
 	/* RFC 1939 5: only marked now; removed in UPDATE, after QUIT. */
-	msg->deleted = true;
+	pop3_mark_deleted(s, pop3_message_number(s, msg) - 1);
 	s->live_count--;
 	s->live_octets -= msg->size;
 	pop3_reply_ok(s, out, "message %zu deleted", pop3_message_number(s, msg));
@@ -464,8 +484,7 @@ static enum pop3_action pop3_cmd_rset(struct pop3_session *s, const struct pop3_
 	struct strbuf *out)
 {
 	(void)args;
-	for (size_t i = 0; i < s->md->count; i++)
-		s->md->messages[i].deleted = false;
+	memset(s->deleted, 0, pop3_deleted_words(s) * sizeof(*s->deleted));
 	pop3_count_live(s);
 	pop3_reply_ok(s, out, "maildrop has %zu messages (%" PRIu64 " octets)", s->live_count,
 		s->live_octets);
@@ -478,6 +497,10 @@ static enum pop3_action pop3_cmd_quit(struct pop3_session *s, const struct pop3_
 	(void)args;
 	if (s->state == POP3_STATE_TRANSACTION) {
 		/* RFC 1939 6: QUIT in TRANSACTION enters UPDATE; the reply waits for removal. */
+		s->deletions = xcalloc(s->md->count - s->live_count + 1, sizeof(*s->deletions));
+		for (size_t i = 0; i < s->md->count; i++)
+			if (pop3_is_deleted(s, i))
+				s->deletions[s->deletion_count++] = i;
 		s->state = POP3_STATE_UPDATE;
 		s->pending = POP3_PENDING_COMMIT;
 		return POP3_ACTION_COMMIT;
@@ -623,6 +646,8 @@ void pop3_session_free(struct pop3_session *s)
 		return;
 	pop3_wipe_password(s);
 	free(s->implementation);
+	free(s->deleted);
+	free(s->deletions);
 	free(s);
 }
 
@@ -742,6 +767,7 @@ enum pop3_action pop3_session_maildrop_opened(struct pop3_session *s,
 		if (!md)
 			fatal("event=pop3_glue_bug call=maildrop_opened md=NULL");
 		s->md = md;
+		s->deleted = xcalloc(pop3_deleted_words(s) + 1, sizeof(*s->deleted));
 		pop3_count_live(s);
 		s->state = POP3_STATE_TRANSACTION;
 		pop3_reply_ok(s, out, "maildrop has %zu messages (%" PRIu64 " octets)",
@@ -829,6 +855,12 @@ enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struc
 	}
 	s->state = POP3_STATE_CLOSED;
 	return POP3_ACTION_CLOSE;
+}
+
+const size_t *pop3_session_deletions(const struct pop3_session *s, size_t *count)
+{
+	*count = s->deletion_count;
+	return s->deletions;
 }
 
 enum pop3_state pop3_session_state(const struct pop3_session *s)

@@ -45,13 +45,16 @@
  *                         closes WITHOUT sending the terminator so the client cannot take a
  *                         partial message for a whole one.
  *   POP3_ACTION_COMMIT    QUIT in TRANSACTION: the session is in UPDATE (RFC 1939 6). In a
- *                         worker: ok = maildrop_commit_deletions(md) == 0; then on the loop
+ *                         worker: indexes = pop3_session_deletions(s, &n);
+ *                         ok = maildrop_commit_deletions(md, indexes, n) == 0; then on the loop
  *                         pop3_session_commit_done(s, ok, out) writes the final reply and
  *                         returns CLOSE.
  *
- * The maildrop: on MAILDROP_OPEN_OK the session borrows md (reads the listing, sets and clears
- * maildrop_message.deleted) but never closes it, because closing is file I/O. The glue owns it:
- * it calls maildrop_close(md) when the connection ends, whatever the reason. A connection that
+ * The maildrop: on MAILDROP_OPEN_OK the session borrows md (reads its listing, never changes
+ * it) but never closes it, because closing is file I/O. The glue owns it: it calls
+ * maildrop_close(md) when the connection ends, whatever the reason. DELE marks and RSET
+ * clears are the session's own; the store learns them only as the list of
+ * pop3_session_deletions(), handed to it in UPDATE. A connection that
  * ends without QUIT (drop, idle timeout) must not commit: RFC 1939 6 removes messages only in
  * UPDATE, entered by QUIT.
  *
@@ -164,6 +167,9 @@ enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
  * Not ok: returns CLOSE. */
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok);
 
+/* After POP3_ACTION_COMMIT (from a worker too: the session does not change meanwhile): the
+ * 0-based listing indexes of the messages marked deleted, ascending; *count of them. */
+const size_t *pop3_session_deletions(const struct pop3_session *s, size_t *count);
 /* After POP3_ACTION_COMMIT: "+OK ... signing off" or "-ERR [SYS/TEMP] ..." (RFC 1939 6: some
  * deleted messages not removed). Always returns CLOSE. */
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out);

@@ -120,6 +120,17 @@ static enum pop3_action complete_login(struct fixture *fx, enum pop3_action acti
 		status == MAILDROP_OPEN_OK ? &fx->md : NULL, &fx->out);
 }
 
+/* At QUIT (POP3_ACTION_COMMIT): the deletion list handed to the store is exactly want[n]. */
+static void assert_deletions(struct fixture *fx, const size_t *want, size_t n)
+{
+	size_t count = 99;
+	const size_t *got = pop3_session_deletions(fx->s, &count);
+
+	assert_int_equal(count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(got[i], want[i]);
+}
+
 static void login(struct fixture *fx)
 {
 	assert_int_equal(feed(fx, "USER mailbox@example.org"), POP3_ACTION_NONE);
@@ -825,14 +836,40 @@ static void test_dele_then_rset_restores_message(void **state)
 	login(fx);
 	assert_int_equal(feed(fx, "DELE 1"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK message 1 deleted\r\n");
-	assert_true(fx->messages[0].deleted);
 	feed(fx, "DELE 3");
 	assert_int_equal(feed(fx, "RSET"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK maildrop has 3 messages (600 octets)\r\n");
-	assert_false(fx->messages[0].deleted);
-	assert_false(fx->messages[2].deleted);
 	feed(fx, "LIST 1");
 	assert_string_equal(out(fx), "+OK 1 100\r\n");
+	/* RSET cleared the marks: QUIT hands the store nothing, except what is marked after. */
+	feed(fx, "DELE 2");
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, (const size_t[]){1}, 1);
+}
+
+/* The marks are the session's: the store's listing is never written to, and the list
+ * handed over at UPDATE is the marked indexes in ascending order, whatever the DELE order. */
+static void test_deletions_are_the_sessions_own_and_handed_over_at_quit(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildrop_message before[TEST_MESSAGES];
+
+	login(fx);
+	memcpy(before, fx->messages, sizeof(before));
+	feed(fx, "DELE 3");
+	feed(fx, "DELE 1");
+	assert_memory_equal(before, fx->messages, sizeof(before));
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, (const size_t[]){0, 2}, 2);
+}
+
+static void test_quit_without_dele_hands_over_an_empty_list(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, NULL, 0);
 }
 
 static void test_dele_twice_gets_err(void **state)
@@ -937,8 +974,7 @@ static void test_retr_of_unavailable_message_gets_err_and_session_goes_on(void *
 	feed(fx, "NOOP");
 	assert_string_equal(out(fx), "+OK\r\n");
 	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
-	assert_true(fx->messages[2].deleted);
-	assert_false(fx->messages[1].deleted);
+	assert_deletions(fx, (const size_t[]){2}, 1);
 }
 
 static void test_top_of_unavailable_message_gets_err(void **state)
@@ -973,7 +1009,7 @@ static void test_quit_in_transaction_commits_then_signs_off(void **state)
 	assert_int_equal(feed(fx, "quit"), POP3_ACTION_COMMIT);
 	assert_string_equal(out(fx), "");
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_UPDATE);
-	assert_true(fx->messages[0].deleted); /* what the glue's maildrop_commit_deletions sees */
+	assert_deletions(fx, (const size_t[]){0}, 1); /* what maildrop_commit_deletions gets */
 	assert_int_equal(pop3_session_commit_done(fx->s, true, &fx->out), POP3_ACTION_CLOSE);
 	assert_string_equal(out(fx), "+OK mailpopbox signing off (2 messages left)\r\n");
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_CLOSED);
@@ -1369,6 +1405,8 @@ int main(void)
 		TLS_PORT(test_list_of_empty_maildrop),
 		TLS_PORT(test_list_of_ten_thousand_messages),
 		TLS_PORT(test_dele_then_rset_restores_message),
+		TLS_PORT(test_deletions_are_the_sessions_own_and_handed_over_at_quit),
+		TLS_PORT(test_quit_without_dele_hands_over_an_empty_list),
 		TLS_PORT(test_dele_twice_gets_err),
 		TLS_PORT(test_noop_replies_ok),
 		TLS_PORT(test_retr_replies_size_and_asks_for_retrieve),
