@@ -256,6 +256,29 @@ static enum pop3_action fuzz_glue(struct pop3_session *s, enum pop3_action actio
 			action = pop3_session_retrieve_done(s, ok);
 			break;
 		}
+		case POP3_ACTION_LISTING: {
+			/* The glue drains the listing in parts of a budget from the input. */
+			size_t budget = bits_next(bits) ? 0 : 16;
+			size_t calls = 0, live = 0, lines = 0;
+
+			while (action == POP3_ACTION_LISTING) {
+				size_t part = out->len;
+				action = pop3_session_listing_more(s, out, budget);
+				check(out->len > part, "a listing part made no progress");
+				check(out->len - part <= (budget ? budget - 1 : 0) +
+					POP3_LISTING_LINE_MAX, "a listing part over its bound");
+				check(++calls <= md->count + 1, "listing longer than the maildrop");
+			}
+			/* One line per message not marked deleted, then the terminator. */
+			for (size_t i = 0; i < md->count; i++)
+				live += !marked[i];
+			for (size_t i = before; i + 1 < out->len; i++)
+				lines += out->data[i] == '\r' && out->data[i + 1] == '\n';
+			check(lines == live + 1, "listing lines differ from the messages not deleted");
+			check(memcmp(out->data + out->len - 3, ".\r\n", 3) == 0,
+				"listing without its terminator");
+			break;
+		}
 		case POP3_ACTION_COMMIT:
 			check(pop3_session_state(s) == POP3_STATE_UPDATE, "commit outside UPDATE");
 			check_deletions(s, marked, md->count);

@@ -29,6 +29,8 @@
 #define RETR_OUTPUT_HIGH (64 * 1024)
 #define RETR_OUTPUT_LOW (16 * 1024)
 #define RETR_READ_CHUNK (16 * 1024)
+/* Octets of a LIST/UIDL listing asked of the core at a time (same marks as RETR). */
+#define LISTING_CHUNK (16 * 1024)
 
 struct pop3_conn {
 	struct daemon_conn base; /* first: the registry hands us back this pointer */
@@ -42,6 +44,7 @@ struct pop3_conn {
 	enum maildrop_open_status open_status;
 	bool auth_ok, commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
+	bool listing;          /* a LIST/UIDL listing is being written as the output drains */
 	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
 	struct dotstuff stuff;
 	bool discarding_line;  /* inside an over-long command line */
@@ -307,6 +310,27 @@ static void start_retrieve(struct pop3_conn *c)
 	retrieve_pump(c);
 }
 
+/* ---- LIST / UIDL ---- */
+
+/* Writes more of the listing while the output queue is short. Returns true when it ended
+ * (the next action handled), false while it waits for the output to drain. */
+static bool listing_pump(struct pop3_conn *c)
+{
+	struct evbuffer *output = bufferevent_get_output(c->bev);
+
+	while (evbuffer_get_length(output) < RETR_OUTPUT_HIGH) {
+		enum pop3_action action = pop3_session_listing_more(c->session, &c->out,
+			LISTING_CHUNK);
+		flush_out(c);
+		if (action != POP3_ACTION_LISTING) {
+			c->listing = false;
+			handle_action(c, action);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* ---- STLS ---- */
 
 static void pop3_read_cb(struct bufferevent *bev, void *arg);
@@ -393,6 +417,10 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 	case POP3_ACTION_RETRIEVE:
 		start_retrieve(c);
 		break;
+	case POP3_ACTION_LISTING:
+		c->listing = true;
+		listing_pump(c); /* when it ends at once, pop3_conn_process goes on reading */
+		break;
 	case POP3_ACTION_COMMIT:
 		flush_out(c);
 		job_start(c, commit_work, commit_done);
@@ -402,7 +430,7 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 
 static bool busy(const struct pop3_conn *c)
 {
-	return c->closing || c->job_pending || c->retr_fd >= 0 || c->handshake;
+	return c->closing || c->job_pending || c->retr_fd >= 0 || c->listing || c->handshake;
 }
 
 static void pop3_conn_process(struct pop3_conn *c)
@@ -456,7 +484,7 @@ static void pop3_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	if (c->retr_fd >= 0)
 		retrieve_pump(c);
-	else
+	else if (!c->listing || listing_pump(c))
 		pop3_conn_process(c);
 }
 
@@ -487,7 +515,7 @@ static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	connection_deadline_expired(&c->deadline);
-	if (c->job_pending || c->closing || c->retr_fd >= 0)
+	if (c->job_pending || c->closing || c->retr_fd >= 0 || c->listing)
 		return;
 	log_info("pop3", "event=timeout client=%s", c->base.ip);
 	close_after_flush(c);

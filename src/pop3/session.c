@@ -22,6 +22,7 @@ enum pop3_pending {
 	POP3_PENDING_PASSWORD,
 	POP3_PENDING_MAILDROP,
 	POP3_PENDING_RETRIEVE,
+	POP3_PENDING_LISTING,
 	POP3_PENDING_COMMIT,
 };
 
@@ -63,6 +64,8 @@ struct pop3_session {
 	size_t retrieve_index;
 	long retrieve_lines;
 	bool retrieve_opened;               /* the "+OK" of the RETR/TOP being sent is out */
+	size_t listing_next;                /* LIST/UIDL being written: the next index */
+	bool listing_uidl;
 };
 
 struct pop3_args {
@@ -366,7 +369,9 @@ static enum pop3_action pop3_cmd_stat(struct pop3_session *s, const struct pop3_
 }
 
 /* LIST and UIDL: one message with an argument, else a multi-line listing of the messages not
- * deleted (RFC 1939 5), built in a single pass: linear in the number of messages. */
+ * deleted (RFC 1939 5). The listing is not built here: its "+OK" goes out at once and its
+ * lines are written by pop3_session_listing_more() as the glue's output drains (Dovecot's
+ * way), so a maildrop of POP3_MAX_MESSAGES never sits in memory as one reply. */
 static enum pop3_action pop3_listing(struct pop3_session *s, const struct pop3_args *args,
 	struct strbuf *out, bool uidl)
 {
@@ -389,17 +394,10 @@ static enum pop3_action pop3_listing(struct pop3_session *s, const struct pop3_a
 	else
 		pop3_reply_ok(s, out, "%zu messages (%" PRIu64 " octets)", s->live_count,
 			s->live_octets);
-	for (size_t i = 0; i < s->md->count; i++) {
-		msg = &s->md->messages[i];
-		if (pop3_is_deleted(s, i))
-			continue;
-		if (uidl)
-			strbuf_appendf(out, "%zu %s\r\n", i + 1, msg->uidl);
-		else
-			strbuf_appendf(out, "%zu %" PRIu64 "\r\n", i + 1, msg->size);
-	}
-	strbuf_append(out, ".\r\n", 3);
-	return POP3_ACTION_NONE;
+	s->listing_next = 0;
+	s->listing_uidl = uidl;
+	s->pending = POP3_PENDING_LISTING;
+	return POP3_ACTION_LISTING;
 }
 
 static enum pop3_action pop3_cmd_list(struct pop3_session *s, const struct pop3_args *args,
@@ -840,6 +838,33 @@ enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok)
 	/* The "+OK" is out and the message is not whole: only closing tells the client. */
 	s->state = POP3_STATE_CLOSED;
 	return POP3_ACTION_CLOSE;
+}
+
+enum pop3_action pop3_session_listing_more(struct pop3_session *s, struct strbuf *out,
+	size_t budget)
+{
+	size_t start = out->len;
+
+	if (s->pending != POP3_PENDING_LISTING)
+		fatal("event=pop3_glue_bug call=listing_more pending=%d", (int)s->pending);
+	/* Whole lines while under budget, and at least one, so every call makes progress. */
+	while (s->listing_next < s->md->count &&
+		(out->len == start || out->len - start < budget)) {
+		size_t i = s->listing_next++;
+		const struct maildrop_message *msg = &s->md->messages[i];
+
+		if (pop3_is_deleted(s, i))
+			continue;
+		if (s->listing_uidl)
+			strbuf_appendf(out, "%zu %s\r\n", i + 1, msg->uidl);
+		else
+			strbuf_appendf(out, "%zu %" PRIu64 "\r\n", i + 1, msg->size);
+	}
+	if (s->listing_next < s->md->count)
+		return POP3_ACTION_LISTING;
+	strbuf_append(out, ".\r\n", 3);
+	s->pending = POP3_PENDING_NONE;
+	return POP3_ACTION_NONE;
 }
 
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out)

@@ -44,6 +44,13 @@
  *                         pop3_session_retrieve_done(s, false): it returns CLOSE, and the glue
  *                         closes WITHOUT sending the terminator so the client cannot take a
  *                         partial message for a whole one.
+ *   POP3_ACTION_LISTING   LIST or UIDL without argument: the "+OK" line is in out, the listing
+ *                         follows in parts. Whenever the output has drained below a low-water
+ *                         mark, call action = pop3_session_listing_more(s, out, budget): it
+ *                         appends whole lines, about budget octets (at most budget - 1 +
+ *                         POP3_LISTING_LINE_MAX, and at least one line), and returns LISTING
+ *                         while more remains, NONE once it has written the final ".\r\n".
+ *                         Memory for the reply stays bounded by the budget whatever the count.
  *   POP3_ACTION_COMMIT    QUIT in TRANSACTION: the session is in UPDATE (RFC 1939 6). In a
  *                         worker: indexes = pop3_session_deletions(s, &n);
  *                         ok = maildrop_commit_deletions(md, indexes, n) == 0; then on the loop
@@ -87,6 +94,7 @@ enum pop3_action {
 	POP3_ACTION_CHECK_PASSWORD,
 	POP3_ACTION_OPEN_MAILDROP,
 	POP3_ACTION_RETRIEVE,
+	POP3_ACTION_LISTING,
 	POP3_ACTION_COMMIT,
 	POP3_ACTION_CLOSE,
 };
@@ -120,6 +128,10 @@ enum pop3_action pop3_session_feed_line(struct pop3_session *s, const char *line
 enum pop3_action pop3_session_line_too_long(struct pop3_session *s, struct strbuf *out);
 
 /* ---- completing actions ---- */
+
+/* The longest line of a LIST or UIDL listing: a message number and an octet count of up to
+ * 20 digits each, or a number and a unique-id (RFC 1939 7), then CRLF. */
+#define POP3_LISTING_LINE_MAX (20 + 1 + (POP3_UIDL_MAX > 20 ? POP3_UIDL_MAX : 20) + 2)
 
 /* After POP3_ACTION_STARTTLS, once the handshake succeeded. RFC 2595 4: what the client said
  * before TLS (a USER name) is forgotten; CAPA now offers USER/SASL and no STLS. No reply. */
@@ -166,6 +178,10 @@ enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
 /* After retrieve_opened. ok: the whole response including ".\r\n" was queued; returns NONE.
  * Not ok: returns CLOSE. */
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok);
+
+/* After POP3_ACTION_LISTING: more lines of the listing, see above. */
+enum pop3_action pop3_session_listing_more(struct pop3_session *s, struct strbuf *out,
+	size_t budget);
 
 /* After POP3_ACTION_COMMIT (from a worker too: the session does not change meanwhile): the
  * 0-based listing indexes of the messages marked deleted, ascending; *count of them. */

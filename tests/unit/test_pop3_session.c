@@ -3,6 +3,7 @@
  * would drive them. No files, no sockets. */
 #include <setjmp.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +119,18 @@ static enum pop3_action complete_login(struct fixture *fx, enum pop3_action acti
 	assert_string_equal(pop3_session_maildrop_path(fx->s), "/var/mail/example.org");
 	return pop3_session_maildrop_opened(fx->s, status,
 		status == MAILDROP_OPEN_OK ? &fx->md : NULL, &fx->out);
+}
+
+/* LIST or UIDL without argument, as the glue completes it: the "+OK" comes with the action,
+ * then the lines in parts of a small budget (so parts end everywhere) until the terminator. */
+static enum pop3_action feed_listing(struct fixture *fx, const char *line)
+{
+	enum pop3_action action = feed(fx, line);
+
+	assert_int_equal(action, POP3_ACTION_LISTING);
+	while (action == POP3_ACTION_LISTING)
+		action = pop3_session_listing_more(fx->s, &fx->out, 7);
+	return action;
 }
 
 /* At QUIT (POP3_ACTION_COMMIT): the deletion list handed to the store is exactly want[n]. */
@@ -754,7 +767,7 @@ static void test_list_excludes_deleted_messages(void **state)
 
 	login(fx);
 	feed(fx, "DELE 2");
-	assert_int_equal(feed(fx, "LIST"), POP3_ACTION_NONE);
+	assert_int_equal(feed_listing(fx, "LIST"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK 2 messages (400 octets)\r\n1 100\r\n3 300\r\n.\r\n");
 }
 
@@ -783,7 +796,7 @@ static void test_uidl_lists_unique_ids_without_deleted(void **state)
 
 	login(fx);
 	feed(fx, "DELE 1");
-	feed(fx, "UIDL");
+	assert_int_equal(feed_listing(fx, "UIDL"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx),
 		"+OK unique-id listing follows\r\n2 uid-2\r\n3 uid-3\r\n.\r\n");
 	feed(fx, "UIDL 3");
@@ -798,7 +811,7 @@ static void test_list_of_empty_maildrop(void **state)
 
 	fx->md.count = 0;
 	login(fx);
-	feed(fx, "LIST");
+	assert_int_equal(feed_listing(fx, "LIST"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK 0 messages (0 octets)\r\n.\r\n");
 	feed(fx, "RETR 1");
 	assert_string_equal(out(fx), "-ERR no such message, only 0 messages in maildrop\r\n");
@@ -819,14 +832,120 @@ static void test_list_of_ten_thousand_messages(void **state)
 	fx->md.messages = many;
 	fx->md.count = COUNT;
 	login(fx);
-	feed(fx, "LIST");
+	feed_listing(fx, "LIST");
 	assert_starts_with(out(fx), "+OK 10000 messages (59995000 octets)\r\n1 1000\r\n");
 	snprintf(expect, sizeof(expect), "\r\n10000 10999\r\n.\r\n");
 	assert_string_equal(out(fx) + fx->out.len - strlen(expect), expect);
-	feed(fx, "UIDL");
+	feed_listing(fx, "UIDL");
 	snprintf(expect, sizeof(expect), "\r\n10000 1700000000.M9999P42.host\r\n.\r\n");
 	assert_string_equal(out(fx) + fx->out.len - strlen(expect), expect);
 	free(many);
+}
+
+/* Checks one part of a listing as a client reads it: whole CRLF lines "N VALUE" in order
+ * (the deleted message skipped), the terminator only at the end. */
+struct listing_reader {
+	const struct maildrop_message *messages;
+	size_t skip;  /* the deleted message's index */
+	size_t next;  /* the index the next line must name */
+	bool uidl;
+	bool ended;
+};
+
+static void read_listing_part(struct listing_reader *r, const char *part, size_t len)
+{
+	char want[128];
+
+	while (len > 0) {
+		const char *crlf = memmem(part, len, "\r\n", 2);
+		size_t line = crlf ? (size_t)(crlf - part) + 2 : 0;
+
+		assert_non_null(crlf); /* parts end with whole lines */
+		assert_false(r->ended);
+		if (line == 3 && part[0] == '.') {
+			r->ended = true;
+		} else {
+			if (r->next == r->skip)
+				r->next++;
+			if (r->uidl)
+				snprintf(want, sizeof(want), "%zu %s\r\n", r->next + 1,
+					r->messages[r->next].uidl);
+			else
+				snprintf(want, sizeof(want), "%zu %" PRIu64 "\r\n", r->next + 1,
+					r->messages[r->next].size);
+			assert_int_equal(line, strlen(want));
+			assert_memory_equal(part, want, line);
+			r->next++;
+		}
+		part += line;
+		len -= line;
+	}
+}
+
+/* A maildrop at the limit (POP3_MAX_MESSAGES, unique-ids of the longest length): LIST and
+ * UIDL are complete and in order, and no part the glue is handed ever holds more than the
+ * budget plus one line, however long the whole listing (some 80 MB for UIDL). */
+static void test_listing_at_the_message_limit_stays_within_the_chunk_bound(void **state)
+{
+	struct fixture *fx = *state;
+	enum { BUDGET = 16 * 1024 };
+	struct maildrop_message *many = calloc(POP3_MAX_MESSAGES, sizeof(*many));
+	const size_t bound = BUDGET - 1 + POP3_LISTING_LINE_MAX;
+
+	assert_non_null(many);
+	for (size_t i = 0; i < POP3_MAX_MESSAGES; i++) {
+		many[i].size = UINT64_C(1) << 40 | i;
+		snprintf(many[i].uidl, sizeof(many[i].uidl), "%070zu", i);
+	}
+	fx->md.messages = many;
+	fx->md.count = POP3_MAX_MESSAGES;
+	login(fx);
+	feed(fx, "DELE 500000");
+	for (int uidl = 0; uidl <= 1; uidl++) {
+		struct listing_reader r = {.messages = many, .skip = 499999, .uidl = uidl};
+		size_t parts = 0;
+		enum pop3_action action = feed(fx, uidl ? "UIDL" : "LIST");
+
+		assert_int_equal(action, POP3_ACTION_LISTING);
+		assert_starts_with(out(fx), "+OK ");
+		while (action == POP3_ACTION_LISTING) {
+			strbuf_reset(&fx->out); /* the glue has flushed it */
+			action = pop3_session_listing_more(fx->s, &fx->out, BUDGET);
+			if (fx->out.len > bound)
+				fail_msg("part %zu holds %zu octets, bound %zu", parts, fx->out.len,
+					bound);
+			read_listing_part(&r, fx->out.data, fx->out.len);
+			parts++;
+		}
+		assert_int_equal(action, POP3_ACTION_NONE);
+		assert_true(r.ended);
+		assert_int_equal(r.next, POP3_MAX_MESSAGES);
+		assert_true(parts > 1000);
+		/* The buffer itself never grew past the bound either. */
+		assert_true(fx->out.cap <= 2 * bound);
+	}
+	free(many);
+}
+
+/* A budget of 0 still makes progress: one line per call. */
+static void test_listing_with_no_budget_writes_a_line_per_call(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	assert_int_equal(feed(fx, "LIST"), POP3_ACTION_LISTING);
+	strbuf_reset(&fx->out);
+	for (int i = 1; i <= 3; i++) {
+		char want[32];
+
+		assert_int_equal(pop3_session_listing_more(fx->s, &fx->out, 0),
+			i < 3 ? POP3_ACTION_LISTING : POP3_ACTION_NONE);
+		snprintf(want, sizeof(want), "%d %d\r\n%s", i, 100 * i, i < 3 ? "" : ".\r\n");
+		assert_string_equal(out(fx), want);
+		strbuf_reset(&fx->out);
+	}
+	/* Lines are read again once the listing has ended. */
+	assert_int_equal(feed(fx, "NOOP"), POP3_ACTION_NONE);
 }
 
 static void test_dele_then_rset_restores_message(void **state)
@@ -1404,6 +1523,8 @@ int main(void)
 		TLS_PORT(test_uidl_lists_unique_ids_without_deleted),
 		TLS_PORT(test_list_of_empty_maildrop),
 		TLS_PORT(test_list_of_ten_thousand_messages),
+		TLS_PORT(test_listing_at_the_message_limit_stays_within_the_chunk_bound),
+		TLS_PORT(test_listing_with_no_budget_writes_a_line_per_call),
 		TLS_PORT(test_dele_then_rset_restores_message),
 		TLS_PORT(test_deletions_are_the_sessions_own_and_handed_over_at_quit),
 		TLS_PORT(test_quit_without_dele_hands_over_an_empty_list),
