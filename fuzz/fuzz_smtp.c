@@ -85,8 +85,8 @@ static bool storage_ready(struct smtp_session *s, int storage_error, struct strb
 	check_replies(out);
 	if (out->len == 0)
 		abort();
-	/* A refused DATA keeps the envelope (RCPT); an accepted one reads the message. */
-	if (smtp_session_state(s) != (storage_error ? SMTP_STATE_RCPT : SMTP_STATE_DATA) ||
+	/* A refused DATA ends the transaction (READY); an accepted one reads the message. */
+	if (smtp_session_state(s) != (storage_error ? SMTP_STATE_READY : SMTP_STATE_DATA) ||
 	    (memcmp(out->data, "354 ", 4) == 0) == (storage_error != 0))
 		abort();
 	return storage_error == 0;

@@ -840,10 +840,12 @@ void smtp_session_storage_failed(struct smtp_session *s, int error, struct strbu
 {
 	expect_data_opening(s, "storage_failed");
 	reply(out, storage_failure_reply(error));
-	/* RFC 5321 3.3: a refused command leaves the state as it was; the envelope stays (as
-	 * Postfix keeps it after a refused DATA) and only this attempt's queue id goes. */
-	s->tx.queue_id[0] = '\0';
-	s->state = SMTP_STATE_RCPT;
+	/* The same end as a storage failure after the final dot: the transaction is over. A
+	 * client follows any 4xx to its transaction with MAIL (or RSET, or QUIT); keeping the
+	 * envelope, as Postfix does after a DATA its policy refused, would answer that MAIL with
+	 * "503 Nested MAIL command", a 5xx that could bounce the next message. */
+	tx_reset(s);
+	s->state = SMTP_STATE_READY;
 }
 
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,

@@ -15,9 +15,10 @@
  *                           either smtp_session_data_ready(s, out), which writes the 354, or,
  *                           when the storage could not be opened, undo what was opened and
  *                           call smtp_session_storage_failed(s, errno, out), which answers the
- *                           DATA command itself with 451/452. After the 354 feed raw bytes
- *                           with smtp_session_feed_data() until smtp_session_data_done(); then
- *                           smtp_session_data_end() says whether to commit.
+ *                           DATA command itself with 451/452 and ends the transaction. After
+ *                           the 354 feed raw bytes with smtp_session_feed_data() until
+ *                           smtp_session_data_done(); then smtp_session_data_end() says
+ *                           whether to commit.
  *     SMTP_ACTION_CHECK_AUTH: AUTH gave credentials. ok = smtp_session_verify_password(s)
  *                           (thread-safe: may run on a worker), then on the loop
  *                           smtp_session_auth_result(s, ok, out).
@@ -129,9 +130,9 @@ void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id);
 /* After SMTP_ACTION_BEGIN_DATA, the storage is open: "354", and the message data follows. */
 void smtp_session_data_ready(struct smtp_session *s, struct strbuf *out);
 /* After SMTP_ACTION_BEGIN_DATA, the storage could not be opened (error: the errno): the DATA
- * command gets 452 4.3.1 for ENOSPC/EDQUOT, else 451 4.3.0, and no data is read. Like any
- * refused command (RFC 5321 3.3, and Postfix's data_cmd) it leaves the transaction as it was:
- * sender and recipients are kept, the client may send DATA again or RSET. */
+ * command gets 452 4.3.1 for ENOSPC/EDQUOT, else 451 4.3.0, and no data is read. The
+ * transaction ends as after a storage failure at the end of data (smtp_session_data_failed):
+ * the client starts again with MAIL. */
 void smtp_session_storage_failed(struct smtp_session *s, int error, struct strbuf *out);
 /* Consumes raw bytes; unstuffed message bytes go to out_data (room for len + 1 octets).
  * Returns the bytes of in consumed (the rest belong to the next command). */

@@ -119,19 +119,17 @@ def test_full_disk_when_the_maildrop_file_is_created_answers_data_with_452(
     with preloaded_shim(tmp_path, monkeypatch, FAULT_OP="create", FAULT_ERRNO="ENOSPC",
                         FAULT_PATH="*/maildrop-example.org/tmp/*"):
         server = make_server()
-    message = make_message("stored on the second DATA")
+    message = make_message("stored by the retry")
     with server.connect() as client:
         client.ehlo()
         open_transaction(client, "a@elsewhere.example", ["x@example.org"])
         reply = client.command("DATA")
         assert (reply.code, reply.enhanced) == (452, "4.3.1"), reply
         assert_fault_reached(server, "create")
-        # The envelope is kept (RFC 5321 3.3: a refused command changes nothing), so DATA may
-        # be sent again; the disk has room now (only the first matching call fails).
-        reply = client.command("DATA")
-        assert reply.code == 354, reply
-        client.send(message + b".\r\n")
-        assert client.read_reply().code == 250
+        # The transaction is over, as after a 4xx at the final dot: the client's retry is a
+        # new one (no "503 Nested MAIL"), and the disk has room now (only one call fails).
+        reply = client.transaction("a@elsewhere.example", ["x@example.org"], message)
+        assert reply.code == 250, reply
     server.message().split(message)
     assert 'error="No space left on device"' in server.log_text()
 
@@ -149,8 +147,7 @@ def test_second_maildrop_not_opening_answers_data_and_leaves_no_file(
         assert_fault_reached(server, "create")
         # The first maildrop's file, opened before the second failed, is gone at once.
         assert list((server.maildrop("example.org") / "tmp").iterdir()) == []
-        assert client.command("RSET").code == 250
-        assert client.command("DATA").code == 503  # no transaction after RSET
+        assert client.command("DATA").code == 503  # the transaction ended with the 451
     server.assert_nothing_stored()
 
 

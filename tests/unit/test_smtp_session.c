@@ -1015,9 +1015,9 @@ static void test_storage_failure_answers_data_with_451(void **state)
 	expect(c, "NOOP", "250 2.0.0");
 }
 
-/* A refused DATA leaves the transaction as it was (RFC 5321 3.3; Postfix keeps it too): the
- * client may send DATA again, and this time the storage opens. */
-static void test_storage_failure_keeps_the_envelope_for_a_second_data(void **state)
+/* A storage failure at DATA ends the transaction, as one after the final dot does: the next
+ * MAIL is a new transaction (not a "503 Nested MAIL"), and a DATA alone is out of sequence. */
+static void test_storage_failure_at_data_ends_the_transaction(void **state)
 {
 	struct client *c = *state;
 
@@ -1026,26 +1026,15 @@ static void test_storage_failure_keeps_the_envelope_for_a_second_data(void **sta
 	send_line(c, "DATA");
 	smtp_session_set_queue_id(c->s, "1A2B3C4D5E");
 	smtp_session_storage_failed(c->s, EIO, &c->out);
-	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_RCPT);
-	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 2);
-	assert_string_equal(smtp_session_tx(c->s)->sender.address, "bob@example.com");
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 0);
 	assert_string_equal(smtp_session_tx(c->s)->queue_id, "");
+	expect(c, "DATA", "503 5.5.1");
+	expect(c, "MAIL FROM:<bob@example.com>", "250 2.1.0");
+	expect(c, "RCPT TO:<alice@example.org>", "250 2.1.5");
 	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
 	smtp_session_data_committed(c->s, true, &c->out);
 	assert_true(is_single_reply(replies(c), "250 2.0.0"));
-}
-
-/* ... or RSET it, which then leaves no transaction behind. */
-static void test_storage_failure_then_rset_clears_the_envelope(void **state)
-{
-	struct client *c = *state;
-
-	start_transaction(c, "MAIL FROM:<bob@example.com>");
-	send_line(c, "DATA");
-	smtp_session_storage_failed(c->s, EIO, &c->out);
-	expect(c, "RSET", "250 2.0.0");
-	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 0);
-	expect(c, "DATA", "503 5.5.1");
 }
 
 static void test_commit_failure_gives_451(void **state)
@@ -1093,11 +1082,12 @@ static void test_storage_full_at_begin_answers_data_with_452_4_3_1(void **state)
 	send_line(c, "DATA");
 	smtp_session_storage_failed(c->s, ENOSPC, &c->out);
 	assert_true(is_single_reply(replies(c), "452 4.3.1"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
 	/* A quota is a full disk for this user. */
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	send_line(c, "DATA");
 	smtp_session_storage_failed(c->s, EDQUOT, &c->out);
 	assert_true(is_single_reply(replies(c), "452 4.3.1"));
-	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_RCPT);
 }
 
 /* ---- where the message goes ---- */
@@ -1743,8 +1733,7 @@ int main(void)
 		T(test_bare_cr_in_data_refused_with_554),
 		T(test_smuggled_transaction_is_not_executed),
 		T(test_storage_failure_answers_data_with_451),
-		T(test_storage_failure_keeps_the_envelope_for_a_second_data),
-		T(test_storage_failure_then_rset_clears_the_envelope),
+		T(test_storage_failure_at_data_ends_the_transaction),
 		T(test_commit_failure_gives_451),
 		T(test_commit_failure_on_full_disk_gives_452_4_3_1),
 		T(test_storage_full_at_begin_answers_data_with_452_4_3_1),
