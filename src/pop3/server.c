@@ -29,6 +29,8 @@
 #define RETR_OUTPUT_HIGH (64 * 1024)
 #define RETR_OUTPUT_LOW (16 * 1024)
 #define RETR_READ_CHUNK (16 * 1024)
+/* Octets of a LIST/UIDL listing asked of the core at a time (same marks as RETR). */
+#define LISTING_CHUNK (16 * 1024)
 
 struct pop3_conn {
 	struct daemon_conn base; /* first: the registry hands us back this pointer */
@@ -42,8 +44,8 @@ struct pop3_conn {
 	enum maildrop_open_status open_status;
 	bool auth_ok, commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
+	bool listing;          /* a LIST/UIDL listing is being written as the output drains */
 	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
-	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
 	bool discarding_line;  /* inside an over-long command line */
 	bool closing;
@@ -224,10 +226,11 @@ static void commit_work(void *arg)
 {
 	struct pop3_conn *c = arg;
 
-	for (size_t i = 0; i < c->md.count; i++)
-		if (c->md.messages[i].deleted)
-			c->deleted++;
-	c->commit_ok = maildrop_commit_deletions(&c->md) == 0;
+	size_t count;
+	const size_t *indexes = pop3_session_deletions(c->session, &count);
+
+	c->deleted = (unsigned)count;
+	c->commit_ok = maildrop_commit_deletions(&c->md, indexes, count) == 0;
 }
 
 static void commit_done(void *arg)
@@ -284,36 +287,48 @@ static void retrieve_pump(struct pop3_conn *c)
 	}
 }
 
-/* Takes back the reply to the current command line, still unsent in out. */
-static void out_discard_reply(struct pop3_conn *c)
-{
-	if (c->reply_start > c->out.len)
-		fatal("event=pop3_reply_start_beyond_output");
-	c->out.len = c->reply_start;
-	if (c->out.data)
-		c->out.data[c->out.len] = '\0';
-}
-
 static void start_retrieve(struct pop3_conn *c)
 {
 	const struct maildrop_message *m = pop3_session_retrieve_message(c->session);
 
-	/* The file is opened while the "+OK" is still in c->out: once that is sent, a failure
-	 * can only be told by closing without the terminator (RFC 1939 3), which loses the
-	 * session's DELEs. Before, the "+OK" can still become a -ERR (RFC 1939 5, RETR/TOP). */
+	/* The file is opened before the core writes its "+OK": once that is sent, a failure can
+	 * only be told by closing without the terminator (RFC 1939 3), which loses the session's
+	 * DELEs. Before, the answer is a -ERR (RFC 1939 5, RETR/TOP). */
 	c->retr_fd = maildrop_message_open(&c->md, m);
 	if (c->retr_fd < 0) {
+		int error = errno;
 		log_warn("pop3", "event=retrieve_unavailable client=%s uidl=%s error=\"%s\"",
-			c->base.ip, m->uidl, strerror(errno));
-		out_discard_reply(c);
-		handle_action(c, pop3_session_retrieve_unavailable(c->session, &c->out));
+			c->base.ip, m->uidl, strerror(error));
+		handle_action(c, pop3_session_retrieve_failed(c->session, error, &c->out));
 		return;
 	}
+	pop3_session_retrieve_opened(c->session, &c->out);
 	dotstuff_init(&c->stuff, pop3_session_retrieve_lines(c->session));
 	c->retr_left = m->file_size;
 	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
 	 * record and one write(2) for a small message instead of two. */
 	retrieve_pump(c);
+}
+
+/* ---- LIST / UIDL ---- */
+
+/* Writes more of the listing while the output queue is short. Returns true when it ended
+ * (the next action handled), false while it waits for the output to drain. */
+static bool listing_pump(struct pop3_conn *c)
+{
+	struct evbuffer *output = bufferevent_get_output(c->bev);
+
+	while (evbuffer_get_length(output) < RETR_OUTPUT_HIGH) {
+		enum pop3_action action = pop3_session_listing_more(c->session, &c->out,
+			LISTING_CHUNK);
+		flush_out(c);
+		if (action != POP3_ACTION_LISTING) {
+			c->listing = false;
+			handle_action(c, action);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* ---- STLS ---- */
@@ -402,6 +417,10 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 	case POP3_ACTION_RETRIEVE:
 		start_retrieve(c);
 		break;
+	case POP3_ACTION_LISTING:
+		c->listing = true;
+		listing_pump(c); /* when it ends at once, pop3_conn_process goes on reading */
+		break;
 	case POP3_ACTION_COMMIT:
 		flush_out(c);
 		job_start(c, commit_work, commit_done);
@@ -411,7 +430,7 @@ static void handle_action(struct pop3_conn *c, enum pop3_action action)
 
 static bool busy(const struct pop3_conn *c)
 {
-	return c->closing || c->job_pending || c->retr_fd >= 0 || c->handshake;
+	return c->closing || c->job_pending || c->retr_fd >= 0 || c->listing || c->handshake;
 }
 
 static void pop3_conn_process(struct pop3_conn *c)
@@ -437,7 +456,6 @@ static void pop3_conn_process(struct pop3_conn *c)
 		daemon_conn_touch(c->srv, &c->base);
 		size_t len = (size_t)eol.pos;
 		enum pop3_action action;
-		c->reply_start = c->out.len;
 		if (c->discarding_line || len > POP3_COMMAND_LINE_MAX) {
 			evbuffer_drain(in, len + eol_len);
 			c->discarding_line = false;
@@ -466,7 +484,7 @@ static void pop3_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	if (c->retr_fd >= 0)
 		retrieve_pump(c);
-	else
+	else if (!c->listing || listing_pump(c))
 		pop3_conn_process(c);
 }
 
@@ -497,7 +515,7 @@ static void command_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	connection_deadline_expired(&c->deadline);
-	if (c->job_pending || c->closing || c->retr_fd >= 0)
+	if (c->job_pending || c->closing || c->retr_fd >= 0 || c->listing)
 		return;
 	log_info("pop3", "event=timeout client=%s", c->base.ip);
 	close_after_flush(c);

@@ -104,11 +104,8 @@ static void note_data_progress(struct smtp_conn *c, size_t octets)
 
 static void abort_deliveries(struct smtp_conn *c)
 {
-	if (c->submission) {
-		submission_free(c->submission);
-		free(c->submission);
-		c->submission = NULL;
-	}
+	submission_free(c->submission);
+	c->submission = NULL;
 	for (size_t i = 0; i < c->delivery_count; i++) {
 		maildrop_delivery_abort(&c->deliveries[i]);
 		maildrop_delivery_release(&c->deliveries[i]);
@@ -174,29 +171,31 @@ static void close_after_flush(struct smtp_conn *c)
 /* ---- DATA ---- */
 
 /* The owner's authenticated mail: kept as received until the end of data, then finished and
- * stored by submission_commit() on a worker. */
-static void begin_submission(struct smtp_conn *c, time_t now)
+ * stored by submission_commit() on a worker. Returns 0, or -1 with errno. */
+static int begin_submission(struct smtp_conn *c, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
-	struct submission *sub = xcalloc(1, sizeof(*sub));
+	struct strbuf received;
 
-	if (submission_begin(sub, &c->base.gen->cfg, tx,
-		    generation_dkim_signer(c->base.gen, tx->submitter),
-		    now) != 0) {
-		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			c->base.gen->cfg.spool_path, strerror(errno));
-		smtp_session_storage_failed(c->session, errno);
-		free(sub);
-		set_timeouts(c);
-		return;
-	}
-	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
+	strbuf_init(&received);
+	smtp_trace_received(&received, c->session, c->base.gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
-	c->submission = sub;
-	set_timeouts(c);
+	c->submission = submission_begin(&c->base.gen->cfg, tx,
+		generation_dkim_signer(c->base.gen, tx->submitter), &received, now);
+	strbuf_free(&received);
+	if (!c->submission) {
+		int error = errno;
+		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
+			c->base.gen->cfg.spool_path, strerror(error));
+		errno = error;
+		return -1;
+	}
+	return 0;
 }
 
-static void begin_data(struct smtp_conn *c)
+/* Opens the message's storage before DATA is answered: one maildrop file per Server, with its
+ * trace headers, or the owner's submission. Returns 0, or -1 with errno and nothing open. */
+static int open_storage(struct smtp_conn *c)
 {
 	const struct config *cfg = &c->base.gen->cfg;
 	const struct server_config **servers = xcalloc(cfg->server_count, sizeof(*servers));
@@ -209,17 +208,17 @@ static void begin_data(struct smtp_conn *c)
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	if (tx->submitter) {
 		free(servers);
-		begin_submission(c, now);
-		return;
+		return begin_submission(c, now);
 	}
 	size_t n = smtp_tx_servers(tx, servers, cfg->server_count);
+	int error = 0;
 	c->deliveries = xcalloc(n, sizeof(*c->deliveries));
 	strbuf_init(&headers);
 	for (size_t i = 0; i < n; i++) {
 		if (maildrop_delivery_begin(&c->deliveries[i], servers[i]->maildrop_path) != 0) {
+			error = errno;
 			log_error("smtp", "event=store_failed id=%s maildrop=%s error=\"%s\"", queue_id,
-				servers[i]->maildrop_path, strerror(errno));
-			smtp_session_storage_failed(c->session, errno);
+				servers[i]->maildrop_path, strerror(error));
 			break;
 		}
 		c->delivery_count++;
@@ -229,6 +228,24 @@ static void begin_data(struct smtp_conn *c)
 	}
 	strbuf_free(&headers);
 	free(servers);
+	if (error) {
+		abort_deliveries(c); /* the files opened before the failing one */
+		errno = error;
+		return -1;
+	}
+	return 0;
+}
+
+/* DATA is answered once the storage is known to be open: 354, or the storage error itself. */
+static void begin_data(struct smtp_conn *c)
+{
+	if (open_storage(c) != 0) {
+		smtp_session_storage_failed(c->session, errno, &c->out);
+	} else {
+		start_data_deadline(c);
+		smtp_session_data_ready(c->session, &c->out);
+	}
+	flush_out(c);
 	set_timeouts(c);
 }
 
@@ -238,7 +255,7 @@ static void commit_work(void *arg)
 
 	if (c->submission) {
 		submission_commit(c->submission);
-		c->commit_ok = c->submission->result == SUBMIT_OK;
+		c->commit_ok = submission_outcome(c->submission)->result == SUBMIT_OK;
 		return;
 	}
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
@@ -252,7 +269,7 @@ static void after_commit(struct smtp_conn *c);
 /* The end of an authenticated submission: log, hand a queued entry to the scheduler, reply. */
 static void submission_done(struct smtp_conn *c)
 {
-	struct submission *sub = c->submission;
+	const struct submission_outcome *sub = submission_outcome(c->submission);
 	const struct smtp_tx *tx = smtp_session_tx(c->session);
 	char from[300];
 
@@ -265,7 +282,7 @@ static void submission_done(struct smtp_conn *c)
 			sub->signed_dkim ? "yes" : "no");
 		c->messages++;
 		if (sub->queued)
-			queue_add(c->srv->queue, sub->queue_id);
+			queue_add(c->srv->queue, tx->queue_id);
 		smtp_session_data_committed(c->session, true, &c->out);
 		break;
 	case SUBMIT_TEMPFAIL:
@@ -275,8 +292,7 @@ static void submission_done(struct smtp_conn *c)
 		smtp_session_data_rejected(c->session, sub->reject_reply, &c->out);
 		break;
 	}
-	submission_free(sub);
-	free(sub);
+	submission_free(c->submission);
 	c->submission = NULL;
 	after_commit(c);
 }
@@ -499,7 +515,6 @@ static void handle_action(struct smtp_conn *c, enum smtp_action action)
 	case SMTP_ACTION_NONE:
 		break;
 	case SMTP_ACTION_BEGIN_DATA:
-		start_data_deadline(c);
 		begin_data(c);
 		break;
 	case SMTP_ACTION_STARTTLS:

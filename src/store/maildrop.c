@@ -633,7 +633,6 @@ static int list_directory(struct listing *l, const char *dir_path, enum listed_d
 		m->msg.path = fs_path_printf("%s/%s", dir_path, de->d_name);
 		m->msg.size = size;
 		m->msg.file_size = (uint64_t)st.st_size;
-		m->msg.deleted = false;
 		m->name_offset = strlen(m->msg.path) - len;
 		m->mtime = st.st_mtim;
 		/* The original server's UIDL for "X.msg" is "X". */
@@ -1017,19 +1016,21 @@ int maildrop_message_open(const struct maildrop *md, const struct maildrop_messa
 	return o.fd;
 }
 
-int maildrop_commit_deletions(struct maildrop *md)
+int maildrop_commit_deletions(struct maildrop *md, const size_t *indexes, size_t count)
 {
 	bool touched[3] = {false, false, false};
 	const char **moved = NULL;
 	size_t moved_count = 0;
 	int failures = 0;
 
-	for (size_t i = 0; i < md->count; i++) {
-		struct maildrop_message *msg = &md->messages[i];
+	for (size_t i = 0; i < count; i++) {
+		struct maildrop_message *msg;
 		enum listed_dir dir;
 
-		if (!msg->deleted)
-			continue;
+		if (indexes[i] >= md->count)
+			fatal("event=maildrop_deletion_out_of_range index=%zu count=%zu", indexes[i],
+				md->count);
+		msg = &md->messages[indexes[i]];
 		dir = message_directory(md, msg);
 		if (unlink(msg->path) == 0) {
 			touched[dir] = true;

@@ -76,7 +76,6 @@ struct maildrop_message {
 	                               * file size, except for legacy LF files (see maildrop_open) */
 	uint64_t file_size;           /* octets in the file when listed */
 	char uidl[POP3_UIDL_MAX + 1]; /* RFC 1939 unique-id, stable across sessions */
-	bool deleted;                 /* marked by the POP3 session; removed on maildrop_commit_deletions */
 };
 
 struct maildrop {
@@ -110,9 +109,10 @@ unsigned maildrop_recover_tmp(const char *maildrop_path);
  * directory scan happens only when m->path is gone, so this may run on the event loop.
  * Returns the descriptor, or -1 with errno (ENOENT: the message was removed). */
 int maildrop_message_open(const struct maildrop *md, const struct maildrop_message *m);
-/* Unlinks every message marked deleted, then fsyncs the directories it touched.
+/* Unlinks the count messages of md->messages at indexes (POP3 UPDATE hands over its DELE
+ * marks this way), then fsyncs the directories it touched.
  * Returns 0 or -1 (some could not be removed; the rest were). Blocking. */
-int maildrop_commit_deletions(struct maildrop *md);
+int maildrop_commit_deletions(struct maildrop *md, const size_t *indexes, size_t count);
 /* Releases the lock and frees the listing. Never deletes anything. */
 void maildrop_close(struct maildrop *md);
 
