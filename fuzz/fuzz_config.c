@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "alloc.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "fsutil.h"
 #include "generation.h"

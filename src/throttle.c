@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "alloc.h"
 
 struct record {
 	char ip[INET6_ADDRSTRLEN];

@@ -16,7 +16,7 @@
 #include <openssl/x509.h>
 
 #include "fsutil.h"
-#include "log.h"
+#include "alloc.h"
 #include "mail/dkim.h"
 
 /* RFC 1035 3.3.14: a TXT record is a sequence of character-strings of at most 255 octets each;

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "generation.h"
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
 #include "pop3/session.h"

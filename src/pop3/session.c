@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 
 /* What the glue is doing for us; no line may be fed until it reports back. */

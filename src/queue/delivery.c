@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
 #include "queue/dns.h"

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "mail/dsn.h"
 #include "queue/delivery.h"

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "fsutil.h"
+#include "alloc.h"
 #include "log.h"
 
 /* Envelope saves may run on several worker threads; the counter keeps their tmp names apart. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "alloc.h"
 #include "log.h"
 #include "mail/dkim.h"
 #include "mail/headers.h"

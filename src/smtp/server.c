@@ -15,6 +15,7 @@
 
 #include "connection.h"
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "daemon.h"
 #include "generation.h"

@@ -11,7 +11,7 @@
 
 #include "auth.h"
 #include "bounds.h"
-#include "log.h"
+#include "alloc.h"
 
 struct smtp_session {
 	enum smtp_state state;

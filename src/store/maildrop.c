@@ -22,6 +22,7 @@
 #include <openssl/sha.h>
 
 #include "fsutil.h"
+#include "alloc.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
 
