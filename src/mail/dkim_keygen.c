@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "alloc.h"
+#include "mail/base64.h"
 #include "mail/dkim.h"
 
 /* RFC 1035 3.3.14: a TXT record is a sequence of character-strings of at most 255 octets each;
@@ -30,7 +31,7 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 	static const char prefix[] = "v=DKIM1; k=rsa; p=";
 	char detail[256];
 	unsigned char *der = NULL;
-	char *record;
+	struct strbuf record;
 	int der_len;
 
 	der_len = i2d_PUBKEY(pkey, &der);
@@ -39,11 +40,11 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 			dkim_openssl_error(detail, sizeof(detail)));
 		return NULL;
 	}
-	record = xmalloc(strlen(prefix) + 4 * (((size_t)der_len + 2) / 3) + 1);
-	memcpy(record, prefix, strlen(prefix));
-	EVP_EncodeBlock((unsigned char *)record + strlen(prefix), der, der_len);
+	strbuf_init(&record);
+	strbuf_append_str(&record, prefix);
+	base64_encode(&record, der, (size_t)der_len);
 	OPENSSL_free(der);
-	return record;
+	return record.data;
 }
 
 

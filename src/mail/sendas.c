@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "mail/base64.h"
 
 static bool is_wsp(char c)
 {
@@ -221,46 +222,6 @@ static bool is_token_char(char c)
 	return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\"/[]?.=", c);
 }
 
-static int base64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* RFC 2047 4.1 (RFC 2045 6.8); missing padding is forgiven, as decoders in the wild do. */
-static bool base64_decode(const char *s, size_t len, struct strbuf *out)
-{
-	unsigned bits = 0;
-	int nbits = 0;
-
-	while (len && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		int v = base64_value(s[i]);
-		if (v < 0)
-			return false;
-		bits = (bits << 6 | (unsigned)v) & 0xffffff;
-		nbits += 6;
-		if (nbits >= 8) {
-			nbits -= 8;
-			char octet = (char)(bits >> nbits & 0xff);
-			strbuf_append(out, &octet, 1);
-		}
-	}
-	return true;
-}
-
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -322,7 +283,7 @@ static bool encoded_word_parse(const char *s, size_t len, size_t i, struct encod
 	if (k + 1 >= len || s[k] != '?' || s[k + 1] != '=')
 		return false;
 	size_t saved = decoded->len;
-	bool ok = w->encoding == 'B' ? base64_decode(s + text, k - text, decoded) :
+	bool ok = w->encoding == 'B' ? base64_decode_unpadded(s + text, k - text, decoded) :
 		q_decode(s + text, k - text, decoded);
 	if (!ok) {
 		text_truncate(decoded, saved);
@@ -400,24 +361,11 @@ static size_t q_cost(char c)
 static void encoded_word_write(struct strbuf *out, const struct encoded_word *like,
 	const char *s, size_t len)
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 	strbuf_append_str(out, "=?");
 	strbuf_append(out, like->charset, like->charset_len);
 	strbuf_appendf(out, "?%c?", like->encoding);
 	if (like->encoding == 'B') {
-		for (size_t i = 0; i < len; i += 3) {
-			unsigned v = (unsigned)(unsigned char)s[i] << 16;
-			if (i + 1 < len)
-				v |= (unsigned)(unsigned char)s[i + 1] << 8;
-			if (i + 2 < len)
-				v |= (unsigned char)s[i + 2];
-			char quad[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63],
-				i + 1 < len ? b64[v >> 6 & 63] : '=',
-				i + 2 < len ? b64[v & 63] : '='};
-			strbuf_append(out, quad, 4);
-		}
+		base64_encode(out, s, len);
 	} else {
 		for (size_t i = 0; i < len; i++) {
 			if (s[i] == ' ')
@@ -464,7 +412,7 @@ static void encoded_text_write(struct strbuf *out, const struct encoded_word *li
 		for (size_t j = i; j < len; j++) {
 			size_t n = j + 1 - i;
 			q += q_cost(s[j]);
-			if ((like->encoding == 'B' ? (n + 2) / 3 * 4 : q) > budget)
+			if ((like->encoding == 'B' ? base64_encoded_length(n) : q) > budget)
 				break;
 			if (j + 1 == len || can_split_before(kind, s, j + 1))
 				best = j + 1;

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "mail/base64.h"
 
 enum client_state {
 	STATE_GREETING,       /* connected, waiting for the 220 (RFC 5321 3.1) */
@@ -308,26 +309,6 @@ static void send_ehlo(struct smtp_client *c, struct strbuf *out)
 	c->state = STATE_EHLO;
 }
 
-static void base64_encode(struct strbuf *out, const unsigned char *in, size_t len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char quad[4];
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		quad[0] = alphabet[(v >> 18) & 63];
-		quad[1] = alphabet[(v >> 12) & 63];
-		quad[2] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-		quad[3] = i + 2 < len ? alphabet[v & 63] : '=';
-		strbuf_append(out, quad, 4);
-	}
-}
-
 /* RFC 4954 4 with the RFC 4616 2 message: AUTH PLAIN base64(NUL user NUL password) as an
  * initial response. Returns false (nothing appended) when it would not fit on one line. */
 static bool send_auth_plain(struct smtp_client *c, struct strbuf *out)
@@ -336,7 +317,7 @@ static bool send_auth_plain(struct smtp_client *c, struct strbuf *out)
 	size_t len = ulen + plen + 2;
 	unsigned char *msg;
 
-	if (ulen == 0 || plen == 0 || (len + 2) / 3 * 4 + sizeof("AUTH PLAIN \r\n") > SASL_LINE_MAX)
+	if (ulen == 0 || plen == 0 || base64_encoded_length(len) + sizeof("AUTH PLAIN \r\n") > SASL_LINE_MAX)
 		return false;
 	msg = xmalloc(len);
 	msg[0] = '\0';
