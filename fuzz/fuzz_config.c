@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "alloc.h"
+#include "config.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

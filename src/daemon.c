@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bounds.h"
 #include "alloc.h"
+#include "bounds.h"
 #include "log.h"
 #include "fsutil.h"
 #include "generation.h"

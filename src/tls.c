@@ -7,8 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "bounds.h"
 #include "alloc.h"
+#include "bounds.h"
 #include "log.h"
 
 /* TLS 1.2 suites for the ports where clients are our own (submission, POP3): forward secret

@@ -15,8 +15,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "fsutil.h"
 #include "alloc.h"
+#include "fsutil.h"
 #include "mail/base64.h"
 #include "mail/dkim.h"
 

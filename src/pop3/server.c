@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "connection.h"
 #include "daemon.h"
 #include "generation.h"
 #include "bounds.h"
-#include "alloc.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
 #include "pop3/session.h"

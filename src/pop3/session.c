@@ -11,9 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "bounds.h"
-#include "alloc.h"
 #include "log.h"
 
 /* What the glue is doing for us; no line may be fed until it reports back. */

@@ -21,10 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bounds.h"
 #include "alloc.h"
+#include "bounds.h"
 #include "log.h"
 #include "mail/dsn.h"
+#include "mail/dsn_params.h"
 #include "queue/delivery.h"
 #include "queue/dns.h"
 #include "queue/spool.h"
@@ -74,27 +75,6 @@ static const char *domain_of(const char *address)
 	const char *at = strrchr(address, '@');
 
 	return at ? at + 1 : "";
-}
-
-/* RFC 3461 4.1 wire form of a recipient's NOTIFY bits, or NULL when absent. */
-static char *notify_word(unsigned notify)
-{
-	struct strbuf sb;
-
-	if (!notify)
-		return NULL;
-	strbuf_init(&sb);
-	if (notify & SPOOL_NOTIFY_NEVER)
-		strbuf_append_str(&sb, "NEVER");
-	if (notify & SPOOL_NOTIFY_SUCCESS)
-		strbuf_append_str(&sb, "SUCCESS,");
-	if (notify & SPOOL_NOTIFY_FAILURE)
-		strbuf_append_str(&sb, "FAILURE,");
-	if (notify & SPOOL_NOTIFY_DELAY)
-		strbuf_append_str(&sb, "DELAY,");
-	if (sb.len && sb.data[sb.len - 1] == ',')
-		sb.data[--sb.len] = '\0';
-	return sb.data;
 }
 
 /* The recipients of the domain being tried. */
@@ -267,7 +247,7 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 			continue;
 		size_t g = item->group_count++;
 		item->group_map[g] = i;
-		item->notify_words[g] = notify_word(r->notify);
+		item->notify_words[g] = dsn_notify_format(r->notify);
 		item->group[g].address = r->address;
 		item->group[g].notify = item->notify_words[g];
 		item->group[g].orcpt = r->orcpt;
@@ -290,7 +270,7 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 		.message_path = ctx->message_path,
 		.sender = e->sender,
 		.domain = domain,
-		.ret = e->ret == SPOOL_RET_FULL ? "FULL" : e->ret == SPOOL_RET_HDRS ? "HDRS" : NULL,
+		.ret = dsn_ret_name((enum dsn_ret)e->ret),
 		.envid = e->envid,
 		.size = e->size,
 		.body_8bit = e->body_8bit,

@@ -18,8 +18,8 @@
 
 #include <jansson.h>
 
-#include "fsutil.h"
 #include "alloc.h"
+#include "fsutil.h"
 #include "log.h"
 
 /* Envelope saves may run on several worker threads; the counter keeps their tmp names apart. */
@@ -30,17 +30,6 @@ static const char *const state_names[] = {
 	[SPOOL_RCPT_DELIVERED] = "DELIVERED",
 	[SPOOL_RCPT_FAILED] = "FAILED",
 	[SPOOL_RCPT_EXPIRED] = "EXPIRED",
-};
-
-/* RFC 3461 4.1 keywords, in the order they are written. */
-static const struct {
-	const char *name;
-	unsigned bit;
-} notify_names[] = {
-	{"NEVER", SPOOL_NOTIFY_NEVER},
-	{"SUCCESS", SPOOL_NOTIFY_SUCCESS},
-	{"FAILURE", SPOOL_NOTIFY_FAILURE},
-	{"DELAY", SPOOL_NOTIFY_DELAY},
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -269,11 +258,9 @@ static void set(json_t *obj, const char *key, json_t *value)
 
 static json_t *ret_to_json(enum spool_ret ret)
 {
-	if (ret == SPOOL_RET_FULL)
-		return json_string("FULL");
-	if (ret == SPOOL_RET_HDRS)
-		return json_string("HDRS");
-	return json_null();
+	const char *name = dsn_ret_name((enum dsn_ret)ret);
+
+	return name ? json_string(name) : json_null();
 }
 
 static json_t *notify_to_json(unsigned notify)
@@ -283,9 +270,9 @@ static json_t *notify_to_json(unsigned notify)
 	if (notify == 0)
 		return json_null();
 	a = json_array();
-	for (size_t i = 0; i < ARRAY_SIZE(notify_names); i++)
-		if (notify & notify_names[i].bit)
-			json_array_append_new(a, json_string(notify_names[i].name));
+	for (unsigned bit = 1; bit & DSN_NOTIFY_ALL; bit <<= 1)
+		if (notify & bit)
+			json_array_append_new(a, json_string(dsn_notify_name(bit)));
 	return a;
 }
 
@@ -320,8 +307,7 @@ static bool entry_storable(const struct spool_entry *e)
 
 		if (!r->address || !utf8_valid(r->address) || (r->orcpt && !utf8_valid(r->orcpt)) ||
 			(size_t)r->state >= ARRAY_SIZE(state_names) ||
-			(r->notify & ~(unsigned)(SPOOL_NOTIFY_NEVER | SPOOL_NOTIFY_SUCCESS |
-				SPOOL_NOTIFY_FAILURE | SPOOL_NOTIFY_DELAY)))
+			(r->notify & ~(unsigned)DSN_NOTIFY_ALL))
 			return false;
 	}
 	return true;
@@ -463,16 +449,13 @@ static unsigned read_notify(struct envelope_reader *rd, json_t *obj, const char 
 	if (json_array_size(a) == 0)
 		reader_fail(rd, place, "empty");
 	json_array_foreach(a, i, v) {
-		size_t k;
+		unsigned bit = json_is_string(v) ? dsn_notify_bit(json_string_value(v)) : 0;
 
-		for (k = 0; k < ARRAY_SIZE(notify_names); k++)
-			if (json_is_string(v) && strcmp(json_string_value(v), notify_names[k].name) == 0)
-				break;
-		if (k == ARRAY_SIZE(notify_names)) {
+		if (!bit) {
 			reader_fail(rd, place, "unknown keyword");
 			return 0;
 		}
-		notify |= notify_names[k].bit;
+		notify |= bit;
 	}
 	return notify;
 }
@@ -539,9 +522,9 @@ static void envelope_from_json(struct envelope_reader *rd, json_t *root, const c
 	ret = read_string(rd, root, "", "ret", true);
 	if (!ret)
 		e->ret = SPOOL_RET_ABSENT;
-	else if (strcmp(ret, "FULL") == 0)
+	else if (strcmp(ret, dsn_ret_name(DSN_RET_FULL)) == 0)
 		e->ret = SPOOL_RET_FULL;
-	else if (strcmp(ret, "HDRS") == 0)
+	else if (strcmp(ret, dsn_ret_name(DSN_RET_HDRS)) == 0)
 		e->ret = SPOOL_RET_HDRS;
 	else
 		reader_fail(rd, "ret", "must be FULL, HDRS or null");

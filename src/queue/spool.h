@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "mail/dsn_params.h"
+
 /* Queue ids are file names: 1..SPOOL_ID_MAX of [A-Za-z0-9._-], not starting with '.'
  * (daemon_new_id() makes 15 hex digits). */
 #define SPOOL_ID_MAX 64
@@ -33,17 +35,17 @@
  * not the same as FAILURE: an absent NOTIFY is relayed as absent (RFC 3461 5.2.1), and only
  * our local default (spool_notify_wants) treats it as FAILURE. */
 enum spool_notify {
-	SPOOL_NOTIFY_NEVER = 1 << 0,
-	SPOOL_NOTIFY_SUCCESS = 1 << 1,
-	SPOOL_NOTIFY_FAILURE = 1 << 2,
-	SPOOL_NOTIFY_DELAY = 1 << 3,
+	SPOOL_NOTIFY_NEVER = DSN_NOTIFY_NEVER,
+	SPOOL_NOTIFY_SUCCESS = DSN_NOTIFY_SUCCESS,
+	SPOOL_NOTIFY_FAILURE = DSN_NOTIFY_FAILURE,
+	SPOOL_NOTIFY_DELAY = DSN_NOTIFY_DELAY,
 };
 
 /* RFC 3461 4.3 RET: what a failure DSN returns of the message. */
 enum spool_ret {
-	SPOOL_RET_ABSENT, /* not given: the reporting MTA chooses */
-	SPOOL_RET_FULL,
-	SPOOL_RET_HDRS,
+	SPOOL_RET_ABSENT = DSN_RET_ABSENT, /* not given: the reporting MTA chooses */
+	SPOOL_RET_FULL = DSN_RET_FULL,
+	SPOOL_RET_HDRS = DSN_RET_HDRS,
 };
 
 enum spool_recipient_state {

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "alloc.h"
+#include "daemon.h"
 #include "log.h"
 #include "mail/dkim.h"
 #include "mail/headers.h"

@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "connection.h"
 #include "bounds.h"
-#include "alloc.h"
 #include "log.h"
 #include "daemon.h"
 #include "generation.h"

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "mail/dsn_params.h"
 #include "smtp/address.h"
 #include "smtp/data.h"
 #include "strbuf.h"
@@ -63,13 +64,17 @@ enum smtp_data_verdict {
 
 /* RFC 3461 4.1 NOTIFY flags; none set means the parameter was absent. */
 enum {
-	SMTP_NOTIFY_NEVER = 1 << 0,
-	SMTP_NOTIFY_SUCCESS = 1 << 1,
-	SMTP_NOTIFY_FAILURE = 1 << 2,
-	SMTP_NOTIFY_DELAY = 1 << 3,
+	SMTP_NOTIFY_NEVER = DSN_NOTIFY_NEVER,
+	SMTP_NOTIFY_SUCCESS = DSN_NOTIFY_SUCCESS,
+	SMTP_NOTIFY_FAILURE = DSN_NOTIFY_FAILURE,
+	SMTP_NOTIFY_DELAY = DSN_NOTIFY_DELAY,
 };
 
-enum smtp_dsn_ret { SMTP_DSN_RET_DEFAULT, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
+enum smtp_dsn_ret {
+	SMTP_DSN_RET_DEFAULT = DSN_RET_ABSENT,
+	SMTP_DSN_RET_FULL = DSN_RET_FULL,
+	SMTP_DSN_RET_HDRS = DSN_RET_HDRS,
+};
 
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1];

@@ -21,8 +21,8 @@
 
 #include <openssl/sha.h>
 
-#include "fsutil.h"
 #include "alloc.h"
+#include "fsutil.h"
 #include "log.h"
 #include "pop3/dotstuff.h"
 
