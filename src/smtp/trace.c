@@ -4,18 +4,7 @@
 
 #include <stdio.h>
 
-void smtp_trace_date(char *buf, size_t size, time_t now)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-		"Aug", "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm;
-
-	/* UTC with +0000: locale-independent and unambiguous (RFC 5322 3.3). */
-	gmtime_r(&now, &tm);
-	snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
+#include "mail/date.h"
 
 /* RFC 3848 (ESMTP, ESMTPS) and RFC 6531 3.7.3 (UTF8SMTP, UTF8SMTPS). */
 static const char *protocol_name(const struct smtp_session *s)
@@ -56,10 +45,10 @@ void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
 	char helo[SMTP_DOMAIN_MAX + 1];
-	char date[64];
+	char date[MAIL_DATE_MAX];
 
 	sanitized_helo(smtp_session_helo(s), helo, sizeof(helo));
-	smtp_trace_date(date, sizeof(date), now);
+	mail_date_format(now, date);
 	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
 		helo, smtp_session_client_ip(s), hostname, protocol_name(s));
 	if (smtp_session_tls_description(s))

@@ -18,7 +18,5 @@ void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
  * for_rcpt, when not NULL, is named in the "for" clause. */
 void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
 	const char *hostname, const char *for_rcpt, time_t now);
-/* RFC 5322 3.3 date-time, e.g. "Tue, 24 Nov 2026 10:00:00 +0000". */
-void smtp_trace_date(char *buf, size_t size, time_t now);
 
 #endif

@@ -1132,17 +1132,6 @@ static void test_trace_headers_for_smtputf8_transaction(void **state)
 		"\tfor <alice@example.org>; " FIXED_DATE "\r\n");
 }
 
-static void test_trace_date_is_rfc5322(void **state)
-{
-	char date[64];
-
-	(void)state;
-	smtp_trace_date(date, sizeof(date), 0);
-	assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 +0000");
-	smtp_trace_date(date, sizeof(date), FIXED_TIME);
-	assert_string_equal(date, FIXED_DATE);
-}
-
 /* ---- STARTTLS (RFC 3207) ---- */
 
 static void test_starttls_resets_state_and_requires_ehlo(void **state)
@@ -1630,7 +1619,6 @@ int main(void)
 		T(test_trace_headers_for_several_recipients_omit_for),
 		T(test_trace_headers_for_bounce_after_helo),
 		T(test_trace_headers_for_smtputf8_transaction),
-		T(test_trace_date_is_rfc5322),
 		T(test_starttls_resets_state_and_requires_ehlo),
 		T(test_starttls_twice_gets_503),
 		T(test_starttls_without_certificate_gets_454),
