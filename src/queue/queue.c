@@ -26,10 +26,10 @@
 #include "log.h"
 #include "mail/dsn.h"
 #include "mail/dsn_params.h"
+#include "mail/trace.h"
 #include "queue/delivery.h"
 #include "queue/dns.h"
 #include "queue/spool.h"
-#include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "worker.h"
 
@@ -359,7 +359,8 @@ static int deliver_report(struct queue *q, struct spool_entry *e, enum dsn_actio
 	struct maildrop_delivery md;
 	strbuf_init(&out);
 	/* RFC 3461 6.1: a DSN goes out with the null reverse-path. */
-	strbuf_appendf(&out, "Return-Path: <>\r\nDelivered-To: %s\r\n", e->sender);
+	mail_trace_return_path(&out, "");
+	mail_trace_delivered_to(&out, e->sender);
 	if (dsn_compose(&report, &out, boundary) != 0 ||
 	    maildrop_delivery_begin(&md, server->maildrop_path) != 0) {
 		status = -1;

@@ -23,7 +23,7 @@
 #include "smtp/session.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
 #include "tls.h"
@@ -191,7 +191,7 @@ static void begin_submission(struct smtp_conn *c, time_t now)
 		set_timeouts(c);
 		return;
 	}
-	smtp_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
+	mail_trace_received(&sub->received, c->session, c->base.gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
 	c->submission = sub;
 	set_timeouts(c);
@@ -225,7 +225,7 @@ static void begin_data(struct smtp_conn *c)
 		}
 		c->delivery_count++;
 		strbuf_reset(&headers);
-		smtp_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
+		mail_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
 		maildrop_delivery_write(&c->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_free(&headers);

@@ -10,7 +10,7 @@
  *                           smtp_session_tls_started(s, "TLSv1.3 TLS_AES_...").
  *     SMTP_ACTION_BEGIN_DATA: set the queue id (smtp_session_set_queue_id), open one maildrop
  *                           file per server in smtp_session_tx(s) (smtp_tx_servers), write the
- *                           trace headers (smtp/trace.h); on failure call
+ *                           trace headers (mail/trace.h); on failure call
  *                           smtp_session_storage_failed(s, errno). Then feed raw bytes with
  *                           smtp_session_feed_data() until smtp_session_data_done(); then
  *                           smtp_session_data_end() says whether to commit.

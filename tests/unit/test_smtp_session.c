@@ -16,7 +16,7 @@
 #include "config.h"
 #include "limits.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "strbuf.h"
 
 /* Two domains, one blocked address, small limits so tests can reach them. */
@@ -1032,7 +1032,7 @@ static void assert_trace(struct client *c, const struct server_config *server, c
 	struct strbuf headers;
 
 	strbuf_init(&headers);
-	smtp_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
+	mail_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
 	assert_string_equal(headers.data, want);
 	strbuf_free(&headers);
 }

@@ -1,10 +1,20 @@
-/* smtp/trace.c: Return-Path, Delivered-To and Received headers (RFC 5321 4.4, RFC 3848
+/* mail/trace.c: Return-Path, Delivered-To and Received headers (RFC 5321 4.4, RFC 3848
  * protocol names, RFC 6531 UTF8SMTP). */
-#include "smtp/trace.h"
+#include "mail/trace.h"
 
 #include <stdio.h>
 
 #include "mail/date.h"
+
+void mail_trace_return_path(struct strbuf *out, const char *sender)
+{
+	strbuf_appendf(out, "Return-Path: <%s>\r\n", sender);
+}
+
+void mail_trace_delivered_to(struct strbuf *out, const char *address)
+{
+	strbuf_appendf(out, "Delivered-To: %s\r\n", address);
+}
 
 /* RFC 3848 (ESMTP, ESMTPS) and RFC 6531 3.7.3 (UTF8SMTP, UTF8SMTPS). */
 static const char *protocol_name(const struct smtp_session *s)
@@ -40,7 +50,7 @@ static void sanitized_helo(const char *helo, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
-void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
+void mail_trace_received(struct strbuf *out, const struct smtp_session *s,
 	const char *hostname, const char *for_rcpt, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
@@ -59,20 +69,20 @@ void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
 	strbuf_appendf(out, "; %s\r\n", date);
 }
 
-void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
+void mail_trace_headers(struct strbuf *out, const struct smtp_session *s,
 	const struct server_config *server, const char *hostname, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
 	const char *only_rcpt = NULL;
 	size_t count = 0;
 
-	strbuf_appendf(out, "Return-Path: <%s>\r\n", tx->sender.null_path ? "" : tx->sender.address);
+	mail_trace_return_path(out, tx->sender.null_path ? "" : tx->sender.address);
 	for (size_t i = 0; i < tx->rcpt_count; i++) {
 		if (tx->rcpts[i].server != server)
 			continue;
-		strbuf_appendf(out, "Delivered-To: %s\r\n", tx->rcpts[i].address);
+		mail_trace_delivered_to(out, tx->rcpts[i].address);
 		only_rcpt = tx->rcpts[i].address;
 		count++;
 	}
-	smtp_trace_received(out, s, hostname, count == 1 ? only_rcpt : NULL, now);
+	mail_trace_received(out, s, hostname, count == 1 ? only_rcpt : NULL, now);
 }
