@@ -19,7 +19,7 @@
 #include "generation.h"
 #include "bounds.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"

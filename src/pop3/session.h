@@ -37,7 +37,7 @@
  *                         that "+OK" line back out of out and call
  *                         action = pop3_session_retrieve_unavailable(s, out): a -ERR, and the
  *                         session goes on. Otherwise stream the file through a dotstuff filter
- *                         (pop3/dotstuff.h) initialised with pop3_session_retrieve_lines(s),
+ *                         (mail/dotstuff.h) initialised with pop3_session_retrieve_lines(s),
  *                         finish it (it writes the final ".\r\n"), then call
  *                         action = pop3_session_retrieve_done(s, true). If a read fails once
  *                         the "+OK" is out, call pop3_session_retrieve_done(s, false): it returns

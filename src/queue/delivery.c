@@ -22,7 +22,7 @@
 #include "bounds.h"
 #include "log.h"
 #include "mail/dsn_params.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "queue/dns.h"
 #include "tls.h"
 

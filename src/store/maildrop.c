@@ -24,7 +24,7 @@
 #include "alloc.h"
 #include "fsutil.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 
 #define MAILDROP_LOCK_NAME ".mailpopbox.lock"
 /* The original Go server stored each message as "<uuid>.msg" directly in MaildropPath. */
@@ -527,7 +527,7 @@ static int open_message_at(int dir_fd, const char *name)
 /* RFC 1939 5 (LIST) and 11: a message's size is the octets RETR sends before byte-stuffing.
  * The original Go server wrote "*.msg" files with bare LF line ends, maybe without a final one,
  * and RETR sends those lines with CRLF, so the file size falls short. The file is read once,
- * here on the worker, and counted by the RETR filter's own rules (pop3/dotstuff.h). Maildir
+ * here on the worker, and counted by the RETR filter's own rules (mail/dotstuff.h). Maildir
  * files are stored with CRLF, so their file size is already exact and they are not read.
  * Returns 0, or -1 with errno (size untouched). */
 static int legacy_message_size(int dir_fd, const char *name, uint64_t *size)

@@ -94,7 +94,7 @@ enum maildrop_open_status {
 
 /* Creates the Maildir if missing, takes an exclusive non-blocking flock on
  * MaildropPath/.mailpopbox.lock, and lists the messages. Maildir files are only stat'd; legacy
- * "*.msg" files are read once, since their bare LF line ends go out as CRLF (pop3/dotstuff.h).
+ * "*.msg" files are read once, since their bare LF line ends go out as CRLF (mail/dotstuff.h).
  * Blocking (worker pool). */
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path);
 /* Removes the files in tmp/ that a dead delivery left (untouched for 36 hours as of now,
