@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,35 +47,17 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 }
 
 
-/* Makes the new directory entry durable: POSIX leaves it in the cache until the directory
- * itself is fsync'd. */
-static int fsync_parent_directory(const char *path)
-{
-	char *copy = xstrdup(path);
-	int fd, ret, saved;
-
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return ret;
-}
-
 /* Creates key_path (never replacing anything) and stores the PEM there durably; returns 0 or
  * -1 with err set and no file left behind. */
 static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path, char *err,
 	size_t errsz)
 {
-	int fd;
+	struct fs_durable_file key;
 
-	/* O_EXCL: an existing key may be the one published in DNS; overwriting it would break
-	 * every signature until the new record propagates. O_EXCL also refuses symlinks. */
-	fd = open(key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
+	/* Created in place, exclusively: an existing key may be the one published in DNS;
+	 * overwriting it would break every signature until the new record propagates.
+	 * fs_durable_create also refuses symlinks. */
+	if (fs_durable_create(&key, key_path) < 0) {
 		if (errno == EEXIST)
 			dkim_error_set(err, errsz, "%s already exists; refusing to overwrite "
 				"it (remove it first if it is really unused, or choose another "
@@ -87,24 +68,22 @@ static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path,
 		return -1;
 	}
 	/* The umask may only narrow 0600; fchmod makes it exactly owner read/write. */
-	if (fchmod(fd, 0600) != 0 || fs_write_all(fd, pem, pem_len) != 0 || fsync(fd) != 0) {
+	if (fchmod(key.fd, 0600) != 0 || fs_write_all(key.fd, pem, pem_len) != 0 ||
+	    fs_durable_sync(&key) != 0) {
 		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
-		close(fd);
-		goto fail;
+		fs_durable_free(&key, "dkim");
+		return -1;
 	}
-	if (close(fd) != 0) {
-		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
-		goto fail;
-	}
-	if (fsync_parent_directory(key_path) != 0) {
+	/* Published under the name it was written to: only its directory entry is made durable. */
+	if (fs_durable_publish(&key, NULL, NULL) != 0) {
 		dkim_error_set(err, errsz, "cannot make %s durable (fsync of its directory): %s",
 			key_path, strerror(errno));
-		goto fail;
+		unlink(key_path);
+		fs_durable_free(&key, "dkim");
+		return -1;
 	}
+	fs_durable_free(&key, "dkim");
 	return 0;
-fail:
-	unlink(key_path);
-	return -1;
 }
 
 /* The zone-file line for the key record and a hint for the operator. */

@@ -23,6 +23,7 @@
 
 #include "alloc.h"
 #include "bounds.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mail/dsn.h"
 #include "mail/dsn_params.h"
@@ -587,11 +588,10 @@ static void write_pid_file(const struct config *cfg)
 
 	snprintf(path, sizeof(path), "%s/%s", cfg->spool_path, QUEUE_PID_FILE);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", cfg->spool_path, QUEUE_PID_FILE);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (write(fd, pid, (size_t)n) != n || close(fd) != 0 || rename(tmp, path) != 0)
+	/* A leftover tmp file (a crash in between) is not ours to keep. */
+	unlink(tmp);
+	if (fs_durable_write_file(tmp, path, pid, (size_t)n, NULL) != 0)
 		log_warn("queue", "event=pid_file_failed path=%s", path);
 }
 

@@ -654,46 +654,12 @@ static int envelope_write(const char *spool_path, const char *id, const char *te
 	unsigned long n = atomic_fetch_add(&envelope_counter, 1) + 1;
 	char *tmp = fs_path_printf("%s/tmp/%s.env.%ld.%lu", spool_path, id, fs_process_id(), n);
 	char *final = fs_path_printf("%s/env/%s", spool_path, id);
-	char *dir = fs_path_printf("%s/env", spool_path);
-	int fd, saved = 0;
+	int r = fs_durable_write_file(tmp, final, text, strlen(text), renamed), saved = errno;
 
-	*renamed = false;
-	do
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
-		saved = errno;
-		goto out;
-	}
-	/* The new envelope must be on disk before its name replaces the old one. */
-	if (fs_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) < 0 && errno != EINTR) {
-		saved = errno;
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, final) < 0) {
-		saved = errno;
-		unlink(tmp);
-		goto out;
-	}
-	*renamed = true;
-	if (fs_fsync_directory(dir) < 0)
-		saved = errno;
-out:
 	free(tmp);
 	free(final);
-	free(dir);
-	if (saved) {
-		errno = saved;
-		return -1;
-	}
-	return 0;
+	errno = saved;
+	return r;
 }
 
 int spool_save(const char *spool_path, const struct spool_entry *e)
@@ -748,40 +714,35 @@ int spool_init(const char *spool_path, char *err, size_t errsz)
 
 int spool_message_begin(struct spool_message *m, const char *spool_path, const char *id)
 {
+	struct fs_durable_file file;
 	char *tmp_path;
-	int fd;
+	int r, saved;
 
 	if (!spool_id_valid(id)) {
 		errno = EINVAL;
 		return -1;
 	}
 	tmp_path = fs_path_printf("%s/tmp/%s", spool_path, id);
-	/* O_EXCL: never share a file with another writer. */
-	do
-		fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0) {
-		int saved = errno;
-
-		free(tmp_path);
+	r = fs_durable_create(&file, tmp_path);
+	saved = errno;
+	free(tmp_path);
+	if (r < 0) {
 		errno = saved;
 		return -1;
 	}
-	m->fd = fd;
+	m->file = file;
 	m->spool_path = xstrdup(spool_path);
 	m->id = xstrdup(id);
-	m->tmp_path = tmp_path;
 	m->written = 0;
 	m->error = 0;
-	m->prepared = false;
 	return 0;
 }
 
 int spool_message_write(struct spool_message *m, const void *data, size_t len)
 {
-	if (m->error == 0 && m->fd < 0)
+	if (m->error == 0 && m->file.fd < 0)
 		m->error = EBADF;
-	if (m->error == 0 && fs_write_all(m->fd, data, len) < 0)
+	if (m->error == 0 && fs_write_all(m->file.fd, data, len) < 0)
 		m->error = errno;
 	if (m->error) {
 		errno = m->error;
@@ -793,56 +754,32 @@ int spool_message_write(struct spool_message *m, const void *data, size_t len)
 
 void spool_message_abort(struct spool_message *m)
 {
-	int saved = errno;
-	bool has_tmp = m->fd >= 0 || m->prepared;
-
-	if (m->fd >= 0) {
-		close(m->fd);
-		m->fd = -1;
-	}
-	m->prepared = false;
-	if (has_tmp && m->tmp_path && unlink(m->tmp_path) < 0 && errno != ENOENT)
-		log_warn("spool", "event=tmp_unlink_failed file=%s error=%s", m->tmp_path,
-			strerror(errno));
-	errno = saved;
-}
-
-/* Gives up m after a failed step: its tmp file is removed, errno kept. Returns -1. */
-static int message_fail(struct spool_message *m)
-{
-	int saved = errno;
-
-	spool_message_abort(m);
-	errno = saved;
-	return -1;
+	fs_durable_discard(&m->file, "spool");
 }
 
 int spool_message_prepare(struct spool_message *m)
 {
-	if (m->prepared)
+	if (m->file.synced)
 		return 0;
-	if (m->fd < 0) {
+	if (m->file.fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
 	if (m->error) {
 		errno = m->error;
-		return message_fail(m);
+		spool_message_abort(m);
+		return -1;
 	}
 	/* The data must be on disk before a name in msg/ points at it. */
-	m->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
-	if (fs_sync_and_close(&m->fd) < 0)
-		return message_fail(m);
-	return 0;
+	return fs_durable_sync(&m->file);
 }
 
 void spool_message_release(struct spool_message *m)
 {
-	spool_message_abort(m);
+	fs_durable_free(&m->file, "spool");
 	free(m->spool_path);
 	free(m->id);
-	free(m->tmp_path);
-	m->spool_path = m->id = m->tmp_path = NULL;
+	m->spool_path = m->id = NULL;
 }
 
 /* Takes back a message already renamed into msg/ when its envelope could not be made durable:
@@ -864,7 +801,7 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 	bool renamed;
 	int saved = 0;
 
-	if (m->fd < 0 && !m->prepared) {
+	if (m->file.fd < 0 && !m->file.synced) {
 		errno = EBADF;
 		return -1;
 	}
@@ -892,20 +829,14 @@ int spool_message_commit(struct spool_message *m, const struct spool_entry *e)
 		saved = EEXIST;
 		goto out;
 	}
-	if (spool_message_prepare(m) < 0) {
+	/* msg/ (renamed and fsync'd) before env/: an envelope must never name a message a crash
+	 * could lose. */
+	if (fs_durable_publish(&m->file, msg_path, &renamed) < 0) {
 		saved = errno;
-		goto out;
-	}
-	if (rename(m->tmp_path, msg_path) < 0) {
-		saved = errno;
-		spool_message_abort(m);
-		goto out;
-	}
-	m->prepared = false;
-	/* msg/ before env/: an envelope must never name a message a crash could lose. */
-	if (fs_fsync_directory(msg_dir) < 0) {
-		saved = errno;
-		unqueue_message(msg_path, msg_dir);
+		if (renamed)
+			unqueue_message(msg_path, msg_dir);
+		else
+			spool_message_abort(m);
 		goto out;
 	}
 	if (envelope_write(m->spool_path, m->id, text, &renamed) < 0) {

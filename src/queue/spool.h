@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "fsutil.h"
 #include "mail/dsn_params.h"
 
 /* Queue ids are file names: 1..SPOOL_ID_MAX of [A-Za-z0-9._-], not starting with '.'
@@ -123,11 +124,9 @@ int spool_init(const char *spool_path, char *err, size_t errsz);
  * m->error and later writes are skipped, so check once at commit), commit makes the entry
  * durable, abort throws the message away. */
 struct spool_message {
-	int fd;              /* open tmp/ file, -1 after prepare/commit/abort */
-	bool prepared;       /* the tmp/ file is synced and closed, ready to commit */
+	struct fs_durable_file file; /* tmp/ID (fsutil.h); file.fd -1 after prepare/commit/abort */
 	char *spool_path;
 	char *id;
-	char *tmp_path;
 	uint64_t written;    /* octets written so far */
 	int error;           /* first errno seen by spool_message_write, 0 if none */
 };

@@ -125,25 +125,22 @@ static char *maildir_unique_name(void)
 		fs_process_id(), counter, maildir_host);
 }
 
-/* Creates a new file in tmp/ under a unique name. Returns its descriptor and sets *unique
- * and *tmp_path, or returns -1 with errno (nothing allocated). */
-static int open_unique_tmp(const char *maildrop_path, char **unique, char **tmp_path)
+/* Creates a new file in tmp/ under a unique name. Returns 0 with *unique set, or -1 with
+ * errno (nothing allocated). */
+static int open_unique_tmp(const char *maildrop_path, struct fs_durable_file *file,
+	char **unique)
 {
 	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
-		int fd;
+		char *name = maildir_unique_name();
+		char *tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, name);
+		int r = fs_durable_create(file, tmp_path), saved = errno;
 
-		*unique = maildir_unique_name();
-		*tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, *unique);
-		/* O_EXCL: never write into a file someone else is writing. */
-		do
-			fd = open(*tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		while (fd < 0 && errno == EINTR);
-		if (fd >= 0)
-			return fd;
-		int saved = errno;
-		free(*unique);
-		free(*tmp_path);
-		*unique = *tmp_path = NULL;
+		free(tmp_path);
+		if (r == 0) {
+			*unique = name;
+			return 0;
+		}
+		free(name);
 		errno = saved;
 		if (saved != EEXIST)
 			return -1;
@@ -153,35 +150,34 @@ static int open_unique_tmp(const char *maildrop_path, char **unique, char **tmp_
 
 int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
 {
-	char *unique, *tmp_path;
-	int fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
+	struct fs_durable_file file;
+	char *unique;
+	int r = open_unique_tmp(maildrop_path, &file, &unique);
 
 	/* The Maildir (or its tmp/) is made when found missing, not checked on every delivery:
 	 * that was four mkdir(2) per message. */
-	if (fd < 0 && errno == ENOENT) {
+	if (r < 0 && errno == ENOENT) {
 		if (maildir_create(maildrop_path) < 0)
 			return -1;
-		fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
+		r = open_unique_tmp(maildrop_path, &file, &unique);
 	}
-	if (fd < 0)
+	if (r < 0)
 		return -1;
-	d->fd = fd;
+	d->file = file;
 	d->maildrop_path = xstrdup(maildrop_path);
-	d->tmp_path = tmp_path;
 	d->unique = unique;
 	d->written = 0;
 	d->error = 0;
 	d->buf = NULL;
 	d->buf_len = 0;
 	d->new_path = NULL;
-	d->prepared = false;
 	return 0;
 }
 
 /* Writes out what is buffered; errors are remembered like maildrop_delivery_write's. */
 static int delivery_flush(struct maildrop_delivery *d)
 {
-	if (d->error == 0 && d->buf_len > 0 && fs_write_all(d->fd, d->buf, d->buf_len) < 0)
+	if (d->error == 0 && d->buf_len > 0 && fs_write_all(d->file.fd, d->buf, d->buf_len) < 0)
 		d->error = errno;
 	d->buf_len = 0;
 	if (d->error) {
@@ -195,7 +191,7 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 {
 	const char *p = data;
 
-	if (d->error == 0 && d->fd < 0)
+	if (d->error == 0 && d->file.fd < 0)
 		d->error = EBADF;
 	if (d->error) {
 		errno = d->error;
@@ -207,7 +203,7 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 	if (d->buf_len + len > MAILDROP_WRITE_BUFFER && delivery_flush(d) < 0)
 		return -1;
 	if (len >= MAILDROP_WRITE_BUFFER) {
-		if (fs_write_all(d->fd, p, len) < 0) {
+		if (fs_write_all(d->file.fd, p, len) < 0) {
 			d->error = errno;
 			return -1;
 		}
@@ -222,38 +218,24 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 
 void maildrop_delivery_abort(struct maildrop_delivery *d)
 {
-	int saved = errno;
-	bool has_tmp = d->fd >= 0 || d->prepared;
-
 	free(d->buf);
 	d->buf = NULL;
 	d->buf_len = 0;
-	if (d->fd >= 0) {
-		close(d->fd);
-		d->fd = -1;
-	}
-	d->prepared = false;
-	if (has_tmp && d->tmp_path && unlink(d->tmp_path) < 0 && errno != ENOENT)
-		log_warn("maildrop", "event=tmp_unlink_failed file=%s error=\"%s\"", d->tmp_path,
-			strerror(errno));
-	errno = saved;
+	fs_durable_discard(&d->file, "maildrop");
 }
 
 /* Gives up d after a failed step: its tmp file is removed, errno kept. Returns -1. */
 static int delivery_fail(struct maildrop_delivery *d)
 {
-	int saved = errno;
-
 	maildrop_delivery_abort(d);
-	errno = saved;
 	return -1;
 }
 
 int maildrop_delivery_prepare(struct maildrop_delivery *d)
 {
-	if (d->prepared)
+	if (d->file.synced)
 		return 0;
-	if (d->fd < 0) {
+	if (d->file.fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
@@ -266,44 +248,39 @@ int maildrop_delivery_prepare(struct maildrop_delivery *d)
 	free(d->buf);
 	d->buf = NULL;
 	/* The data must be on disk before the name in new/ says the message exists. */
-	d->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
-	if (fs_sync_and_close(&d->fd) < 0)
-		return delivery_fail(d);
-	return 0;
+	return fs_durable_sync(&d->file);
 }
 
 int maildrop_delivery_publish(struct maildrop_delivery *d)
 {
-	char *new_path, *new_dir;
-	int saved, renamed;
+	char *new_path;
+	bool renamed;
+	int r;
 
-	if (!d->prepared) {
+	if (!d->file.synced) {
 		errno = EBADF;
 		return -1;
 	}
 	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
 	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
 		(unsigned long long)d->written);
-	renamed = rename(d->tmp_path, new_path);
-	if (renamed < 0 && errno == ENOENT && maildir_create(d->maildrop_path) == 0)
-		renamed = rename(d->tmp_path, new_path); /* new/ had gone: made again */
-	if (renamed < 0) {
+	r = fs_durable_publish(&d->file, new_path, &renamed);
+	if (r < 0 && !renamed && errno == ENOENT && maildir_create(d->maildrop_path) == 0)
+		r = fs_durable_publish(&d->file, new_path, &renamed); /* new/ had gone: made again */
+	if (r < 0 && !renamed) {
 		free(new_path);
 		return delivery_fail(d);
 	}
-	d->prepared = false;
-	new_dir = fs_path_printf("%s/new", d->maildrop_path);
-	if (fs_fsync_directory(new_dir) < 0) {
+	if (r < 0) {
 		/* The rename may not survive a crash, so we cannot promise the message: take it
 		 * back rather than risk delivering it twice after the client retries. */
-		saved = errno;
+		int saved = errno;
+
 		unlink(new_path);
-		free(new_dir);
 		free(new_path);
 		errno = saved;
 		return -1;
 	}
-	free(new_dir);
 	d->new_path = new_path;
 	return 0;
 }
@@ -360,11 +337,11 @@ int maildrop_deliveries_commit(struct maildrop_delivery *ds, size_t count)
 void maildrop_delivery_release(struct maildrop_delivery *d)
 {
 	maildrop_delivery_abort(d);
+	fs_durable_free(&d->file, "maildrop");
 	free(d->maildrop_path);
-	free(d->tmp_path);
 	free(d->unique);
 	free(d->new_path);
-	d->maildrop_path = d->tmp_path = d->unique = d->new_path = NULL;
+	d->maildrop_path = d->unique = d->new_path = NULL;
 }
 
 /* ---- POP3 access ---- */

@@ -18,15 +18,14 @@
 #include <sys/types.h>
 
 #include "bounds.h"
+#include "fsutil.h"
 
 /* ---- delivery ---- */
 
 struct maildrop_delivery {
-	int fd;              /* open tmp/ file, -1 after prepare/commit/abort */
+	struct fs_durable_file file; /* the tmp/ file (fsutil.h); file.fd -1 after prepare */
 	char *maildrop_path;
-	char *tmp_path;      /* full path of the tmp/ file */
 	char *new_path;      /* its name in new/ once published, else NULL */
-	bool prepared;       /* the tmp/ file is synced and closed, ready to publish */
 	char *unique;        /* unique base name (without ",S=" size suffix) */
 	uint64_t written;    /* octets taken so far (some may still be in buf) */
 	int error;           /* first errno seen by maildrop_delivery_write, 0 if none */
