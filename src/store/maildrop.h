@@ -16,7 +16,6 @@
 
 #include "bounds.h"
 #include "store/maildrop_delivery.h"
-#include "fsutil.h"
 
 /* ---- POP3 access ---- */
 
