@@ -151,12 +151,17 @@ int fs_durable_create(struct fs_durable_file *f, const char *path)
 	return 0;
 }
 
-int fs_durable_sync(struct fs_durable_file *f)
+int fs_durable_sync(struct fs_durable_file *f, int write_error)
 {
 	if (f->synced)
 		return 0;
 	if (f->fd < 0) {
 		errno = EBADF;
+		return -1;
+	}
+	if (write_error) {
+		fs_durable_discard(f, "fsutil");
+		errno = write_error;
 		return -1;
 	}
 	f->synced = true; /* closed from here on: discard unlinks it by name */
@@ -174,7 +179,7 @@ int fs_durable_publish(struct fs_durable_file *f, const char *final_path, bool *
 
 	if (renamed)
 		*renamed = false;
-	if (fs_durable_sync(f) < 0)
+	if (fs_durable_sync(f, 0) < 0)
 		return -1;
 	if (final_path && rename(f->path, final_path) < 0)
 		return -1;

@@ -42,8 +42,10 @@ struct fs_durable_file {
  * fd -1, path NULL). */
 int fs_durable_create(struct fs_durable_file *f, const char *path);
 /* fsync and close the staging file (the data must be on disk before a name points at it).
- * Returns 0 (also when already synced), or -1 with errno and the staging file removed. */
-int fs_durable_sync(struct fs_durable_file *f);
+ * write_error is the first error the caller's writes met (0 if none): the file is then
+ * discarded and the sync fails with it. Returns 0 (also when already synced), or -1 with
+ * errno and the staging file removed (EBADF: it was already discarded). */
+int fs_durable_sync(struct fs_durable_file *f, int write_error);
 /* (sync, if not done) + rename(2) to final_path + fsync of final_path's directory; with
  * final_path NULL the file keeps its name and only its directory is fsync'd. *renamed (may be
  * NULL) tells whether final_path now names the file, even when the directory fsync failed

@@ -69,7 +69,7 @@ static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path,
 	}
 	/* The umask may only narrow 0600; fchmod makes it exactly owner read/write. */
 	if (fchmod(key.fd, 0600) != 0 || fs_write_all(key.fd, pem, pem_len) != 0 ||
-	    fs_durable_sync(&key) != 0) {
+	    fs_durable_sync(&key, 0) != 0) {
 		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
 		fs_durable_free(&key, "dkim");
 		return -1;

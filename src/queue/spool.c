@@ -231,19 +231,8 @@ void spool_message_abort(struct spool_message *m)
 
 int spool_message_prepare(struct spool_message *m)
 {
-	if (m->file.synced)
-		return 0;
-	if (m->file.fd < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	if (m->error) {
-		errno = m->error;
-		spool_message_abort(m);
-		return -1;
-	}
 	/* The data must be on disk before a name in msg/ points at it. */
-	return fs_durable_sync(&m->file);
+	return fs_durable_sync(&m->file, m->error);
 }
 
 void spool_message_release(struct spool_message *m)

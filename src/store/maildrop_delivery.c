@@ -221,22 +221,14 @@ static int delivery_fail(struct maildrop_delivery *d)
 
 int maildrop_delivery_prepare(struct maildrop_delivery *d)
 {
-	if (d->file.synced)
-		return 0;
-	if (d->file.fd < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	if (d->error) {
-		errno = d->error;
-		return delivery_fail(d);
-	}
-	if (delivery_flush(d) < 0)
-		return delivery_fail(d);
+	/* What is still buffered goes out first; a write error makes the sync below fail. */
+	if (!d->file.synced && d->file.fd >= 0)
+		delivery_flush(d);
 	free(d->buf);
 	d->buf = NULL;
+	d->buf_len = 0;
 	/* The data must be on disk before the name in new/ says the message exists. */
-	return fs_durable_sync(&d->file);
+	return fs_durable_sync(&d->file, d->error);
 }
 
 int maildrop_delivery_publish(struct maildrop_delivery *d)

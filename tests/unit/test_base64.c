@@ -82,6 +82,8 @@ static void test_decode_takes_every_padding_length(void **state)
 	assert_memory_equal(out, "fo", 2);
 	assert_int_equal(decode("Zg==", out, sizeof(out)), 1);
 	assert_memory_equal(out, "f", 1);
+	assert_int_equal(decode("AG1haWxib3hAZXhhbXBsZS5vcmcAc2VjcmV0", out, sizeof(out)), 27);
+	assert_memory_equal(out, "\0mailbox@example.org\0secret", 27);
 	assert_int_equal(decode("+/+/", out, sizeof(out)), 3);
 	assert_memory_equal(out, "\xfb\xff\xbf", 3);
 }
@@ -92,6 +94,8 @@ static void test_decode_refuses_what_is_not_strict_base64(void **state)
 
 	(void)state;
 	assert_int_equal(decode("Zm9", out, sizeof(out)), -1);      /* not a multiple of 4 */
+	assert_int_equal(decode("Zm9vY", out, sizeof(out)), -1);
+	assert_int_equal(decode("==", out, sizeof(out)), -1);
 	assert_int_equal(decode("Zm9!", out, sizeof(out)), -1);     /* outside the alphabet */
 	assert_int_equal(decode("Zm 9", out, sizeof(out)), -1);
 	assert_int_equal(decode(" Zm9v", out, sizeof(out)), -1);    /* EVP would skip it */

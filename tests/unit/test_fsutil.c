@@ -76,7 +76,7 @@ static void test_published_file_has_its_data_under_the_final_name_only(void **st
 	assert_int_equal(fstat(d.fd, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(fs_write_all(d.fd, "hello", 5), 0);
-	assert_int_equal(fs_durable_sync(&d), 0);
+	assert_int_equal(fs_durable_sync(&d, 0), 0);
 	assert_int_equal(d.fd, -1);
 	assert_false(exists(f->dir, "final"));
 	assert_int_equal(fs_durable_publish(&d, final, &renamed), 0);
@@ -119,10 +119,26 @@ static void test_discard_removes_the_staging_file_at_every_stage(void **state)
 	assert_false(exists(f->dir, "tmp"));
 	fs_durable_free(&d, "test");
 	assert_int_equal(fs_durable_create(&d, tmp), 0);
-	assert_int_equal(fs_durable_sync(&d), 0);
+	assert_int_equal(fs_durable_sync(&d, 0), 0);
 	assert_true(exists(f->dir, "tmp"));
 	fs_durable_free(&d, "test");
 	assert_false(exists(f->dir, "tmp"));
+	free(tmp);
+}
+
+static void test_a_write_error_fails_the_sync_and_removes_the_file(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_path_printf("%s/tmp", f->dir);
+	struct fs_durable_file d;
+
+	assert_int_equal(fs_durable_create(&d, tmp), 0);
+	assert_int_equal(fs_durable_sync(&d, ENOSPC), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_false(exists(f->dir, "tmp"));
+	assert_int_equal(fs_durable_sync(&d, 0), -1);
+	assert_int_equal(errno, EBADF);
+	fs_durable_free(&d, "test");
 	free(tmp);
 }
 
@@ -197,6 +213,8 @@ int main(void)
 			test_create_never_shares_or_follows_an_existing_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_discard_removes_the_staging_file_at_every_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_write_error_fails_the_sync_and_removes_the_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_rename_leaves_the_staging_file_for_a_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish_in_place_keeps_the_name, setup, teardown),
