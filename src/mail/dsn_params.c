@@ -204,17 +204,9 @@ bool dsn_xtext_valid(const char *s, size_t max)
 
 char *dsn_orcpt_encode(const char *orcpt)
 {
-	const char *semi = strchr(orcpt, ';');
-	const char *address = semi ? semi + 1 : orcpt;
-	char *encoded = dsn_xtext_encode(address);
-	struct strbuf sb;
-
-	/* The addr-type ("rfc822") is an atom and goes as it is. */
-	strbuf_init(&sb);
-	strbuf_append(&sb, orcpt, (size_t)(address - orcpt));
-	strbuf_append_str(&sb, encoded);
-	free(encoded);
-	return sb.data;
+	/* ";" is an xchar, so the addr-type and its ";" come out as they are ("rfc822;"); an
+	 * addr-type a client spelled with "+" or "=" is encoded rather than sent invalid. */
+	return dsn_xtext_encode(orcpt);
 }
 
 bool dsn_orcpt_decode(const char *in, size_t len, char *out, size_t size)

@@ -51,8 +51,8 @@ char *dsn_xtext_encode(const char *s);
 /* Whether s is non-empty xtext of at most max characters. */
 bool dsn_xtext_valid(const char *s, size_t max);
 
-/* The wire form of a decoded ORCPT ("rfc822;a+b@c" -> "rfc822;a+2Bb@c"): the addr-type is
- * kept, the address is xtext-encoded (RFC 3461 4.2). Newly allocated. */
+/* The wire form of a decoded ORCPT ("rfc822;a+b@c" -> "rfc822;a+2Bb@c", RFC 3461 4.2): its
+ * xtext, in which the usual addr-type and the ";" stay as they are. Newly allocated. */
 char *dsn_orcpt_encode(const char *orcpt);
 /* Decodes a wire ORCPT (RFC 3461 4.2: addr-type ";" xtext) as dsn_xtext_decode does, and
  * also refuses one without its ";" (out may then hold the refused value). */

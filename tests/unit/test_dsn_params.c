@@ -137,6 +137,11 @@ static void test_orcpt_keeps_its_addr_type_and_encodes_the_address(void **state)
 	assert_true(dsn_orcpt_decode(s, strlen(s), out, sizeof(out)));
 	assert_string_equal(out, "rfc822;a+b@example.org");
 	free(s);
+	/* An addr-type decoded with a "+" in it is not sent back invalid. */
+	s = dsn_orcpt_encode("+x;a@example.org");
+	assert_string_equal(s, "+2Bx;a@example.org");
+	assert_true(dsn_orcpt_valid(s));
+	free(s);
 	assert_false(dsn_orcpt_decode("a@example.org", 13, out, sizeof(out)));
 	assert_false(dsn_orcpt_valid(";a@example.org"));
 	assert_false(dsn_orcpt_valid("rfc822;"));
