@@ -1,5 +1,5 @@
 /* fuzz_pop3.c: libFuzzer target for the POP3 core (pop3/session.c) and the RETR/TOP filter
- * (pop3/dotstuff.c). The input is a client dialog; the target plays the glue, completing every
+ * (mail/dotstuff.c). The input is a client dialog; the target plays the glue, completing every
  * action the way pop3/server.c does, with outcomes (password, lock, I/O) chosen by input bits.
  *
  * Input: byte 0 picks the connection (bit 0 TLS active, bit 1 STLS offered) and the number of
@@ -21,7 +21,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "strbuf.h"
 

@@ -1,5 +1,5 @@
 /* fuzz_smtp.c: libFuzzer target for the SMTP session (smtp/session.c, smtp/address.c,
- * smtp/data.c, smtp/trace.c) driven the way smtp/server.c drives it: the input is a client's
+ * smtp/data.c, mail/trace.c) driven the way smtp/server.c drives it: the input is a client's
  * byte stream, cut into command lines at LF (CR before it dropped), and raw DATA bytes after
  * 354. Aborts when a reply is malformed or a command line goes unanswered. */
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include "limits.h"
 #include "log.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "strbuf.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -106,7 +106,7 @@ static bool begin_data(struct smtp_session *s, int storage_error, struct strbuf 
 	strbuf_init(&headers);
 	if (tx->submitter) {
 		/* The owner's mail: one Received field; the rest is done at commit. */
-		smtp_trace_received(&headers, s, cfg.hostname, NULL, (time_t)1700000000);
+		mail_trace_received(&headers, s, cfg.hostname, NULL, (time_t)1700000000);
 		if (headers.len == 0 || memcmp(headers.data, "Received: ", 10) != 0)
 			abort();
 		strbuf_free(&headers);
@@ -116,7 +116,7 @@ static bool begin_data(struct smtp_session *s, int storage_error, struct strbuf 
 	if (n == 0 || n > cfg.server_count || tx->relay_count != 0)
 		abort(); /* unauthenticated DATA only has recipients at configured domains */
 	for (size_t i = 0; i < n; i++) {
-		smtp_trace_headers(&headers, s, servers[i], cfg.hostname, (time_t)1700000000);
+		mail_trace_headers(&headers, s, servers[i], cfg.hostname, (time_t)1700000000);
 		if (headers.len == 0 || memcmp(headers.data, "Return-Path: <", 14) != 0)
 			abort();
 		strbuf_reset(&headers);

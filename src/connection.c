@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "tls.h"
 #include "worker.h"

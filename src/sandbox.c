@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -85,6 +86,9 @@ int sandbox_apply(const struct config *cfg, const char *config_path)
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
 		LANDLOCK_CREATE_RULESET_VERSION);
 
+	/* Header dates are local time (mail/date.h): the zone file is read now, while it still
+	 * may be; localtime_r keeps what tzset found. */
+	tzset();
 	if (abi < 1) {
 		log_info("sandbox", "event=landlock_unavailable error=\"%s\"", strerror(errno));
 		return 0;

@@ -13,12 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "connection.h"
 #include "daemon.h"
 #include "generation.h"
 #include "bounds.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "bounds.h"
 #include "log.h"

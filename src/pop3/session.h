@@ -37,7 +37,7 @@
  *                         action = pop3_session_retrieve_failed(s, errno, out): a -ERR, and the
  *                         session goes on. Otherwise call pop3_session_retrieve_opened(s, out),
  *                         which writes the "+OK" line, then stream the file through a dotstuff
- *                         filter (pop3/dotstuff.h) initialised with
+ *                         filter (mail/dotstuff.h) initialised with
  *                         pop3_session_retrieve_lines(s), finish it (it writes the final
  *                         ".\r\n"), then call action = pop3_session_retrieve_done(s, true). If a
  *                         read fails once the "+OK" is out, call

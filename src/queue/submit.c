@@ -10,11 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "daemon.h"
 #include "log.h"
 #include "mail/dkim.h"
 #include "mail/headers.h"
 #include "mail/sendas.h"
+#include "mail/trace.h"
 #include "queue/spool.h"
 #include "store/maildrop.h"
 
@@ -246,10 +248,10 @@ static size_t open_sinks(struct submission *sub, const struct strbuf *final_head
 		/* RFC 5321 4.4: Return-Path and Delivered-To belong to final delivery. */
 		struct strbuf trace;
 		strbuf_init(&trace);
-		strbuf_appendf(&trace, "Return-Path: <%s>\r\n", sub->sender);
+		mail_trace_return_path(&trace, sub->sender);
 		for (size_t j = 0; j < sub->rcpt_count; j++)
 			if (sub->rcpts[j].server == server)
-				strbuf_appendf(&trace, "Delivered-To: %s\r\n", sub->rcpts[j].address);
+				mail_trace_delivered_to(&trace, sub->rcpts[j].address);
 		strbuf_append(&trace, sub->received.data, sub->received.len);
 		sink_write(k, trace.data, trace.len);
 		sink_write(k, final_headers->data, final_headers->len);

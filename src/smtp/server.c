@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "connection.h"
 #include "bounds.h"
 #include "log.h"
@@ -22,7 +23,7 @@
 #include "smtp/session.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
 #include "tls.h"
@@ -178,7 +179,7 @@ static int begin_submission(struct smtp_conn *c, time_t now)
 	struct strbuf received;
 
 	strbuf_init(&received);
-	smtp_trace_received(&received, c->session, c->base.gen->cfg.hostname,
+	mail_trace_received(&received, c->session, c->base.gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
 	c->submission = submission_begin(&c->base.gen->cfg, tx,
 		generation_dkim_signer(c->base.gen, tx->submitter), &received, now);
@@ -223,7 +224,7 @@ static int open_storage(struct smtp_conn *c)
 		}
 		c->delivery_count++;
 		strbuf_reset(&headers);
-		smtp_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
+		mail_trace_headers(&headers, c->session, servers[i], cfg->hostname, now);
 		maildrop_delivery_write(&c->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_free(&headers);

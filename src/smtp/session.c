@@ -10,9 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "bounds.h"
 #include "log.h"
+#include "mail/dsn_params.h"
 
 struct smtp_session {
 	enum smtp_state state;
@@ -204,74 +206,6 @@ static bool parse_size(const struct smtp_param *p, uint64_t *size)
 	return true;
 }
 
-/* RFC 3461 4: xtext ("+" followed by two upper-case hex digits encodes one octet). Decodes
- * into out (NUL-terminated); false on bad syntax, a decoded control octet, or no room. */
-static bool xtext_decode(const char *in, size_t len, char *out, size_t size)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '+') {
-			const char *hi, *lo;
-			if (i + 2 >= len)
-				return false;
-			hi = in[i + 1] ? strchr(hex, in[i + 1]) : NULL;
-			lo = in[i + 2] ? strchr(hex, in[i + 2]) : NULL;
-			if (!hi || !lo)
-				return false;
-			c = (unsigned char)((hi - hex) * 16 + (lo - hex));
-			i += 2;
-			if (c < 0x20 || c == 0x7f)
-				return false;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return false;
-		}
-		if (o + 1 >= size)
-			return false;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* RFC 3461 4.1: "NEVER" alone, or a comma list of SUCCESS, FAILURE, DELAY. */
-static bool parse_notify(const struct smtp_param *p, unsigned *notify)
-{
-	static const struct {
-		const char *word;
-		unsigned flag;
-	} words[] = {{"NEVER", SMTP_NOTIFY_NEVER}, {"SUCCESS", SMTP_NOTIFY_SUCCESS},
-		{"FAILURE", SMTP_NOTIFY_FAILURE}, {"DELAY", SMTP_NOTIFY_DELAY}};
-	unsigned flags = 0;
-	size_t i = 0;
-
-	if (!p->value || p->value_len == 0)
-		return false;
-	while (i <= p->value_len) {
-		size_t start = i;
-		while (i < p->value_len && p->value[i] != ',')
-			i++;
-		size_t n = i - start;
-		size_t k;
-		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
-			if (strlen(words[k].word) == n &&
-			    strncasecmp(p->value + start, words[k].word, n) == 0)
-				break;
-		if (k == sizeof(words) / sizeof(words[0]))
-			return false;
-		flags |= words[k].flag;
-		i++;
-	}
-	if ((flags & SMTP_NOTIFY_NEVER) && flags != SMTP_NOTIFY_NEVER)
-		return false;
-	*notify = flags;
-	return true;
-}
-
 /* Matches "FROM:" / "TO:" at the start of arg, case-insensitively. */
 static bool strip_keyword(const char **arg, size_t *len, const char *keyword)
 {
@@ -336,15 +270,14 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 			smtputf8 = true;
 		} else if (keyword_is(p, "RET")) {
 			/* RFC 3461 4.3 */
-			if (value_is(p, "FULL"))
-				ret = SMTP_DSN_RET_FULL;
-			else if (value_is(p, "HDRS"))
-				ret = SMTP_DSN_RET_HDRS;
-			else
+			enum dsn_ret r;
+
+			if (!p->value || !dsn_ret_parse(p->value, p->value_len, &r))
 				return error_reply(s, out, "501 5.5.4 Bad RET parameter");
+			ret = (enum smtp_dsn_ret)r;
 		} else if (keyword_is(p, "ENVID")) {
 			/* RFC 3461 4.4 */
-			if (!p->value || !xtext_decode(p->value, p->value_len, envid, sizeof(envid)))
+			if (!p->value || !dsn_xtext_decode(p->value, p->value_len, envid, sizeof(envid)))
 				return error_reply(s, out, "501 5.5.4 Bad ENVID parameter");
 		} else {
 			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
@@ -436,12 +369,11 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	for (size_t i = 0; i < param_count; i++) {
 		const struct smtp_param *p = &params[i];
 		if (keyword_is(p, "NOTIFY")) {
-			if (!parse_notify(p, &notify))
+			if (!p->value || !dsn_notify_parse(p->value, p->value_len, &notify))
 				return error_reply(s, out, "501 5.5.4 Bad NOTIFY parameter");
 		} else if (keyword_is(p, "ORCPT")) {
 			/* RFC 3461 4.2: addr-type ";" xtext */
-			if (!p->value || !xtext_decode(p->value, p->value_len, orcpt, sizeof(orcpt)) ||
-			    !strchr(orcpt, ';'))
+			if (!p->value || !dsn_orcpt_decode(p->value, p->value_len, orcpt, sizeof(orcpt)))
 				return error_reply(s, out, "501 5.5.4 Bad ORCPT parameter");
 		} else {
 			return error_reply(s, out, "555 5.5.4 Unsupported parameter");

@@ -11,7 +11,7 @@
  *     SMTP_ACTION_BEGIN_DATA: DATA was accepted but not answered yet: the storage comes first.
  *                           Set the queue id (smtp_session_set_queue_id), open one maildrop
  *                           file per server in smtp_session_tx(s) (smtp_tx_servers) and write
- *                           the trace headers (smtp/trace.h), or begin the submission. Then
+ *                           the trace headers (mail/trace.h), or begin the submission. Then
  *                           either smtp_session_data_ready(s, out), which writes the 354, or,
  *                           when the storage could not be opened, undo what was opened and
  *                           call smtp_session_storage_failed(s, errno, out), which answers the
@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "mail/dsn_params.h"
 #include "smtp/address.h"
 #include "smtp/data.h"
 #include "strbuf.h"
@@ -69,13 +70,17 @@ enum smtp_data_verdict {
 
 /* RFC 3461 4.1 NOTIFY flags; none set means the parameter was absent. */
 enum {
-	SMTP_NOTIFY_NEVER = 1 << 0,
-	SMTP_NOTIFY_SUCCESS = 1 << 1,
-	SMTP_NOTIFY_FAILURE = 1 << 2,
-	SMTP_NOTIFY_DELAY = 1 << 3,
+	SMTP_NOTIFY_NEVER = DSN_NOTIFY_NEVER,
+	SMTP_NOTIFY_SUCCESS = DSN_NOTIFY_SUCCESS,
+	SMTP_NOTIFY_FAILURE = DSN_NOTIFY_FAILURE,
+	SMTP_NOTIFY_DELAY = DSN_NOTIFY_DELAY,
 };
 
-enum smtp_dsn_ret { SMTP_DSN_RET_DEFAULT, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
+enum smtp_dsn_ret {
+	SMTP_DSN_RET_DEFAULT = DSN_RET_ABSENT,
+	SMTP_DSN_RET_FULL = DSN_RET_FULL,
+	SMTP_DSN_RET_HDRS = DSN_RET_HDRS,
+};
 
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1];

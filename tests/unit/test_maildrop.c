@@ -243,14 +243,14 @@ static void test_delivery_write_after_error_is_skipped(void **state)
 static void test_delivery_begin_fails_when_maildrop_parent_is_missing(void **state)
 {
 	struct fixture *f = *state;
-	struct maildrop_delivery d = {.fd = -1};
+	struct maildrop_delivery d = {.file = {.fd = -1}};
 	char *path = join(f->path, "deeper");
 
 	/* Only MaildropPath itself is created: a missing parent is a configuration mistake
 	 * (or an unmounted disk) that must not be papered over. */
 	assert_int_equal(maildrop_delivery_begin(&d, path), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(d.fd, -1);
+	assert_int_equal(d.file.fd, -1);
 	assert_null(d.unique);
 	free(path);
 }

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "limits.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "strbuf.h"
 
 /* Two domains, one blocked address, small limits so tests can reach them. */
@@ -1142,7 +1142,7 @@ static void assert_trace(struct client *c, const struct server_config *server, c
 	struct strbuf headers;
 
 	strbuf_init(&headers);
-	smtp_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
+	mail_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
 	assert_string_equal(headers.data, want);
 	strbuf_free(&headers);
 }
@@ -1240,17 +1240,6 @@ static void test_trace_headers_for_smtputf8_transaction(void **state)
 		"\tby mx.example.org (mailpopbox) with UTF8SMTP\r\n"
 		"\tid Q3\r\n"
 		"\tfor <alice@example.org>; " FIXED_DATE "\r\n");
-}
-
-static void test_trace_date_is_rfc5322(void **state)
-{
-	char date[64];
-
-	(void)state;
-	smtp_trace_date(date, sizeof(date), 0);
-	assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 +0000");
-	smtp_trace_date(date, sizeof(date), FIXED_TIME);
-	assert_string_equal(date, FIXED_DATE);
 }
 
 /* ---- STARTTLS (RFC 3207) ---- */
@@ -1745,7 +1734,6 @@ int main(void)
 		T(test_trace_headers_for_several_recipients_omit_for),
 		T(test_trace_headers_for_bounce_after_helo),
 		T(test_trace_headers_for_smtputf8_transaction),
-		T(test_trace_date_is_rfc5322),
 		T(test_starttls_resets_state_and_requires_ehlo),
 		T(test_starttls_twice_gets_503),
 		T(test_starttls_without_certificate_gets_454),
