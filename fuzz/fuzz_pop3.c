@@ -1,5 +1,5 @@
 /* fuzz_pop3.c: libFuzzer target for the POP3 core (pop3/session.c) and the RETR/TOP filter
- * (pop3/dotstuff.c). The input is a client dialog; the target plays the glue, completing every
+ * (mail/dotstuff.c). The input is a client dialog; the target plays the glue, completing every
  * action the way pop3/server.c does, with outcomes (password, lock, I/O) chosen by input bits.
  *
  * Input: byte 0 picks the connection (bit 0 TLS active, bit 1 STLS offered) and the number of
@@ -10,6 +10,7 @@
  * Checked beyond memory safety: every reply ends in CRLF; the filter's output is the same
  * whether fed whole or byte by byte, contains no early terminator, uses CRLF only, and unstuffs
  * back to the input with its line ends normalised. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -20,7 +21,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "strbuf.h"
 
@@ -165,10 +166,42 @@ static void fuzz_retrieve(const uint8_t *data, size_t size, long lines, struct b
 	free(chunked);
 }
 
+/* The deletion marks are the session's own; the harness follows them from the replies a
+ * client sees: "+OK message N deleted" marks N, RSET's "+OK maildrop has ..." clears all. */
+static void track_marks(const struct strbuf *out, size_t before, bool *marked, size_t count)
+{
+	const char *reply = out->data ? out->data + before : "";
+	unsigned long number;
+
+	if (out->len == before)
+		return;
+	if (sscanf(reply, "+OK message %lu deleted", &number) == 1) {
+		check(number >= 1 && number <= count, "deleted number out of range");
+		marked[number - 1] = true;
+	} else if (strncmp(reply, "+OK maildrop has ", 17) == 0) {
+		memset(marked, 0, count * sizeof(*marked));
+	}
+}
+
+/* At UPDATE the list handed to the store is exactly the marked messages, ascending. */
+static void check_deletions(const struct pop3_session *s, const bool *marked, size_t count)
+{
+	size_t n, at = 0;
+	const size_t *indexes = pop3_session_deletions(s, &n);
+
+	for (size_t i = 0; i < count; i++) {
+		if (!marked[i])
+			continue;
+		check(at < n && indexes[at] == i, "deletion list differs from the DELE marks");
+		at++;
+	}
+	check(at == n, "deletion list longer than the DELE marks");
+}
+
 /* The glue: completes actions until the session wants a line again (NONE) or is done. */
 static enum pop3_action fuzz_glue(struct pop3_session *s, enum pop3_action action,
-	struct maildrop *md, const uint8_t *data, size_t size, struct bits *bits,
-	struct strbuf *out)
+	struct maildrop *md, const bool *marked, const uint8_t *data, size_t size,
+	struct bits *bits, struct strbuf *out)
 {
 	for (;;) {
 		size_t before = out->len;
@@ -207,14 +240,48 @@ static enum pop3_action fuzz_glue(struct pop3_session *s, enum pop3_action actio
 			bool ok = !bits_next(bits);
 
 			check(msg == &md->messages[index], "retrieve index");
-			check(!msg->deleted, "retrieving a deleted message");
+			check(!marked[index], "retrieving a deleted message");
+			if (bits_next(bits)) {
+				/* The file could not be opened: a -ERR, never a "+OK" to take back. */
+				action = pop3_session_retrieve_failed(s, ENOENT, out);
+				check(out->len > before && memcmp(out->data + before, "-ERR ", 5) == 0,
+					"unopened message not refused");
+				break;
+			}
+			pop3_session_retrieve_opened(s, out);
+			check(out->len > before && memcmp(out->data + before, "+OK ", 4) == 0,
+				"opened message without +OK");
 			if (ok)
 				fuzz_retrieve(data, size, lines, bits, out);
 			action = pop3_session_retrieve_done(s, ok);
 			break;
 		}
+		case POP3_ACTION_LISTING: {
+			/* The glue drains the listing in parts of a budget from the input. */
+			size_t budget = bits_next(bits) ? 0 : 16;
+			size_t calls = 0, live = 0, lines = 0;
+
+			while (action == POP3_ACTION_LISTING) {
+				size_t part = out->len;
+				action = pop3_session_listing_more(s, out, budget);
+				check(out->len > part, "a listing part made no progress");
+				check(out->len - part <= (budget ? budget - 1 : 0) +
+					POP3_LISTING_LINE_MAX, "a listing part over its bound");
+				check(++calls <= md->count + 1, "listing longer than the maildrop");
+			}
+			/* One line per message not marked deleted, then the terminator. */
+			for (size_t i = 0; i < md->count; i++)
+				live += !marked[i];
+			for (size_t i = before; i + 1 < out->len; i++)
+				lines += out->data[i] == '\r' && out->data[i + 1] == '\n';
+			check(lines == live + 1, "listing lines differ from the messages not deleted");
+			check(memcmp(out->data + out->len - 3, ".\r\n", 3) == 0,
+				"listing without its terminator");
+			break;
+		}
 		case POP3_ACTION_COMMIT:
 			check(pop3_session_state(s) == POP3_STATE_UPDATE, "commit outside UPDATE");
+			check_deletions(s, marked, md->count);
 			action = pop3_session_commit_done(s, !bits_next(bits), out);
 			check(action == POP3_ACTION_CLOSE, "commit did not close");
 			break;
@@ -223,15 +290,16 @@ static enum pop3_action fuzz_glue(struct pop3_session *s, enum pop3_action actio
 	}
 }
 
-/* The counts STAT reports are kept up to date by DELE/RSET; they must match the flags. */
-static void check_stat(struct pop3_session *s, const struct maildrop *md, struct strbuf *out)
+/* The counts STAT reports are kept up to date by DELE/RSET; they must match the marks. */
+static void check_stat(struct pop3_session *s, const struct maildrop *md, const bool *marked,
+	struct strbuf *out)
 {
 	char expect[64];
 	size_t count = 0;
 	uint64_t octets = 0;
 
 	for (size_t i = 0; i < md->count; i++) {
-		if (!md->messages[i].deleted) {
+		if (!marked[i]) {
 			count++;
 			octets += md->messages[i].size;
 		}
@@ -239,12 +307,13 @@ static void check_stat(struct pop3_session *s, const struct maildrop *md, struct
 	snprintf(expect, sizeof(expect), "+OK %zu %" PRIu64 "\r\n", count, octets);
 	strbuf_reset(out);
 	if (pop3_session_feed_line(s, "STAT", 4, out) == POP3_ACTION_NONE)
-		check(strcmp(out->data, expect) == 0, "STAT does not match the deleted flags");
+		check(strcmp(out->data, expect) == 0, "STAT does not match the deletion marks");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct maildrop_message messages[FUZZ_MAX_MESSAGES];
+	bool marked[FUZZ_MAX_MESSAGES] = {false};
 	struct maildrop md = {.path = "/nonexistent/maildrop", .lock_fd = -1,
 		.messages = messages};
 	struct pop3_session_params params = {.cfg = &fuzz_config};
@@ -290,13 +359,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else
 			action = pop3_session_feed_line(s, (const char *)p, len, &out);
 		check_reply(&out, before);
-		action = fuzz_glue(s, action, &md, data, size, &bits, &out);
+		track_marks(&out, before, marked, md.count);
+		action = fuzz_glue(s, action, &md, marked, data, size, &bits, &out);
 		if (action == POP3_ACTION_CLOSE)
 			break;
 		p = lf ? lf + 1 : end;
 	}
 	if (pop3_session_state(s) == POP3_STATE_TRANSACTION)
-		check_stat(s, &md, &out);
+		check_stat(s, &md, marked, &out);
 	pop3_session_free(s);
 	strbuf_free(&out);
 	return 0;

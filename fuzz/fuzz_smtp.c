@@ -1,5 +1,5 @@
 /* fuzz_smtp.c: libFuzzer target for the SMTP session (smtp/session.c, smtp/address.c,
- * smtp/data.c, smtp/trace.c) driven the way smtp/server.c drives it: the input is a client's
+ * smtp/data.c, mail/trace.c) driven the way smtp/server.c drives it: the input is a client's
  * byte stream, cut into command lines at LF (CR before it dropped), and raw DATA bytes after
  * 354. Aborts when a reply is malformed or a command line goes unanswered. */
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include "limits.h"
 #include "log.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "strbuf.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -74,9 +74,28 @@ static void check_replies(const struct strbuf *out)
 		abort();
 }
 
+/* The storage opened, or not: DATA gets its one reply, 354 or a 4xx. */
+static bool storage_ready(struct smtp_session *s, int storage_error, struct strbuf *out)
+{
+	strbuf_reset(out);
+	if (storage_error)
+		smtp_session_storage_failed(s, storage_error, out);
+	else
+		smtp_session_data_ready(s, out);
+	check_replies(out);
+	if (out->len == 0)
+		abort();
+	/* A refused DATA ends the transaction (READY); an accepted one reads the message. */
+	if (smtp_session_state(s) != (storage_error ? SMTP_STATE_READY : SMTP_STATE_DATA) ||
+	    (memcmp(out->data, "354 ", 4) == 0) == (storage_error != 0))
+		abort();
+	return storage_error == 0;
+}
+
 /* What the glue does at SMTP_ACTION_BEGIN_DATA: a queue id and the trace headers of each
- * maildrop; storage may fail with storage_error (0: it does not; decided by the input). */
-static void begin_data(struct smtp_session *s, int storage_error)
+ * maildrop; storage may fail with storage_error (0: it does not; decided by the input), which
+ * answers DATA, else the 354 comes. Returns whether the data phase began. */
+static bool begin_data(struct smtp_session *s, int storage_error, struct strbuf *out)
 {
 	const struct server_config *servers[8];
 	struct strbuf headers;
@@ -87,26 +106,23 @@ static void begin_data(struct smtp_session *s, int storage_error)
 	strbuf_init(&headers);
 	if (tx->submitter) {
 		/* The owner's mail: one Received field; the rest is done at commit. */
-		smtp_trace_received(&headers, s, cfg.hostname, NULL, (time_t)1700000000);
+		mail_trace_received(&headers, s, cfg.hostname, NULL, (time_t)1700000000);
 		if (headers.len == 0 || memcmp(headers.data, "Received: ", 10) != 0)
 			abort();
 		strbuf_free(&headers);
-		if (storage_error)
-			smtp_session_storage_failed(s, storage_error);
-		return;
+		return storage_ready(s, storage_error, out);
 	}
 	n = smtp_tx_servers(tx, servers, 8);
 	if (n == 0 || n > cfg.server_count || tx->relay_count != 0)
 		abort(); /* unauthenticated DATA only has recipients at configured domains */
 	for (size_t i = 0; i < n; i++) {
-		smtp_trace_headers(&headers, s, servers[i], cfg.hostname, (time_t)1700000000);
+		mail_trace_headers(&headers, s, servers[i], cfg.hostname, (time_t)1700000000);
 		if (headers.len == 0 || memcmp(headers.data, "Return-Path: <", 14) != 0)
 			abort();
 		strbuf_reset(&headers);
 	}
 	strbuf_free(&headers);
-	if (storage_error)
-		smtp_session_storage_failed(s, storage_error);
+	return storage_ready(s, storage_error, out);
 }
 
 /* Feeds the DATA bytes at in[0..len) in chunks of 1 to 16 octets (cut by the bytes
@@ -165,8 +181,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			action = smtp_session_feed_line(s, in + pos, line_len, &out);
 		pos = next;
 		/* Every command line in a command state gets a complete reply, except credentials,
-		 * which are answered once the glue has checked them. */
-		if (out.len == 0 && action != SMTP_ACTION_CHECK_AUTH)
+		 * which are answered once the glue has checked them, and DATA, answered once the
+		 * glue has opened the storage. */
+		if (out.len == 0 && action != SMTP_ACTION_CHECK_AUTH &&
+		    action != SMTP_ACTION_BEGIN_DATA)
 			abort();
 		check_replies(&out);
 
@@ -196,11 +214,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case SMTP_ACTION_BEGIN_DATA:
-			if (smtp_session_state(s) != SMTP_STATE_DATA)
+			if (smtp_session_state(s) != SMTP_STATE_DATA_OPENING || out.len != 0)
 				abort();
 			/* Every fourth message cannot be stored: a full disk or an I/O error. */
-			begin_data(s, (messages & 3) != 3 ? 0 : (messages & 4) ? ENOSPC : EIO);
+			bool opened = begin_data(s,
+				(messages & 3) != 3 ? 0 : (messages & 4) ? ENOSPC : EIO, &out);
 			messages++;
+			if (!opened)
+				break; /* DATA was refused: the next lines are commands */
 			pos += feed_data(s, in + pos, size - pos);
 			if (!smtp_session_data_done(s))
 				break; /* input ended inside the message */

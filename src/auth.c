@@ -1,10 +1,10 @@
 /* auth.c: mailbox login names, constant-time password checks, SASL PLAIN decoding. */
 #include "auth.h"
 
+#include "mail/base64.h"
 #include "password.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
@@ -64,47 +64,8 @@ int auth_parse_plain(const char *msg, size_t len, const char **authzid, size_t *
 
 long auth_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsz)
 {
-	unsigned char tmp[3];
-	size_t o = 0;
-	unsigned val = 0;
-	int bits = 0, pad = 0;
-
+	/* RFC 4954 4: "=" alone is an empty response, which plain base64 has no spelling for. */
 	if (len == 1 && in[0] == '=')
 		return 0;
-	if (len % 4 != 0)
-		return -1;
-	(void)tmp;
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-		int v;
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else if (c == '=' && i >= len - 2) {
-			pad++;
-			continue;
-		} else
-			return -1;
-		if (pad)
-			return -1; /* data after padding */
-		val = (val << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= outsz)
-				return -1;
-			out[o++] = (unsigned char)(val >> bits);
-			val &= (1u << bits) - 1;
-		}
-	}
-	if (bits >= 6 || (pad == 1 && bits != 2) || (pad == 2 && bits != 4))
-		return -1;
-	return (long)o;
+	return base64_decode(in, len, out, outsz);
 }

@@ -21,8 +21,9 @@ bool auth_check_password(const struct server_config *server, const char *passwor
  * into pointers inside msg. Returns 0, or -1 when it is malformed. */
 int auth_parse_plain(const char *msg, size_t len, const char **authzid, size_t *authzid_len,
 	const char **authcid, size_t *authcid_len, const char **password, size_t *password_len);
-/* Base64 decode (RFC 4648) of in into out (capacity outsz). Returns the decoded length, or -1
- * for bad input or too small a buffer. "=" alone decodes to the empty string (RFC 4954 4). */
+/* A SASL response (RFC 4954 4): base64_decode (mail/base64.h) of in into out (capacity
+ * outsz), except that "=" alone is the empty string. Returns the decoded length, or -1 for
+ * bad input or too small a buffer. */
 long auth_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsz);
 
 #endif

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "bounds.h"
+#include "alloc.h"
 #include "log.h"
 #include "password.h"
 

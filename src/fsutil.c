@@ -1,4 +1,5 @@
-/* fsutil.c: fsync'd directory creation and the small helpers durable writes share. */
+/* fsutil.c: fsync'd directory creation, the durable-file writer, and the small helpers durable
+ * writes share. */
 #include "fsutil.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "log.h"
 
 long fs_process_id(void)
@@ -130,4 +132,102 @@ int fs_write_all(int fd, const void *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int fs_durable_create(struct fs_durable_file *f, const char *path)
+{
+	int fd;
+
+	f->fd = -1;
+	f->path = NULL;
+	f->synced = false;
+	do
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	f->fd = fd;
+	f->path = xstrdup(path);
+	return 0;
+}
+
+int fs_durable_sync(struct fs_durable_file *f, int write_error)
+{
+	if (f->synced)
+		return 0;
+	if (f->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (write_error) {
+		fs_durable_discard(f, "fsutil");
+		errno = write_error;
+		return -1;
+	}
+	f->synced = true; /* closed from here on: discard unlinks it by name */
+	if (fs_sync_and_close(&f->fd) < 0) {
+		fs_durable_discard(f, "fsutil");
+		return -1;
+	}
+	return 0;
+}
+
+int fs_durable_publish(struct fs_durable_file *f, const char *final_path, bool *renamed)
+{
+	char *dir;
+	int r;
+
+	if (renamed)
+		*renamed = false;
+	if (fs_durable_sync(f, 0) < 0)
+		return -1;
+	if (final_path && rename(f->path, final_path) < 0)
+		return -1;
+	f->synced = false; /* published: nothing left to discard */
+	if (renamed)
+		*renamed = final_path != NULL;
+	dir = fs_parent_directory(final_path ? final_path : f->path);
+	r = fs_fsync_directory(dir);
+	free(dir);
+	return r;
+}
+
+void fs_durable_discard(struct fs_durable_file *f, const char *module)
+{
+	int saved = errno;
+	bool staged = f->fd >= 0 || f->synced;
+
+	if (f->fd >= 0) {
+		close(f->fd);
+		f->fd = -1;
+	}
+	f->synced = false;
+	if (staged && f->path && unlink(f->path) < 0 && errno != ENOENT)
+		log_warn(module, "event=tmp_unlink_failed file=%s error=\"%s\"", f->path,
+			strerror(errno));
+	errno = saved;
+}
+
+void fs_durable_free(struct fs_durable_file *f, const char *module)
+{
+	fs_durable_discard(f, module);
+	free(f->path);
+	f->path = NULL;
+}
+
+int fs_durable_write_file(const char *tmp_path, const char *final_path, const void *data,
+	size_t len, bool *renamed)
+{
+	struct fs_durable_file f;
+	int r;
+
+	if (renamed)
+		*renamed = false;
+	if (fs_durable_create(&f, tmp_path) < 0)
+		return -1;
+	r = fs_write_all(f.fd, data, len);
+	if (r == 0)
+		r = fs_durable_publish(&f, final_path, renamed);
+	fs_durable_free(&f, "fsutil");
+	return r;
 }

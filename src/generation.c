@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "alloc.h"
 #include "mail/dkim.h"
 #include "tls.h"
 

@@ -1,4 +1,4 @@
-/* log.c: key=value event lines on stderr, and the never-failing allocators. */
+/* log.c: key=value event lines on stderr. */
 #include "log.h"
 
 #include <errno.h>
@@ -152,45 +152,4 @@ void fatal(const char *fmt, ...)
 	log_vmsg(LOG_LEVEL_ERROR, "fatal", fmt, ap);
 	va_end(ap);
 	exit(1);
-}
-
-void *xmalloc(size_t size)
-{
-	void *p = malloc(size ? size : 1);
-
-	if (!p)
-		fatal("event=out_of_memory size=%zu", size);
-	return p;
-}
-
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		fatal("event=out_of_memory size=%zu", n * size);
-	return p;
-}
-
-void *xrealloc(void *p, size_t size)
-{
-	void *q = realloc(p, size ? size : 1);
-
-	if (!q)
-		fatal("event=out_of_memory size=%zu", size);
-	return q;
-}
-
-char *xstrdup(const char *s)
-{
-	return xstrndup(s, strlen(s));
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
 }

@@ -46,11 +46,4 @@ struct log_rate_limit {
  * events held back before it (to be logged as a summary first, 0 if none); otherwise 0. */
 bool log_rate_limit_allow(struct log_rate_limit *limit, time_t now, unsigned long *suppressed);
 
-/* Allocation that never returns NULL (fatal on failure). */
-void *xmalloc(size_t size);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
-
 #endif

@@ -11,7 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "alloc.h"
 
 /* The alphabet of crypt(3) salts and hashes ("./0-9A-Za-z", bcrypt's in another order). */
 static bool is_crypt_char(char c)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "measured_lock.h"
 
@@ -152,4 +153,15 @@ void throttle_success(struct throttle *t, const char *ip)
 struct measured_lock *throttle_lock(struct throttle *t)
 {
 	return &t->lock;
+}
+
+size_t throttle_entries(struct throttle *t)
+{
+	size_t n = 0;
+
+	measured_lock_acquire(&t->lock);
+	for (size_t i = 0; i < THROTTLE_MAX_ENTRIES; i++)
+		n += t->records[i].ip[0] != '\0';
+	measured_lock_release(&t->lock);
+	return n;
 }

@@ -11,6 +11,7 @@
 #include "bounds.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 struct throttle;
@@ -27,5 +28,7 @@ unsigned throttle_failure(struct throttle *t, const char *ip, time_t now, bool *
 void throttle_success(struct throttle *t, const char *ip);
 /* The lock every call takes, for its counters (measured_lock.h). */
 struct measured_lock *throttle_lock(struct throttle *t);
+/* How many addresses have a record now (at most THROTTLE_MAX_ENTRIES): for tests. */
+size_t throttle_entries(struct throttle *t);
 
 #endif

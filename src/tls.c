@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "bounds.h"
 #include "log.h"
 

@@ -21,6 +21,7 @@
 
 #include <opendkim/dkim.h>
 
+#include "alloc.h"
 #include "log.h"
 
 /* RFC 8301 3.2: signers MUST use RSA keys of at least 1024 bits and SHOULD use 2048. */

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,8 +14,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "alloc.h"
 #include "fsutil.h"
-#include "log.h"
+#include "mail/base64.h"
 #include "mail/dkim.h"
 
 /* RFC 1035 3.3.14: a TXT record is a sequence of character-strings of at most 255 octets each;
@@ -30,7 +30,7 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 	static const char prefix[] = "v=DKIM1; k=rsa; p=";
 	char detail[256];
 	unsigned char *der = NULL;
-	char *record;
+	struct strbuf record;
 	int der_len;
 
 	der_len = i2d_PUBKEY(pkey, &der);
@@ -39,43 +39,25 @@ static char *dkim_key_record(EVP_PKEY *pkey, char *err, size_t errsz)
 			dkim_openssl_error(detail, sizeof(detail)));
 		return NULL;
 	}
-	record = xmalloc(strlen(prefix) + 4 * (((size_t)der_len + 2) / 3) + 1);
-	memcpy(record, prefix, strlen(prefix));
-	EVP_EncodeBlock((unsigned char *)record + strlen(prefix), der, der_len);
+	strbuf_init(&record);
+	strbuf_append_str(&record, prefix);
+	base64_encode(&record, der, (size_t)der_len);
 	OPENSSL_free(der);
-	return record;
+	return record.data;
 }
 
-
-/* Makes the new directory entry durable: POSIX leaves it in the cache until the directory
- * itself is fsync'd. */
-static int fsync_parent_directory(const char *path)
-{
-	char *copy = xstrdup(path);
-	int fd, ret, saved;
-
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return ret;
-}
 
 /* Creates key_path (never replacing anything) and stores the PEM there durably; returns 0 or
  * -1 with err set and no file left behind. */
 static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path, char *err,
 	size_t errsz)
 {
-	int fd;
+	struct fs_durable_file key;
 
-	/* O_EXCL: an existing key may be the one published in DNS; overwriting it would break
-	 * every signature until the new record propagates. O_EXCL also refuses symlinks. */
-	fd = open(key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
+	/* Created in place, exclusively: an existing key may be the one published in DNS;
+	 * overwriting it would break every signature until the new record propagates.
+	 * fs_durable_create also refuses symlinks. */
+	if (fs_durable_create(&key, key_path) < 0) {
 		if (errno == EEXIST)
 			dkim_error_set(err, errsz, "%s already exists; refusing to overwrite "
 				"it (remove it first if it is really unused, or choose another "
@@ -86,24 +68,22 @@ static int dkim_key_write(const char *pem, size_t pem_len, const char *key_path,
 		return -1;
 	}
 	/* The umask may only narrow 0600; fchmod makes it exactly owner read/write. */
-	if (fchmod(fd, 0600) != 0 || fs_write_all(fd, pem, pem_len) != 0 || fsync(fd) != 0) {
+	if (fchmod(key.fd, 0600) != 0 || fs_write_all(key.fd, pem, pem_len) != 0 ||
+	    fs_durable_sync(&key, 0) != 0) {
 		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
-		close(fd);
-		goto fail;
+		fs_durable_free(&key, "dkim");
+		return -1;
 	}
-	if (close(fd) != 0) {
-		dkim_error_set(err, errsz, "cannot write %s: %s", key_path, strerror(errno));
-		goto fail;
-	}
-	if (fsync_parent_directory(key_path) != 0) {
+	/* Published under the name it was written to: only its directory entry is made durable. */
+	if (fs_durable_publish(&key, NULL, NULL) != 0) {
 		dkim_error_set(err, errsz, "cannot make %s durable (fsync of its directory): %s",
 			key_path, strerror(errno));
-		goto fail;
+		unlink(key_path);
+		fs_durable_free(&key, "dkim");
+		return -1;
 	}
+	fs_durable_free(&key, "dkim");
 	return 0;
-fail:
-	unlink(key_path);
-	return -1;
 }
 
 /* The zone-file line for the key record and a hint for the operator. */

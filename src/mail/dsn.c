@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "mail/date.h"
 
 /* RFC 5322 2.1.1: lines SHOULD be at most 78 characters; fields are folded to that. */
 #define FIELD_WIDTH 78
@@ -171,28 +172,12 @@ static void append_wrapped(struct strbuf *out, const char *first_indent, const c
 	append_words(out, first_indent, indent, false, text, TEXT_WIDTH);
 }
 
-/* RFC 5322 3.3 date-time in UTC, spelled out so the C locale is not needed. */
-static void append_date(struct strbuf *out, time_t t)
-{
-	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-		"Aug", "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
-		t = 0;
-		gmtime_r(&t, &tm);
-	}
-	strbuf_appendf(out, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 static char *date_string(time_t t)
 {
 	struct strbuf sb;
 
 	strbuf_init(&sb);
-	append_date(&sb, t);
+	mail_date_append(&sb, t);
 	return sb.data;
 }
 

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "log.h"
+#include "mail/date.h"
 
 static bool is_wsp(char c)
 {
@@ -276,22 +278,6 @@ void mail_headers_append(struct mail_headers *h, const char *name, const char *v
 	strbuf_appendf(&line, "%s: %s%s", name, value, h->newline);
 	headers_push(h, line.data, line.len);
 	strbuf_free(&line);
-}
-
-void mail_date_format(time_t when, char out[MAIL_DATE_MAX])
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-		"Aug", "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm;
-
-	/* Names written by hand: strftime's %a and %b follow the locale, RFC 5322 3.3 does not. */
-	if (!gmtime_r(&when, &tm) || tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
-	    tm.tm_mon > 11)
-		fatal("event=bad_time");
-	snprintf(out, MAIL_DATE_MAX, "%s, %d %s %04lld %02d:%02d:%02d +0000", days[tm.tm_wday],
-		tm.tm_mday, months[tm.tm_mon], (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		tm.tm_sec);
 }
 
 unsigned mail_headers_ensure_date_and_message_id(struct mail_headers *h, time_t now,

@@ -27,10 +27,6 @@
 
 #include "strbuf.h"
 
-/* "Date: " value written by mail_date_format(): "Fri, 13 Feb 2026 10:00:00 +0000" is 31
- * octets (RFC 5322 3.3); room for a five-digit year and the NUL. */
-#define MAIL_DATE_MAX 40
-
 /* Returned by mail_headers_index() when no field has the name. */
 #define MAIL_HEADERS_NOT_FOUND SIZE_MAX
 
@@ -97,10 +93,6 @@ void mail_headers_remove(struct mail_headers *h, size_t index);
  * value is one line: fatal if it holds CR or LF. The field before it gets a line end if the
  * message ended in the middle of it. */
 void mail_headers_append(struct mail_headers *h, const char *name, const char *value);
-
-/* Writes the RFC 5322 3.3 date-time of when (UTC, "+0000") into out, e.g.
- * "Fri, 13 Feb 2026 10:00:00 +0000", independent of the locale. */
-void mail_date_format(time_t when, char out[MAIL_DATE_MAX]);
 
 #define MAIL_ADDED_DATE 1u
 #define MAIL_ADDED_MESSAGE_ID 2u

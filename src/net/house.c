@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "bounds.h"
 #include "generation.h"
 #include "log.h"

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "generation.h"
 #include "inbox.h"
 #include "log.h"

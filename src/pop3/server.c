@@ -10,17 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bounds.h"
 #include "generation.h"
 #include "log.h"
 #include "net/conn.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "store/maildrop.h"
 #include "strbuf.h"
 
-/* Octets of a message file read at a time for RETR/TOP. */
+/* Octets of a message file read at a time for RETR/TOP, and of a listing made at a time. */
 #define RETR_READ_CHUNK (16 * 1024)
+#define LISTING_CHUNK (16 * 1024)
 
 struct pop3_conn {
 	struct net_conn *conn;
@@ -32,7 +34,6 @@ struct pop3_conn {
 	bool commit_ok;
 	int retr_fd;           /* message file being sent, -1 when none */
 	uint64_t retr_left;    /* octets of it not read yet, as listed (0: unknown) */
-	size_t reply_start;    /* where the reply to the line being handled begins in out */
 	struct dotstuff stuff;
 	bool after_stls;       /* the handshake follows STLS (not implicit TLS) */
 	time_t connected_at;
@@ -106,10 +107,11 @@ static void commit_work(void *glue)
 {
 	struct pop3_conn *p = glue;
 
-	for (size_t i = 0; i < p->md.count; i++)
-		if (p->md.messages[i].deleted)
-			p->deleted++;
-	p->commit_ok = maildrop_commit_deletions(&p->md) == 0;
+	size_t count;
+	const size_t *indexes = pop3_session_deletions(p->session, &count);
+
+	p->deleted = (unsigned)count;
+	p->commit_ok = maildrop_commit_deletions(&p->md, indexes, count) == 0;
 }
 
 /* The deletions are durable whether or not the client is still there to hear it. */
@@ -156,37 +158,47 @@ static bool retrieve_more(struct net_conn *conn, void *glue)
 	return false;
 }
 
+/* RETR/TOP: "+OK" only once the file is open (RFC 1939 5: else -ERR, and the session's DELEs
+ * stand). The "+OK" then goes out with the first part of the message, one TLS record and one
+ * write(2) for a small message instead of two. */
 static void start_retrieve(struct pop3_conn *p)
 {
 	const struct maildrop_message *m = pop3_session_retrieve_message(p->session);
 
-	/* The file is opened while the "+OK" is still in out: once that is sent, a failure can
-	 * only be told by closing without the terminator (RFC 1939 3), which loses the
-	 * session's DELEs. Before, the "+OK" can still become a -ERR (RFC 1939 5, RETR/TOP). */
 	p->retr_fd = maildrop_message_open(&p->md, m);
 	if (p->retr_fd < 0) {
+		int error = errno;
 		log_warn("pop3", "event=retrieve_unavailable client=%s uidl=%s error=\"%s\"",
-			net_conn_ip(p->conn), m->uidl, strerror(errno));
-		if (p->reply_start > p->out.len)
-			fatal("event=pop3_reply_start_beyond_output");
-		p->out.len = p->reply_start; /* takes the "+OK" back */
-		if (p->out.data)
-			p->out.data[p->out.len] = '\0';
-		handle_action(p, pop3_session_retrieve_unavailable(p->session, &p->out));
+			net_conn_ip(p->conn), m->uidl, strerror(error));
+		handle_action(p, pop3_session_retrieve_failed(p->session, error, &p->out));
 		return;
 	}
+	pop3_session_retrieve_opened(p->session, &p->out);
 	dotstuff_init(&p->stuff, pop3_session_retrieve_lines(p->session));
 	p->retr_left = m->file_size;
-	/* No flush here: the "+OK" goes out with the first part of the message, one TLS
-	 * record and one write(2) for a small message instead of two. */
 	net_conn_produce(p->conn, retrieve_more);
+}
+
+/* LIST/UIDL without argument (net_conn_produce): a maildrop at the message limit is listed as
+ * the client reads, not built whole in memory. */
+static bool listing_more(struct net_conn *conn, void *glue)
+{
+	struct pop3_conn *p = glue;
+	enum pop3_action action = pop3_session_listing_more(p->session, &p->out, LISTING_CHUNK);
+
+	(void)conn;
+	flush_out(p);
+	if (action == POP3_ACTION_LISTING)
+		return true;
+	handle_action(p, action);
+	return false;
 }
 
 /* ---- command lines ---- */
 
 static void handle_action(struct pop3_conn *p, enum pop3_action action)
 {
-	if (action != POP3_ACTION_RETRIEVE)
+	if (action != POP3_ACTION_LISTING) /* its "+OK" goes out with the first lines */
 		flush_out(p);
 	switch (action) {
 	case POP3_ACTION_NONE:
@@ -209,6 +221,9 @@ static void handle_action(struct pop3_conn *p, enum pop3_action action)
 	case POP3_ACTION_RETRIEVE:
 		start_retrieve(p);
 		break;
+	case POP3_ACTION_LISTING:
+		net_conn_produce(p->conn, listing_more);
+		break;
 	case POP3_ACTION_COMMIT:
 		net_conn_job(p->conn, commit_work, commit_done);
 		break;
@@ -224,7 +239,6 @@ static void pop3_process(struct pop3_conn *p)
 		enum net_line_result got = net_conn_read_line(p->conn, line, &len);
 		if (got == NET_LINE_NONE)
 			break;
-		p->reply_start = p->out.len;
 		handle_action(p, got == NET_LINE_OK ?
 			pop3_session_feed_line(p->session, line, len, &p->out) :
 			pop3_session_line_too_long(p->session, &p->out));

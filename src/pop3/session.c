@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "bounds.h"
 #include "log.h"
@@ -22,6 +23,7 @@ enum pop3_pending {
 	POP3_PENDING_PASSWORD,
 	POP3_PENDING_MAILDROP,
 	POP3_PENDING_RETRIEVE,
+	POP3_PENDING_LISTING,
 	POP3_PENDING_COMMIT,
 };
 
@@ -53,10 +55,18 @@ struct pop3_session {
 	/* TRANSACTION */
 	const struct server_config *server; /* authenticated */
 	struct maildrop *md;                /* borrowed from the glue */
+	/* RFC 1939 5: DELE only marks; the marks are ours, one bit per listed message, and the
+	 * store sees them only as the list handed over at UPDATE. */
+	uint64_t *deleted;
+	size_t *deletions;                  /* that list, made at QUIT */
+	size_t deletion_count;
 	size_t live_count;                  /* messages not marked deleted, and their octets */
 	uint64_t live_octets;
 	size_t retrieve_index;
 	long retrieve_lines;
+	bool retrieve_opened;               /* the "+OK" of the RETR/TOP being sent is out */
+	size_t listing_next;                /* LIST/UIDL being written: the next index */
+	bool listing_uidl;
 };
 
 struct pop3_args {
@@ -146,12 +156,27 @@ static bool pop3_login_allowed(const struct pop3_session *s)
 	return s->tls_active || !s->stls_offered;
 }
 
+static bool pop3_is_deleted(const struct pop3_session *s, size_t index)
+{
+	return (s->deleted[index / 64] >> (index % 64)) & 1;
+}
+
+static void pop3_mark_deleted(struct pop3_session *s, size_t index)
+{
+	s->deleted[index / 64] |= UINT64_C(1) << (index % 64);
+}
+
+static size_t pop3_deleted_words(const struct pop3_session *s)
+{
+	return (s->md->count + 63) / 64;
+}
+
 static void pop3_count_live(struct pop3_session *s)
 {
 	s->live_count = 0;
 	s->live_octets = 0;
 	for (size_t i = 0; i < s->md->count; i++) {
-		if (s->md->messages[i].deleted)
+		if (pop3_is_deleted(s, i))
 			continue;
 		s->live_count++;
 		s->live_octets += s->md->messages[i].size;
@@ -194,7 +219,7 @@ static enum pop3_action pop3_find_message(struct pop3_session *s, const char *ar
 	if (number == 0 || number > s->md->count)
 		return pop3_reply_err(s, out, "no such message, only %zu messages in maildrop",
 			s->md->count);
-	if (s->md->messages[number - 1].deleted)
+	if (pop3_is_deleted(s, number - 1))
 		return pop3_reply_err(s, out, "message %" PRIu64 " already deleted", number);
 	*msg = &s->md->messages[number - 1];
 	return POP3_ACTION_NONE;
@@ -345,7 +370,9 @@ static enum pop3_action pop3_cmd_stat(struct pop3_session *s, const struct pop3_
 }
 
 /* LIST and UIDL: one message with an argument, else a multi-line listing of the messages not
- * deleted (RFC 1939 5), built in a single pass: linear in the number of messages. */
+ * deleted (RFC 1939 5). The listing is not built here: its "+OK" goes out at once and its
+ * lines are written by pop3_session_listing_more() as the glue's output drains (Dovecot's
+ * way), so a maildrop of POP3_MAX_MESSAGES never sits in memory as one reply. */
 static enum pop3_action pop3_listing(struct pop3_session *s, const struct pop3_args *args,
 	struct strbuf *out, bool uidl)
 {
@@ -368,17 +395,10 @@ static enum pop3_action pop3_listing(struct pop3_session *s, const struct pop3_a
 	else
 		pop3_reply_ok(s, out, "%zu messages (%" PRIu64 " octets)", s->live_count,
 			s->live_octets);
-	for (size_t i = 0; i < s->md->count; i++) {
-		msg = &s->md->messages[i];
-		if (msg->deleted)
-			continue;
-		if (uidl)
-			strbuf_appendf(out, "%zu %s\r\n", i + 1, msg->uidl);
-		else
-			strbuf_appendf(out, "%zu %" PRIu64 "\r\n", i + 1, msg->size);
-	}
-	strbuf_append(out, ".\r\n", 3);
-	return POP3_ACTION_NONE;
+	s->listing_next = 0;
+	s->listing_uidl = uidl;
+	s->pending = POP3_PENDING_LISTING;
+	return POP3_ACTION_LISTING;
 }
 
 static enum pop3_action pop3_cmd_list(struct pop3_session *s, const struct pop3_args *args,
@@ -398,6 +418,7 @@ static enum pop3_action pop3_start_retrieve(struct pop3_session *s,
 {
 	s->retrieve_index = pop3_message_number(s, msg) - 1;
 	s->retrieve_lines = lines;
+	s->retrieve_opened = false;
 	s->pending = POP3_PENDING_RETRIEVE;
 	return POP3_ACTION_RETRIEVE;
 }
@@ -411,7 +432,7 @@ static enum pop3_action pop3_cmd_retr(struct pop3_session *s, const struct pop3_
 	action = pop3_find_message(s, args->value[0], args->len[0], out, &msg);
 	if (!msg)
 		return action;
-	pop3_reply_ok(s, out, "%" PRIu64 " octets", msg->size);
+	/* No "+OK" yet: it is written once the glue has the file open (retrieve_opened). */
 	return pop3_start_retrieve(s, msg, -1);
 }
 
@@ -429,7 +450,6 @@ static enum pop3_action pop3_cmd_top(struct pop3_session *s, const struct pop3_a
 	 * Any count above INT32_MAX would mean "all" anyway, and fits a long everywhere. */
 	if (!pop3_parse_number(args->value[1], args->len[1], INT32_MAX, &lines))
 		return pop3_reply_err(s, out, "invalid number of lines");
-	pop3_reply_ok(s, out, "top of message follows");
 	return pop3_start_retrieve(s, msg, (long)lines);
 }
 
@@ -443,7 +463,7 @@ static enum pop3_action pop3_cmd_dele(struct pop3_session *s, const struct pop3_
 	if (!msg)
 		return action;
 	/* RFC 1939 5: only marked now; removed in UPDATE, after QUIT. */
-	msg->deleted = true;
+	pop3_mark_deleted(s, pop3_message_number(s, msg) - 1);
 	s->live_count--;
 	s->live_octets -= msg->size;
 	pop3_reply_ok(s, out, "message %zu deleted", pop3_message_number(s, msg));
@@ -463,8 +483,7 @@ static enum pop3_action pop3_cmd_rset(struct pop3_session *s, const struct pop3_
 	struct strbuf *out)
 {
 	(void)args;
-	for (size_t i = 0; i < s->md->count; i++)
-		s->md->messages[i].deleted = false;
+	memset(s->deleted, 0, pop3_deleted_words(s) * sizeof(*s->deleted));
 	pop3_count_live(s);
 	pop3_reply_ok(s, out, "maildrop has %zu messages (%" PRIu64 " octets)", s->live_count,
 		s->live_octets);
@@ -477,6 +496,10 @@ static enum pop3_action pop3_cmd_quit(struct pop3_session *s, const struct pop3_
 	(void)args;
 	if (s->state == POP3_STATE_TRANSACTION) {
 		/* RFC 1939 6: QUIT in TRANSACTION enters UPDATE; the reply waits for removal. */
+		s->deletions = xcalloc(s->md->count - s->live_count + 1, sizeof(*s->deletions));
+		for (size_t i = 0; i < s->md->count; i++)
+			if (pop3_is_deleted(s, i))
+				s->deletions[s->deletion_count++] = i;
 		s->state = POP3_STATE_UPDATE;
 		s->pending = POP3_PENDING_COMMIT;
 		return POP3_ACTION_COMMIT;
@@ -622,6 +645,8 @@ void pop3_session_free(struct pop3_session *s)
 		return;
 	pop3_wipe_password(s);
 	free(s->implementation);
+	free(s->deleted);
+	free(s->deletions);
 	free(s);
 }
 
@@ -741,6 +766,7 @@ enum pop3_action pop3_session_maildrop_opened(struct pop3_session *s,
 		if (!md)
 			fatal("event=pop3_glue_bug call=maildrop_opened md=NULL");
 		s->md = md;
+		s->deleted = xcalloc(pop3_deleted_words(s) + 1, sizeof(*s->deleted));
 		pop3_count_live(s);
 		s->state = POP3_STATE_TRANSACTION;
 		pop3_reply_ok(s, out, "maildrop has %zu messages (%" PRIu64 " octets)",
@@ -772,9 +798,42 @@ long pop3_session_retrieve_lines(const struct pop3_session *s)
 	return s->retrieve_lines;
 }
 
+static void pop3_expect_retrieve(const struct pop3_session *s, bool opened, const char *call)
+{
+	if (s->pending != POP3_PENDING_RETRIEVE || s->retrieve_opened != opened)
+		fatal("event=pop3_glue_bug call=%s pending=%d opened=%d", call, (int)s->pending,
+			(int)s->retrieve_opened);
+}
+
+void pop3_session_retrieve_opened(struct pop3_session *s, struct strbuf *out)
+{
+	const struct maildrop_message *msg = &s->md->messages[s->retrieve_index];
+
+	pop3_expect_retrieve(s, false, "retrieve_opened");
+	s->retrieve_opened = true;
+	if (s->retrieve_lines < 0)
+		pop3_reply_ok(s, out, "%" PRIu64 " octets", msg->size);
+	else
+		pop3_reply_ok(s, out, "top of message follows");
+}
+
+enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
+	struct strbuf *out)
+{
+	(void)error; /* ENOENT (another reader removed it) or any other: the same to the client */
+	pop3_expect_retrieve(s, false, "retrieve_failed");
+	s->pending = POP3_PENDING_NONE;
+	/* RFC 1939 5 (RETR, TOP): -ERR when the message cannot be sent. Nothing of it went out,
+	 * so the session, and the DELEs already given in it, go on; another reader removed the
+	 * file, which RFC 3206 4 calls a temporary condition of the server's. */
+	return pop3_reply_err(s, out, "[SYS/TEMP] message unavailable");
+}
+
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok)
 {
-	pop3_expect_pending(s, POP3_PENDING_RETRIEVE, "retrieve_done");
+	pop3_expect_retrieve(s, true, "retrieve_done");
+	s->pending = POP3_PENDING_NONE;
+	s->retrieve_opened = false;
 	if (ok)
 		return POP3_ACTION_NONE;
 	/* The "+OK" is out and the message is not whole: only closing tells the client. */
@@ -782,13 +841,31 @@ enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok)
 	return POP3_ACTION_CLOSE;
 }
 
-enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out)
+enum pop3_action pop3_session_listing_more(struct pop3_session *s, struct strbuf *out,
+	size_t budget)
 {
-	pop3_expect_pending(s, POP3_PENDING_RETRIEVE, "retrieve_unavailable");
-	/* RFC 1939 5 (RETR, TOP): -ERR when the message cannot be sent. Nothing of it went out,
-	 * so the session, and the DELEs already given in it, go on; another reader removed the
-	 * file, which RFC 3206 4 calls a temporary condition of the server's. */
-	return pop3_reply_err(s, out, "[SYS/TEMP] message unavailable");
+	size_t start = out->len;
+
+	if (s->pending != POP3_PENDING_LISTING)
+		fatal("event=pop3_glue_bug call=listing_more pending=%d", (int)s->pending);
+	/* Whole lines while under budget, and at least one, so every call makes progress. */
+	while (s->listing_next < s->md->count &&
+		(out->len == start || out->len - start < budget)) {
+		size_t i = s->listing_next++;
+		const struct maildrop_message *msg = &s->md->messages[i];
+
+		if (pop3_is_deleted(s, i))
+			continue;
+		if (s->listing_uidl)
+			strbuf_appendf(out, "%zu %s\r\n", i + 1, msg->uidl);
+		else
+			strbuf_appendf(out, "%zu %" PRIu64 "\r\n", i + 1, msg->size);
+	}
+	if (s->listing_next < s->md->count)
+		return POP3_ACTION_LISTING;
+	strbuf_append(out, ".\r\n", 3);
+	s->pending = POP3_PENDING_NONE;
+	return POP3_ACTION_NONE;
 }
 
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out)
@@ -804,6 +881,12 @@ enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struc
 	}
 	s->state = POP3_STATE_CLOSED;
 	return POP3_ACTION_CLOSE;
+}
+
+const size_t *pop3_session_deletions(const struct pop3_session *s, size_t *count)
+{
+	*count = s->deletion_count;
+	return s->deletions;
 }
 
 enum pop3_state pop3_session_state(const struct pop3_session *s)

@@ -31,26 +31,37 @@
  *                         status = maildrop_open(md, pop3_session_maildrop_path(s)); then on the
  *                         loop: action = pop3_session_maildrop_opened(s, status,
  *                         status == MAILDROP_OPEN_OK ? md : NULL, out).
- *   POP3_ACTION_RETRIEVE  RETR/TOP: the "+OK" line is in out, the last line appended. Open
- *                         the file (maildrop_message_open(md, pop3_session_retrieve_message(s)))
- *                         BEFORE flushing out. If it cannot be opened (removed meanwhile), take
- *                         that "+OK" line back out of out and call
- *                         action = pop3_session_retrieve_unavailable(s, out): a -ERR, and the
- *                         session goes on. Otherwise stream the file through a dotstuff filter
- *                         (pop3/dotstuff.h) initialised with pop3_session_retrieve_lines(s),
- *                         finish it (it writes the final ".\r\n"), then call
- *                         action = pop3_session_retrieve_done(s, true). If a read fails once
- *                         the "+OK" is out, call pop3_session_retrieve_done(s, false): it returns
- *                         CLOSE, and the glue closes WITHOUT sending the terminator so the client
- *                         cannot take a partial message for a whole one.
+ *   POP3_ACTION_RETRIEVE  RETR/TOP: nothing is in out yet. Open the file
+ *                         (maildrop_message_open(md, pop3_session_retrieve_message(s))). If it
+ *                         cannot be opened (removed meanwhile), call
+ *                         action = pop3_session_retrieve_failed(s, errno, out): a -ERR, and the
+ *                         session goes on. Otherwise call pop3_session_retrieve_opened(s, out),
+ *                         which writes the "+OK" line, then stream the file through a dotstuff
+ *                         filter (mail/dotstuff.h) initialised with
+ *                         pop3_session_retrieve_lines(s), finish it (it writes the final
+ *                         ".\r\n"), then call action = pop3_session_retrieve_done(s, true). If a
+ *                         read fails once the "+OK" is out, call
+ *                         pop3_session_retrieve_done(s, false): it returns CLOSE, and the glue
+ *                         closes WITHOUT sending the terminator so the client cannot take a
+ *                         partial message for a whole one.
+ *   POP3_ACTION_LISTING   LIST or UIDL without argument: the "+OK" line is in out, the listing
+ *                         follows in parts. Whenever the output has drained below a low-water
+ *                         mark, call action = pop3_session_listing_more(s, out, budget): it
+ *                         appends whole lines, about budget octets (at most budget - 1 +
+ *                         POP3_LISTING_LINE_MAX, and at least one line), and returns LISTING
+ *                         while more remains, NONE once it has written the final ".\r\n".
+ *                         Memory for the reply stays bounded by the budget whatever the count.
  *   POP3_ACTION_COMMIT    QUIT in TRANSACTION: the session is in UPDATE (RFC 1939 6). In a
- *                         worker: ok = maildrop_commit_deletions(md) == 0; then on the loop
+ *                         worker: indexes = pop3_session_deletions(s, &n);
+ *                         ok = maildrop_commit_deletions(md, indexes, n) == 0; then on the loop
  *                         pop3_session_commit_done(s, ok, out) writes the final reply and
  *                         returns CLOSE.
  *
- * The maildrop: on MAILDROP_OPEN_OK the session borrows md (reads the listing, sets and clears
- * maildrop_message.deleted) but never closes it, because closing is file I/O. The glue owns it:
- * it calls maildrop_close(md) when the connection ends, whatever the reason. A connection that
+ * The maildrop: on MAILDROP_OPEN_OK the session borrows md (reads its listing, never changes
+ * it) but never closes it, because closing is file I/O. The glue owns it: it calls
+ * maildrop_close(md) when the connection ends, whatever the reason. DELE marks and RSET
+ * clears are the session's own; the store learns them only as the list of
+ * pop3_session_deletions(), handed to it in UPDATE. A connection that
  * ends without QUIT (drop, idle timeout) must not commit: RFC 1939 6 removes messages only in
  * UPDATE, entered by QUIT.
  *
@@ -83,6 +94,7 @@ enum pop3_action {
 	POP3_ACTION_CHECK_PASSWORD,
 	POP3_ACTION_OPEN_MAILDROP,
 	POP3_ACTION_RETRIEVE,
+	POP3_ACTION_LISTING,
 	POP3_ACTION_COMMIT,
 	POP3_ACTION_CLOSE,
 };
@@ -116,6 +128,10 @@ enum pop3_action pop3_session_feed_line(struct pop3_session *s, const char *line
 enum pop3_action pop3_session_line_too_long(struct pop3_session *s, struct strbuf *out);
 
 /* ---- completing actions ---- */
+
+/* The longest line of a LIST or UIDL listing: a message number and an octet count of up to
+ * 20 digits each, or a number and a unique-id (RFC 1939 7), then CRLF. */
+#define POP3_LISTING_LINE_MAX (20 + 1 + (POP3_UIDL_MAX > 20 ? POP3_UIDL_MAX : 20) + 2)
 
 /* After POP3_ACTION_STARTTLS, once the handshake succeeded. RFC 2595 4: what the client said
  * before TLS (a USER name) is forgotten; CAPA now offers USER/SASL and no STLS. No reply. */
@@ -151,13 +167,25 @@ enum pop3_action pop3_session_maildrop_opened(struct pop3_session *s,
 const struct maildrop_message *pop3_session_retrieve_message(const struct pop3_session *s);
 size_t pop3_session_retrieve_index(const struct pop3_session *s);
 long pop3_session_retrieve_lines(const struct pop3_session *s);
-/* ok: the whole response including ".\r\n" was queued; returns NONE. Not ok: returns CLOSE. */
+/* The message file is open: writes "+OK <size> octets" (RETR) or "+OK top of message
+ * follows" (TOP). The streaming that follows ends with retrieve_done. */
+void pop3_session_retrieve_opened(struct pop3_session *s, struct strbuf *out);
+/* Instead of retrieve_opened, when the file could not be opened (error: its errno; ENOENT when
+ * another reader removed it): "-ERR [SYS/TEMP] message unavailable" (RFC 1939 5, RFC 3206 4).
+ * Returns NONE, or CLOSE after too many errors in a row. */
+enum pop3_action pop3_session_retrieve_failed(struct pop3_session *s, int error,
+	struct strbuf *out);
+/* After retrieve_opened. ok: the whole response including ".\r\n" was queued; returns NONE.
+ * Not ok: returns CLOSE. */
 enum pop3_action pop3_session_retrieve_done(struct pop3_session *s, bool ok);
-/* Instead of retrieve_done, when the file could not be opened and the glue removed the "+OK"
- * from out: "-ERR [SYS/TEMP] message unavailable" (RFC 1939 5, RFC 3206 4). Returns NONE, or
- * CLOSE after too many errors in a row. */
-enum pop3_action pop3_session_retrieve_unavailable(struct pop3_session *s, struct strbuf *out);
 
+/* After POP3_ACTION_LISTING: more lines of the listing, see above. */
+enum pop3_action pop3_session_listing_more(struct pop3_session *s, struct strbuf *out,
+	size_t budget);
+
+/* After POP3_ACTION_COMMIT (from a worker too: the session does not change meanwhile): the
+ * 0-based listing indexes of the messages marked deleted, ascending; *count of them. */
+const size_t *pop3_session_deletions(const struct pop3_session *s, size_t *count);
 /* After POP3_ACTION_COMMIT: "+OK ... signing off" or "-ERR [SYS/TEMP] ..." (RFC 1939 6: some
  * deleted messages not removed). Always returns CLOSE. */
 enum pop3_action pop3_session_commit_done(struct pop3_session *s, bool ok, struct strbuf *out);

@@ -18,10 +18,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bounds.h"
 #include "log.h"
+#include "mail/dsn_params.h"
+#include "mail/dotstuff.h"
 #include "net/line.h"
-#include "pop3/dotstuff.h"
 #include "queue/dns.h"
 #include "tls.h"
 
@@ -102,24 +104,6 @@ SSL_CTX *delivery_relay_tls_context_new(const struct config *cfg, char *err, siz
 		return NULL;
 	}
 	return ctx;
-}
-
-/* RFC 3461 4: xtext encoding for ORCPT and ENVID values. */
-static char *xtext_encode(const char *s)
-{
-	struct strbuf sb;
-
-	strbuf_init(&sb);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 33 || c > 126 || c == '+' || c == '=')
-			strbuf_appendf(&sb, "+%02X", c);
-		else
-			strbuf_append(&sb, s, 1);
-	}
-	if (!sb.data)
-		strbuf_append(&sb, "", 0);
-	return sb.data;
 }
 
 static void delivery_finish(struct delivery *d)
@@ -418,22 +402,14 @@ static bool connect_current(struct delivery *d)
 		d->client_rcpts[n] = r->address;
 		d->client_notify[n] = r->notify;
 		if (r->orcpt) {
-			/* ORCPT keeps its addr-type; only the address part is xtext. */
-			const char *semi = strchr(r->orcpt, ';');
-			char *encoded = xtext_encode(semi ? semi + 1 : r->orcpt);
-			struct strbuf sb;
-			strbuf_init(&sb);
-			strbuf_append(&sb, r->orcpt, semi ? (size_t)(semi - r->orcpt + 1) : 0);
-			strbuf_append_str(&sb, encoded);
-			free(encoded);
-			d->encoded_orcpt[i] = sb.data;
-			d->client_orcpt[n] = sb.data;
+			d->encoded_orcpt[i] = dsn_orcpt_encode(r->orcpt);
+			d->client_orcpt[n] = d->encoded_orcpt[i];
 		}
 		n++;
 	}
 	if (n == 0)
 		return false;
-	d->encoded_envid = d->req.envid ? xtext_encode(d->req.envid) : NULL;
+	d->encoded_envid = d->req.envid ? dsn_xtext_encode(d->req.envid) : NULL;
 	bool relay = cfg->outbound_relay_host != NULL;
 	/* Credentials only ever go over TLS, and a certificate we were told to check is
 	 * checked: then TLS is required. */

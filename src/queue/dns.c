@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "alloc.h"
 
 struct dns_watch {
 	struct dns_watch *next;

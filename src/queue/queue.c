@@ -21,14 +21,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bounds.h"
+#include "fsutil.h"
 #include "inbox.h"
 #include "log.h"
 #include "mail/dsn.h"
+#include "mail/dsn_params.h"
+#include "mail/trace.h"
 #include "queue/delivery.h"
 #include "queue/dns.h"
 #include "queue/spool.h"
-#include "smtp/trace.h"
 #include "store/maildrop.h"
 #include "worker.h"
 
@@ -75,27 +78,6 @@ static const char *domain_of(const char *address)
 	const char *at = strrchr(address, '@');
 
 	return at ? at + 1 : "";
-}
-
-/* RFC 3461 4.1 wire form of a recipient's NOTIFY bits, or NULL when absent. */
-static char *notify_word(unsigned notify)
-{
-	struct strbuf sb;
-
-	if (!notify)
-		return NULL;
-	strbuf_init(&sb);
-	if (notify & SPOOL_NOTIFY_NEVER)
-		strbuf_append_str(&sb, "NEVER");
-	if (notify & SPOOL_NOTIFY_SUCCESS)
-		strbuf_append_str(&sb, "SUCCESS,");
-	if (notify & SPOOL_NOTIFY_FAILURE)
-		strbuf_append_str(&sb, "FAILURE,");
-	if (notify & SPOOL_NOTIFY_DELAY)
-		strbuf_append_str(&sb, "DELAY,");
-	if (sb.len && sb.data[sb.len - 1] == ',')
-		sb.data[--sb.len] = '\0';
-	return sb.data;
 }
 
 /* The recipients of the domain being tried. */
@@ -268,7 +250,7 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 			continue;
 		size_t g = item->group_count++;
 		item->group_map[g] = i;
-		item->notify_words[g] = notify_word(r->notify);
+		item->notify_words[g] = dsn_notify_format(r->notify);
 		item->group[g].address = r->address;
 		item->group[g].notify = item->notify_words[g];
 		item->group[g].orcpt = r->orcpt;
@@ -291,7 +273,7 @@ static void run_next_domain(struct queue *q, struct queue_item *item)
 		.message_path = ctx->message_path,
 		.sender = e->sender,
 		.domain = domain,
-		.ret = e->ret == SPOOL_RET_FULL ? "FULL" : e->ret == SPOOL_RET_HDRS ? "HDRS" : NULL,
+		.ret = dsn_ret_name((enum dsn_ret)e->ret),
 		.envid = e->envid,
 		.size = e->size,
 		.body_8bit = e->body_8bit,
@@ -380,7 +362,8 @@ static int deliver_report(struct queue *q, struct spool_entry *e, enum dsn_actio
 	struct maildrop_delivery md;
 	strbuf_init(&out);
 	/* RFC 3461 6.1: a DSN goes out with the null reverse-path. */
-	strbuf_appendf(&out, "Return-Path: <>\r\nDelivered-To: %s\r\n", e->sender);
+	mail_trace_return_path(&out, "");
+	mail_trace_delivered_to(&out, e->sender);
 	if (dsn_compose(&report, &out, boundary) != 0 ||
 	    maildrop_delivery_begin(&md, server->maildrop_path) != 0) {
 		status = -1;
@@ -607,11 +590,10 @@ static void write_pid_file(const struct config *cfg)
 
 	snprintf(path, sizeof(path), "%s/%s", cfg->spool_path, QUEUE_PID_FILE);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", cfg->spool_path, QUEUE_PID_FILE);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (write(fd, pid, (size_t)n) != n || close(fd) != 0 || rename(tmp, path) != 0)
+	/* A leftover tmp file (a crash in between) is not ours to keep. */
+	unlink(tmp);
+	if (fs_durable_write_file(tmp, path, pid, (size_t)n, NULL) != 0)
 		log_warn("queue", "event=pid_file_failed path=%s", path);
 }
 

@@ -10,26 +10,54 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "daemon.h"
 #include "log.h"
 #include "mail/dkim.h"
 #include "mail/headers.h"
 #include "mail/sendas.h"
+#include "mail/trace.h"
 #include "queue/spool.h"
 #include "store/maildrop.h"
 
 #define COPY_CHUNK (64 * 1024)
 
-int submission_begin(struct submission *sub, const struct config *cfg,
-	const struct smtp_tx *tx, struct dkim_signer *signer, time_t now)
+struct submission {
+	/* Copied from the session by submission_begin, on the event loop. */
+	const struct config *cfg;
+	const struct server_config *submitter; /* the authenticated Server */
+	struct dkim_signer *signer;            /* its DKIM key, or NULL */
+	char queue_id[32];
+	char sender[SMTP_PATH_MAX + 1];        /* MAIL FROM (send-as may replace it) */
+	struct smtp_rcpt *rcpts;               /* a copy of the transaction's recipients */
+	size_t rcpt_count;
+	enum smtp_dsn_ret ret;
+	char envid[SMTP_ENVID_MAX + 1];
+	bool body_8bit, smtputf8;
+	struct strbuf received;                /* our "Received:" field for this hop */
+	time_t now;
+
+	/* The message as received. */
+	char *raw_path;
+	int raw_fd;
+	int write_error;
+
+	/* Results of submission_commit. */
+	struct submission_outcome outcome;
+};
+
+struct submission *submission_begin(const struct config *cfg, const struct smtp_tx *tx,
+	struct dkim_signer *signer, const struct strbuf *received, time_t now)
 {
 	char path[4096];
+	int fd;
 
-	memset(sub, 0, sizeof(*sub));
 	snprintf(path, sizeof(path), "%s/tmp/%s.raw", cfg->spool_path, tx->queue_id);
-	sub->raw_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (sub->raw_fd < 0)
-		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	struct submission *sub = xcalloc(1, sizeof(*sub));
+	sub->raw_fd = fd;
 	sub->raw_path = xstrdup(path);
 	sub->cfg = cfg;
 	sub->submitter = tx->submitter;
@@ -44,8 +72,10 @@ int submission_begin(struct submission *sub, const struct config *cfg,
 	sub->body_8bit = tx->body_8bit;
 	sub->smtputf8 = tx->smtputf8;
 	strbuf_init(&sub->received);
+	strbuf_append(&sub->received, received->data, received->len);
 	sub->now = now;
-	return 0;
+	sub->outcome.sender = sub->sender;
+	return sub;
 }
 
 void submission_write(struct submission *sub, const void *data, size_t len)
@@ -65,8 +95,15 @@ void submission_write(struct submission *sub, const void *data, size_t len)
 	}
 }
 
+const struct submission_outcome *submission_outcome(const struct submission *sub)
+{
+	return &sub->outcome;
+}
+
 void submission_free(struct submission *sub)
 {
+	if (!sub)
+		return;
 	if (sub->raw_fd >= 0)
 		close(sub->raw_fd);
 	if (sub->raw_path)
@@ -74,8 +111,7 @@ void submission_free(struct submission *sub)
 	free(sub->raw_path);
 	free(sub->rcpts);
 	strbuf_free(&sub->received);
-	memset(sub, 0, sizeof(*sub));
-	sub->raw_fd = -1;
+	free(sub);
 }
 
 /* Something that receives the final message: a maildrop delivery or the spool message. */
@@ -127,19 +163,19 @@ static int prepare_headers(struct submission *sub, struct strbuf *final_headers,
 
 	if (got < 0) {
 		free(head);
-		sub->result = SUBMIT_TEMPFAIL;
+		sub->outcome.result = SUBMIT_TEMPFAIL;
 		return -1;
 	}
 	if (mail_headers_parse(head, (size_t)got, &h, &header_len) != MAIL_HEADERS_OK) {
 		free(head);
-		sub->result = SUBMIT_REJECTED;
-		sub->reject_reply = "552 5.3.4 Header section too big";
+		sub->outcome.result = SUBMIT_REJECTED;
+		sub->outcome.reject_reply = "552 5.3.4 Header section too big";
 		return -1;
 	}
 	free(head);
 	if (sendas_apply(&h, sub->submitter->domain, new_sender) == SENDAS_APPLIED) {
 		snprintf(sub->sender, sizeof(sub->sender), "%s", new_sender);
-		sub->sendas = true;
+		sub->outcome.sendas = true;
 	}
 	/* RFC 5322 3.6: Date and Message-ID belong in every message; DKIM signs them. */
 	snprintf(token, sizeof(token), "%s.mailpopbox", sub->queue_id);
@@ -178,7 +214,7 @@ static int sign_message(struct submission *sub, struct strbuf *final_headers, of
 	strbuf_free(final_headers);
 	*final_headers = signed_headers;
 	strbuf_free(&signature);
-	sub->signed_dkim = true;
+	sub->outcome.signed_dkim = true;
 	return 0;
 }
 
@@ -212,10 +248,10 @@ static size_t open_sinks(struct submission *sub, const struct strbuf *final_head
 		/* RFC 5321 4.4: Return-Path and Delivered-To belong to final delivery. */
 		struct strbuf trace;
 		strbuf_init(&trace);
-		strbuf_appendf(&trace, "Return-Path: <%s>\r\n", sub->sender);
+		mail_trace_return_path(&trace, sub->sender);
 		for (size_t j = 0; j < sub->rcpt_count; j++)
 			if (sub->rcpts[j].server == server)
-				strbuf_appendf(&trace, "Delivered-To: %s\r\n", sub->rcpts[j].address);
+				mail_trace_delivered_to(&trace, sub->rcpts[j].address);
 		strbuf_append(&trace, sub->received.data, sub->received.len);
 		sink_write(k, trace.data, trace.len);
 		sink_write(k, final_headers->data, final_headers->len);
@@ -299,7 +335,7 @@ static int commit_sinks(struct submission *sub, struct sink *sinks, size_t n)
 		if (commit_spool_entry(sub, spool) < 0)
 			saved = errno;
 		else
-			sub->queued = true;
+			sub->outcome.queued = true;
 	}
 	for (size_t i = 0; i < n && !saved; i++)
 		if (!sinks[i].is_spool && maildrop_delivery_publish(&sinks[i].delivery) < 0)
@@ -314,10 +350,10 @@ static int commit_sinks(struct submission *sub, struct sink *sinks, size_t n)
 		maildrop_delivery_unpublish(&sinks[i].delivery);
 		maildrop_delivery_abort(&sinks[i].delivery);
 	}
-	if (sub->queued && spool_remove(sub->cfg->spool_path, sub->queue_id) < 0)
+	if (sub->outcome.queued && spool_remove(sub->cfg->spool_path, sub->queue_id) < 0)
 		log_error("submit", "event=unqueue_failed id=%s reason=\"%s\"", sub->queue_id,
 			strerror(errno));
-	sub->queued = false;
+	sub->outcome.queued = false;
 	errno = saved;
 	return -1;
 }
@@ -331,17 +367,17 @@ void submission_commit(struct submission *sub)
 	bool failed;
 	int error = 0;
 
-	sub->result = SUBMIT_OK;
+	sub->outcome.result = SUBMIT_OK;
 	if (sub->write_error) {
-		sub->result = SUBMIT_TEMPFAIL;
-		sub->error = sub->write_error;
+		sub->outcome.result = SUBMIT_TEMPFAIL;
+		sub->outcome.error = sub->write_error;
 		log_error("submit", "event=store_failed id=%s reason=\"%s\"", sub->queue_id,
-			strerror(sub->error));
+			strerror(sub->outcome.error));
 		return;
 	}
 	strbuf_init(&final_headers);
 	if (prepare_headers(sub, &final_headers, &body_offset) != 0) {
-		sub->error = errno;
+		sub->outcome.error = errno;
 		strbuf_free(&final_headers);
 		return;
 	}
@@ -358,7 +394,7 @@ void submission_commit(struct submission *sub)
 			continue;
 		}
 		if (!error)
-			sub->local_count++;
+			sub->outcome.local_count++;
 		maildrop_delivery_release(&sinks[i].delivery);
 	}
 	free(sinks);
@@ -366,7 +402,7 @@ void submission_commit(struct submission *sub)
 	if (error) {
 		log_error("submit", "event=store_failed id=%s reason=\"%s\"", sub->queue_id,
 			strerror(error));
-		sub->result = SUBMIT_TEMPFAIL;
-		sub->error = error;
+		sub->outcome.result = SUBMIT_TEMPFAIL;
+		sub->outcome.error = error;
 	}
 }

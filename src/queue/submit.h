@@ -9,6 +9,7 @@
 #define MAILPOPBOX_QUEUE_SUBMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "config.h"
@@ -23,45 +24,33 @@ enum submit_result {
 	SUBMIT_REJECTED, /* 5xx in reject_reply: the message cannot be sent as it is */
 };
 
-struct submission {
-	/* Set by the glue, on the event loop, before submission_commit. */
-	const struct config *cfg;
-	const struct server_config *submitter; /* the authenticated Server */
-	struct dkim_signer *signer;            /* its DKIM key, or NULL */
-	char queue_id[32];
-	char sender[SMTP_PATH_MAX + 1];        /* MAIL FROM (send-as may replace it) */
-	struct smtp_rcpt *rcpts;               /* a copy of the transaction's recipients */
-	size_t rcpt_count;
-	enum smtp_dsn_ret ret;
-	char envid[SMTP_ENVID_MAX + 1];
-	bool body_8bit, smtputf8;
-	struct strbuf received;                /* our "Received:" field for this hop */
-	time_t now;
-
-	/* The message as received. */
-	char *raw_path;
-	int raw_fd;
-	int write_error;
-
-	/* Results of submission_commit. */
+/* What submission_commit() did, for the reply and the log. */
+struct submission_outcome {
 	enum submit_result result;
-	int error;          /* errno of a SUBMIT_TEMPFAIL (ENOSPC: the disk is full) */
-	const char *reject_reply;
-	bool queued;        /* an outbound spool entry was made */
-	bool sendas;        /* send-as changed the sender */
+	int error;                /* errno of a SUBMIT_TEMPFAIL (ENOSPC: the disk is full) */
+	const char *reject_reply; /* the 5xx line of a SUBMIT_REJECTED */
+	const char *sender;       /* the envelope sender as sent (send-as may have replaced it) */
+	bool queued;              /* an outbound spool entry was made: hand it to the scheduler */
+	bool sendas;              /* send-as changed the sender */
 	bool signed_dkim;
-	size_t local_count; /* maildrops written */
+	size_t local_count;       /* maildrops written */
 };
 
-/* Fills the input fields from the session's transaction and opens tmp/ID.raw in SpoolPath.
- * Returns 0, or -1 with errno (sub then holds nothing to free). */
-int submission_begin(struct submission *sub, const struct config *cfg,
-	const struct smtp_tx *tx, struct dkim_signer *signer, time_t now);
+/* One message being submitted; its fields are submit.c's own. */
+struct submission;
+
+/* Copies what it needs of the session's transaction (queue id, sender, recipients, DSN
+ * parameters) and of received (our "Received:" field for this hop), and opens tmp/ID.raw in
+ * SpoolPath for the message as it arrives. Returns the submission, or NULL with errno. */
+struct submission *submission_begin(const struct config *cfg, const struct smtp_tx *tx,
+	struct dkim_signer *signer, const struct strbuf *received, time_t now);
 /* Appends message octets as they arrive (errors are kept for commit). */
 void submission_write(struct submission *sub, const void *data, size_t len);
-/* Blocking. Sets result (and the other result fields). */
+/* Blocking. Fills the outcome. */
 void submission_commit(struct submission *sub);
-/* Removes the raw file and frees everything. */
+/* Valid after submission_commit, until submission_free. */
+const struct submission_outcome *submission_outcome(const struct submission *sub);
+/* Removes the raw file and frees the submission. NULL is allowed. */
 void submission_free(struct submission *sub);
 
 #endif

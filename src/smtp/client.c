@@ -10,7 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "log.h"
+#include "mail/base64.h"
+#include "mail/dsn_params.h"
 
 enum client_state {
 	STATE_GREETING,       /* connected, waiting for the 220 (RFC 5321 3.1) */
@@ -233,58 +236,6 @@ static bool address_usable(const char *a, bool null_ok)
 	return !quoted;
 }
 
-/* RFC 3461 4: xtext = *( xchar / hexchar ), xchar 0x21-0x7E but "+" and "=",
- * hexchar "+" two upper-case hex digits. */
-static bool xtext_valid(const char *s, size_t max)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '+') {
-			for (int k = 1; k <= 2; k++) {
-				char h = s[i + (size_t)k];
-				if (!((h >= '0' && h <= '9') || (h >= 'A' && h <= 'F')))
-					return false;
-			}
-			i += 2;
-		} else if (ch < 0x21 || ch > 0x7e || ch == '=') {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* RFC 3461 4.1: NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY. */
-static bool notify_valid(const char *s)
-{
-	if (strcasecmp(s, "NEVER") == 0)
-		return true;
-	if (*s == '\0')
-		return false;
-	while (*s) {
-		size_t n = strcspn(s, ",");
-		if (!((n == 7 && strncasecmp(s, "SUCCESS", 7) == 0) ||
-		      (n == 7 && strncasecmp(s, "FAILURE", 7) == 0) ||
-		      (n == 5 && strncasecmp(s, "DELAY", 5) == 0)))
-			return false;
-		s += n;
-		if (*s == ',' && *++s == '\0')
-			return false;
-	}
-	return true;
-}
-
-/* RFC 3461 4.2: ORCPT=addr-type ";" xtext, at most 500 characters. */
-static bool orcpt_valid(const char *s)
-{
-	const char *semi = strchr(s, ';');
-
-	return semi && semi != s && semi[1] != '\0' && xtext_valid(s, 500);
-}
-
 /* A DSN parameter value we were given, or NULL when absent or malformed (logged: it is our
  * spool's bug, and sending it would get the whole command refused). */
 static const char *dsn_value(const char *value, bool valid, const char *name)
@@ -307,26 +258,6 @@ static void send_ehlo(struct smtp_client *c, struct strbuf *out)
 	c->state = STATE_EHLO;
 }
 
-static void base64_encode(struct strbuf *out, const unsigned char *in, size_t len)
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char quad[4];
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		quad[0] = alphabet[(v >> 18) & 63];
-		quad[1] = alphabet[(v >> 12) & 63];
-		quad[2] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-		quad[3] = i + 2 < len ? alphabet[v & 63] : '=';
-		strbuf_append(out, quad, 4);
-	}
-}
-
 /* RFC 4954 4 with the RFC 4616 2 message: AUTH PLAIN base64(NUL user NUL password) as an
  * initial response. Returns false (nothing appended) when it would not fit on one line. */
 static bool send_auth_plain(struct smtp_client *c, struct strbuf *out)
@@ -335,7 +266,7 @@ static bool send_auth_plain(struct smtp_client *c, struct strbuf *out)
 	size_t len = ulen + plen + 2;
 	unsigned char *msg;
 
-	if (ulen == 0 || plen == 0 || (len + 2) / 3 * 4 + sizeof("AUTH PLAIN \r\n") > SASL_LINE_MAX)
+	if (ulen == 0 || plen == 0 || base64_encoded_length(len) + sizeof("AUTH PLAIN \r\n") > SASL_LINE_MAX)
 		return false;
 	msg = xmalloc(len);
 	msg[0] = '\0';
@@ -366,10 +297,11 @@ static void send_mail(struct smtp_client *c, struct strbuf *out)
 	if (c->smtputf8)
 		strbuf_append_str(out, " SMTPUTF8");
 	if (c->ext.dsn) {
-		const char *ret = dsn_value(p->ret, p->ret && (strcasecmp(p->ret, "FULL") == 0 ||
-			strcasecmp(p->ret, "HDRS") == 0), "RET");
-		const char *envid = dsn_value(p->envid, p->envid && xtext_valid(p->envid, 100),
-			"ENVID");
+		enum dsn_ret r;
+		const char *ret = dsn_value(p->ret, p->ret && dsn_ret_parse(p->ret, strlen(p->ret),
+			&r), "RET");
+		const char *envid = dsn_value(p->envid, p->envid && dsn_xtext_valid(p->envid,
+			SMTP_ENVID_MAX), "ENVID");
 		if (ret)
 			strbuf_appendf(out, " RET=%s", ret);
 		if (envid)
@@ -387,8 +319,11 @@ static void send_rcpt(struct smtp_client *c, size_t i, struct strbuf *out)
 	if (c->ext.dsn) {
 		const char *notify = p->notify ? p->notify[i] : NULL;
 		const char *orcpt = p->orcpt ? p->orcpt[i] : NULL;
-		notify = dsn_value(notify, notify && notify_valid(notify), "NOTIFY");
-		orcpt = dsn_value(orcpt, orcpt && orcpt_valid(orcpt), "ORCPT");
+		unsigned bits;
+
+		notify = dsn_value(notify, notify && dsn_notify_parse(notify, strlen(notify), &bits),
+			"NOTIFY");
+		orcpt = dsn_value(orcpt, orcpt && dsn_orcpt_valid(orcpt), "ORCPT");
 		if (notify)
 			strbuf_appendf(out, " NOTIFY=%s", notify);
 		if (orcpt)

@@ -6,22 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "generation.h"
 #include "log.h"
+#include "mail/trace.h"
 #include "queue/queue.h"
 #include "queue/submit.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
-#include "store/maildrop.h"
+#include "store/maildrop_delivery.h"
 #include "strbuf.h"
 
 void smtp_inbound_abort(struct smtp_inbound *m)
 {
-	if (m->submission) {
-		submission_free(m->submission);
-		free(m->submission);
-		m->submission = NULL;
-	}
+	submission_free(m->submission);
+	m->submission = NULL;
 	for (size_t i = 0; i < m->delivery_count; i++) {
 		maildrop_delivery_abort(&m->deliveries[i]);
 		maildrop_delivery_release(&m->deliveries[i]);
@@ -37,21 +35,21 @@ static int begin_submission(struct smtp_inbound *m, struct smtp_session *session
 	struct generation *gen, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(session);
-	struct submission *sub = xcalloc(1, sizeof(*sub));
+	struct strbuf received;
 
-	if (submission_begin(sub, &gen->cfg, tx, generation_dkim_signer(gen, tx->submitter),
-		    now) != 0) {
-		int error = errno;
-		log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
-			gen->cfg.spool_path, strerror(error));
-		free(sub);
-		errno = error;
-		return -1;
-	}
-	smtp_trace_received(&sub->received, session, gen->cfg.hostname,
+	strbuf_init(&received);
+	mail_trace_received(&received, session, gen->cfg.hostname,
 		tx->rcpt_count == 1 ? tx->rcpts[0].address : NULL, now);
-	m->submission = sub;
-	return 0;
+	m->submission = submission_begin(&gen->cfg, tx, generation_dkim_signer(gen, tx->submitter),
+		&received, now);
+	strbuf_free(&received);
+	if (m->submission)
+		return 0;
+	int error = errno;
+	log_error("smtp", "event=store_failed id=%s spool=%s error=\"%s\"", tx->queue_id,
+		gen->cfg.spool_path, strerror(error));
+	errno = error;
+	return -1;
 }
 
 /* A maildrop file per target Server, each starting with its trace headers. */
@@ -75,7 +73,7 @@ static int begin_deliveries(struct smtp_inbound *m, struct smtp_session *session
 		}
 		m->delivery_count++;
 		strbuf_reset(&headers);
-		smtp_trace_headers(&headers, session, servers[i], cfg->hostname, now);
+		mail_trace_headers(&headers, session, servers[i], cfg->hostname, now);
 		maildrop_delivery_write(&m->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_free(&headers);
@@ -107,7 +105,7 @@ void smtp_inbound_commit(struct smtp_inbound *m)
 {
 	if (m->submission) {
 		submission_commit(m->submission);
-		m->commit_ok = m->submission->result == SUBMIT_OK;
+		m->commit_ok = submission_outcome(m->submission)->result == SUBMIT_OK;
 		return;
 	}
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
@@ -121,7 +119,7 @@ static void submission_done(struct smtp_inbound *m, struct smtp_session *session
 	const char *client, struct queue *queue, struct strbuf *out)
 {
 	const struct smtp_tx *tx = smtp_session_tx(session);
-	struct submission *sub = m->submission;
+	const struct submission_outcome *sub = submission_outcome(m->submission);
 	char from[300];
 
 	log_quote(from, sizeof(from), sub->sender, strlen(sub->sender));
@@ -131,15 +129,14 @@ static void submission_done(struct smtp_inbound *m, struct smtp_session *session
 			sub->local_count, sub->queued ? "yes" : "no", sub->sendas ? "yes" : "no",
 			sub->signed_dkim ? "yes" : "no");
 		if (sub->queued)
-			queue_add_from_any_thread(queue, sub->queue_id);
+			queue_add_from_any_thread(queue, tx->queue_id);
 		smtp_session_data_committed(session, true, out);
 	} else if (sub->result == SUBMIT_TEMPFAIL) {
 		smtp_session_data_failed(session, sub->error, out);
 	} else {
 		smtp_session_data_rejected(session, sub->reject_reply, out);
 	}
-	submission_free(sub);
-	free(sub);
+	submission_free(m->submission);
 	m->submission = NULL;
 }
 

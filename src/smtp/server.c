@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "bounds.h"
 #include "generation.h"
 #include "ids.h"
@@ -85,6 +86,7 @@ static void flush_out(struct smtp_conn *s)
 
 /* ---- DATA ---- */
 
+/* DATA is answered once the storage is open: 354, or the storage error itself. */
 static void begin_data(struct smtp_conn *s)
 {
 	char queue_id[32];
@@ -92,13 +94,17 @@ static void begin_data(struct smtp_conn *s)
 
 	ids_new(queue_id, sizeof(queue_id));
 	smtp_session_set_queue_id(s->session, queue_id);
-	if (smtp_inbound_begin(&s->inbound, s->session, net_conn_generation(s->conn), now) != 0)
-		smtp_session_storage_failed(s->session, errno);
-	/* The transfer must end within the whole-DATA deadline. */
-	s->data_started = now;
-	s->data_octets = 0;
-	net_conn_deadline(s->conn, smtp_data_deadline_seconds(s->cfg->max_message_size,
-		s->cfg->smtp_data_timeout));
+	if (smtp_inbound_begin(&s->inbound, s->session, net_conn_generation(s->conn), now) != 0) {
+		smtp_session_storage_failed(s->session, errno, &s->out);
+	} else {
+		/* The transfer must end within the whole-DATA deadline. */
+		s->data_started = now;
+		s->data_octets = 0;
+		net_conn_deadline(s->conn, smtp_data_deadline_seconds(s->cfg->max_message_size,
+			s->cfg->smtp_data_timeout));
+		smtp_session_data_ready(s->session, &s->out);
+	}
+	flush_out(s);
 	set_timeouts(s);
 }
 

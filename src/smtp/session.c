@@ -1,5 +1,6 @@
-/* smtp/session.c: the SMTP server state machine. Each command has a handler that checks its
- * preconditions and arguments and then acts; replies carry RFC 3463 enhanced status codes. */
+/* smtp/session.c: the SMTP server state machine. A command table gives each verb the states
+ * it is valid in (with the 503 for the others) and a function that checks its arguments and
+ * then acts; replies carry RFC 3463 enhanced status codes. */
 #include "smtp/session.h"
 
 #include <openssl/crypto.h>
@@ -9,9 +10,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "bounds.h"
 #include "log.h"
+#include "mail/dsn_params.h"
 
 struct smtp_session {
 	enum smtp_state state;
@@ -31,9 +34,34 @@ struct smtp_session {
 	size_t auth_password_len;
 };
 
+/* The states a command line may be read in, as bits for the command table's masks. */
+#define SMTP_IN(state) (1u << (state))
+#define SMTP_IN_CONNECTED SMTP_IN(SMTP_STATE_CONNECTED)
+#define SMTP_IN_READY SMTP_IN(SMTP_STATE_READY)
+#define SMTP_IN_MAIL SMTP_IN(SMTP_STATE_MAIL)
+#define SMTP_IN_RCPT SMTP_IN(SMTP_STATE_RCPT)
+#define SMTP_IN_TRANSACTION (SMTP_IN_MAIL | SMTP_IN_RCPT)
+#define SMTP_IN_ANY (SMTP_IN_CONNECTED | SMTP_IN_READY | SMTP_IN_TRANSACTION)
+
+/* The command takes no argument: "501 5.5.4 Syntax: VERB" otherwise, before anything else. */
+#define SMTP_CMD_NO_ARGUMENT 0x1u
+
+/* The reply to a command given in a state its table entry does not allow. */
+struct smtp_out_of_sequence {
+	unsigned states;
+	const char *reply;
+};
+
+/* One verb, OpenSMTPD-style: the states it is valid in, with the 503 for each other state,
+ * checked generically; a precondition of the connection that outranks the sequence (a reply,
+ * or NULL); and the function doing the rest. */
 struct smtp_command {
 	const char *verb;
-	enum smtp_action (*handler)(struct smtp_session *s, const char *arg, size_t len,
+	unsigned flags;
+	unsigned states;
+	const struct smtp_out_of_sequence *out_of_sequence; /* ends with states == 0 */
+	const char *(*precondition)(const struct smtp_session *s);
+	enum smtp_action (*proceed)(struct smtp_session *s, const char *arg, size_t len,
 		struct strbuf *out);
 };
 
@@ -178,74 +206,6 @@ static bool parse_size(const struct smtp_param *p, uint64_t *size)
 	return true;
 }
 
-/* RFC 3461 4: xtext ("+" followed by two upper-case hex digits encodes one octet). Decodes
- * into out (NUL-terminated); false on bad syntax, a decoded control octet, or no room. */
-static bool xtext_decode(const char *in, size_t len, char *out, size_t size)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '+') {
-			const char *hi, *lo;
-			if (i + 2 >= len)
-				return false;
-			hi = in[i + 1] ? strchr(hex, in[i + 1]) : NULL;
-			lo = in[i + 2] ? strchr(hex, in[i + 2]) : NULL;
-			if (!hi || !lo)
-				return false;
-			c = (unsigned char)((hi - hex) * 16 + (lo - hex));
-			i += 2;
-			if (c < 0x20 || c == 0x7f)
-				return false;
-		} else if (c < 33 || c > 126 || c == '=') {
-			return false;
-		}
-		if (o + 1 >= size)
-			return false;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return true;
-}
-
-/* RFC 3461 4.1: "NEVER" alone, or a comma list of SUCCESS, FAILURE, DELAY. */
-static bool parse_notify(const struct smtp_param *p, unsigned *notify)
-{
-	static const struct {
-		const char *word;
-		unsigned flag;
-	} words[] = {{"NEVER", SMTP_NOTIFY_NEVER}, {"SUCCESS", SMTP_NOTIFY_SUCCESS},
-		{"FAILURE", SMTP_NOTIFY_FAILURE}, {"DELAY", SMTP_NOTIFY_DELAY}};
-	unsigned flags = 0;
-	size_t i = 0;
-
-	if (!p->value || p->value_len == 0)
-		return false;
-	while (i <= p->value_len) {
-		size_t start = i;
-		while (i < p->value_len && p->value[i] != ',')
-			i++;
-		size_t n = i - start;
-		size_t k;
-		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++)
-			if (strlen(words[k].word) == n &&
-			    strncasecmp(p->value + start, words[k].word, n) == 0)
-				break;
-		if (k == sizeof(words) / sizeof(words[0]))
-			return false;
-		flags |= words[k].flag;
-		i++;
-	}
-	if ((flags & SMTP_NOTIFY_NEVER) && flags != SMTP_NOTIFY_NEVER)
-		return false;
-	*notify = flags;
-	return true;
-}
-
 /* Matches "FROM:" / "TO:" at the start of arg, case-insensitively. */
 static bool strip_keyword(const char **arg, size_t *len, const char *keyword)
 {
@@ -283,10 +243,6 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 	char envid[SMTP_ENVID_MAX + 1] = "";
 	enum smtp_path_status st;
 
-	if (s->state == SMTP_STATE_CONNECTED)
-		return error_reply(s, out, "503 5.5.1 Send EHLO or HELO first");
-	if (s->state != SMTP_STATE_READY)
-		return error_reply(s, out, "503 5.5.1 Nested MAIL command");
 	/* RFC 6409 4.3: the submission port takes mail from authenticated users only. */
 	if (s->params.submission && !s->authenticated)
 		return error_reply(s, out, "530 5.7.0 Authentication required");
@@ -314,15 +270,14 @@ static enum smtp_action cmd_mail(struct smtp_session *s, const char *arg, size_t
 			smtputf8 = true;
 		} else if (keyword_is(p, "RET")) {
 			/* RFC 3461 4.3 */
-			if (value_is(p, "FULL"))
-				ret = SMTP_DSN_RET_FULL;
-			else if (value_is(p, "HDRS"))
-				ret = SMTP_DSN_RET_HDRS;
-			else
+			enum dsn_ret r;
+
+			if (!p->value || !dsn_ret_parse(p->value, p->value_len, &r))
 				return error_reply(s, out, "501 5.5.4 Bad RET parameter");
+			ret = (enum smtp_dsn_ret)r;
 		} else if (keyword_is(p, "ENVID")) {
 			/* RFC 3461 4.4 */
-			if (!p->value || !xtext_decode(p->value, p->value_len, envid, sizeof(envid)))
+			if (!p->value || !dsn_xtext_decode(p->value, p->value_len, envid, sizeof(envid)))
 				return error_reply(s, out, "501 5.5.4 Bad ENVID parameter");
 		} else {
 			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
@@ -387,8 +342,6 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	struct smtp_path path;
 	enum smtp_path_status st;
 
-	if (s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT)
-		return error_reply(s, out, "503 5.5.1 Need MAIL before RCPT");
 	if (!strip_keyword(&arg, &len, "TO:"))
 		return error_reply(s, out, "501 5.5.4 Syntax: RCPT TO:<address>");
 	while (len && arg[0] == ' ') {
@@ -416,12 +369,11 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	for (size_t i = 0; i < param_count; i++) {
 		const struct smtp_param *p = &params[i];
 		if (keyword_is(p, "NOTIFY")) {
-			if (!parse_notify(p, &notify))
+			if (!p->value || !dsn_notify_parse(p->value, p->value_len, &notify))
 				return error_reply(s, out, "501 5.5.4 Bad NOTIFY parameter");
 		} else if (keyword_is(p, "ORCPT")) {
 			/* RFC 3461 4.2: addr-type ";" xtext */
-			if (!p->value || !xtext_decode(p->value, p->value_len, orcpt, sizeof(orcpt)) ||
-			    !strchr(orcpt, ';'))
+			if (!p->value || !dsn_orcpt_decode(p->value, p->value_len, orcpt, sizeof(orcpt)))
 				return error_reply(s, out, "501 5.5.4 Bad ORCPT parameter");
 		} else {
 			return error_reply(s, out, "555 5.5.4 Unsupported parameter");
@@ -461,15 +413,11 @@ static enum smtp_action cmd_data(struct smtp_session *s, const char *arg, size_t
 	struct strbuf *out)
 {
 	(void)arg;
-	if (len)
-		return error_reply(s, out, "501 5.5.4 Syntax: DATA");
-	if (s->state == SMTP_STATE_MAIL)
-		return error_reply(s, out, "503 5.5.1 No valid recipients");
-	if (s->state != SMTP_STATE_RCPT)
-		return error_reply(s, out, "503 5.5.1 Need RCPT before DATA");
-	smtp_data_reader_init(&s->data, s->params.cfg->max_message_size);
-	s->state = SMTP_STATE_DATA;
-	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+	(void)len;
+	(void)out;
+	/* No 354 yet: the glue opens the storage first, so a full disk answers DATA itself
+	 * instead of a whole message later (smtp_session_data_ready / _storage_failed). */
+	s->state = SMTP_STATE_DATA_OPENING;
 	return SMTP_ACTION_BEGIN_DATA;
 }
 
@@ -477,8 +425,7 @@ static enum smtp_action cmd_rset(struct smtp_session *s, const char *arg, size_t
 	struct strbuf *out)
 {
 	(void)arg;
-	if (len)
-		return error_reply(s, out, "501 5.5.4 Syntax: RSET");
+	(void)len;
 	tx_reset(s);
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_READY;
@@ -536,18 +483,21 @@ static enum smtp_action cmd_help(struct smtp_session *s, const char *arg, size_t
 	return SMTP_ACTION_NONE;
 }
 
+/* Before the sequence: whether TLS can start at all on this connection. */
+static const char *starttls_precondition(const struct smtp_session *s)
+{
+	if (s->tls_active)
+		return "503 5.5.1 TLS already active";
+	if (!s->params.tls_available)
+		return "454 4.7.0 TLS not available";
+	return NULL;
+}
+
 static enum smtp_action cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
 	struct strbuf *out)
 {
 	(void)arg;
-	if (len)
-		return error_reply(s, out, "501 5.5.4 Syntax: STARTTLS");
-	if (s->tls_active)
-		return error_reply(s, out, "503 5.5.1 TLS already active");
-	if (!s->params.tls_available)
-		return error_reply(s, out, "454 4.7.0 TLS not available");
-	if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT)
-		return error_reply(s, out, "503 5.5.1 STARTTLS not allowed during a transaction");
+	(void)len;
 	reply(out, "220 2.0.0 Ready to start TLS");
 	s->state = SMTP_STATE_STARTTLS;
 	return SMTP_ACTION_STARTTLS;
@@ -602,17 +552,18 @@ static enum smtp_action auth_plain_response(struct smtp_session *s, const char *
 	return action;
 }
 
+/* RFC 4954 4: one AUTH per session. (A login needs TLS, after which the session never
+ * returns to CONNECTED, so this cannot hide the "Send EHLO first" of the sequence.) */
+static const char *auth_precondition(const struct smtp_session *s)
+{
+	return s->authenticated ? "503 5.5.1 Already authenticated" : NULL;
+}
+
 static enum smtp_action cmd_auth(struct smtp_session *s, const char *arg, size_t len,
 	struct strbuf *out)
 {
 	size_t mech_len = 0;
 
-	if (s->state == SMTP_STATE_CONNECTED)
-		return error_reply(s, out, "503 5.5.1 Send EHLO first");
-	if (s->authenticated)
-		return error_reply(s, out, "503 5.5.1 Already authenticated");
-	if (s->state != SMTP_STATE_READY)
-		return error_reply(s, out, "503 5.5.1 AUTH not allowed during a transaction");
 	if (!s->tls_active)
 		/* RFC 4954 6 / RFC 5248: 538 5.7.11 encryption required. */
 		return error_reply(s, out, "538 5.7.11 Encryption required for requested authentication mechanism");
@@ -670,24 +621,79 @@ const struct server_config *smtp_session_authenticated(const struct smtp_session
 	return s->authenticated;
 }
 
-static const struct smtp_command commands[] = {
-	{"AUTH", cmd_auth},
-	{"EHLO", cmd_ehlo}, {"HELO", cmd_helo}, {"MAIL", cmd_mail}, {"RCPT", cmd_rcpt},
-	{"DATA", cmd_data}, {"RSET", cmd_rset}, {"NOOP", cmd_noop}, {"QUIT", cmd_quit},
-	{"VRFY", cmd_vrfy}, {"EXPN", cmd_expn}, {"HELP", cmd_help}, {"STARTTLS", cmd_starttls},
+/* RFC 5321 4.1.4 and 4.3.2: the order of commands; the replies to a command out of it. */
+static const struct smtp_out_of_sequence mail_out_of_sequence[] = {
+	{SMTP_IN_CONNECTED, "503 5.5.1 Send EHLO or HELO first"},
+	{SMTP_IN_TRANSACTION, "503 5.5.1 Nested MAIL command"},
+	{0, NULL},
 };
+static const struct smtp_out_of_sequence rcpt_out_of_sequence[] = {
+	{SMTP_IN_CONNECTED | SMTP_IN_READY, "503 5.5.1 Need MAIL before RCPT"},
+	{0, NULL},
+};
+static const struct smtp_out_of_sequence data_out_of_sequence[] = {
+	{SMTP_IN_MAIL, "503 5.5.1 No valid recipients"},
+	{SMTP_IN_CONNECTED | SMTP_IN_READY, "503 5.5.1 Need RCPT before DATA"},
+	{0, NULL},
+};
+static const struct smtp_out_of_sequence starttls_out_of_sequence[] = {
+	{SMTP_IN_TRANSACTION, "503 5.5.1 STARTTLS not allowed during a transaction"},
+	{0, NULL},
+};
+static const struct smtp_out_of_sequence auth_out_of_sequence[] = {
+	{SMTP_IN_CONNECTED, "503 5.5.1 Send EHLO first"},
+	{SMTP_IN_TRANSACTION, "503 5.5.1 AUTH not allowed during a transaction"},
+	{0, NULL},
+};
+
+static const struct smtp_command commands[] = {
+	{"AUTH", 0, SMTP_IN_READY, auth_out_of_sequence, auth_precondition, cmd_auth},
+	{"EHLO", 0, SMTP_IN_ANY, NULL, NULL, cmd_ehlo},
+	{"HELO", 0, SMTP_IN_ANY, NULL, NULL, cmd_helo},
+	{"MAIL", 0, SMTP_IN_READY, mail_out_of_sequence, NULL, cmd_mail},
+	{"RCPT", 0, SMTP_IN_TRANSACTION, rcpt_out_of_sequence, NULL, cmd_rcpt},
+	{"DATA", SMTP_CMD_NO_ARGUMENT, SMTP_IN_RCPT, data_out_of_sequence, NULL, cmd_data},
+	{"RSET", SMTP_CMD_NO_ARGUMENT, SMTP_IN_ANY, NULL, NULL, cmd_rset},
+	{"NOOP", 0, SMTP_IN_ANY, NULL, NULL, cmd_noop},
+	{"QUIT", 0, SMTP_IN_ANY, NULL, NULL, cmd_quit},
+	{"VRFY", 0, SMTP_IN_ANY, NULL, NULL, cmd_vrfy},
+	{"EXPN", 0, SMTP_IN_ANY, NULL, NULL, cmd_expn},
+	{"HELP", 0, SMTP_IN_ANY, NULL, NULL, cmd_help},
+	{"STARTTLS", SMTP_CMD_NO_ARGUMENT, SMTP_IN_CONNECTED | SMTP_IN_READY,
+		starttls_out_of_sequence, starttls_precondition, cmd_starttls},
+};
+
+/* The generic checks of a table entry, in their order, then the command itself. */
+static enum smtp_action dispatch(struct smtp_session *s, const struct smtp_command *c,
+	const char *arg, size_t len, struct strbuf *out)
+{
+	const char *refusal;
+
+	if ((c->flags & SMTP_CMD_NO_ARGUMENT) && len) {
+		char syntax[64];
+		snprintf(syntax, sizeof(syntax), "501 5.5.4 Syntax: %s", c->verb);
+		return error_reply(s, out, syntax);
+	}
+	if (c->precondition && (refusal = c->precondition(s)) != NULL)
+		return error_reply(s, out, refusal);
+	if (!(c->states & SMTP_IN(s->state))) {
+		for (const struct smtp_out_of_sequence *o = c->out_of_sequence; o && o->states; o++)
+			if (o->states & SMTP_IN(s->state))
+				return error_reply(s, out, o->reply);
+		fatal("event=smtp_command_table_bug verb=%s state=%d", c->verb, (int)s->state);
+	}
+	return c->proceed(s, arg, len, out);
+}
 
 enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line, size_t len,
 	struct strbuf *out)
 {
 	size_t verb_len = 0;
 
-	if (s->state == SMTP_STATE_CLOSED || s->state == SMTP_STATE_DATA ||
-	    s->state == SMTP_STATE_COMMITTING || s->state == SMTP_STATE_STARTTLS ||
-	    s->state == SMTP_STATE_AUTH_CHECK)
-		return SMTP_ACTION_NONE; /* the glue does not feed lines now */
 	if (s->state == SMTP_STATE_AUTH_RESPONSE)
 		return auth_plain_response(s, line, len, out);
+	if (!(SMTP_IN(s->state) & SMTP_IN_ANY))
+		return SMTP_ACTION_NONE; /* no command is read now: the glue feeds no lines */
 	if (memchr(line, '\0', len))
 		return error_reply(s, out, "500 5.5.2 NUL octet in command");
 	while (verb_len < len && line[verb_len] != ' ')
@@ -696,7 +702,7 @@ enum smtp_action smtp_session_feed_line(struct smtp_session *s, const char *line
 		const struct smtp_command *c = &commands[i];
 		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0) {
 			size_t skip = verb_len < len ? verb_len + 1 : verb_len;
-			return c->handler(s, line + skip, len - skip, out);
+			return dispatch(s, c, line + skip, len - skip, out);
 		}
 	}
 	return error_reply(s, out, "500 5.5.2 Command not recognized");
@@ -739,13 +745,6 @@ void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id)
 	snprintf(s->tx.queue_id, sizeof(s->tx.queue_id), "%s", queue_id);
 }
 
-void smtp_session_storage_failed(struct smtp_session *s, int error)
-{
-	if (!s->tx.storage_failed)
-		s->tx.storage_error = error;
-	s->tx.storage_failed = true;
-}
-
 /* RFC 5321 4.2.3 / RFC 3463 3.4: "452 insufficient system storage" is the mail system
  * full; every other local trouble is the generic 451 4.3.0. */
 static const char *storage_failure_reply(int error)
@@ -753,6 +752,32 @@ static const char *storage_failure_reply(int error)
 	if (error == ENOSPC || error == EDQUOT)
 		return "452 4.3.1 Insufficient system storage, try again later";
 	return "451 4.3.0 Local error in processing, try again later";
+}
+
+static void expect_data_opening(const struct smtp_session *s, const char *call)
+{
+	if (s->state != SMTP_STATE_DATA_OPENING)
+		fatal("event=smtp_glue_bug call=%s state=%d", call, (int)s->state);
+}
+
+void smtp_session_data_ready(struct smtp_session *s, struct strbuf *out)
+{
+	expect_data_opening(s, "data_ready");
+	smtp_data_reader_init(&s->data, s->params.cfg->max_message_size);
+	s->state = SMTP_STATE_DATA;
+	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void smtp_session_storage_failed(struct smtp_session *s, int error, struct strbuf *out)
+{
+	expect_data_opening(s, "storage_failed");
+	reply(out, storage_failure_reply(error));
+	/* The same end as a storage failure after the final dot: the transaction is over. A
+	 * client follows any 4xx to its transaction with MAIL (or RSET, or QUIT); keeping the
+	 * envelope, as Postfix does after a DATA its policy refused, would answer that MAIL with
+	 * "503 Nested MAIL command", a 5xx that could bounce the next message. */
+	tx_reset(s);
+	s->state = SMTP_STATE_READY;
 }
 
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,
@@ -780,8 +805,6 @@ enum smtp_data_verdict smtp_session_data_end(struct smtp_session *s, struct strb
 		/* RFC 5321 2.3.8: CR and LF only as CRLF. Refusing (not repairing) keeps us out
 		 * of every SMTP smuggling ambiguity. */
 		refusal = "554 5.6.0 Message contains bare CR or LF, not accepted (RFC 5321 2.3.8)";
-	else if (s->tx.storage_failed)
-		refusal = storage_failure_reply(s->tx.storage_error);
 	if (refusal) {
 		reply(out, refusal);
 		tx_reset(s);

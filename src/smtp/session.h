@@ -8,12 +8,17 @@
  *   for each line (CRLF stripped): action = smtp_session_feed_line(s, line, len, out);
  *     SMTP_ACTION_STARTTLS: flush out, discard buffered input, start TLS, then
  *                           smtp_session_tls_started(s, "TLSv1.3 TLS_AES_...").
- *     SMTP_ACTION_BEGIN_DATA: set the queue id (smtp_session_set_queue_id), open one maildrop
- *                           file per server in smtp_session_tx(s) (smtp_tx_servers), write the
- *                           trace headers (smtp/trace.h); on failure call
- *                           smtp_session_storage_failed(s, errno). Then feed raw bytes with
- *                           smtp_session_feed_data() until smtp_session_data_done(); then
- *                           smtp_session_data_end() says whether to commit.
+ *     SMTP_ACTION_BEGIN_DATA: DATA was accepted but not answered yet: the storage comes first.
+ *                           Set the queue id (smtp_session_set_queue_id), open one maildrop
+ *                           file per server in smtp_session_tx(s) (smtp_tx_servers) and write
+ *                           the trace headers (mail/trace.h), or begin the submission. Then
+ *                           either smtp_session_data_ready(s, out), which writes the 354, or,
+ *                           when the storage could not be opened, undo what was opened and
+ *                           call smtp_session_storage_failed(s, errno, out), which answers the
+ *                           DATA command itself with 451/452 and ends the transaction. After
+ *                           the 354 feed raw bytes with smtp_session_feed_data() until
+ *                           smtp_session_data_done(); then smtp_session_data_end() says
+ *                           whether to commit.
  *     SMTP_ACTION_CHECK_AUTH: AUTH gave credentials. ok = smtp_session_verify_password(s)
  *                           (thread-safe: may run on a worker), then on the loop
  *                           smtp_session_auth_result(s, ok, out).
@@ -31,6 +36,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "mail/dsn_params.h"
 #include "smtp/address.h"
 #include "smtp/data.h"
 #include "strbuf.h"
@@ -40,7 +46,8 @@ enum smtp_state {
 	SMTP_STATE_READY,      /* EHLO/HELO done, no transaction */
 	SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
 	SMTP_STATE_RCPT,       /* at least one recipient accepted */
-	SMTP_STATE_DATA,       /* receiving message data */
+	SMTP_STATE_DATA_OPENING, /* DATA accepted, the glue opens the storage; no 354 yet */
+	SMTP_STATE_DATA,       /* 354 sent, receiving message data */
 	SMTP_STATE_COMMITTING, /* message complete, waiting for the store to say it is durable */
 	SMTP_STATE_STARTTLS,   /* 220 sent, waiting for the TLS handshake */
 	SMTP_STATE_AUTH_RESPONSE, /* "334" sent: the next line is the SASL response (RFC 4954 4) */
@@ -63,13 +70,17 @@ enum smtp_data_verdict {
 
 /* RFC 3461 4.1 NOTIFY flags; none set means the parameter was absent. */
 enum {
-	SMTP_NOTIFY_NEVER = 1 << 0,
-	SMTP_NOTIFY_SUCCESS = 1 << 1,
-	SMTP_NOTIFY_FAILURE = 1 << 2,
-	SMTP_NOTIFY_DELAY = 1 << 3,
+	SMTP_NOTIFY_NEVER = DSN_NOTIFY_NEVER,
+	SMTP_NOTIFY_SUCCESS = DSN_NOTIFY_SUCCESS,
+	SMTP_NOTIFY_FAILURE = DSN_NOTIFY_FAILURE,
+	SMTP_NOTIFY_DELAY = DSN_NOTIFY_DELAY,
 };
 
-enum smtp_dsn_ret { SMTP_DSN_RET_DEFAULT, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
+enum smtp_dsn_ret {
+	SMTP_DSN_RET_DEFAULT = DSN_RET_ABSENT,
+	SMTP_DSN_RET_FULL = DSN_RET_FULL,
+	SMTP_DSN_RET_HDRS = DSN_RET_HDRS,
+};
 
 struct smtp_rcpt {
 	char address[SMTP_PATH_MAX + 1];
@@ -88,8 +99,6 @@ struct smtp_tx {
 	uint64_t declared_size; /* SIZE= parameter, 0 if absent */
 	bool body_8bit;
 	bool smtputf8;
-	bool storage_failed;
-	int storage_error;                   /* its errno: ENOSPC/EDQUOT answer 452 4.3.1 */
 	enum smtp_dsn_ret ret;               /* RET= (RFC 3461 4.3) */
 	char envid[SMTP_ENVID_MAX + 1];      /* ENVID= xtext-decoded, "" if absent */
 	/* The owner's own mail (authenticated): it is rewritten (send-as), signed and relayed. */
@@ -123,8 +132,13 @@ void smtp_session_tls_started(struct smtp_session *s, const char *tls_descriptio
 
 /* DATA phase. */
 void smtp_session_set_queue_id(struct smtp_session *s, const char *queue_id);
-/* The message cannot be stored (error: the errno); the end of data will refuse it. */
-void smtp_session_storage_failed(struct smtp_session *s, int error);
+/* After SMTP_ACTION_BEGIN_DATA, the storage is open: "354", and the message data follows. */
+void smtp_session_data_ready(struct smtp_session *s, struct strbuf *out);
+/* After SMTP_ACTION_BEGIN_DATA, the storage could not be opened (error: the errno): the DATA
+ * command gets 452 4.3.1 for ENOSPC/EDQUOT, else 451 4.3.0, and no data is read. The
+ * transaction ends as after a storage failure at the end of data (smtp_session_data_failed):
+ * the client starts again with MAIL. */
+void smtp_session_storage_failed(struct smtp_session *s, int error, struct strbuf *out);
 /* Consumes raw bytes; unstuffed message bytes go to out_data (room for len + 1 octets).
  * Returns the bytes of in consumed (the rest belong to the next command). */
 size_t smtp_session_feed_data(struct smtp_session *s, const char *in, size_t len,

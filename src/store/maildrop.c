@@ -1,5 +1,6 @@
-/* maildrop.c: the Maildir store behind a MaildropPath: durable delivery into new/ (SMTP side),
- * and locked listing, unique ids and deletion of new/, cur/ and legacy "*.msg" files (POP3 side).
+/* store/maildrop.c: reading the Maildir behind a MaildropPath for POP3: locked listing, unique
+ * ids, opening and deletion of new/, cur/ and legacy "*.msg" files (writing new messages is
+ * store/maildrop_delivery.c).
  * The Maildir layout and naming follow https://cr.yp.to/proto/maildir.html and Dovecot's
  * conventions, so Dovecot, mutt and friends can read the same directory. */
 #include "store/maildrop.h"
@@ -7,10 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,350 +19,16 @@
 
 #include <openssl/sha.h>
 
+#include "alloc.h"
 #include "fsutil.h"
 #include "log.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 
 #define MAILDROP_LOCK_NAME ".mailpopbox.lock"
 /* The original Go server stored each message as "<uuid>.msg" directly in MaildropPath. */
 #define LEGACY_SUFFIX ".msg"
-/* Attempts at a fresh unique name when O_EXCL finds one taken (only after a clock step back or
- * a pid reused within the same microsecond on the same host). */
-#define UNIQUE_NAME_ATTEMPTS 8
 /* Read size when counting a legacy file's RETR size at maildrop_open. */
 #define LEGACY_READ_CHUNK (16 * 1024)
-
-/* Deliveries run on several worker threads at once; the counter keeps their names apart
- * within one microsecond (Dovecot's "Q" field). */
-static atomic_ulong delivery_counter;
-
-/* Returns 1 if it created the directory, 0 if it was already there, -1 with errno. */
-static int make_directory(const char *path)
-{
-	if (mkdir(path, 0700) == 0)
-		return 1;
-	/* Another thread or process may be creating the same Maildir right now. */
-	if (errno == EEXIST)
-		return 0;
-	return -1;
-}
-
-/* Creates MaildropPath and tmp/ new/ cur/ as needed; a directory we create is only known to
- * survive a crash once its parent has been fsync'd. */
-static int maildir_create(const char *maildrop_path)
-{
-	static const char *const subdirs[] = {"tmp", "new", "cur"};
-	bool created_sub = false;
-	int r;
-
-	r = make_directory(maildrop_path);
-	if (r < 0)
-		return -1;
-	if (r == 1) {
-		char *parent = fs_parent_directory(maildrop_path);
-
-		r = fs_fsync_directory(parent);
-		free(parent);
-		if (r < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		char *sub = fs_path_printf("%s/%s", maildrop_path, subdirs[i]);
-
-		r = make_directory(sub);
-		free(sub);
-		if (r < 0)
-			return -1;
-		if (r == 1)
-			created_sub = true;
-	}
-	if (created_sub && fs_fsync_directory(maildrop_path) < 0)
-		return -1;
-	return 0;
-}
-
-/* The host part of a unique name. The Maildir spec: "replace / with \057 and : with \072" so
- * the name stays one path component and ':' still only starts the info (flags) part. Read
- * once: a delivery should not cost a uname(2). */
-static char *maildir_host;
-static pthread_once_t maildir_host_once = PTHREAD_ONCE_INIT;
-
-static void maildir_hostname_init(void)
-{
-	char host[256];
-	char *out, *o;
-
-	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	out = o = xmalloc(strlen(host) * 4 + 1);
-	for (const char *h = host; *h; h++) {
-		if (*h == '/') {
-			memcpy(o, "\\057", 4);
-			o += 4;
-		} else if (*h == ':') {
-			memcpy(o, "\\072", 4);
-			o += 4;
-		} else {
-			*o++ = *h;
-		}
-	}
-	*o = '\0';
-	maildir_host = out;
-}
-
-/* "<sec>.M<usec>P<pid>Q<counter>.<host>": Dovecot's form of the Maildir unique name. */
-static char *maildir_unique_name(void)
-{
-	struct timespec now;
-	unsigned long counter = atomic_fetch_add(&delivery_counter, 1) + 1;
-	pthread_once(&maildir_host_once, maildir_hostname_init);
-	clock_gettime(CLOCK_REALTIME, &now);
-	return fs_path_printf("%lld.M%ldP%ldQ%lu.%s", (long long)now.tv_sec, now.tv_nsec / 1000,
-		fs_process_id(), counter, maildir_host);
-}
-
-/* Creates a new file in tmp/ under a unique name. Returns its descriptor and sets *unique
- * and *tmp_path, or returns -1 with errno (nothing allocated). */
-static int open_unique_tmp(const char *maildrop_path, char **unique, char **tmp_path)
-{
-	for (int attempt = 0; attempt < UNIQUE_NAME_ATTEMPTS; attempt++) {
-		int fd;
-
-		*unique = maildir_unique_name();
-		*tmp_path = fs_path_printf("%s/tmp/%s", maildrop_path, *unique);
-		/* O_EXCL: never write into a file someone else is writing. */
-		do
-			fd = open(*tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		while (fd < 0 && errno == EINTR);
-		if (fd >= 0)
-			return fd;
-		int saved = errno;
-		free(*unique);
-		free(*tmp_path);
-		*unique = *tmp_path = NULL;
-		errno = saved;
-		if (saved != EEXIST)
-			return -1;
-	}
-	return -1;
-}
-
-int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_path)
-{
-	char *unique, *tmp_path;
-	int fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
-
-	/* The Maildir (or its tmp/) is made when found missing, not checked on every delivery:
-	 * that was four mkdir(2) per message. */
-	if (fd < 0 && errno == ENOENT) {
-		if (maildir_create(maildrop_path) < 0)
-			return -1;
-		fd = open_unique_tmp(maildrop_path, &unique, &tmp_path);
-	}
-	if (fd < 0)
-		return -1;
-	d->fd = fd;
-	d->maildrop_path = xstrdup(maildrop_path);
-	d->tmp_path = tmp_path;
-	d->unique = unique;
-	d->written = 0;
-	d->error = 0;
-	d->buf = NULL;
-	d->buf_len = 0;
-	d->new_path = NULL;
-	d->prepared = false;
-	return 0;
-}
-
-/* Writes out what is buffered; errors are remembered like maildrop_delivery_write's. */
-static int delivery_flush(struct maildrop_delivery *d)
-{
-	if (d->error == 0 && d->buf_len > 0 && fs_write_all(d->fd, d->buf, d->buf_len) < 0)
-		d->error = errno;
-	d->buf_len = 0;
-	if (d->error) {
-		errno = d->error;
-		return -1;
-	}
-	return 0;
-}
-
-int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_t len)
-{
-	const char *p = data;
-
-	if (d->error == 0 && d->fd < 0)
-		d->error = EBADF;
-	if (d->error) {
-		errno = d->error;
-		return -1;
-	}
-	/* A message is written in MAILDROP_WRITE_BUFFER pieces, not in as many writes as it
-	 * came in chunks; a small one is written whole by the commit, on a worker thread. */
-	d->written += len;
-	if (d->buf_len + len > MAILDROP_WRITE_BUFFER && delivery_flush(d) < 0)
-		return -1;
-	if (len >= MAILDROP_WRITE_BUFFER) {
-		if (fs_write_all(d->fd, p, len) < 0) {
-			d->error = errno;
-			return -1;
-		}
-		return 0;
-	}
-	if (!d->buf)
-		d->buf = xmalloc(MAILDROP_WRITE_BUFFER);
-	memcpy(d->buf + d->buf_len, p, len);
-	d->buf_len += len;
-	return 0;
-}
-
-void maildrop_delivery_abort(struct maildrop_delivery *d)
-{
-	int saved = errno;
-	bool has_tmp = d->fd >= 0 || d->prepared;
-
-	free(d->buf);
-	d->buf = NULL;
-	d->buf_len = 0;
-	if (d->fd >= 0) {
-		close(d->fd);
-		d->fd = -1;
-	}
-	d->prepared = false;
-	if (has_tmp && d->tmp_path && unlink(d->tmp_path) < 0 && errno != ENOENT)
-		log_warn("maildrop", "event=tmp_unlink_failed file=%s error=\"%s\"", d->tmp_path,
-			strerror(errno));
-	errno = saved;
-}
-
-/* Gives up d after a failed step: its tmp file is removed, errno kept. Returns -1. */
-static int delivery_fail(struct maildrop_delivery *d)
-{
-	int saved = errno;
-
-	maildrop_delivery_abort(d);
-	errno = saved;
-	return -1;
-}
-
-int maildrop_delivery_prepare(struct maildrop_delivery *d)
-{
-	if (d->prepared)
-		return 0;
-	if (d->fd < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	if (d->error) {
-		errno = d->error;
-		return delivery_fail(d);
-	}
-	if (delivery_flush(d) < 0)
-		return delivery_fail(d);
-	free(d->buf);
-	d->buf = NULL;
-	/* The data must be on disk before the name in new/ says the message exists. */
-	d->prepared = true; /* from here on the tmp file is closed: abort unlinks it by name */
-	if (fs_sync_and_close(&d->fd) < 0)
-		return delivery_fail(d);
-	return 0;
-}
-
-int maildrop_delivery_publish(struct maildrop_delivery *d)
-{
-	char *new_path, *new_dir;
-	int saved, renamed;
-
-	if (!d->prepared) {
-		errno = EBADF;
-		return -1;
-	}
-	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
-	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
-		(unsigned long long)d->written);
-	renamed = rename(d->tmp_path, new_path);
-	if (renamed < 0 && errno == ENOENT && maildir_create(d->maildrop_path) == 0)
-		renamed = rename(d->tmp_path, new_path); /* new/ had gone: made again */
-	if (renamed < 0) {
-		free(new_path);
-		return delivery_fail(d);
-	}
-	d->prepared = false;
-	new_dir = fs_path_printf("%s/new", d->maildrop_path);
-	if (fs_fsync_directory(new_dir) < 0) {
-		/* The rename may not survive a crash, so we cannot promise the message: take it
-		 * back rather than risk delivering it twice after the client retries. */
-		saved = errno;
-		unlink(new_path);
-		free(new_dir);
-		free(new_path);
-		errno = saved;
-		return -1;
-	}
-	free(new_dir);
-	d->new_path = new_path;
-	return 0;
-}
-
-int maildrop_delivery_unpublish(struct maildrop_delivery *d)
-{
-	char *new_dir;
-	int r = 0;
-
-	if (!d->new_path)
-		return 0;
-	new_dir = fs_path_printf("%s/new", d->maildrop_path);
-	/* ENOENT: a reader moved it to cur/ in the moment it was visible; nothing to take. */
-	if ((unlink(d->new_path) < 0 && errno != ENOENT) || fs_fsync_directory(new_dir) < 0) {
-		log_error("maildrop", "event=unpublish_failed file=%s reason=\"%s\"", d->new_path,
-			strerror(errno));
-		r = -1;
-	}
-	free(new_dir);
-	free(d->new_path);
-	d->new_path = NULL;
-	return r;
-}
-
-int maildrop_delivery_commit(struct maildrop_delivery *d)
-{
-	if (maildrop_delivery_prepare(d) < 0)
-		return -1;
-	return maildrop_delivery_publish(d);
-}
-
-int maildrop_deliveries_commit(struct maildrop_delivery *ds, size_t count)
-{
-	int saved = 0;
-
-	/* Everything that can fail for lack of space or a bad disk fails here, before any
-	 * reader can see a copy. */
-	for (size_t i = 0; i < count && !saved; i++)
-		if (maildrop_delivery_prepare(&ds[i]) < 0)
-			saved = errno;
-	for (size_t i = 0; i < count && !saved; i++)
-		if (maildrop_delivery_publish(&ds[i]) < 0)
-			saved = errno;
-	if (!saved)
-		return 0;
-	for (size_t i = 0; i < count; i++) {
-		maildrop_delivery_unpublish(&ds[i]);
-		maildrop_delivery_abort(&ds[i]);
-	}
-	errno = saved;
-	return -1;
-}
-
-void maildrop_delivery_release(struct maildrop_delivery *d)
-{
-	maildrop_delivery_abort(d);
-	free(d->maildrop_path);
-	free(d->tmp_path);
-	free(d->unique);
-	free(d->new_path);
-	d->maildrop_path = d->tmp_path = d->unique = d->new_path = NULL;
-}
 
 /* ---- POP3 access ---- */
 
@@ -526,7 +190,7 @@ static int open_message_at(int dir_fd, const char *name)
 /* RFC 1939 5 (LIST) and 11: a message's size is the octets RETR sends before byte-stuffing.
  * The original Go server wrote "*.msg" files with bare LF line ends, maybe without a final one,
  * and RETR sends those lines with CRLF, so the file size falls short. The file is read once,
- * here on the worker, and counted by the RETR filter's own rules (pop3/dotstuff.h). Maildir
+ * here on the worker, and counted by the RETR filter's own rules (mail/dotstuff.h). Maildir
  * files are stored with CRLF, so their file size is already exact and they are not read.
  * Returns 0, or -1 with errno (size untouched). */
 static int legacy_message_size(int dir_fd, const char *name, uint64_t *size)
@@ -633,7 +297,6 @@ static int list_directory(struct listing *l, const char *dir_path, enum listed_d
 		m->msg.path = fs_path_printf("%s/%s", dir_path, de->d_name);
 		m->msg.size = size;
 		m->msg.file_size = (uint64_t)st.st_size;
-		m->msg.deleted = false;
 		m->name_offset = strlen(m->msg.path) - len;
 		m->mtime = st.st_mtim;
 		/* The original server's UIDL for "X.msg" is "X". */
@@ -715,125 +378,6 @@ static int maildrop_list(const char *maildrop_path, struct maildrop_message **ou
 	return 0;
 }
 
-/* The Maildir spec: a file in tmp/ untouched for 36 hours is the leftover of a delivery
- * that died (a crash between open and rename); nothing will ever finish it. Run while the
- * maildrop is locked for POP3; deliveries still being written are minutes old at most
- * (SMTPDataTimeoutSeconds per block). */
-void maildrop_clean_tmp(const char *maildrop_path, time_t now)
-{
-	char *tmp_dir = fs_path_printf("%s/tmp", maildrop_path);
-	DIR *dir = opendir(tmp_dir);
-	unsigned removed = 0, seen = 0;
-	struct dirent *e;
-
-	if (!dir) {
-		free(tmp_dir);
-		return;
-	}
-	while ((e = readdir(dir)) != NULL && seen++ < MAILDROP_TMP_SCAN_MAX) {
-		struct stat st;
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		time_t newest = st.st_mtime;
-		if (st.st_ctime > newest)
-			newest = st.st_ctime;
-		if (st.st_atime > newest)
-			newest = st.st_atime;
-		if (now - newest < MAILDROP_TMP_STALE_SECONDS)
-			continue;
-		if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
-			removed++;
-	}
-	closedir(dir);
-	free(tmp_dir);
-	if (removed)
-		log_info("maildrop", "event=tmp_cleaned path=%s removed=%u", maildrop_path, removed);
-}
-
-/* The end of a run of decimal digits at p, or NULL if p has none. */
-static const char *skip_digits(const char *p)
-{
-	const char *start = p;
-
-	while (*p >= '0' && *p <= '9')
-		p++;
-	return p == start ? NULL : p;
-}
-
-/* Whether name is "<sec>.M<usec>P<pid>Q<counter>.<host>" (maildir_unique_name) with this
- * host's name; sets *pid. */
-static bool unique_name_is_ours(const char *name, long *pid)
-{
-	const char *p = skip_digits(name);
-
-	pthread_once(&maildir_host_once, maildir_hostname_init);
-	if (!p || p[0] != '.' || p[1] != 'M' || !(p = skip_digits(p + 2)) || *p != 'P')
-		return false;
-	errno = 0;
-	*pid = strtol(p + 1, NULL, 10);
-	if (errno || *pid <= 0 || !(p = skip_digits(p + 1)) || *p != 'Q' ||
-	    !(p = skip_digits(p + 1)) || *p != '.')
-		return false;
-	return strcmp(p + 1, maildir_host) == 0;
-}
-
-/* Whether a tmp/ file of pid may still be written to. Our own pid has started no delivery
- * yet (this runs before the server accepts anything), so a file with it is an earlier
- * process's that had the same pid (after a reboot, a service often gets the same one). A
- * process of another user (EPERM) counts as alive: it may be another mailpopbox. */
-static bool writer_may_be_alive(long pid)
-{
-	if (pid == fs_process_id())
-		return false;
-	if ((long)(pid_t)pid != pid)
-		return false; /* no such process can exist */
-	return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
-}
-
-unsigned maildrop_recover_tmp(const char *maildrop_path)
-{
-	char *tmp_dir = fs_path_printf("%s/tmp", maildrop_path);
-	int dir_fd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	unsigned removed = 0, seen = 0;
-	struct dirent *e;
-	DIR *dir;
-
-	if (dir_fd < 0 || !(dir = fdopendir(dir_fd))) {
-		if (dir_fd >= 0)
-			close(dir_fd);
-		else if (errno != ENOENT)
-			log_warn("maildrop", "event=tmp_recover_failed path=%s reason=\"%s\"", tmp_dir,
-				strerror(errno));
-		free(tmp_dir);
-		return 0;
-	}
-	while ((e = readdir(dir)) != NULL && seen++ < MAILDROP_TMP_SCAN_MAX) {
-		struct stat st;
-		long pid;
-
-		if (!unique_name_is_ours(e->d_name, &pid) || writer_may_be_alive(pid))
-			continue;
-		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
-			removed++;
-		else
-			log_warn("maildrop", "event=tmp_unlink_failed file=%s/%s reason=\"%s\"",
-				tmp_dir, e->d_name, strerror(errno));
-	}
-	closedir(dir);
-	if (removed)
-		log_info("maildrop", "event=tmp_recovered path=%s removed=%u", maildrop_path,
-			removed);
-	free(tmp_dir);
-	return removed;
-}
-
 enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildrop_path)
 {
 	struct maildrop_message *messages;
@@ -841,7 +385,7 @@ enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildro
 	char *lock_path;
 	int lock_fd, r;
 
-	if (maildir_create(maildrop_path) < 0) {
+	if (maildrop_create(maildrop_path) < 0) {
 		log_warn("maildrop", "event=create_failed path=%s error=%s", maildrop_path,
 			strerror(errno));
 		return MAILDROP_OPEN_ERROR;
@@ -1017,19 +561,21 @@ int maildrop_message_open(const struct maildrop *md, const struct maildrop_messa
 	return o.fd;
 }
 
-int maildrop_commit_deletions(struct maildrop *md)
+int maildrop_commit_deletions(struct maildrop *md, const size_t *indexes, size_t count)
 {
 	bool touched[3] = {false, false, false};
 	const char **moved = NULL;
 	size_t moved_count = 0;
 	int failures = 0;
 
-	for (size_t i = 0; i < md->count; i++) {
-		struct maildrop_message *msg = &md->messages[i];
+	for (size_t i = 0; i < count; i++) {
+		struct maildrop_message *msg;
 		enum listed_dir dir;
 
-		if (!msg->deleted)
-			continue;
+		if (indexes[i] >= md->count)
+			fatal("event=maildrop_deletion_out_of_range index=%zu count=%zu", indexes[i],
+				md->count);
+		msg = &md->messages[indexes[i]];
 		dir = message_directory(md, msg);
 		if (unlink(msg->path) == 0) {
 			touched[dir] = true;

@@ -5,8 +5,10 @@
  *   FAIL_FSYNC=1      ... and then fail with EIO, as the kernel reports a write-back error
  *
  * One chosen step of a transaction fails (so a test can fail each step in turn):
- *   FAULT_OP=fsync|dirfsync|rename   fsync of a regular file, fsync of a directory, or
- *                                    rename(2) (matched on the new name)
+ *   FAULT_OP=fsync|dirfsync|rename|create
+ *                                    fsync of a regular file, fsync of a directory,
+ *                                    rename(2) (matched on the new name), or an open(2) that
+ *                                    creates a file (O_CREAT)
  *   FAULT_PATH=PATTERN               fnmatch(3) pattern for the path ('*' matches '/' too)
  *   FAULT_NTH=N                      the Nth matching call fails (default 1) ...
  *   FAULT_COUNT=K                    ... and the K-1 after it (default 1; 0: all from N on)
@@ -16,6 +18,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <fnmatch.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,4 +133,23 @@ int rename(const char *from, const char *to)
 	if (getenv("FAULT_OP") && fault_hits("rename", to))
 		return -1;
 	return real_rename(from, to);
+}
+
+/* The server is built with large-file support: its open(2) calls are open64. Only a call that
+ * creates a file can be failed (a full disk, a quota), matched on the path as given. */
+int open64(const char *path, int flags, ...)
+{
+	int (*real_open64)(const char *, int, ...) =
+		(int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
+	mode_t mode = 0;
+
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if ((flags & O_CREAT) && getenv("FAULT_OP") && fault_hits("create", path))
+		return -1;
+	return real_open64(path, flags, mode);
 }

@@ -217,7 +217,14 @@ def test_every_key_is_documented_in_config_md_and_the_man_page():
 def test_every_command_of_help_is_in_the_man_page():
     synopsis = (MAN_DIR / "mailpopbox.8").read_text().split(".Sh DESCRIPTION")[0]
     listed = set(re.findall(r"^\.Cm (\S+)$", synopsis, re.MULTILINE))
-    in_help = set(re.findall(r"mailpopbox ([a-z][a-z-]+)\b", help_text()))
+    text = help_text()
+    usage = [line for line in text.splitlines() if re.match(r"(usage:)?\s+mailpopbox ", line)]
+    in_help = set(re.findall(r"mailpopbox ([a-z][a-z-]+)\b", "\n".join(usage)))
+    # Both sides must parse: a changed layout of either fails here instead of comparing two
+    # empty sets. Every usage line but the bare `mailpopbox CONFIG.json` names one command.
+    assert "help" in listed, "no `.Cm help` in mailpopbox(8)'s SYNOPSIS: its layout changed?"
+    assert "help" in in_help and len(in_help) == len(usage) - 1, \
+        f"cannot tell the commands in `mailpopbox help` ({sorted(in_help)}) from:\n{text}"
     assert in_help == listed, f"help lists {sorted(in_help)}, mailpopbox(8) {sorted(listed)}"
 
 

@@ -81,6 +81,21 @@ def test_top_of_a_message_removed_during_the_session_gets_err(server):
         assert conn.command("NOOP").startswith(b"+OK")
 
 
+def test_pipelined_retr_and_top_of_a_removed_message_send_only_the_err(server):
+    """The "+OK" of RETR/TOP is written only once the file is open (issue 12): a pipelined
+    batch gets exactly one -ERR for each, never a "+OK" before it, and the next command's
+    reply follows right after."""
+    deliver_many(server, 2)
+    files = maildrop_files(server)
+    with pop3_connect(server) as conn:
+        files[0].unlink()
+        conn.send(b"RETR 1\r\nTOP 1 0\r\nLIST 2\r\n")
+        assert conn.read_line() == b"-ERR [SYS/TEMP] message unavailable"
+        assert conn.read_line() == b"-ERR [SYS/TEMP] message unavailable"
+        assert conn.read_line() == f"+OK 2 {files[1].stat().st_size}".encode()
+        assert conn.retr(2) == files[1].read_bytes()
+
+
 def test_dele_of_a_message_removed_during_the_session_still_signs_off(server):
     deliver_many(server, 2)
     files = maildrop_files(server)

@@ -3,7 +3,8 @@ also when the message goes to several places at once: two maildrops, or the owne
 submission to local maildrops and the outbound spool (issue 11, point 4). A transaction's reply
 describes what was kept: after a 4xx nothing is in any maildrop or the spool, and the client's
 retry stores exactly one copy everywhere. A full disk is 452 4.3.1 with the reason logged
-(issue 11, point 6). Failures are injected at each step by the LD_PRELOAD shim (slow_fsync.c);
+(issue 11, point 6). Storage that cannot even be opened answers DATA itself, before any 354
+(issue 12); failures while or after the message is written are answered after its final dot. Failures are injected at each step by the LD_PRELOAD shim (slow_fsync.c);
 the full disk is also a real one, a small tmpfs."""
 import errno
 import os
@@ -18,7 +19,7 @@ from sink import (authenticated, make_sink, outbound, outgoing_message,  # noqa:
 from test_smtp_nonblocking import preloaded_shim
 
 TWO_DOMAINS = ["alice@example.org", "bob@example.net"]
-# The spool's message file in tmp/: named by the queue id, 15 hex digits (daemon_new_id), unlike
+# The spool's message file in tmp/: named by the queue id, 15 hex digits (ids_new), unlike
 # the envelope's "ID.env.PID.N" and the raw submission "ID.raw".
 SPOOL_MESSAGE_TMP = "*/spool1/tmp/" + "[0-9A-F]" * 15
 
@@ -100,6 +101,70 @@ def test_other_commit_errors_are_logged_with_their_reason(make_server, tmp_path,
         reply = client.transaction("a@elsewhere.example", ["x@example.org"], make_message("eio"))
         assert (reply.code, reply.enhanced) == (451, "4.3.0"), reply
     assert 'error=commit reason="Input/output error"' in server.log_text()
+
+
+# --- storage that cannot be opened: the failure answers DATA (issue 12) -------------------------
+
+def open_transaction(client, mail_from, recipients):
+    """MAIL and RCPT for each recipient, each asserted; DATA is the caller's."""
+    assert client.command(f"MAIL FROM:<{mail_from}>").code == 250
+    for recipient in recipients:
+        assert client.command(f"RCPT TO:<{recipient}>").code == 250, recipient
+
+
+def test_full_disk_when_the_maildrop_file_is_created_answers_data_with_452(
+        make_server, tmp_path, monkeypatch):
+    """The storage is opened before the 354: a full disk is the reply to DATA itself, and the
+    client never sends a message that could not be kept (RFC 5321 4.1.1.4)."""
+    with preloaded_shim(tmp_path, monkeypatch, FAULT_OP="create", FAULT_ERRNO="ENOSPC",
+                        FAULT_PATH="*/maildrop-example.org/tmp/*"):
+        server = make_server()
+    message = make_message("stored by the retry")
+    with server.connect() as client:
+        client.ehlo()
+        open_transaction(client, "a@elsewhere.example", ["x@example.org"])
+        reply = client.command("DATA")
+        assert (reply.code, reply.enhanced) == (452, "4.3.1"), reply
+        assert_fault_reached(server, "create")
+        # The transaction is over, as after a 4xx at the final dot: the client's retry is a
+        # new one (no "503 Nested MAIL"), and the disk has room now (only one call fails).
+        reply = client.transaction("a@elsewhere.example", ["x@example.org"], message)
+        assert reply.code == 250, reply
+    server.message().split(message)
+    assert 'error="No space left on device"' in server.log_text()
+
+
+def test_second_maildrop_not_opening_answers_data_and_leaves_no_file(
+        make_server, tmp_path, monkeypatch):
+    with preloaded_shim(tmp_path, monkeypatch, FAULT_OP="create",
+                        FAULT_PATH="*/maildrop-example.net/tmp/*"):
+        server = make_server()
+    with server.connect() as client:
+        client.ehlo()
+        open_transaction(client, "a@elsewhere.example", TWO_DOMAINS)
+        reply = client.command("DATA")
+        assert (reply.code, reply.enhanced) == (451, "4.3.0"), reply
+        assert_fault_reached(server, "create")
+        # The first maildrop's file, opened before the second failed, is gone at once.
+        assert list((server.maildrop("example.org") / "tmp").iterdir()) == []
+        assert client.command("DATA").code == 503  # the transaction ended with the 451
+    server.assert_nothing_stored()
+
+
+def test_full_spool_when_a_submission_begins_answers_data_with_452(outbound, tmp_path,
+                                                                    monkeypatch):
+    with preloaded_shim(tmp_path, monkeypatch, FAULT_OP="create", FAULT_ERRNO="ENOSPC",
+                        FAULT_PATH="*/spool1/tmp/*.raw"):
+        server, _ = outbound()
+    with authenticated(server) as client:
+        open_transaction(client, "mailbox@example.org", SUBMISSION_RECIPIENTS)
+        reply = client.command("DATA")
+        assert (reply.code, reply.enhanced) == (452, "4.3.1"), reply
+        assert_fault_reached(server, "create")
+        assert client.command("NOOP").code == 250
+    server.assert_nothing_stored()
+    assert spool_files(server) == []
+    assert "event=store_failed" in server.log_text()
 
 
 # --- the owner's submission: local copies and the outbound spool --------------------------------

@@ -489,21 +489,15 @@ static long decode(const char *in, unsigned char *out, size_t outsz)
 	return auth_base64_decode(in, strlen(in), out, outsz);
 }
 
-static void test_base64_decodes_every_padding_length(void **state)
+/* The decoding itself is mail/base64.c's (test_base64.c); SASL adds the lone "=". */
+static void test_base64_decodes_through_the_one_base64(void **state)
 {
 	unsigned char out[32];
 
 	(void)state;
-	assert_int_equal(decode("Zm9v", out, sizeof(out)), 3);
-	assert_memory_equal(out, "foo", 3);
-	assert_int_equal(decode("Zm8=", out, sizeof(out)), 2);
-	assert_memory_equal(out, "fo", 2);
-	assert_int_equal(decode("Zg==", out, sizeof(out)), 1);
-	assert_memory_equal(out, "f", 1);
 	assert_int_equal(decode("AG1haWxib3hAZXhhbXBsZS5vcmcAc2VjcmV0", out, sizeof(out)), 27);
 	assert_memory_equal(out, "\0mailbox@example.org\0secret", 27);
-	assert_int_equal(decode("+/+/", out, sizeof(out)), 3);
-	assert_memory_equal(out, "\xfb\xff\xbf", 3);
+	assert_int_equal(decode("Zm9v", out, 2), -1);
 }
 
 static void test_base64_lone_equals_is_the_empty_string(void **state)
@@ -513,32 +507,6 @@ static void test_base64_lone_equals_is_the_empty_string(void **state)
 	(void)state;
 	/* RFC 4954 4: "=" is an empty initial response. */
 	assert_int_equal(decode("=", out, sizeof(out)), 0);
-}
-
-static void test_base64_malformed_input_is_refused(void **state)
-{
-	unsigned char out[32];
-
-	(void)state;
-	assert_int_equal(decode("Zm9", out, sizeof(out)), -1);      /* not a multiple of 4 */
-	assert_int_equal(decode("Zm9vY", out, sizeof(out)), -1);
-	assert_int_equal(decode("Zm9!", out, sizeof(out)), -1);     /* outside the alphabet */
-	assert_int_equal(decode("Zm 9", out, sizeof(out)), -1);
-	assert_int_equal(decode("Zm9-", out, sizeof(out)), -1);     /* base64url */
-	assert_int_equal(decode("Zg==Zm9v", out, sizeof(out)), -1); /* data after padding */
-	assert_int_equal(decode("Z===", out, sizeof(out)), -1);     /* too much padding */
-	assert_int_equal(decode("====", out, sizeof(out)), -1);
-	assert_int_equal(decode("==", out, sizeof(out)), -1);
-}
-
-static void test_base64_too_small_output_is_refused(void **state)
-{
-	unsigned char out[3];
-
-	(void)state;
-	assert_int_equal(decode("Zm9vYg==", out, sizeof(out)), -1);
-	assert_int_equal(decode("Zm9v", out, 2), -1);
-	assert_int_equal(decode("Zm9v", out, 3), 3);
 }
 
 int main(void)
@@ -574,10 +542,8 @@ int main(void)
 		cmocka_unit_test(test_plain_without_authzid_splits_three_fields),
 		cmocka_unit_test(test_plain_with_authzid_splits_three_fields),
 		cmocka_unit_test(test_plain_malformed_messages_are_refused),
-		cmocka_unit_test(test_base64_decodes_every_padding_length),
+		cmocka_unit_test(test_base64_decodes_through_the_one_base64),
 		cmocka_unit_test(test_base64_lone_equals_is_the_empty_string),
-		cmocka_unit_test(test_base64_malformed_input_is_refused),
-		cmocka_unit_test(test_base64_too_small_output_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -243,14 +243,14 @@ static void test_delivery_write_after_error_is_skipped(void **state)
 static void test_delivery_begin_fails_when_maildrop_parent_is_missing(void **state)
 {
 	struct fixture *f = *state;
-	struct maildrop_delivery d = {.fd = -1};
+	struct maildrop_delivery d = {.file = {.fd = -1}};
 	char *path = join(f->path, "deeper");
 
 	/* Only MaildropPath itself is created: a missing parent is a configuration mistake
 	 * (or an unmounted disk) that must not be papered over. */
 	assert_int_equal(maildrop_delivery_begin(&d, path), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(d.fd, -1);
+	assert_int_equal(d.file.fd, -1);
 	assert_null(d.unique);
 	free(path);
 }
@@ -346,8 +346,6 @@ static void test_open_lists_maildir_and_legacy_files_in_arrival_order_with_exact
 	assert_int_equal(md.messages[2].size, strlen("third\r\n"));
 	assert_int_equal(md.messages[3].size, strlen("fourth!\r\n"));
 	assert_string_equal(read_whole_file(md.messages[2].path), "third\r\n");
-	for (size_t i = 0; i < md.count; i++)
-		assert_false(md.messages[i].deleted);
 	maildrop_close(&md);
 	free(new_dir);
 	free(cur_dir);
@@ -794,9 +792,12 @@ static void test_commit_deletions_removes_only_marked_messages(void **state)
 
 	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
 	assert_int_equal(md.count, 6);
+	size_t drop[6], drop_count = 0;
 	for (size_t i = 0; i < md.count; i++)
-		md.messages[i].deleted = strstr(md.messages[i].uidl, "drop") != NULL;
-	assert_int_equal(maildrop_commit_deletions(&md), 0);
+		if (strstr(md.messages[i].uidl, "drop") != NULL)
+			drop[drop_count++] = i;
+	assert_int_equal(drop_count, 3);
+	assert_int_equal(maildrop_commit_deletions(&md, drop, drop_count), 0);
 	maildrop_close(&md);
 
 	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
@@ -819,8 +820,7 @@ static void test_commit_deletions_of_already_removed_file_succeeds(void **state)
 	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
 	assert_int_equal(md.count, 1);
 	assert_int_equal(unlink(md.messages[0].path), 0);
-	md.messages[0].deleted = true;
-	assert_int_equal(maildrop_commit_deletions(&md), 0);
+	assert_int_equal(maildrop_commit_deletions(&md, (const size_t[]){0}, 1), 0);
 	maildrop_close(&md);
 }
 
@@ -838,8 +838,7 @@ static void test_commit_deletions_follows_message_moved_to_cur(void **state)
 	assert_true(asprintf(&moved, "%s/cur/%s:2,S", f->path, strrchr(md.messages[0].path, '/') + 1)
 		>= 0);
 	assert_int_equal(rename(md.messages[0].path, moved), 0);
-	md.messages[0].deleted = true;
-	assert_int_equal(maildrop_commit_deletions(&md), 0);
+	assert_int_equal(maildrop_commit_deletions(&md, (const size_t[]){0}, 1), 0);
 	maildrop_close(&md);
 	assert_int_equal(access(moved, F_OK), -1);
 	assert_int_equal(count_entries(f->path, "cur"), 0);
@@ -854,7 +853,6 @@ static void test_close_without_commit_deletes_nothing(void **state)
 
 	deliver(f->path, "x\r\n");
 	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
-	md.messages[0].deleted = true;
 	maildrop_close(&md);
 	assert_int_equal(count_entries(f->path, "new"), 1);
 }

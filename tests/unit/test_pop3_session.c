@@ -1,7 +1,9 @@
-/* test_pop3_session.c: the POP3 protocol core (pop3/session.c) and the RETR/TOP dot-stuffing
- * filter (pop3/dotstuff.c), driven line by line against an in-memory maildrop, as the glue
- * would drive them. No files, no sockets. */
+/* test_pop3_session.c: the POP3 protocol core (pop3/session.c), driven line by line against
+ * an in-memory maildrop, as the glue would drive it (the dot-stuffing filter it hands RETR to
+ * is tested in test_dotstuff.c). No files, no sockets. */
 #include <setjmp.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +14,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "pop3/dotstuff.h"
+#include "mail/dotstuff.h"
 #include "pop3/session.h"
 #include "strbuf.h"
 
@@ -117,6 +119,29 @@ static enum pop3_action complete_login(struct fixture *fx, enum pop3_action acti
 	assert_string_equal(pop3_session_maildrop_path(fx->s), "/var/mail/example.org");
 	return pop3_session_maildrop_opened(fx->s, status,
 		status == MAILDROP_OPEN_OK ? &fx->md : NULL, &fx->out);
+}
+
+/* LIST or UIDL without argument, as the glue completes it: the "+OK" comes with the action,
+ * then the lines in parts of a small budget (so parts end everywhere) until the terminator. */
+static enum pop3_action feed_listing(struct fixture *fx, const char *line)
+{
+	enum pop3_action action = feed(fx, line);
+
+	assert_int_equal(action, POP3_ACTION_LISTING);
+	while (action == POP3_ACTION_LISTING)
+		action = pop3_session_listing_more(fx->s, &fx->out, 7);
+	return action;
+}
+
+/* At QUIT (POP3_ACTION_COMMIT): the deletion list handed to the store is exactly want[n]. */
+static void assert_deletions(struct fixture *fx, const size_t *want, size_t n)
+{
+	size_t count = 99;
+	const size_t *got = pop3_session_deletions(fx->s, &count);
+
+	assert_int_equal(count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(got[i], want[i]);
 }
 
 static void login(struct fixture *fx)
@@ -718,6 +743,7 @@ static void test_spaces_between_arguments_are_tolerated(void **state)
 	assert_int_equal(feed(fx, "TOP  2   5 "), POP3_ACTION_RETRIEVE);
 	assert_int_equal(pop3_session_retrieve_index(fx->s), 1);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 5);
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	pop3_session_retrieve_done(fx->s, true);
 }
 
@@ -741,7 +767,7 @@ static void test_list_excludes_deleted_messages(void **state)
 
 	login(fx);
 	feed(fx, "DELE 2");
-	assert_int_equal(feed(fx, "LIST"), POP3_ACTION_NONE);
+	assert_int_equal(feed_listing(fx, "LIST"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK 2 messages (400 octets)\r\n1 100\r\n3 300\r\n.\r\n");
 }
 
@@ -770,7 +796,7 @@ static void test_uidl_lists_unique_ids_without_deleted(void **state)
 
 	login(fx);
 	feed(fx, "DELE 1");
-	feed(fx, "UIDL");
+	assert_int_equal(feed_listing(fx, "UIDL"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx),
 		"+OK unique-id listing follows\r\n2 uid-2\r\n3 uid-3\r\n.\r\n");
 	feed(fx, "UIDL 3");
@@ -785,7 +811,7 @@ static void test_list_of_empty_maildrop(void **state)
 
 	fx->md.count = 0;
 	login(fx);
-	feed(fx, "LIST");
+	assert_int_equal(feed_listing(fx, "LIST"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK 0 messages (0 octets)\r\n.\r\n");
 	feed(fx, "RETR 1");
 	assert_string_equal(out(fx), "-ERR no such message, only 0 messages in maildrop\r\n");
@@ -806,14 +832,120 @@ static void test_list_of_ten_thousand_messages(void **state)
 	fx->md.messages = many;
 	fx->md.count = COUNT;
 	login(fx);
-	feed(fx, "LIST");
+	feed_listing(fx, "LIST");
 	assert_starts_with(out(fx), "+OK 10000 messages (59995000 octets)\r\n1 1000\r\n");
 	snprintf(expect, sizeof(expect), "\r\n10000 10999\r\n.\r\n");
 	assert_string_equal(out(fx) + fx->out.len - strlen(expect), expect);
-	feed(fx, "UIDL");
+	feed_listing(fx, "UIDL");
 	snprintf(expect, sizeof(expect), "\r\n10000 1700000000.M9999P42.host\r\n.\r\n");
 	assert_string_equal(out(fx) + fx->out.len - strlen(expect), expect);
 	free(many);
+}
+
+/* Checks one part of a listing as a client reads it: whole CRLF lines "N VALUE" in order
+ * (the deleted message skipped), the terminator only at the end. */
+struct listing_reader {
+	const struct maildrop_message *messages;
+	size_t skip;  /* the deleted message's index */
+	size_t next;  /* the index the next line must name */
+	bool uidl;
+	bool ended;
+};
+
+static void read_listing_part(struct listing_reader *r, const char *part, size_t len)
+{
+	char want[128];
+
+	while (len > 0) {
+		const char *crlf = memmem(part, len, "\r\n", 2);
+		size_t line = crlf ? (size_t)(crlf - part) + 2 : 0;
+
+		assert_non_null(crlf); /* parts end with whole lines */
+		assert_false(r->ended);
+		if (line == 3 && part[0] == '.') {
+			r->ended = true;
+		} else {
+			if (r->next == r->skip)
+				r->next++;
+			if (r->uidl)
+				snprintf(want, sizeof(want), "%zu %s\r\n", r->next + 1,
+					r->messages[r->next].uidl);
+			else
+				snprintf(want, sizeof(want), "%zu %" PRIu64 "\r\n", r->next + 1,
+					r->messages[r->next].size);
+			assert_int_equal(line, strlen(want));
+			assert_memory_equal(part, want, line);
+			r->next++;
+		}
+		part += line;
+		len -= line;
+	}
+}
+
+/* A maildrop at the limit (POP3_MAX_MESSAGES, unique-ids of the longest length): LIST and
+ * UIDL are complete and in order, and no part the glue is handed ever holds more than the
+ * budget plus one line, however long the whole listing (some 80 MB for UIDL). */
+static void test_listing_at_the_message_limit_stays_within_the_chunk_bound(void **state)
+{
+	struct fixture *fx = *state;
+	enum { BUDGET = 16 * 1024 };
+	struct maildrop_message *many = calloc(POP3_MAX_MESSAGES, sizeof(*many));
+	const size_t bound = BUDGET - 1 + POP3_LISTING_LINE_MAX;
+
+	assert_non_null(many);
+	for (size_t i = 0; i < POP3_MAX_MESSAGES; i++) {
+		many[i].size = UINT64_C(1) << 40 | i;
+		snprintf(many[i].uidl, sizeof(many[i].uidl), "%070zu", i);
+	}
+	fx->md.messages = many;
+	fx->md.count = POP3_MAX_MESSAGES;
+	login(fx);
+	feed(fx, "DELE 500000");
+	for (int uidl = 0; uidl <= 1; uidl++) {
+		struct listing_reader r = {.messages = many, .skip = 499999, .uidl = uidl};
+		size_t parts = 0;
+		enum pop3_action action = feed(fx, uidl ? "UIDL" : "LIST");
+
+		assert_int_equal(action, POP3_ACTION_LISTING);
+		assert_starts_with(out(fx), "+OK ");
+		while (action == POP3_ACTION_LISTING) {
+			strbuf_reset(&fx->out); /* the glue has flushed it */
+			action = pop3_session_listing_more(fx->s, &fx->out, BUDGET);
+			if (fx->out.len > bound)
+				fail_msg("part %zu holds %zu octets, bound %zu", parts, fx->out.len,
+					bound);
+			read_listing_part(&r, fx->out.data, fx->out.len);
+			parts++;
+		}
+		assert_int_equal(action, POP3_ACTION_NONE);
+		assert_true(r.ended);
+		assert_int_equal(r.next, POP3_MAX_MESSAGES);
+		assert_true(parts > 1000);
+		/* The buffer itself never grew past the bound either. */
+		assert_true(fx->out.cap <= 2 * bound);
+	}
+	free(many);
+}
+
+/* A budget of 0 still makes progress: one line per call. */
+static void test_listing_with_no_budget_writes_a_line_per_call(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	assert_int_equal(feed(fx, "LIST"), POP3_ACTION_LISTING);
+	strbuf_reset(&fx->out);
+	for (int i = 1; i <= 3; i++) {
+		char want[32];
+
+		assert_int_equal(pop3_session_listing_more(fx->s, &fx->out, 0),
+			i < 3 ? POP3_ACTION_LISTING : POP3_ACTION_NONE);
+		snprintf(want, sizeof(want), "%d %d\r\n%s", i, 100 * i, i < 3 ? "" : ".\r\n");
+		assert_string_equal(out(fx), want);
+		strbuf_reset(&fx->out);
+	}
+	/* Lines are read again once the listing has ended. */
+	assert_int_equal(feed(fx, "NOOP"), POP3_ACTION_NONE);
 }
 
 static void test_dele_then_rset_restores_message(void **state)
@@ -823,14 +955,40 @@ static void test_dele_then_rset_restores_message(void **state)
 	login(fx);
 	assert_int_equal(feed(fx, "DELE 1"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK message 1 deleted\r\n");
-	assert_true(fx->messages[0].deleted);
 	feed(fx, "DELE 3");
 	assert_int_equal(feed(fx, "RSET"), POP3_ACTION_NONE);
 	assert_string_equal(out(fx), "+OK maildrop has 3 messages (600 octets)\r\n");
-	assert_false(fx->messages[0].deleted);
-	assert_false(fx->messages[2].deleted);
 	feed(fx, "LIST 1");
 	assert_string_equal(out(fx), "+OK 1 100\r\n");
+	/* RSET cleared the marks: QUIT hands the store nothing, except what is marked after. */
+	feed(fx, "DELE 2");
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, (const size_t[]){1}, 1);
+}
+
+/* The marks are the session's: the store's listing is never written to, and the list
+ * handed over at UPDATE is the marked indexes in ascending order, whatever the DELE order. */
+static void test_deletions_are_the_sessions_own_and_handed_over_at_quit(void **state)
+{
+	struct fixture *fx = *state;
+	struct maildrop_message before[TEST_MESSAGES];
+
+	login(fx);
+	memcpy(before, fx->messages, sizeof(before));
+	feed(fx, "DELE 3");
+	feed(fx, "DELE 1");
+	assert_memory_equal(before, fx->messages, sizeof(before));
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, (const size_t[]){0, 2}, 2);
+}
+
+static void test_quit_without_dele_hands_over_an_empty_list(void **state)
+{
+	struct fixture *fx = *state;
+
+	login(fx);
+	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
+	assert_deletions(fx, NULL, 0);
 }
 
 static void test_dele_twice_gets_err(void **state)
@@ -860,6 +1018,9 @@ static void test_retr_replies_size_and_asks_for_retrieve(void **state)
 
 	login(fx);
 	assert_int_equal(feed(fx, "RETR 2"), POP3_ACTION_RETRIEVE);
+	/* RFC 1939 5: "+OK" only once the glue has the file open; nothing before. */
+	assert_string_equal(out(fx), "");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_string_equal(out(fx), "+OK 200 octets\r\n");
 	assert_ptr_equal(pop3_session_retrieve_message(fx->s), &fx->messages[1]);
 	assert_string_equal(pop3_session_retrieve_message(fx->s)->path, "/m/2");
@@ -876,12 +1037,15 @@ static void test_top_asks_for_retrieve_with_line_count(void **state)
 
 	login(fx);
 	assert_int_equal(feed(fx, "top 3 10"), POP3_ACTION_RETRIEVE);
+	assert_string_equal(out(fx), "");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_string_equal(out(fx), "+OK top of message follows\r\n");
 	assert_int_equal(pop3_session_retrieve_index(fx->s), 2);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 10);
 	pop3_session_retrieve_done(fx->s, true);
 	assert_int_equal(feed(fx, "TOP 1 0"), POP3_ACTION_RETRIEVE);
 	assert_int_equal(pop3_session_retrieve_lines(fx->s), 0);
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	pop3_session_retrieve_done(fx->s, true);
 }
 
@@ -903,15 +1067,16 @@ static void test_retrieve_failure_closes(void **state)
 
 	login(fx);
 	feed(fx, "RETR 1");
+	pop3_session_retrieve_opened(fx->s, &fx->out);
 	assert_int_equal(pop3_session_retrieve_done(fx->s, false), POP3_ACTION_CLOSE);
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_CLOSED);
 }
 
-/* The glue's side when the file is gone: it takes the "+OK" back out, then asks for -ERR. */
+/* The glue's side when the file is gone: nothing was written for RETR/TOP, the -ERR is all. */
 static enum pop3_action retrieve_unavailable(struct fixture *fx)
 {
-	strbuf_reset(&fx->out);
-	return pop3_session_retrieve_unavailable(fx->s, &fx->out);
+	assert_string_equal(out(fx), "");
+	return pop3_session_retrieve_failed(fx->s, ENOENT, &fx->out);
 }
 
 static void test_retr_of_unavailable_message_gets_err_and_session_goes_on(void **state)
@@ -928,8 +1093,7 @@ static void test_retr_of_unavailable_message_gets_err_and_session_goes_on(void *
 	feed(fx, "NOOP");
 	assert_string_equal(out(fx), "+OK\r\n");
 	assert_int_equal(feed(fx, "QUIT"), POP3_ACTION_COMMIT);
-	assert_true(fx->messages[2].deleted);
-	assert_false(fx->messages[1].deleted);
+	assert_deletions(fx, (const size_t[]){2}, 1);
 }
 
 static void test_top_of_unavailable_message_gets_err(void **state)
@@ -964,7 +1128,7 @@ static void test_quit_in_transaction_commits_then_signs_off(void **state)
 	assert_int_equal(feed(fx, "quit"), POP3_ACTION_COMMIT);
 	assert_string_equal(out(fx), "");
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_UPDATE);
-	assert_true(fx->messages[0].deleted); /* what the glue's maildrop_commit_deletions sees */
+	assert_deletions(fx, (const size_t[]){0}, 1); /* what maildrop_commit_deletions gets */
 	assert_int_equal(pop3_session_commit_done(fx->s, true, &fx->out), POP3_ACTION_CLOSE);
 	assert_string_equal(out(fx), "+OK mailpopbox signing off (2 messages left)\r\n");
 	assert_int_equal(pop3_session_state(fx->s), POP3_STATE_CLOSED);
@@ -1044,6 +1208,7 @@ static void test_pipelined_lines_reply_in_order(void **state)
 		} else if (action == POP3_ACTION_RETRIEVE) {
 			struct dotstuff f;
 
+			pop3_session_retrieve_opened(fx->s, &fx->out);
 			dotstuff_init(&f, pop3_session_retrieve_lines(fx->s));
 			dotstuff_feed(&f, "Subject: x\r\n\r\n.body\r\n", 21, &fx->out);
 			dotstuff_finish(&f, &fx->out);
@@ -1063,236 +1228,6 @@ static void test_pipelined_lines_reply_in_order(void **state)
 		"+OK 100 octets\r\nSubject: x\r\n\r\n..body\r\n.\r\n"
 		"+OK message 1 deleted\r\n"
 		"+OK mailpopbox signing off (2 messages left)\r\n");
-}
-
-/* ---- dot-stuffing filter ---- */
-
-/* Runs the filter over input, chunk octets at a time (0 = all at once). */
-static char *dotstuff_run_chunks(const char *input, size_t len, long lines, size_t chunk)
-{
-	struct dotstuff f;
-	struct strbuf sb;
-	size_t at = 0;
-
-	strbuf_init(&sb);
-	dotstuff_init(&f, lines);
-	if (chunk == 0)
-		chunk = len ? len : 1;
-	while (at < len) {
-		size_t n = len - at < chunk ? len - at : chunk;
-
-		if (!dotstuff_feed(&f, input + at, n, &sb))
-			break;
-		at += n;
-	}
-	dotstuff_finish(&f, &sb);
-	return sb.data;
-}
-
-/* The output must not depend on how the input is cut: whole, byte by byte, and every
- * two-chunk split must agree with expect. */
-static void assert_dotstuff(const char *input, long lines, const char *expect)
-{
-	size_t len = strlen(input);
-	char *got = dotstuff_run_chunks(input, len, lines, 0);
-
-	assert_string_equal(got, expect);
-	free(got);
-	got = dotstuff_run_chunks(input, len, lines, 1);
-	assert_string_equal(got, expect);
-	free(got);
-	for (size_t split = 1; split < len; split++) {
-		struct dotstuff f;
-		struct strbuf sb;
-
-		strbuf_init(&sb);
-		dotstuff_init(&f, lines);
-		if (dotstuff_feed(&f, input, split, &sb))
-			dotstuff_feed(&f, input + split, len - split, &sb);
-		dotstuff_finish(&f, &sb);
-		assert_string_equal(sb.data, expect);
-		strbuf_free(&sb);
-	}
-}
-
-static void test_dotstuff_passes_crlf_message_unchanged(void **state)
-{
-	(void)state;
-	assert_dotstuff("Subject: hi\r\n\r\nbody\r\n", -1, "Subject: hi\r\n\r\nbody\r\n.\r\n");
-}
-
-static void test_dotstuff_doubles_leading_dots(void **state)
-{
-	(void)state;
-	assert_dotstuff(".\r\n..x\r\na.b\r\n.\r\n", -1, "..\r\n...x\r\na.b\r\n..\r\n.\r\n");
-	assert_dotstuff(".start", -1, "..start\r\n.\r\n");
-}
-
-static void test_dotstuff_dot_after_crlf_split_across_chunks(void **state)
-{
-	char *got;
-
-	(void)state;
-	got = dotstuff_run_chunks("a\r\n.\r\n", 6, -1, 3); /* "a\r\n" | ".\r\n" */
-	assert_string_equal(got, "a\r\n..\r\n.\r\n");
-	free(got);
-	got = dotstuff_run_chunks("a\r\n.\r\n", 6, -1, 2); /* "a\r" | "\n." | "\r\n" */
-	assert_string_equal(got, "a\r\n..\r\n.\r\n");
-	free(got);
-}
-
-static void test_dotstuff_converts_bare_lf_to_crlf(void **state)
-{
-	(void)state;
-	assert_dotstuff("Subject: old\n\n.dot\nend\n", -1,
-		"Subject: old\r\n\r\n..dot\r\nend\r\n.\r\n");
-}
-
-static void test_dotstuff_adds_crlf_when_missing_at_end(void **state)
-{
-	(void)state;
-	assert_dotstuff("Subject: x\r\n\r\nlast", -1, "Subject: x\r\n\r\nlast\r\n.\r\n");
-}
-
-static void test_dotstuff_trailing_cr_gets_only_lf(void **state)
-{
-	(void)state;
-	assert_dotstuff("a\r\nb\r", -1, "a\r\nb\r\n.\r\n");
-}
-
-static void test_dotstuff_bare_cr_is_content(void **state)
-{
-	(void)state;
-	/* "\r\r\n" is a line holding one CR, not the empty line ending the headers. */
-	assert_dotstuff("A: 1\r\n\r\r\nB: 2\r\n\r\nbody\r\nmore\r\n", 0,
-		"A: 1\r\n\r\r\nB: 2\r\n\r\n.\r\n");
-	assert_dotstuff("x\r.y\r\n", -1, "x\r.y\r\n.\r\n");
-}
-
-static void test_dotstuff_empty_message(void **state)
-{
-	(void)state;
-	assert_dotstuff("", -1, ".\r\n");
-	assert_dotstuff("", 0, ".\r\n");
-}
-
-static void test_dotstuff_top_zero_sends_headers_and_blank_line(void **state)
-{
-	(void)state;
-	assert_dotstuff("From: a\r\nTo: b\r\n\r\nline 1\r\nline 2\r\n", 0,
-		"From: a\r\nTo: b\r\n\r\n.\r\n");
-}
-
-static void test_dotstuff_top_counts_body_lines(void **state)
-{
-	(void)state;
-	assert_dotstuff("From: a\r\n\r\nline 1\r\n\r\n.line 3\r\nline 4\r\n", 3,
-		"From: a\r\n\r\nline 1\r\n\r\n..line 3\r\n.\r\n");
-	assert_dotstuff("From: a\n\nline 1\nline 2\n", 1, "From: a\r\n\r\nline 1\r\n.\r\n");
-}
-
-static void test_dotstuff_top_beyond_body_sends_everything(void **state)
-{
-	(void)state;
-	assert_dotstuff("From: a\r\n\r\none\r\ntwo", 100, "From: a\r\n\r\none\r\ntwo\r\n.\r\n");
-}
-
-static void test_dotstuff_top_without_body_sends_headers(void **state)
-{
-	(void)state;
-	assert_dotstuff("From: a\r\nTo: b\r\n", 0, "From: a\r\nTo: b\r\n.\r\n");
-}
-
-static void test_dotstuff_top_stops_asking_for_input(void **state)
-{
-	struct dotstuff f;
-	struct strbuf sb;
-
-	(void)state;
-	strbuf_init(&sb);
-	dotstuff_init(&f, 1);
-	assert_true(dotstuff_feed(&f, "H: 1\r\n\r\n", 8, &sb));
-	assert_false(dotstuff_feed(&f, "one\r\ntwo\r\n", 10, &sb));
-	assert_false(dotstuff_feed(&f, "three\r\n", 7, &sb));
-	dotstuff_finish(&f, &sb);
-	assert_string_equal(sb.data, "H: 1\r\n\r\none\r\n.\r\n");
-	strbuf_free(&sb);
-}
-
-/* ---- RETR sizes: what the filter sends equals what LIST/STAT announce (RFC 1939 5, 11) ---- */
-
-/* Counts input the way the store does for LIST, chunk octets at a time (0 = all at once). */
-static uint64_t dotstuff_size_chunks(const char *input, size_t len, size_t chunk)
-{
-	struct dotstuff_size z;
-	size_t at = 0;
-
-	dotstuff_size_init(&z);
-	if (chunk == 0)
-		chunk = len ? len : 1;
-	for (; at < len; at += chunk)
-		dotstuff_size_feed(&z, input + at, len - at < chunk ? len - at : chunk);
-	return dotstuff_size_finish(&z);
-}
-
-/* The RETR response for input, less the terminator and the stuffed dots, is expect_size octets
- * long, and the count agrees however the input is cut. */
-static void assert_size_matches_retr(const char *input, uint64_t expect_size)
-{
-	size_t len = strlen(input);
-	char *sent = dotstuff_run_chunks(input, len, -1, 0);
-	size_t sent_len = strlen(sent) - 3; /* ".\r\n" */
-	size_t stuffed = 0;
-
-	for (size_t i = 0; i < sent_len; i++)
-		if (sent[i] == '.' && (i == 0 || sent[i - 1] == '\n'))
-			stuffed++;
-	assert_int_equal(sent_len - stuffed, expect_size);
-	free(sent);
-	assert_int_equal(dotstuff_size_chunks(input, len, 0), expect_size);
-	assert_int_equal(dotstuff_size_chunks(input, len, 1), expect_size);
-	for (size_t split = 1; split < len; split++) {
-		struct dotstuff_size z;
-
-		dotstuff_size_init(&z);
-		dotstuff_size_feed(&z, input, split);
-		dotstuff_size_feed(&z, input + split, len - split);
-		assert_int_equal(dotstuff_size_finish(&z), expect_size);
-	}
-}
-
-static void test_size_of_crlf_message_is_its_length(void **state)
-{
-	(void)state;
-	assert_size_matches_retr("Subject: hi\r\n\r\n.body\r\n", 22);
-}
-
-static void test_size_counts_bare_lf_as_crlf(void **state)
-{
-	(void)state;
-	assert_size_matches_retr("From: a\nSubject: lf\n\nline one\n.\nline three\n",
-		43 + 6);
-}
-
-static void test_size_counts_missing_final_line_end(void **state)
-{
-	(void)state;
-	assert_size_matches_retr("Subject: x\r\n\r\nlast line", 23 + 2);
-	assert_size_matches_retr("a\nb", 3 + 1 + 2);
-}
-
-static void test_size_counts_only_lf_after_trailing_cr(void **state)
-{
-	(void)state;
-	assert_size_matches_retr("a\r\nb\r", 5 + 1);
-	assert_size_matches_retr("x\r.y\r\n", 6);
-	assert_size_matches_retr("x\r\r\n", 4);
-}
-
-static void test_size_of_empty_message_is_zero(void **state)
-{
-	(void)state;
-	assert_size_matches_retr("", 0);
 }
 
 /* Tests on an implicit-TLS connection, and on a plain one offering STLS. */
@@ -1358,7 +1293,11 @@ int main(void)
 		TLS_PORT(test_uidl_lists_unique_ids_without_deleted),
 		TLS_PORT(test_list_of_empty_maildrop),
 		TLS_PORT(test_list_of_ten_thousand_messages),
+		TLS_PORT(test_listing_at_the_message_limit_stays_within_the_chunk_bound),
+		TLS_PORT(test_listing_with_no_budget_writes_a_line_per_call),
 		TLS_PORT(test_dele_then_rset_restores_message),
+		TLS_PORT(test_deletions_are_the_sessions_own_and_handed_over_at_quit),
+		TLS_PORT(test_quit_without_dele_hands_over_an_empty_list),
 		TLS_PORT(test_dele_twice_gets_err),
 		TLS_PORT(test_noop_replies_ok),
 		TLS_PORT(test_retr_replies_size_and_asks_for_retrieve),
@@ -1374,24 +1313,6 @@ int main(void)
 		TLS_PORT(test_maildrop_locked_gets_in_use),
 		TLS_PORT(test_maildrop_error_gets_sys_temp),
 		TLS_PORT(test_pipelined_lines_reply_in_order),
-		cmocka_unit_test(test_dotstuff_passes_crlf_message_unchanged),
-		cmocka_unit_test(test_dotstuff_doubles_leading_dots),
-		cmocka_unit_test(test_dotstuff_dot_after_crlf_split_across_chunks),
-		cmocka_unit_test(test_dotstuff_converts_bare_lf_to_crlf),
-		cmocka_unit_test(test_dotstuff_adds_crlf_when_missing_at_end),
-		cmocka_unit_test(test_dotstuff_trailing_cr_gets_only_lf),
-		cmocka_unit_test(test_dotstuff_bare_cr_is_content),
-		cmocka_unit_test(test_dotstuff_empty_message),
-		cmocka_unit_test(test_dotstuff_top_zero_sends_headers_and_blank_line),
-		cmocka_unit_test(test_dotstuff_top_counts_body_lines),
-		cmocka_unit_test(test_dotstuff_top_beyond_body_sends_everything),
-		cmocka_unit_test(test_dotstuff_top_without_body_sends_headers),
-		cmocka_unit_test(test_dotstuff_top_stops_asking_for_input),
-		cmocka_unit_test(test_size_of_crlf_message_is_its_length),
-		cmocka_unit_test(test_size_counts_bare_lf_as_crlf),
-		cmocka_unit_test(test_size_counts_missing_final_line_end),
-		cmocka_unit_test(test_size_counts_only_lf_after_trailing_cr),
-		cmocka_unit_test(test_size_of_empty_message_is_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "limits.h"
 #include "smtp/session.h"
-#include "smtp/trace.h"
+#include "mail/trace.h"
 #include "strbuf.h"
 
 /* Two domains, one blocked address, small limits so tests can reach them. */
@@ -205,12 +205,22 @@ static enum smtp_data_verdict feed_message(struct client *c, const char *raw, si
 	return smtp_session_data_end(c->s, &c->out);
 }
 
-/* DATA, its 354 and BEGIN_DATA, then the message. */
-static enum smtp_data_verdict send_data(struct client *c, const char *raw, size_t len)
+/* DATA as the glue runs it: BEGIN_DATA with no reply yet, the storage opens, then the 354. */
+static void open_data(struct client *c)
 {
 	send_line(c, "DATA");
-	assert_true(is_single_reply(replies(c), "354"));
 	assert_int_equal(c->action, SMTP_ACTION_BEGIN_DATA);
+	assert_string_equal(replies(c), "");
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_DATA_OPENING);
+	smtp_session_data_ready(c->s, &c->out);
+	assert_true(is_single_reply(replies(c), "354"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_DATA);
+}
+
+/* DATA, its 354, then the message. */
+static enum smtp_data_verdict send_data(struct client *c, const char *raw, size_t len)
+{
+	open_data(c);
 	return feed_message(c, raw, len);
 }
 
@@ -359,6 +369,79 @@ static void test_data_with_argument_gets_501(void **state)
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	expect(c, "DATA now", "501 5.5.4");
 	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_RCPT);
+}
+
+/* Brings a fresh session into one of the command states. */
+static void enter_state(struct client *c, enum smtp_state target)
+{
+	if (target == SMTP_STATE_READY)
+		ehlo(c);
+	else if (target == SMTP_STATE_MAIL)
+		begin_mail(c);
+	else if (target == SMTP_STATE_RCPT)
+		start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(smtp_session_state(c->s), target);
+}
+
+/* RFC 5321 4.1.4 / 4.3.2: every command given out of sequence, in every command state, gets
+ * its exact 503 (from the command table's state masks) and leaves the state as it was. The
+ * argument checks of DATA, RSET and STARTTLS and the connection checks of STARTTLS outrank
+ * the sequence. */
+static void test_out_of_sequence_replies_in_every_state(void **state)
+{
+	static const struct {
+		enum smtp_state state;
+		const char *line;
+		const char *reply; /* NULL: the command is in sequence there */
+	} cases[] = {
+		{SMTP_STATE_CONNECTED, "MAIL FROM:<a@example.com>", "503 5.5.1 Send EHLO or HELO first"},
+		{SMTP_STATE_MAIL, "MAIL FROM:<a@example.com>", "503 5.5.1 Nested MAIL command"},
+		{SMTP_STATE_RCPT, "MAIL FROM:<a@example.com>", "503 5.5.1 Nested MAIL command"},
+		{SMTP_STATE_CONNECTED, "RCPT TO:<a@example.org>", "503 5.5.1 Need MAIL before RCPT"},
+		{SMTP_STATE_READY, "RCPT TO:<a@example.org>", "503 5.5.1 Need MAIL before RCPT"},
+		{SMTP_STATE_CONNECTED, "DATA", "503 5.5.1 Need RCPT before DATA"},
+		{SMTP_STATE_READY, "DATA", "503 5.5.1 Need RCPT before DATA"},
+		{SMTP_STATE_MAIL, "DATA", "503 5.5.1 No valid recipients"},
+		{SMTP_STATE_READY, "DATA x", "501 5.5.4 Syntax: DATA"},
+		{SMTP_STATE_RCPT, "RSET x", "501 5.5.4 Syntax: RSET"},
+		{SMTP_STATE_MAIL, "STARTTLS", "503 5.5.1 STARTTLS not allowed during a transaction"},
+		{SMTP_STATE_RCPT, "STARTTLS", "503 5.5.1 STARTTLS not allowed during a transaction"},
+		{SMTP_STATE_MAIL, "STARTTLS x", "501 5.5.4 Syntax: STARTTLS"},
+		{SMTP_STATE_CONNECTED, "AUTH PLAIN", "503 5.5.1 Send EHLO first"},
+		{SMTP_STATE_MAIL, "AUTH PLAIN", "503 5.5.1 AUTH not allowed during a transaction"},
+		{SMTP_STATE_RCPT, "AUTH PLAIN", "503 5.5.1 AUTH not allowed during a transaction"},
+	};
+
+	teardown_client(state);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct client *c = client_new(true, false);
+		char want[128];
+
+		enter_state(c, cases[i].state);
+		send_line(c, cases[i].line);
+		snprintf(want, sizeof(want), "%s\r\n", cases[i].reply);
+		if (strcmp(replies(c), want) != 0)
+			fail_msg("case %zu \"%s\": got \"%s\", want \"%s\"", i, cases[i].line,
+				replies(c), cases[i].reply);
+		assert_int_equal(c->action, SMTP_ACTION_NONE);
+		assert_int_equal(smtp_session_state(c->s), cases[i].state);
+		*state = c;
+		teardown_client(state);
+	}
+	*state = client_new(true, false);
+}
+
+/* STARTTLS's own conditions come before the sequence: the same reply in a transaction. */
+static void test_starttls_conditions_outrank_the_sequence(void **state)
+{
+	struct client *c = replace_client(state, false, false);
+
+	begin_mail(c);
+	expect(c, "STARTTLS", "454 4.7.0");
+	c = replace_client(state, true, true);
+	begin_mail(c);
+	send_line(c, "STARTTLS");
+	assert_string_equal(replies(c), "503 5.5.1 TLS already active\r\n");
 }
 
 /* ---- recipients ---- */
@@ -813,7 +896,7 @@ static void test_bytes_after_end_of_data_are_the_next_command(void **state)
 	size_t out_len = 0;
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
-	send_line(c, "DATA");
+	open_data(c);
 	/* PIPELINING: the glue hands over all it has; the session takes only the message. */
 	assert_int_equal(smtp_session_feed_data(c->s, raw, sizeof(raw) - 1, out, &out_len), 7);
 	assert_int_equal(out_len, 4);
@@ -838,6 +921,12 @@ static void test_command_lines_ignored_during_data(void **state)
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	send_line(c, "DATA");
+	/* Nor while the storage is being opened: the glue feeds none then. */
+	send_line(c, "QUIT");
+	assert_int_equal(c->action, SMTP_ACTION_NONE);
+	assert_string_equal(replies(c), "");
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_DATA_OPENING);
+	smtp_session_data_ready(c->s, &c->out);
 	send_line(c, "QUIT");
 	assert_int_equal(c->action, SMTP_ACTION_NONE);
 	assert_string_equal(replies(c), "");
@@ -906,25 +995,46 @@ static void test_smuggled_transaction_is_not_executed(void **state)
 	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
 }
 
-static void test_storage_failure_gives_451(void **state)
+/* The storage is opened before DATA is answered: a failure there is the reply to DATA, no
+ * 354 is sent and no message data is read (the client must not send it, RFC 5321 4.1.1.4). */
+static void test_storage_failure_answers_data_with_451(void **state)
 {
 	struct client *c = *state;
 	char out[16];
-	size_t out_len;
+	size_t out_len = 99;
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	send_line(c, "DATA");
-	smtp_session_storage_failed(c->s, EACCES); /* the maildrop file could not be opened */
-	assert_true(smtp_session_tx(c->s)->storage_failed);
-	/* The data is still read to its end so the next command is found. */
-	send_line(c, "RSET");
+	assert_int_equal(c->action, SMTP_ACTION_BEGIN_DATA);
 	assert_string_equal(replies(c), "");
-	assert_int_equal(smtp_session_feed_data(c->s, "Hi\r\n.\r\n", 7, out, &out_len), 7);
-	assert_true(smtp_session_data_done(c->s));
-	strbuf_reset(&c->out);
-	assert_int_equal(smtp_session_data_end(c->s, &c->out), SMTP_DATA_DISCARD);
+	smtp_session_storage_failed(c->s, EACCES, &c->out); /* the maildrop file did not open */
 	assert_true(is_single_reply(replies(c), "451 4.3.0"));
+	/* No data phase: the next bytes are commands again. */
+	assert_int_equal(smtp_session_feed_data(c->s, "Hi\r\n.\r\n", 7, out, &out_len), 0);
+	assert_int_equal(out_len, 0);
+	expect(c, "NOOP", "250 2.0.0");
+}
+
+/* A storage failure at DATA ends the transaction, as one after the final dot does: the next
+ * MAIL is a new transaction (not a "503 Nested MAIL"), and a DATA alone is out of sequence. */
+static void test_storage_failure_at_data_ends_the_transaction(void **state)
+{
+	struct client *c = *state;
+
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	expect(c, "RCPT TO:<carol@example.net>", "250 2.1.5");
+	send_line(c, "DATA");
+	smtp_session_set_queue_id(c->s, "1A2B3C4D5E");
+	smtp_session_storage_failed(c->s, EIO, &c->out);
 	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 0);
+	assert_string_equal(smtp_session_tx(c->s)->queue_id, "");
+	expect(c, "DATA", "503 5.5.1");
+	expect(c, "MAIL FROM:<bob@example.com>", "250 2.1.0");
+	expect(c, "RCPT TO:<alice@example.org>", "250 2.1.5");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	smtp_session_data_committed(c->s, true, &c->out);
+	assert_true(is_single_reply(replies(c), "250 2.0.0"));
 }
 
 static void test_commit_failure_gives_451(void **state)
@@ -964,19 +1074,19 @@ static void test_commit_failure_on_full_disk_gives_452_4_3_1(void **state)
 	assert_true(is_single_reply(replies(c), "451 4.3.0"));
 }
 
-static void test_storage_full_at_begin_gives_452_4_3_1(void **state)
+static void test_storage_full_at_begin_answers_data_with_452_4_3_1(void **state)
 {
 	struct client *c = *state;
-	char out[16];
-	size_t out_len;
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
 	send_line(c, "DATA");
-	smtp_session_storage_failed(c->s, ENOSPC);
-	smtp_session_storage_failed(c->s, EIO); /* the first error is the one answered */
-	assert_int_equal(smtp_session_feed_data(c->s, "Hi\r\n.\r\n", 7, out, &out_len), 7);
-	strbuf_reset(&c->out);
-	assert_int_equal(smtp_session_data_end(c->s, &c->out), SMTP_DATA_DISCARD);
+	smtp_session_storage_failed(c->s, ENOSPC, &c->out);
+	assert_true(is_single_reply(replies(c), "452 4.3.1"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	/* A quota is a full disk for this user. */
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	send_line(c, "DATA");
+	smtp_session_storage_failed(c->s, EDQUOT, &c->out);
 	assert_true(is_single_reply(replies(c), "452 4.3.1"));
 }
 
@@ -1032,7 +1142,7 @@ static void assert_trace(struct client *c, const struct server_config *server, c
 	struct strbuf headers;
 
 	strbuf_init(&headers);
-	smtp_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
+	mail_trace_headers(&headers, c->s, server, cfg.hostname, FIXED_TIME);
 	assert_string_equal(headers.data, want);
 	strbuf_free(&headers);
 }
@@ -1130,17 +1240,6 @@ static void test_trace_headers_for_smtputf8_transaction(void **state)
 		"\tby mx.example.org (mailpopbox) with UTF8SMTP\r\n"
 		"\tid Q3\r\n"
 		"\tfor <alice@example.org>; " FIXED_DATE "\r\n");
-}
-
-static void test_trace_date_is_rfc5322(void **state)
-{
-	char date[64];
-
-	(void)state;
-	smtp_trace_date(date, sizeof(date), 0);
-	assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 +0000");
-	smtp_trace_date(date, sizeof(date), FIXED_TIME);
-	assert_string_equal(date, FIXED_DATE);
 }
 
 /* ---- STARTTLS (RFC 3207) ---- */
@@ -1341,7 +1440,7 @@ static void test_timeout_gets_421_and_closes(void **state)
 	struct client *c = *state;
 
 	start_transaction(c, "MAIL FROM:<bob@example.com>");
-	send_line(c, "DATA");
+	open_data(c);
 	strbuf_reset(&c->out);
 	smtp_session_timeout(c->s, &c->out);
 	assert_string_equal(replies(c), "421 4.4.2 mx.example.org Timeout, closing connection\r\n");
@@ -1368,6 +1467,7 @@ static void test_commands_are_case_insensitive(void **state)
 	expect(c, "Rcpt To:<alice@example.org>", "250 2.1.5");
 	send_line(c, "data");
 	assert_int_equal(c->action, SMTP_ACTION_BEGIN_DATA);
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_DATA_OPENING);
 }
 
 /* RFC 2920: the client sends a batch; every command gets its own reply, in order. */
@@ -1388,6 +1488,7 @@ static void test_pipelined_commands_each_get_a_reply(void **state)
 		strbuf_append(&all, c->out.data, c->out.len);
 	}
 	assert_int_equal(c->action, SMTP_ACTION_BEGIN_DATA);
+	smtp_session_data_ready(c->s, &all); /* the glue opened the storage */
 	for (const char *p = all.data; (p = strstr(p, "\r\n")) != NULL; p += 2)
 		lines++;
 	assert_int_equal(lines, 8 + 6); /* EHLO has 8 lines */
@@ -1564,6 +1665,8 @@ int main(void)
 		T(test_data_before_rcpt_gets_503),
 		T(test_nested_mail_gets_503),
 		T(test_data_with_argument_gets_501),
+		T(test_out_of_sequence_replies_in_every_state),
+		T(test_starttls_conditions_outrank_the_sequence),
 		T(test_rcpt_to_any_local_part_accepted),
 		T(test_rcpt_to_blocked_address_gets_553),
 		T(test_quoted_form_of_blocked_address_gets_553),
@@ -1618,10 +1721,11 @@ int main(void)
 		T(test_bare_lf_in_data_refused_with_554),
 		T(test_bare_cr_in_data_refused_with_554),
 		T(test_smuggled_transaction_is_not_executed),
-		T(test_storage_failure_gives_451),
+		T(test_storage_failure_answers_data_with_451),
+		T(test_storage_failure_at_data_ends_the_transaction),
 		T(test_commit_failure_gives_451),
 		T(test_commit_failure_on_full_disk_gives_452_4_3_1),
-		T(test_storage_full_at_begin_gives_452_4_3_1),
+		T(test_storage_full_at_begin_answers_data_with_452_4_3_1),
 		T(test_two_domains_give_two_servers),
 		T(test_one_domain_gives_one_server),
 		T(test_case_insensitive_domain),
@@ -1630,7 +1734,6 @@ int main(void)
 		T(test_trace_headers_for_several_recipients_omit_for),
 		T(test_trace_headers_for_bounce_after_helo),
 		T(test_trace_headers_for_smtputf8_transaction),
-		T(test_trace_date_is_rfc5322),
 		T(test_starttls_resets_state_and_requires_ehlo),
 		T(test_starttls_twice_gets_503),
 		T(test_starttls_without_certificate_gets_454),

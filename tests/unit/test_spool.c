@@ -141,7 +141,7 @@ static int commit_message(const char *spool, const char *id, const char *entry_i
 	r = spool_message_commit(&m, &e);
 	saved = errno;
 	/* Commit closes the file whatever happens. */
-	assert_int_equal(m.fd, -1);
+	assert_int_equal(m.file.fd, -1);
 	spool_message_release(&m);
 	spool_entry_free(&e);
 	errno = saved;
@@ -265,7 +265,7 @@ static void test_commit_writes_message_then_envelope_exactly(void **state)
 	spool_entry_add_recipient(&e, "bob@example.net", NULL, 0);
 	e.size = 999; /* the written size wins */
 	assert_int_equal(spool_message_commit(&m, &e), 0);
-	assert_int_equal(m.fd, -1);
+	assert_int_equal(m.file.fd, -1);
 	spool_message_release(&m);
 
 	text = read_file(msg_dir, "0123456789ABCDE");
@@ -575,8 +575,8 @@ static void test_recover_removes_tmp_leftovers_and_orphan_messages(void **state)
 	/* A crash while receiving, while saving an envelope, and between the two renames. */
 	assert_int_equal(spool_message_begin(&half, f->spool, "HALF"), 0);
 	assert_int_equal(spool_message_write(&half, "partial", 7), 0);
-	close(half.fd);
-	half.fd = -1;
+	close(half.file.fd);
+	half.file.fd = -1;
 	write_file(tmp_dir, "KEEP.env.1.1", "{\"trunc");
 	write_file(msg_dir, "ORPHAN", "Subject: lost\r\n\r\n");
 	/* An envelope without its message is reported, not deleted. */
@@ -761,7 +761,7 @@ static void test_prepared_message_is_removed_by_abort_and_commits_otherwise(void
 	assert_int_equal(spool_message_begin(&m, f->spool, "PR1"), 0);
 	assert_int_equal(spool_message_write(&m, "x\r\n", 3), 0);
 	assert_int_equal(spool_message_prepare(&m), 0);
-	assert_int_equal(m.fd, -1);
+	assert_int_equal(m.file.fd, -1);
 	assert_int_equal(count_names(f->spool, "tmp"), 1);
 	spool_message_release(&m);
 	assert_spool_empty(f->spool);

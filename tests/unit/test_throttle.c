@@ -90,14 +90,26 @@ static void test_many_addresses_stay_bounded_and_keep_working(void **state)
 	bool locked;
 
 	(void)state;
+	/* Each new address is one record, and a success drops an unlocked one. */
+	assert_int_equal(throttle_entries(t), 0);
+	throttle_failure(t, "192.0.2.1", 1000, &locked);
+	throttle_failure(t, "192.0.2.2", 1000, &locked);
+	throttle_failure(t, "192.0.2.2", 1000, &locked);
+	assert_int_equal(throttle_entries(t), 2);
+	throttle_success(t, "192.0.2.1");
+	assert_int_equal(throttle_entries(t), 1);
 	/* Far more addresses than entries: the table evicts, never grows, never fails. */
 	for (int i = 0; i < THROTTLE_MAX_ENTRIES * 4; i++) {
 		snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
 		throttle_failure(t, ip, 1000, &locked);
+		assert_in_range(throttle_entries(t), 1, THROTTLE_MAX_ENTRIES);
 	}
+	/* Full: the flood filled the table rather than being dropped. */
+	assert_in_range(throttle_entries(t), THROTTLE_MAX_ENTRIES / 2, THROTTLE_MAX_ENTRIES);
 	for (int i = 0; i < 3; i++)
 		throttle_failure(t, "192.0.2.99", 1001, &locked);
 	assert_true(throttle_blocked(t, "192.0.2.99", 1002));
+	assert_in_range(throttle_entries(t), THROTTLE_MAX_ENTRIES / 2, THROTTLE_MAX_ENTRIES);
 	throttle_free(t);
 }
 

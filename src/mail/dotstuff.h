@@ -1,6 +1,8 @@
-/* pop3/dotstuff.h: the RETR/TOP output filter. Turns message file bytes into the body of a
- * POP3 multi-line response (RFC 1939 3): a line starting with '.' gets an extra '.', every line
- * ends in CRLF, TOP stops after N body lines, and the response ends with ".\r\n".
+/* mail/dotstuff.h: dot-stuffing, the output filter for a message sent as dot-terminated
+ * lines: POP3 RETR/TOP responses (RFC 1939 3) and outbound SMTP DATA (RFC 5321 4.5.2, queue/
+ * delivery.c). Turns message file bytes into that form: a line starting with '.' gets an
+ * extra '.', every line ends in CRLF, TOP stops after N body lines, and the text ends with
+ * ".\r\n".
  *
  * Pure and streaming: feed file chunks of any size (one byte at a time works too); the state
  * (a CR waiting for its LF, "at the start of a line", header/body position) carries across
@@ -19,8 +21,8 @@
  * RFC 1939 5 (LIST) and 11: a message's size is the octets RETR sends before byte-stuffing.
  * dotstuff_size_* counts exactly that, with the same line-end rules as the filter (one set of
  * functions decides both), so the store's LIST/STAT sizes for legacy files always match RETR. */
-#ifndef MAILPOPBOX_POP3_DOTSTUFF_H
-#define MAILPOPBOX_POP3_DOTSTUFF_H
+#ifndef MAILPOPBOX_MAIL_DOTSTUFF_H
+#define MAILPOPBOX_MAIL_DOTSTUFF_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
-/* pop3/dotstuff.c: byte-stuffing, CRLF normalisation and TOP line counting for RETR/TOP
- * responses (RFC 1939 3 and 7), one chunk at a time, and the matching size count for LIST/STAT
- * (RFC 1939 5). */
-#include "pop3/dotstuff.h"
+/* mail/dotstuff.c: byte-stuffing, CRLF normalisation and TOP line counting for RETR/TOP
+ * responses (RFC 1939 3 and 7) and outbound DATA (RFC 5321 4.5.2), one chunk at a time, and
+ * the matching size count for LIST/STAT (RFC 1939 5). */
+#include "mail/dotstuff.h"
 
 #include <string.h>
 

@@ -1,20 +1,19 @@
-/* smtp/trace.c: Return-Path, Delivered-To and Received headers (RFC 5321 4.4, RFC 3848
+/* mail/trace.c: Return-Path, Delivered-To and Received headers (RFC 5321 4.4, RFC 3848
  * protocol names, RFC 6531 UTF8SMTP). */
-#include "smtp/trace.h"
+#include "mail/trace.h"
 
 #include <stdio.h>
 
-void smtp_trace_date(char *buf, size_t size, time_t now)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-		"Aug", "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm;
+#include "mail/date.h"
 
-	/* UTC with +0000: locale-independent and unambiguous (RFC 5322 3.3). */
-	gmtime_r(&now, &tm);
-	snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+void mail_trace_return_path(struct strbuf *out, const char *sender)
+{
+	strbuf_appendf(out, "Return-Path: <%s>\r\n", sender);
+}
+
+void mail_trace_delivered_to(struct strbuf *out, const char *address)
+{
+	strbuf_appendf(out, "Delivered-To: %s\r\n", address);
 }
 
 /* RFC 3848 (ESMTP, ESMTPS) and RFC 6531 3.7.3 (UTF8SMTP, UTF8SMTPS). */
@@ -51,15 +50,15 @@ static void sanitized_helo(const char *helo, char *buf, size_t size)
 	buf[o] = '\0';
 }
 
-void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
+void mail_trace_received(struct strbuf *out, const struct smtp_session *s,
 	const char *hostname, const char *for_rcpt, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
 	char helo[SMTP_DOMAIN_MAX + 1];
-	char date[64];
+	char date[MAIL_DATE_MAX];
 
 	sanitized_helo(smtp_session_helo(s), helo, sizeof(helo));
-	smtp_trace_date(date, sizeof(date), now);
+	mail_date_format(now, date);
 	strbuf_appendf(out, "Received: from %s ([%s])\r\n\tby %s (mailpopbox) with %s",
 		helo, smtp_session_client_ip(s), hostname, protocol_name(s));
 	if (smtp_session_tls_description(s))
@@ -70,20 +69,20 @@ void smtp_trace_received(struct strbuf *out, const struct smtp_session *s,
 	strbuf_appendf(out, "; %s\r\n", date);
 }
 
-void smtp_trace_headers(struct strbuf *out, const struct smtp_session *s,
+void mail_trace_headers(struct strbuf *out, const struct smtp_session *s,
 	const struct server_config *server, const char *hostname, time_t now)
 {
 	const struct smtp_tx *tx = smtp_session_tx(s);
 	const char *only_rcpt = NULL;
 	size_t count = 0;
 
-	strbuf_appendf(out, "Return-Path: <%s>\r\n", tx->sender.null_path ? "" : tx->sender.address);
+	mail_trace_return_path(out, tx->sender.null_path ? "" : tx->sender.address);
 	for (size_t i = 0; i < tx->rcpt_count; i++) {
 		if (tx->rcpts[i].server != server)
 			continue;
-		strbuf_appendf(out, "Delivered-To: %s\r\n", tx->rcpts[i].address);
+		mail_trace_delivered_to(out, tx->rcpts[i].address);
 		only_rcpt = tx->rcpts[i].address;
 		count++;
 	}
-	smtp_trace_received(out, s, hostname, count == 1 ? only_rcpt : NULL, now);
+	mail_trace_received(out, s, hostname, count == 1 ? only_rcpt : NULL, now);
 }
