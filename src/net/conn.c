@@ -278,14 +278,16 @@ static void handshake_done(void *arg, struct bufferevent *bev, const char *failu
 	dispatch(c, NET_EVENT_INPUT); /* starts the deadline for the first command */
 }
 
-bool net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
+void net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
 {
 	SSL *ssl = tls_new_session(c->gen->tls, policy);
 
 	if (!ssl || !c->bev || !c->read_event) {
 		if (ssl)
 			SSL_free(ssl);
-		return false;
+		log_error(c->handler->module, "event=starttls_failed client=%s", c->ip);
+		net_conn_close(c);
+		return;
 	}
 	/* RFC 3207 4 / RFC 2595 4: nothing the client sent in clear counts inside TLS. */
 	evbuffer_drain(c->in, evbuffer_get_length(c->in));
@@ -314,7 +316,6 @@ bool net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
 	c->handshake = net_handshake_start(c->loop->base, c->loop->workers, fd, ssl, clear,
 		handshake_done, c);
 	net_conn_deadline(c, c->command_seconds); /* the handshake and the next command */
-	return true;
 }
 
 /* ---- accept (called by net/loop.c) ---- */
@@ -406,6 +407,8 @@ bool net_conn_ready(struct net_conn *c)
 
 enum net_line_result net_conn_read_line(struct net_conn *c, char *line, size_t *len)
 {
+	if (!net_conn_ready(c))
+		return NET_LINE_NONE;
 	enum net_line_result result = net_line_read(&c->lines, c->in, line, len);
 
 	if (result == NET_LINE_NONE) {

@@ -85,8 +85,9 @@ void net_conn_set_lines(struct net_conn *c, size_t line_max, unsigned command_se
 /* Whether the glue may take input now: not closing, no job, no handshake, the client still
  * there, no long reply being produced, and not too much output unread. */
 bool net_conn_ready(struct net_conn *c);
-/* The next command line (net/line.h). A complete line is progress (shedding) and stops the
- * command deadline; no complete line starts it. */
+/* The next command line (net/line.h), or NET_LINE_NONE while the glue may not take one
+ * (net_conn_ready). A complete line is progress (shedding) and stops the command deadline;
+ * no complete line starts it. */
 enum net_line_result net_conn_read_line(struct net_conn *c, char *line, size_t *len);
 /* Raw input (SMTP DATA): take from the front and drain what was used. */
 struct evbuffer *net_conn_input(struct net_conn *c);
@@ -130,8 +131,8 @@ void net_conn_login(struct net_conn *c);
 /* STARTTLS/STLS: what was sent in clear is written first, then the handshake runs
  * (NET_EVENT_TLS_READY, or the connection ends on failure). Input that arrived in clear
  * after the command is thrown away: it must not be obeyed inside TLS (CVE-2011-0411).
- * False when no TLS session could be made (the caller closes). */
-bool net_conn_start_tls(struct net_conn *c, enum tls_policy policy);
+ * When no TLS session can be made, that is logged (event=starttls_failed) and c closed. */
+void net_conn_start_tls(struct net_conn *c, enum tls_policy policy);
 /* Stops reading, flushes what is queued (TLS ended with close_notify), then frees c, or
  * after CONNECTION_CLOSE_FLUSH_SECONDS. */
 void net_conn_close(struct net_conn *c);

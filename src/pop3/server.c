@@ -209,8 +209,7 @@ static void handle_action(struct pop3_conn *p, enum pop3_action action)
 	case POP3_ACTION_STARTTLS:
 		/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
 		p->after_stls = true;
-		if (!net_conn_start_tls(p->conn, TLS_POLICY_STRICT))
-			net_conn_close(p->conn);
+		net_conn_start_tls(p->conn, TLS_POLICY_STRICT);
 		break;
 	case POP3_ACTION_CHECK_PASSWORD:
 		net_conn_login(p->conn);
@@ -234,15 +233,12 @@ static void pop3_process(struct pop3_conn *p)
 {
 	char line[POP3_COMMAND_LINE_MAX + 1];
 	size_t len;
+	enum net_line_result got;
 
-	while (net_conn_ready(p->conn)) {
-		enum net_line_result got = net_conn_read_line(p->conn, line, &len);
-		if (got == NET_LINE_NONE)
-			break;
+	while ((got = net_conn_read_line(p->conn, line, &len)) != NET_LINE_NONE)
 		handle_action(p, got == NET_LINE_OK ?
 			pop3_session_feed_line(p->session, line, len, &p->out) :
 			pop3_session_line_too_long(p->session, &p->out));
-	}
 }
 
 /* The handshake ended, after STLS or on the implicit TLS port. */

@@ -189,10 +189,7 @@ static void handle_action(struct smtp_conn *s, enum smtp_action action)
 		begin_data(s);
 		break;
 	case SMTP_ACTION_STARTTLS:
-		if (!net_conn_start_tls(s->conn, s->tls_policy)) {
-			log_error("smtp", "event=starttls_failed client=%s", net_conn_ip(s->conn));
-			net_conn_close(s->conn);
-		}
+		net_conn_start_tls(s->conn, s->tls_policy);
 		break;
 	case SMTP_ACTION_CHECK_AUTH:
 		net_conn_login(s->conn);
