@@ -3,27 +3,19 @@
  * THREADS threads together create COUNT files of SIZE bytes, each the way a durable Maildir
  * deliverer does it: open DIR/tmp/NAME (O_EXCL), write, fsync, close, rename to DIR/new/NAME,
  * fsync DIR/new. Prints one key=value line with the rate. Bounded by COUNT and by SECONDS.
- * With MODE "shared" the fsync of DIR/new goes through the server's own group commit
- * (src/dirsync.c, compiled in here): a thread waits for a directory sync that began after its
- * rename instead of running one of its own. MODE "own" (the default) is one sync per file.
  *
- *   disksync DIR THREADS COUNT SIZE SECONDS [own|shared]
+ *   disksync DIR THREADS COUNT SIZE SECONDS
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The server's directory-sync group commit itself, so the figure measures that code. */
-#include "../../src/dirsync.c"
 
 static const char *dir;
 static long count;
@@ -33,24 +25,6 @@ static char *payload;
 static atomic_long next_index;
 static atomic_long done;
 static atomic_int failed;
-static bool shared_sync;
-static struct dirsync syncer;
-static atomic_long dir_syncs;
-
-/* One fsync of a directory: open, fsync, close. Returns 0, or -1 with errno. */
-static int sync_directory(const char *path)
-{
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, saved;
-
-	if (dfd < 0)
-		return -1;
-	atomic_fetch_add(&dir_syncs, 1);
-	r = fsync(dfd);
-	saved = errno;
-	close(dfd);
-	errno = saved;
-	return r;
-}
 
 static double now(void)
 {
@@ -63,7 +37,7 @@ static double now(void)
 static int one_file(long i)
 {
 	char tmp[4096], dst[4096], newdir[4096];
-	int fd;
+	int fd, dfd;
 	size_t off = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%ld.P%ld.disksync", dir, i, (long)getpid());
@@ -87,7 +61,15 @@ static int one_file(long i)
 		return -1;
 	if (rename(tmp, dst) < 0)
 		return -1;
-	return shared_sync ? dirsync_sync(&syncer, newdir) : sync_directory(newdir);
+	dfd = open(newdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	if (fsync(dfd) < 0) {
+		close(dfd);
+		return -1;
+	}
+	close(dfd);
+	return 0;
 }
 
 static void *worker(void *arg)
@@ -112,20 +94,13 @@ int main(int argc, char **argv)
 {
 	char path[4096];
 	int threads;
-	double seconds, start, elapsed, cpu;
-	struct rusage usage;
+	double seconds, start, elapsed;
 	pthread_t *tids;
 
-	if (argc != 6 && argc != 7) {
-		fprintf(stderr, "usage: disksync DIR THREADS COUNT SIZE SECONDS [own|shared]\n");
+	if (argc != 6) {
+		fprintf(stderr, "usage: disksync DIR THREADS COUNT SIZE SECONDS\n");
 		return 2;
 	}
-	shared_sync = argc == 7 && strcmp(argv[6], "shared") == 0;
-	if (argc == 7 && !shared_sync && strcmp(argv[6], "own") != 0) {
-		fprintf(stderr, "disksync: MODE is own or shared\n");
-		return 2;
-	}
-	dirsync_init(&syncer, sync_directory);
 	dir = argv[1];
 	threads = atoi(argv[2]);
 	count = atol(argv[3]);
@@ -155,12 +130,7 @@ int main(int argc, char **argv)
 	for (int t = 0; t < threads; t++)
 		pthread_join(tids[t], NULL);
 	elapsed = now() - start;
-	getrusage(RUSAGE_SELF, &usage);
-	cpu = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
-		(double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
-	printf("files=%ld seconds=%.3f rate=%.1f threads=%d size=%zu mode=%s dir_syncs=%ld "
-		"cpu_us_per_file=%.1f\n", atomic_load(&done), elapsed,
-		(double)atomic_load(&done) / elapsed, threads, size, shared_sync ? "shared" : "own",
-		atomic_load(&dir_syncs), atomic_load(&done) ? cpu * 1e6 / (double)atomic_load(&done) : 0);
+	printf("files=%ld seconds=%.3f rate=%.1f threads=%d size=%zu\n", atomic_load(&done),
+		elapsed, (double)atomic_load(&done) / elapsed, threads, size);
 	return atomic_load(&failed) ? 1 : 0;
 }
