@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -172,6 +173,58 @@ int fs_durable_sync(struct fs_durable_file *f, int write_error)
 	return 0;
 }
 
+/* data written whole, each call with RWF_SYNC: every call's octets are on disk when it
+ * returns, so after the last one all of them are. Returns 0, 1 when the kernel does not know
+ * the flag (nothing written then), or -1 with errno. */
+static int write_all_synced(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	bool wrote = false;
+
+	while (len > 0) {
+		struct iovec iov = {(void *)p, len};
+		ssize_t n = pwritev2(fd, &iov, 1, -1, RWF_SYNC); /* -1: at the file offset */
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Linux before 4.7 (RWF_SYNC) or 4.6 (pwritev2). */
+			if (!wrote && (errno == EOPNOTSUPP || errno == ENOSYS))
+				return 1;
+			return -1;
+		}
+		wrote = true;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fs_durable_sync_content(struct fs_durable_file *f, const void *data, size_t len,
+	int write_error)
+{
+	int r, closed;
+
+	if (f->synced || f->fd < 0 || write_error || len == 0)
+		return fs_durable_sync(f, write_error); /* nothing to write: a plain fsync */
+	r = write_all_synced(f->fd, data, len);
+	if (r == 1)
+		return fs_durable_sync(f, fs_write_all(f->fd, data, len) < 0 ? errno : 0);
+	if (r < 0) {
+		fs_durable_discard(f, "fsutil");
+		return -1;
+	}
+	f->synced = true; /* closed from here on: discard unlinks it by name */
+	closed = close(f->fd);
+	f->fd = -1;
+	/* As fs_sync_and_close: close() can report a deferred write error (NFS). */
+	if (closed < 0 && errno != EINTR) {
+		fs_durable_discard(f, "fsutil");
+		return -1;
+	}
+	return 0;
+}
+
 int fs_durable_publish(struct fs_durable_file *f, const char *final_path, bool *renamed)
 {
 	char *dir;
@@ -225,7 +278,7 @@ int fs_durable_write_file(const char *tmp_path, const char *final_path, const vo
 		*renamed = false;
 	if (fs_durable_create(&f, tmp_path) < 0)
 		return -1;
-	r = fs_write_all(f.fd, data, len);
+	r = fs_durable_sync_content(&f, data, len, 0);
 	if (r == 0)
 		r = fs_durable_publish(&f, final_path, renamed);
 	fs_durable_free(&f, "fsutil");

@@ -46,6 +46,13 @@ int fs_durable_create(struct fs_durable_file *f, const char *path);
  * discarded and the sync fails with it. Returns 0 (also when already synced), or -1 with
  * errno and the staging file removed (EBADF: it was already discarded). */
 int fs_durable_sync(struct fs_durable_file *f, int write_error);
+/* The sync phase for a file whose whole content is data (nothing was written to it before):
+ * data is written with the per-call O_SYNC flag (pwritev2 RWF_SYNC: the data and the
+ * metadata that finds it are on disk when the call returns, what fsync promises), one system
+ * call instead of write + fsync; a kernel without the flag gets write + fsync. Then closed.
+ * Returns as fs_durable_sync (write_error likewise; a failure removes the staging file). */
+int fs_durable_sync_content(struct fs_durable_file *f, const void *data, size_t len,
+	int write_error);
 /* (sync, if not done) + rename(2) to final_path + fsync of final_path's directory; with
  * final_path NULL the file keeps its name and only its directory is fsync'd. *renamed (may be
  * NULL) tells whether final_path now names the file, even when the directory fsync failed

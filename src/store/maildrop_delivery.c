@@ -221,14 +221,23 @@ static int delivery_fail(struct maildrop_delivery *d)
 
 int maildrop_delivery_prepare(struct maildrop_delivery *d)
 {
-	/* What is still buffered goes out first; a write error makes the sync below fail. */
-	if (!d->file.synced && d->file.fd >= 0)
-		delivery_flush(d);
+	int r;
+
+	/* The data must be on disk before the name in new/ says the message exists. A message
+	 * still all in the buffer (most are: MAILDROP_WRITE_BUFFER) is written and synced in one
+	 * system call; a longer one has its rest written first, then an fsync. */
+	if (!d->file.synced && d->file.fd >= 0 && d->error == 0 && d->written == d->buf_len) {
+		r = fs_durable_sync_content(&d->file, d->buf, d->buf_len, 0);
+	} else {
+		/* A write error makes the sync fail. */
+		if (!d->file.synced && d->file.fd >= 0)
+			delivery_flush(d);
+		r = fs_durable_sync(&d->file, d->error);
+	}
 	free(d->buf);
 	d->buf = NULL;
 	d->buf_len = 0;
-	/* The data must be on disk before the name in new/ says the message exists. */
-	return fs_durable_sync(&d->file, d->error);
+	return r;
 }
 
 int maildrop_delivery_publish(struct maildrop_delivery *d)

@@ -1,12 +1,14 @@
 /* slow_fsync.c: an LD_PRELOAD shim for tests that behaves like a slow or failing disk.
  *
  * Slow or failing file syncs (the original use):
- *   SLOW_FSYNC_MS=N   fsync() and fdatasync() of regular files sleep N ms before the real work
+ *   SLOW_FSYNC_MS=N   fsync() and fdatasync() of regular files sleep N ms before the real work,
+ *                     and so does a write that syncs (pwritev2 with RWF_SYNC or RWF_DSYNC)
  *   FAIL_FSYNC=1      ... and then fail with EIO, as the kernel reports a write-back error
  *
  * One chosen step of a transaction fails (so a test can fail each step in turn):
  *   FAULT_OP=fsync|dirfsync|rename|create
- *                                    fsync of a regular file, fsync of a directory,
+ *                                    fsync of a regular file (or a write that syncs, which
+ *                                    then writes nothing), fsync of a directory,
  *                                    rename(2) (matched on the new name), or an open(2) that
  *                                    creates a file (O_CREAT)
  *   FAULT_PATH=PATTERN               fnmatch(3) pattern for the path ('*' matches '/' too)
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,4 +155,29 @@ int open64(const char *path, int flags, ...)
 	if ((flags & O_CREAT) && getenv("FAULT_OP") && fault_hits("create", path))
 		return -1;
 	return real_open64(path, flags, mode);
+}
+
+/* A write with RWF_SYNC or RWF_DSYNC is a file's write and fsync in one call (the maildrop
+ * writes a small message that way): it is slowed or failed as that file's fsync. glibc has two
+ * names for it; the server's large-file build calls pwritev64v2. */
+typedef ssize_t (*pwritev2_fn)(int, const struct iovec *, int, off_t, int);
+
+static ssize_t synced_write(const char *name, int fd, const struct iovec *iov, int count,
+	off_t offset, int flags)
+{
+	pwritev2_fn real = (pwritev2_fn)dlsym(RTLD_NEXT, name);
+
+	if ((flags & (RWF_SYNC | RWF_DSYNC)) && slow_down(fd) != 0)
+		return -1;
+	return real(fd, iov, count, offset, flags);
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int count, off_t offset, int flags)
+{
+	return synced_write("pwritev2", fd, iov, count, offset, flags);
+}
+
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int count, off_t offset, int flags)
+{
+	return synced_write("pwritev64v2", fd, iov, count, offset, flags);
 }

@@ -1,5 +1,6 @@
-/* test_fsutil.c: the durable-file writer (src/fsutil.c): create, write, sync, publish and
- * discard, and what each leaves on disk when a step fails. */
+/* test_fsutil.c: the durable-file writer (src/fsutil.c): create, write, sync (also the one-step
+ * write and sync of a whole content), publish and discard, and what each leaves on disk when a
+ * step fails. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,6 +207,80 @@ static void test_write_file_replaces_the_final_file_whole(void **state)
 	free(final);
 }
 
+static void test_content_synced_in_one_step_is_published_whole(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_path_printf("%s/tmp", f->dir), *final = fs_path_printf("%s/msg", f->dir);
+	struct fs_durable_file d;
+	struct stat st;
+	char *got;
+
+	assert_int_equal(fs_durable_create(&d, tmp), 0);
+	assert_int_equal(fs_durable_sync_content(&d, "whole message", 13, 0), 0);
+	assert_int_equal(d.fd, -1);
+	assert_true(d.synced);
+	assert_false(exists(f->dir, "msg"));
+	assert_int_equal(stat(tmp, &st), 0);
+	assert_int_equal(st.st_size, 13);
+	assert_int_equal(fs_durable_publish(&d, final, NULL), 0);
+	fs_durable_free(&d, "test");
+	got = read_all(f->dir, "msg");
+	assert_string_equal(got, "whole message");
+	free(got);
+	assert_false(exists(f->dir, "tmp"));
+	free(tmp);
+	free(final);
+}
+
+static void test_content_sync_with_a_write_error_removes_the_file(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_path_printf("%s/tmp", f->dir);
+	struct fs_durable_file d;
+
+	assert_int_equal(fs_durable_create(&d, tmp), 0);
+	assert_int_equal(fs_durable_sync_content(&d, "x", 1, EIO), -1);
+	assert_int_equal(errno, EIO);
+	assert_false(exists(f->dir, "tmp"));
+	fs_durable_free(&d, "test");
+	/* Empty content: nothing to write, the file is still synced and kept. */
+	assert_int_equal(fs_durable_create(&d, tmp), 0);
+	assert_int_equal(fs_durable_sync_content(&d, "", 0, 0), 0);
+	assert_true(d.synced);
+	assert_true(exists(f->dir, "tmp"));
+	fs_durable_free(&d, "test");
+	free(tmp);
+}
+
+static void test_content_sync_that_cannot_write_it_all_removes_the_file(void **state)
+{
+	struct fixture *f = *state;
+	char *tmp = fs_path_printf("%s/tmp", f->dir);
+	struct fs_durable_file d;
+	struct rlimit saved, small;
+	void (*old_handler)(int);
+	int r, error;
+
+	/* A file size limit of 4 octets: the first write takes 4, the next fails with EFBIG. */
+	assert_int_equal(fs_durable_create(&d, tmp), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	small = saved;
+	small.rlim_cur = 4;
+	old_handler = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	r = fs_durable_sync_content(&d, "0123456789", 10, 0);
+	error = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	signal(SIGXFSZ, old_handler);
+	assert_int_equal(r, -1);
+	assert_int_equal(error, EFBIG);
+	assert_int_equal(d.fd, -1);
+	assert_false(d.synced);
+	assert_false(exists(f->dir, "tmp"));
+	fs_durable_free(&d, "test");
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +297,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_publish_in_place_keeps_the_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_write_file_replaces_the_final_file_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_content_synced_in_one_step_is_published_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_content_sync_with_a_write_error_removes_the_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_content_sync_that_cannot_write_it_all_removes_the_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
