@@ -3,17 +3,22 @@
  * THREADS threads together create COUNT files of SIZE bytes, each the way a durable Maildir
  * deliverer does it: open DIR/tmp/NAME (O_EXCL), write, fsync, close, rename to DIR/new/NAME,
  * fsync DIR/new. Prints one key=value line with the rate. Bounded by COUNT and by SECONDS.
+ * With MODE rwf_sync the write and the file's fsync are one pwritev2(RWF_SYNC), as the server
+ * writes a message that fits its buffer (fs_durable_sync_content); fsync (the default) is a
+ * write then an fsync.
  *
- *   disksync DIR THREADS COUNT SIZE SECONDS
+ *   disksync DIR THREADS COUNT SIZE SECONDS [fsync|rwf_sync]
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,7 @@ static char *payload;
 static atomic_long next_index;
 static atomic_long done;
 static atomic_int failed;
+static bool rwf_sync;
 
 static double now(void)
 {
@@ -47,7 +53,9 @@ static int one_file(long i)
 	if (fd < 0)
 		return -1;
 	while (off < size) {
-		ssize_t n = write(fd, payload + off, size - off);
+		struct iovec iov = {payload + off, size - off};
+		ssize_t n = rwf_sync ? pwritev2(fd, &iov, 1, -1, RWF_SYNC) : write(fd, iov.iov_base,
+			iov.iov_len);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -57,7 +65,7 @@ static int one_file(long i)
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0)
+	if ((!rwf_sync && fsync(fd) < 0) || close(fd) < 0)
 		return -1;
 	if (rename(tmp, dst) < 0)
 		return -1;
@@ -97,10 +105,12 @@ int main(int argc, char **argv)
 	double seconds, start, elapsed;
 	pthread_t *tids;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: disksync DIR THREADS COUNT SIZE SECONDS\n");
+	if ((argc != 6 && argc != 7) ||
+	    (argc == 7 && strcmp(argv[6], "fsync") != 0 && strcmp(argv[6], "rwf_sync") != 0)) {
+		fprintf(stderr, "usage: disksync DIR THREADS COUNT SIZE SECONDS [fsync|rwf_sync]\n");
 		return 2;
 	}
+	rwf_sync = argc == 7 && strcmp(argv[6], "rwf_sync") == 0;
 	dir = argv[1];
 	threads = atoi(argv[2]);
 	count = atol(argv[3]);
@@ -130,7 +140,8 @@ int main(int argc, char **argv)
 	for (int t = 0; t < threads; t++)
 		pthread_join(tids[t], NULL);
 	elapsed = now() - start;
-	printf("files=%ld seconds=%.3f rate=%.1f threads=%d size=%zu\n", atomic_load(&done),
-		elapsed, (double)atomic_load(&done) / elapsed, threads, size);
+	printf("files=%ld seconds=%.3f rate=%.1f threads=%d size=%zu mode=%s\n",
+		atomic_load(&done), elapsed, (double)atomic_load(&done) / elapsed, threads, size,
+		rwf_sync ? "rwf_sync" : "fsync");
 	return atomic_load(&failed) ? 1 : 0;
 }
