@@ -64,7 +64,6 @@ struct loop_thread {
 	size_t listener_count;
 	unsigned long accepted;        /* connections accepted, for the stop line */
 	struct event *idle_poll;       /* while stopping: polls for the end of its work */
-	atomic_bool listeners_gone;    /* its listeners are freed and out of its epoll set */
 	atomic_bool idle;              /* stopping, and no connection or job left */
 };
 
@@ -81,6 +80,7 @@ struct daemon {
 	 * without SO_REUSEPORT, so a port another process holds fails as it always did. */
 	evutil_socket_t sockets[LISTENERS_MAX];
 	size_t socket_count;
+	atomic_bool sockets_shut;      /* stopping: they refuse connections, accept(2) fails */
 	bool stopping;
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
@@ -125,24 +125,16 @@ static void exit_all(struct daemon *srv)
 	event_base_loopexit(srv->base, NULL);
 }
 
-/* On the main thread, once stopping: the listening sockets close when no loop's epoll set
- * holds them any more, and the process ends when no loop has a connection or a job left and
- * the queue's runs and jobs are done. */
+/* On the main thread, once stopping: the process ends when no loop has a connection or a job
+ * left and the queue's runs and jobs are done. */
 static void maybe_exit(struct daemon *srv)
 {
-	bool gone = true, idle = true;
+	bool idle = true;
 
 	if (!srv->stopping)
 		return;
-	for (unsigned i = 0; i < srv->loop_count; i++) {
-		gone = gone && atomic_load(&srv->loops[i].listeners_gone);
+	for (unsigned i = 0; i < srv->loop_count; i++)
 		idle = idle && atomic_load(&srv->loops[i].idle);
-	}
-	if (gone) {
-		for (size_t i = 0; i < srv->socket_count; i++)
-			evutil_closesocket(srv->sockets[i]);
-		srv->socket_count = 0;
-	}
 	if (idle && net_house_connections(srv->house) == 0 &&
 	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
 		exit_all(srv);
@@ -192,8 +184,11 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
+	struct listener *l = arg;
+
 	(void)evl;
-	(void)arg;
+	if (atomic_load(&l->lt->srv->sockets_shut))
+		return; /* stopping: EINVAL until this loop frees its listener, a moment later */
 	/* EMFILE and friends: log and keep listening; libevent retries on the next readiness. */
 	log_error("server", "event=accept_failed errno=%d error=\"%s\"", errno, strerror(errno));
 }
@@ -239,7 +234,7 @@ static void listener_add(struct loop_thread *lt, struct listener *l)
 /* Binds the port on the first loop; optional: the port is a default the config did not ask
  * for, so failing to bind it is a warning, not a reason not to start. The socket is not
  * closed with the listener: every loop listens on it (share_socket), and the main thread
- * closes it once no loop's epoll set holds it (maybe_exit). */
+ * closes it once the loops have ended (loops_free). */
 static evutil_socket_t listen_on(struct loop_thread *lt, const struct config *cfg,
 	const struct net_protocol *protocol, int port, bool optional)
 {
@@ -325,15 +320,6 @@ static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
 	exit_all(rs->srv);
 }
 
-static void listeners_gone_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct loop_thread *lt = arg;
-
-	(void)fd;
-	(void)what;
-	atomic_store(&lt->listeners_gone, true);
-}
-
 /* On a loop's thread, woken by the main thread: stop listening, ask each session to finish,
  * and watch for the end of its work. */
 static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
@@ -347,11 +333,6 @@ static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
 		free(lt->listeners[i]);
 	}
 	lt->listener_count = 0;
-	/* The changelist takes the sockets out of this loop's epoll set on the next iteration;
-	 * only after it may the main thread close them (a closed descriptor's number is reused). */
-	struct timeval next = {0, 0};
-	if (event_base_once(lt->base, -1, EV_TIMEOUT, listeners_gone_cb, lt, &next) != 0)
-		fatal("event=event_once_failed");
 	net_loop_stop(&lt->loop);
 	struct timeval poll = {0, 100000};
 	event_add(lt->idle_poll, &poll);
@@ -371,6 +352,11 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	if (srv->queue)
 		queue_stop(srv->queue);
+	/* New clients are refused from now on, as when the sockets closed; the descriptors stay
+	 * open until the loops have ended, so no loop's epoll set can meet their numbers reused. */
+	atomic_store(&srv->sockets_shut, true);
+	for (size_t i = 0; i < srv->socket_count; i++)
+		shutdown(srv->sockets[i], SHUT_RDWR);
 	/* Each loop stops its listeners and asks its sessions to finish, on its own thread. */
 	struct timeval now = {0, 0};
 	for (unsigned i = 0; i < srv->loop_count; i++)
@@ -602,7 +588,6 @@ static void loop_thread_init(struct daemon *srv, struct loop_thread *lt, unsigne
 	lt->loop.emptied = loop_emptied;
 	lt->loop.emptied_arg = lt;
 	lt->idle_poll = event_new(lt->base, -1, EV_PERSIST, idle_poll_cb, lt);
-	atomic_init(&lt->listeners_gone, false);
 	atomic_init(&lt->idle, false);
 }
 
