@@ -29,6 +29,7 @@
 #include "log.h"
 #include "fsutil.h"
 #include "generation.h"
+#include "inbox.h"
 #include "net/house.h"
 #include "net/loop.h"
 #include "privileges.h"
@@ -62,7 +63,8 @@ struct loop_thread {
 	bool started;
 	struct listener *listeners[LISTENERS_MAX];
 	size_t listener_count;
-	unsigned long accepted;        /* connections accepted, for the stop line */
+	unsigned long accepted;        /* connections run, for the stop line */
+	struct inbox *handoff;         /* connections another loop accepted for this one */
 	struct event *idle_poll;       /* while stopping: polls for the end of its work */
 	atomic_bool idle;              /* stopping, and no connection or job left */
 };
@@ -81,6 +83,7 @@ struct daemon {
 	evutil_socket_t sockets[LISTENERS_MAX];
 	size_t socket_count;
 	atomic_bool sockets_shut;      /* stopping: they refuse connections, accept(2) fails */
+	atomic_uint next_loop;         /* round robin: the loop the next connection goes to */
 	bool stopping;
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
@@ -171,15 +174,54 @@ static void loop_emptied(struct net_loop *loop, void *arg)
 	loop_check_idle(lt);
 }
 
+/* A connection accepted on one loop for another. */
+struct handoff {
+	const struct net_protocol *protocol;
+	evutil_socket_t fd;
+	struct sockaddr_storage addr;
+};
+
+static void handoff_cb(void *ctx, void *item)
+{
+	struct loop_thread *lt = ctx;
+	struct handoff *h = item;
+
+	lt->accepted++;
+	net_loop_accept(&lt->loop, h->protocol, h->fd, (struct sockaddr *)&h->addr);
+	free(h);
+}
+
+static void handoff_discard(void *item)
+{
+	struct handoff *h = item;
+
+	evutil_closesocket(h->fd);
+	free(h);
+}
+
+/* Whichever loop the kernel woke first accepts; the connection then goes to the loops in
+ * turn. Left to the kernel, an idle loop woken first would take nearly all of them (the
+ * epoll sets on one socket are woken in order); SO_REUSEPORT would spread them but let
+ * another process of the same user bind the port too. */
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
 	int addrlen, void *arg)
 {
 	struct listener *l = arg;
+	struct daemon *srv = l->lt->srv;
+	unsigned target = atomic_fetch_add(&srv->next_loop, 1) % srv->loop_count;
 
 	(void)evl;
-	(void)addrlen;
-	l->lt->accepted++;
-	net_loop_accept(&l->lt->loop, l->protocol, fd, addr);
+	if (target == l->lt->index) {
+		l->lt->accepted++;
+		net_loop_accept(&l->lt->loop, l->protocol, fd, addr);
+		return;
+	}
+	struct handoff *h = xcalloc(1, sizeof(*h));
+	h->protocol = l->protocol;
+	h->fd = fd;
+	memcpy(&h->addr, addr, (size_t)addrlen < sizeof(h->addr) ? (size_t)addrlen :
+		sizeof(h->addr));
+	inbox_post(srv->loops[target].handoff, h);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
@@ -588,6 +630,7 @@ static void loop_thread_init(struct daemon *srv, struct loop_thread *lt, unsigne
 	lt->loop.emptied = loop_emptied;
 	lt->loop.emptied_arg = lt;
 	lt->idle_poll = event_new(lt->base, -1, EV_PERSIST, idle_poll_cb, lt);
+	lt->handoff = inbox_new(lt->base, handoff_cb, lt);
 	atomic_init(&lt->idle, false);
 }
 
@@ -641,6 +684,7 @@ static void loops_free(struct daemon *srv)
 			evconnlistener_free(lt->listeners[j]->evl);
 			free(lt->listeners[j]);
 		}
+		inbox_free(lt->handoff, handoff_discard);
 		worker_pool_free(lt->workers);
 		net_loop_destroy(&lt->loop);
 		event_free(lt->idle_poll);
