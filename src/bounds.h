@@ -95,6 +95,10 @@
  * fsync/rename, maildrop listing, password checks, DKIM signing and TLS handshake steps, off
  * the event loop. 8 and 16 measured no faster on 2 cores (bench/README.md, profile). */
 #define WORKER_THREADS 4
+/* Event loops at most, one per online CPU by default (MAILPOPBOX_LOOPS overrides it for tests
+ * and benchmarks). Each has its own worker pool of up to WORKER_THREADS threads, so this also
+ * bounds the threads a large machine starts. */
+#define EVENT_LOOPS_MAX 64
 /* RFC 4954 4: an AUTH line (base64 of authzid, authcid, password) is at most 12288 octets. */
 #define SASL_LINE_MAX 12288
 

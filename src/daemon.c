@@ -1,6 +1,7 @@
-/* daemon.c: the process: configuration generations (SIGHUP reload), a listener for each
- * protocol port handed in from main.c, the event loop and its connections (net/loop.h), the
- * outbound queue, SIGTERM/SIGINT graceful stop and privilege drop. */
+/* daemon.c: the process: configuration generations (SIGHUP reload), a listening socket for
+ * each protocol port handed in from main.c, one event loop thread per core running the
+ * connections (net/loop.h), the outbound queue on the main thread, SIGTERM/SIGINT graceful
+ * stop and privilege drop. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
@@ -11,7 +12,9 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@
 #include "log.h"
 #include "fsutil.h"
 #include "generation.h"
+#include "inbox.h"
 #include "net/house.h"
 #include "net/loop.h"
 #include "privileges.h"
@@ -38,24 +42,52 @@
 /* At most this many listening ports. */
 #define LISTENERS_MAX 16
 
-struct daemon {
+struct loop_thread;
+
+/* One listening socket of a protocol, on one loop. */
+struct listener {
+	struct loop_thread *lt;
+	const struct net_protocol *protocol;
+	struct evconnlistener *evl;
+};
+
+/* One event loop and the thread that runs it: its own base, worker pool, connections, and a
+ * listener on each port's shared socket. */
+struct loop_thread {
+	struct daemon *srv;
+	unsigned index;
 	struct event_base *base;
+	struct worker_pool *workers;
+	struct net_loop loop;
+	pthread_t thread;
+	bool started;
+	struct listener *listeners[LISTENERS_MAX];
+	size_t listener_count;
+	unsigned long accepted;        /* connections run, for the stop line */
+	struct inbox *handoff;         /* connections another loop accepted for this one */
+	struct event *idle_poll;       /* while stopping: polls for the end of its work */
+	atomic_bool idle;              /* stopping, and no connection or job left */
+};
+
+struct daemon {
+	struct event_base *base;       /* the main thread's: signals, the queue */
 	const struct config *cfg;      /* the current generation's config */
 	struct generation *gen;        /* the current generation */
 	const char *config_path;       /* re-read on SIGHUP */
-	struct worker_pool *workers;
+	struct worker_pool *workers;   /* the queue's */
 	struct net_house *house;       /* what the loops share */
-	struct net_loop loop;          /* the one event loop and its connections */
+	struct loop_thread *loops;
+	unsigned loop_count;
+	/* The listening sockets, one per port, shared by every loop's listener: bound once,
+	 * without SO_REUSEPORT, so a port another process holds fails as it always did. */
+	evutil_socket_t sockets[LISTENERS_MAX];
+	size_t socket_count;
+	atomic_bool sockets_shut;      /* stopping: they refuse connections, accept(2) fails */
+	atomic_uint next_loop;         /* round robin: the loop the next connection goes to */
 	bool stopping;
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
 	struct event *trim_timer;      /* gives freed memory back once connections are gone */
-};
-
-struct listener {
-	struct net_loop *loop;
-	const struct net_protocol *protocol;
-	struct evconnlistener *evl;
 };
 
 static long resident_kib(void)
@@ -88,41 +120,117 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 		resident_kib());
 }
 
-/* Once stopping, the loop ends when no connection, job or delivery is left. */
-static void maybe_exit(struct daemon *srv)
+/* Ends every loop and the main one (from any thread). */
+static void exit_all(struct daemon *srv)
 {
-	if (srv->stopping && net_house_connections(srv->house) == 0 &&
-	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
-		event_base_loopexit(srv->base, NULL);
+	for (unsigned i = 0; i < srv->loop_count; i++)
+		event_base_loopexit(srv->loops[i].base, NULL);
+	event_base_loopexit(srv->base, NULL);
 }
 
-/* The loop's last connection has gone. */
+/* On the main thread, once stopping: the process ends when no loop has a connection or a job
+ * left and the queue's runs and jobs are done. */
+static void maybe_exit(struct daemon *srv)
+{
+	bool idle = true;
+
+	if (!srv->stopping)
+		return;
+	for (unsigned i = 0; i < srv->loop_count; i++)
+		idle = idle && atomic_load(&srv->loops[i].idle);
+	if (idle && net_house_connections(srv->house) == 0 &&
+	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
+		exit_all(srv);
+}
+
+/* On a loop's thread, once stopping: whether it has anything left to finish. */
+static void loop_check_idle(struct loop_thread *lt)
+{
+	if (!lt->loop.stopping || atomic_load(&lt->idle) || lt->loop.conns.count > 0 ||
+	    worker_pool_pending(lt->workers) > 0)
+		return;
+	atomic_store(&lt->idle, true);
+	event_del(lt->idle_poll);
+}
+
+static void idle_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	loop_check_idle(arg);
+}
+
+/* A loop's last connection has gone (on that loop's thread). */
 static void loop_emptied(struct net_loop *loop, void *arg)
 {
-	struct daemon *srv = arg;
+	struct loop_thread *lt = arg;
+	struct daemon *srv = lt->srv;
 
 	(void)loop;
 	if (srv->trim_timer) {
 		struct timeval later = {MEMORY_TRIM_IDLE_SECONDS, 0};
 		evtimer_add(srv->trim_timer, &later); /* (re)started by each last connection */
 	}
-	maybe_exit(srv);
+	loop_check_idle(lt);
 }
 
+/* A connection accepted on one loop for another. */
+struct handoff {
+	const struct net_protocol *protocol;
+	evutil_socket_t fd;
+	struct sockaddr_storage addr;
+};
+
+static void handoff_cb(void *ctx, void *item)
+{
+	struct loop_thread *lt = ctx;
+	struct handoff *h = item;
+
+	lt->accepted++;
+	net_loop_accept(&lt->loop, h->protocol, h->fd, (struct sockaddr *)&h->addr);
+	free(h);
+}
+
+static void handoff_discard(void *item)
+{
+	struct handoff *h = item;
+
+	evutil_closesocket(h->fd);
+	free(h);
+}
+
+/* Whichever loop the kernel woke first accepts; the connection then goes to the loops in
+ * turn. Left to the kernel, an idle loop woken first would take nearly all of them (the
+ * epoll sets on one socket are woken in order); SO_REUSEPORT would spread them but let
+ * another process of the same user bind the port too. */
 static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
 	int addrlen, void *arg)
 {
 	struct listener *l = arg;
+	struct daemon *srv = l->lt->srv;
+	unsigned target = atomic_fetch_add(&srv->next_loop, 1) % srv->loop_count;
 
 	(void)evl;
-	(void)addrlen;
-	net_loop_accept(l->loop, l->protocol, fd, addr);
+	if (target == l->lt->index) {
+		l->lt->accepted++;
+		net_loop_accept(&l->lt->loop, l->protocol, fd, addr);
+		return;
+	}
+	struct handoff *h = xcalloc(1, sizeof(*h));
+	h->protocol = l->protocol;
+	h->fd = fd;
+	memcpy(&h->addr, addr, (size_t)addrlen < sizeof(h->addr) ? (size_t)addrlen :
+		sizeof(h->addr));
+	inbox_post(srv->loops[target].handoff, h);
 }
 
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
+	struct listener *l = arg;
+
 	(void)evl;
-	(void)arg;
+	if (atomic_load(&l->lt->srv->sockets_shut))
+		return; /* stopping: EINVAL until this loop frees its listener, a moment later */
 	/* EMFILE and friends: log and keep listening; libevent retries on the next readiness. */
 	log_error("server", "event=accept_failed errno=%d error=\"%s\"", errno, strerror(errno));
 }
@@ -149,9 +257,27 @@ socklen_t daemon_listen_address(const struct config *cfg, int family, int port,
 	return sizeof(*sin);
 }
 
-/* optional: the port is a default the config did not ask for; failing to bind it is a
- * warning, not a reason not to start. */
-static struct listener *listen_on(struct net_loop *loop, const struct config *cfg,
+static struct listener *listener_new(struct loop_thread *lt,
+	const struct net_protocol *protocol)
+{
+	struct listener *l = xcalloc(1, sizeof(*l));
+
+	l->lt = lt;
+	l->protocol = protocol;
+	return l;
+}
+
+static void listener_add(struct loop_thread *lt, struct listener *l)
+{
+	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	lt->listeners[lt->listener_count++] = l;
+}
+
+/* Binds the port on the first loop; optional: the port is a default the config did not ask
+ * for, so failing to bind it is a warning, not a reason not to start. The socket is not
+ * closed with the listener: every loop listens on it (share_socket), and the main thread
+ * closes it once the loops have ended (loops_free). */
+static evutil_socket_t listen_on(struct loop_thread *lt, const struct config *cfg,
 	const struct net_protocol *protocol, int port, bool optional)
 {
 	struct sockaddr_storage ss;
@@ -160,18 +286,15 @@ static struct listener *listen_on(struct net_loop *loop, const struct config *cf
 	/* All addresses: a dual-stack IPv6 socket also takes IPv4 clients. */
 	int family = address && !strchr(address, ':') ? AF_INET : AF_INET6;
 	socklen_t len = daemon_listen_address(cfg, family, port, &ss);
+	const unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 
-	struct listener *l = xcalloc(1, sizeof(*l));
-	l->loop = loop;
-	l->protocol = protocol;
-	l->evl = evconnlistener_new_bind(loop->base, accept_cb, l,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+	struct listener *l = listener_new(lt, protocol);
+	l->evl = evconnlistener_new_bind(lt->base, accept_cb, l, flags, 511,
 		(struct sockaddr *)&ss, (int)len);
 	if (!l->evl && !address && errno == EAFNOSUPPORT) {
 		/* No IPv6 on this host: fall back to IPv4 only. */
 		len = daemon_listen_address(cfg, AF_INET, port, &ss);
-		l->evl = evconnlistener_new_bind(loop->base, accept_cb, l,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+		l->evl = evconnlistener_new_bind(lt->base, accept_cb, l, flags, 511,
 			(struct sockaddr *)&ss, (int)len);
 	}
 	if (!l->evl) {
@@ -182,25 +305,38 @@ static struct listener *listen_on(struct net_loop *loop, const struct config *cf
 			log_error("server", "event=listen_failed key=%s port=%d error=\"%s\"", name,
 				port, strerror(errno));
 		free(l);
-		return NULL;
+		return -1;
 	}
-	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	listener_add(lt, l);
+	evutil_socket_t fd = evconnlistener_get_fd(l->evl);
 	/* Replies are small and end a client's wait: do not let Nagle hold the last segment
 	 * back until the client's delayed ACK (about 40 ms per reply). Set on the listening
 	 * socket, Linux gives it to every accepted one (a system call less per connection). */
 	int one = 1;
-	if (setsockopt(evconnlistener_get_fd(l->evl), IPPROTO_TCP, TCP_NODELAY, &one,
-		sizeof(one)) != 0)
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
 		log_warn("server", "event=nodelay_failed key=%s error=\"%s\"", name, strerror(errno));
 	log_info("server", "event=listening key=%s address=%s port=%d", name,
 		address ? address : "*", port);
-	return l;
+	return fd;
+}
+
+/* Another loop listens on the same socket: the kernel wakes the loops waiting on it and one
+ * accept(2) wins (the others get EAGAIN, which libevent ignores). No SO_REUSEPORT, so the
+ * port stays this process's alone. */
+static void share_socket(struct loop_thread *lt, const struct net_protocol *protocol,
+	evutil_socket_t fd)
+{
+	struct listener *l = listener_new(lt, protocol);
+
+	/* Backlog 0: the socket already listens. */
+	l->evl = evconnlistener_new(lt->base, accept_cb, l, LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (!l->evl)
+		fatal("event=listener_failed key=%s", protocol->port_key);
+	listener_add(lt, l);
 }
 
 struct run_state {
 	struct daemon *srv;
-	struct listener *listeners[LISTENERS_MAX];
-	size_t listener_count;
 	struct event *grace_timer;
 	struct event *wait_timer;
 };
@@ -223,7 +359,26 @@ static void grace_expired_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn("server", "event=shutdown_grace_expired connections=%u",
 		net_house_connections(rs->srv->house));
-	event_base_loopexit(rs->srv->base, NULL);
+	exit_all(rs->srv);
+}
+
+/* On a loop's thread, woken by the main thread: stop listening, ask each session to finish,
+ * and watch for the end of its work. */
+static void loop_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_thread *lt = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < lt->listener_count; i++) {
+		evconnlistener_free(lt->listeners[i]->evl);
+		free(lt->listeners[i]);
+	}
+	lt->listener_count = 0;
+	net_loop_stop(&lt->loop);
+	struct timeval poll = {0, 100000};
+	event_add(lt->idle_poll, &poll);
+	loop_check_idle(lt);
 }
 
 static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -239,13 +394,17 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	if (srv->queue)
 		queue_stop(srv->queue);
-	for (size_t i = 0; i < rs->listener_count; i++) {
-		evconnlistener_free(rs->listeners[i]->evl);
-		free(rs->listeners[i]);
-	}
-	rs->listener_count = 0;
-	/* Ask each session to finish. */
-	net_loop_stop(&srv->loop);
+	/* New clients are refused from now on, as when the sockets closed; the descriptors stay
+	 * open until the loops have ended, so no loop's epoll set can meet their numbers reused. */
+	atomic_store(&srv->sockets_shut, true);
+	for (size_t i = 0; i < srv->socket_count; i++)
+		shutdown(srv->sockets[i], SHUT_RDWR);
+	/* Each loop stops its listeners and asks its sessions to finish, on its own thread. */
+	struct timeval now = {0, 0};
+	for (unsigned i = 0; i < srv->loop_count; i++)
+		if (event_base_once(srv->loops[i].base, -1, EV_TIMEOUT, loop_stop_cb,
+			&srv->loops[i], &now) != 0)
+			fatal("event=event_once_failed");
 	struct timeval grace = {SHUTDOWN_GRACE_SECONDS, 0};
 	rs->grace_timer = evtimer_new(srv->base, grace_expired_cb, rs);
 	evtimer_add(rs->grace_timer, &grace);
@@ -390,10 +549,10 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 		tls_available(gen->tls) ? "yes" : "no");
 }
 
-/* Opens each protocol's port on loop (each loop will have its own, SO_REUSEPORT, when there
- * are several). False when a port that must open did not. */
-static bool listen_all(struct run_state *rs, struct net_loop *loop, const struct config *cfg,
-	const struct generation *gen, const struct net_protocol *const *protocols)
+/* Opens each protocol's port once, on the first loop, and lets every other loop listen on
+ * the same socket. False when a port that must open did not. */
+static bool listen_all(struct daemon *srv, const struct config *cfg, const struct generation *gen,
+	const struct net_protocol *const *protocols)
 {
 	for (size_t i = 0; protocols[i]; i++) {
 		const struct net_protocol *protocol = protocols[i];
@@ -407,16 +566,136 @@ static bool listen_all(struct run_state *rs, struct net_loop *loop, const struct
 				protocol->port_key);
 			continue;
 		}
-		if (rs->listener_count == LISTENERS_MAX)
+		if (srv->socket_count == LISTENERS_MAX)
 			fatal("event=too_many_listeners");
-		struct listener *l = listen_on(loop, cfg, protocol, port, optional);
-		if (!l && optional)
+		evutil_socket_t fd = listen_on(&srv->loops[0], cfg, protocol, port, optional);
+		if (fd < 0 && optional)
 			continue;
-		if (!l)
+		if (fd < 0)
 			return false;
-		rs->listeners[rs->listener_count++] = l;
+		srv->sockets[srv->socket_count++] = fd;
+		for (unsigned j = 1; j < srv->loop_count; j++)
+			share_socket(&srv->loops[j], protocol, fd);
 	}
 	return true;
+}
+
+/* One loop per online CPU, or MAILPOPBOX_LOOPS (tests, benchmarks); within 1..EVENT_LOOPS_MAX. */
+static unsigned loops_wanted(void)
+{
+	const char *env = getenv("MAILPOPBOX_LOOPS");
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		long v = strtol(env, &end, 10);
+		if (errno || *end || v < 1)
+			log_warn("server", "event=loops_ignored value=\"%s\" reason=not_a_count", env);
+		else
+			n = v;
+	}
+	if (n < 1)
+		n = 1;
+	return n > EVENT_LOOPS_MAX ? EVENT_LOOPS_MAX : (unsigned)n;
+}
+
+/* An event base with the epoll changelist: it folds the event changes of one loop iteration
+ * into at most one epoll_ctl(2) per socket; a bufferevent enables and disables reading and
+ * writing several times per command (18 calls per inbound message without it, bench/profile).
+ * Its documented hazard is descriptors cloned with dup(2), which are never registered; the
+ * listening sockets every loop shares are one descriptor, closed only when no loop's epoll set
+ * holds it. */
+static struct event_base *base_new(void)
+{
+	struct event_config *event_cfg = event_config_new();
+
+	if (!event_cfg)
+		fatal("event=event_config_failed");
+	event_config_set_flag(event_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = event_base_new_with_config(event_cfg);
+	event_config_free(event_cfg);
+	if (!base)
+		fatal("event=event_base_failed");
+	return base;
+}
+
+static void loop_thread_init(struct daemon *srv, struct loop_thread *lt, unsigned index)
+{
+	lt->srv = srv;
+	lt->index = index;
+	lt->base = base_new();
+	lt->workers = worker_pool_new(lt->base, WORKER_THREADS);
+	net_loop_init(&lt->loop, lt->base, lt->workers, srv->house);
+	lt->loop.emptied = loop_emptied;
+	lt->loop.emptied_arg = lt;
+	lt->idle_poll = event_new(lt->base, -1, EV_PERSIST, idle_poll_cb, lt);
+	lt->handoff = inbox_new(lt->base, handoff_cb, lt);
+	atomic_init(&lt->idle, false);
+}
+
+static void *loop_thread_main(void *arg)
+{
+	struct loop_thread *lt = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "loop%u", lt->index);
+	pthread_setname_np(pthread_self(), name);
+	/* Runs until the main thread ends it (exit_all), also while it has nothing to watch. */
+	event_base_loop(lt->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* Starts every loop's thread; signals stay with the main thread (its threads, and their
+ * workers, inherit the blocked mask). */
+static void loops_start(struct daemon *srv)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < srv->loop_count; i++) {
+		struct loop_thread *lt = &srv->loops[i];
+		int err = pthread_create(&lt->thread, NULL, loop_thread_main, lt);
+		if (err != 0)
+			fatal("event=thread_failed error=\"%s\"", strerror(err));
+		lt->started = true;
+		log_info("server", "event=loop_started loop=%u", i);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* After the main loop ended: each loop is ended and joined; then what its thread used is
+ * freed (its connections are not, as when the grace time ran out), workers before the base
+ * their completions are posted to. */
+static void loops_free(struct daemon *srv)
+{
+	for (unsigned i = 0; i < srv->loop_count; i++) {
+		struct loop_thread *lt = &srv->loops[i];
+		if (!lt->started)
+			continue;
+		event_base_loopexit(lt->base, NULL);
+		pthread_join(lt->thread, NULL);
+		log_info("server", "event=loop_stopped loop=%u connections=%lu", i, lt->accepted);
+	}
+	for (unsigned i = 0; i < srv->loop_count; i++) {
+		struct loop_thread *lt = &srv->loops[i];
+		for (size_t j = 0; j < lt->listener_count; j++) {
+			evconnlistener_free(lt->listeners[j]->evl);
+			free(lt->listeners[j]);
+		}
+		inbox_free(lt->handoff, handoff_discard);
+		worker_pool_free(lt->workers);
+		net_loop_destroy(&lt->loop);
+		event_free(lt->idle_poll);
+		event_base_free(lt->base);
+	}
+	for (size_t i = 0; i < srv->socket_count; i++)
+		evutil_closesocket(srv->sockets[i]);
+	srv->socket_count = 0;
+	free(srv->loops);
+	srv->loops = NULL;
+	srv->loop_count = 0;
 }
 
 int daemon_run(struct config *loaded, const char *config_path,
@@ -452,18 +731,7 @@ int daemon_run(struct config *loaded, const char *config_path,
 		generation_unref(srv.gen);
 		return 1;
 	}
-	/* The epoll changelist folds the event changes of one loop iteration into at most one
-	 * epoll_ctl(2) per socket: a bufferevent enables and disables reading and writing
-	 * several times per command (18 calls per inbound message without it, bench/profile).
-	 * Its documented hazard is descriptors cloned with dup(2), which are never registered. */
-	struct event_config *event_cfg = event_config_new();
-	if (!event_cfg)
-		fatal("event=event_config_failed");
-	event_config_set_flag(event_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	srv.base = event_base_new_with_config(event_cfg);
-	event_config_free(event_cfg);
-	if (!srv.base)
-		fatal("event=event_base_failed");
+	srv.base = base_new();
 	srv.workers = worker_pool_new(srv.base, WORKER_THREADS);
 	/* The queue keeps the configuration it started with; its keys need a restart. */
 	srv.queue_gen = generation_ref(srv.gen);
@@ -473,10 +741,11 @@ int daemon_run(struct config *loaded, const char *config_path,
 		goto out;
 	}
 	srv.house = net_house_new(srv.gen, srv.queue);
-	net_loop_init(&srv.loop, srv.base, srv.workers, srv.house);
-	srv.loop.emptied = loop_emptied;
-	srv.loop.emptied_arg = &srv;
-	if (!listen_all(&rs, &srv.loop, cfg, srv.gen, protocols))
+	srv.loop_count = loops_wanted();
+	srv.loops = xcalloc(srv.loop_count, sizeof(*srv.loops));
+	for (unsigned i = 0; i < srv.loop_count; i++)
+		loop_thread_init(&srv, &srv.loops[i], i);
+	if (!listen_all(&srv, cfg, srv.gen, protocols))
 		goto out;
 
 	/* Ports are bound and keys read: nothing below needs root. */
@@ -498,10 +767,12 @@ int daemon_run(struct config *loaded, const char *config_path,
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigusr1, NULL);
 	srv.trim_timer = evtimer_new(srv.base, trim_cb, &srv);
-	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s",
+	loops_start(&srv);
+	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s loops=%u",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
-		tls_available(srv.gen->tls) ? "yes" : "no");
+		tls_available(srv.gen->tls) ? "yes" : "no", srv.loop_count);
 	event_base_dispatch(srv.base);
+	loops_free(&srv);
 	log_info("server", "event=stopped");
 	event_free(sigterm);
 	event_free(sigint);
@@ -516,12 +787,7 @@ int daemon_run(struct config *loaded, const char *config_path,
 	srv.trim_timer = NULL;
 	status = 0;
 out:
-	for (size_t i = 0; i < rs.listener_count; i++) {
-		evconnlistener_free(rs.listeners[i]->evl);
-		free(rs.listeners[i]);
-	}
-	if (srv.loop.sheds)
-		net_loop_destroy(&srv.loop);
+	loops_free(&srv);
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	generation_unref(srv.queue_gen);

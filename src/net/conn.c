@@ -555,16 +555,20 @@ static void job_resume(struct net_conn *c)
  * it send the stored message again. */
 static void job_finish(struct net_conn *c)
 {
+	/* Cleared before the glue runs: its done function may start the next job, whose
+	 * worker then reads c->login. */
+	bool login = c->login;
+
 	c->job_pending = false;
+	c->login = false;
 	if (!c->gone)
 		net_conn_touch(c);
 	enter(c);
-	if (c->login)
+	if (login)
 		c->handler->event(c, c->glue, c->login_ok ? NET_EVENT_LOGIN_OK :
 			NET_EVENT_LOGIN_FAILED);
 	else
 		c->done(c, c->glue);
-	c->login = false;
 	if (leave(c))
 		job_resume(c);
 }

@@ -42,7 +42,7 @@ void net_house_free(struct net_house *h)
 {
 	if (!h)
 		return;
-	/* How small the shared locks stayed (THREADS.md). */
+	/* How small the shared locks stayed (docs/architecture.md, Threading). */
 	measured_lock_log(&h->admission.lock);
 	measured_lock_log(throttle_lock(h->throttle));
 	measured_lock_log(&h->current.lock);

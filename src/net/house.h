@@ -34,7 +34,7 @@ unsigned net_house_connections(struct net_house *h);
 bool net_house_admit(struct net_house *h, struct net_conn *conn, struct net_loop *loop,
 	enum admission_lane lane);
 /* On conn's loop: the house named conn to make room for a client at for_ip. Shed unless it
- * logged in since; when it cannot end now, the next candidate is named (THREADS.md). */
+ * logged in since; when it cannot end now, the next candidate is named (docs/architecture.md, Threading). */
 void net_house_shed_request(struct net_house *h, struct net_conn *conn,
 	const struct admission_shed *shed, const char *for_ip);
 /* The log line of a shedding. */

@@ -129,7 +129,7 @@ static void commit_done(struct net_conn *conn, void *glue)
  * true when the end of data was reached. */
 static bool feed_data(struct smtp_conn *s)
 {
-	static char chunk_out[DATA_CHUNK + 1];
+	static _Thread_local char chunk_out[DATA_CHUNK + 1]; /* one per loop thread */
 	struct evbuffer *in = net_conn_input(s->conn);
 	size_t before = evbuffer_get_length(in);
 	bool done = false;
