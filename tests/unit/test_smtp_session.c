@@ -1,6 +1,6 @@
 /* test_smtp_session.c: the SMTP state machine (smtp/session.c) driven line by line and DATA
  * byte by byte exactly as smtp/server.c drives it; every reply is checked for its code and its
- * RFC 3463 enhanced code. Also the trace headers (smtp/trace.c) of an accepted transaction. */
+ * RFC 3463 enhanced code. Also the trace headers (mail/trace.c) of an accepted transaction. */
 #include <setjmp.h>
 #include <errno.h>
 #include <stdarg.h>
