@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "daemon.h"
 #include "log.h"
 #include "mail/dkim.h"
 #include "mail/headers.h"
