@@ -71,18 +71,7 @@ def test_per_ip_cap_holds_exactly_across_loops(make_server, two_loops):
     while the kernel hands the connections to both loops."""
     server = make_server({"MaxConnectionsPerIP": 6})
     for _ in range(ROUNDS):
-        held = [server.connect() for _ in range(6)]
-        try:
-            assert [c.greeting.code for c in held] == [220] * 6
-            with server.connect() as extra:
-                assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0")
-                assert extra.wait_closed(5)
-        finally:
-            for client in held:
-                client.command("QUIT")
-                client.wait_closed(5)
-                client.close()
-        wait_for_no_connections(server)
+        hold_then_refuse_one(server, 6, extra_closes=True)
     stop(server)
     per_loop = accepted_per_loop(server)
     assert sorted(per_loop) == [0, 1]
@@ -95,21 +84,29 @@ def test_total_cap_holds_exactly_across_loops(make_server, two_loops):
     every round, whichever loop each lands on."""
     server = make_server({"MaxConnections": 4, "MaxConnectionsPerIP": 100})
     for _ in range(ROUNDS):
-        held = [server.connect() for _ in range(3)]
-        try:
-            assert [c.greeting.code for c in held] == [220] * 3
-            with server.connect() as extra:
-                assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0")
-        finally:
-            for client in held:
-                client.command("QUIT")
-                client.wait_closed(5)
-                client.close()
-        wait_for_no_connections(server)
+        hold_then_refuse_one(server, 3, extra_closes=False)
     stop(server)
     per_loop = accepted_per_loop(server)
     assert all(count > 0 for count in per_loop.values()) and len(per_loop) == 2, per_loop
     assert server.log_text().count("reason=max_connections_mx") == ROUNDS
+
+
+def hold_then_refuse_one(server, count, extra_closes):
+    """One round of a cap test: count connections greeted with 220, the next one refused with
+    421 4.7.0 (and closed, when extra_closes), then all of them gone again."""
+    held = [server.connect() for _ in range(count)]
+    try:
+        assert [c.greeting.code for c in held] == [220] * count
+        with server.connect() as extra:
+            assert (extra.greeting.code, extra.greeting.enhanced) == (421, "4.7.0")
+            if extra_closes:
+                assert extra.wait_closed(5)
+    finally:
+        for client in held:
+            client.command("QUIT")
+            client.wait_closed(5)
+            client.close()
+    wait_for_no_connections(server)
 
 
 def wait_for_no_connections(server):
