@@ -186,4 +186,14 @@
 /* How long a stopping server waits for sessions in DATA or in a commit before exiting. */
 #define SHUTDOWN_GRACE_SECONDS 30
 
+/* push/ (push delivery into the owner's mailbox; each helper may add its own limits here,
+ * each in its own block below, and in docs/limits.md) */
+/* A destination's words kept for logs and `mailpopbox queue`. */
+#define PUSH_DETAIL_MAX 200
+/* A Gmail message id or an IMAP APPENDUID ("uidvalidity uid"). */
+#define PUSH_REMOTE_ID_MAX 64
+/* Retry backoff: the first wait, doubled per failure, capped (issue 13: cap 15 minutes). */
+#define PUSH_RETRY_FIRST_SECONDS 5
+#define PUSH_RETRY_CAP_SECONDS 900
+
 #endif

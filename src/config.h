@@ -8,6 +8,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* "Servers[].Destination": where each message of the maildrop is pushed (docs/config.md). */
+enum destination_type {
+	DESTINATION_IMAP,  /* "Type": "imap": IMAP APPEND into Mailbox */
+	DESTINATION_GMAIL, /* "Type": "gmail": the Gmail API's users.messages.import */
+};
+
+enum destination_tls {
+	DESTINATION_TLS_IMPLICIT, /* "TLS": "implicit" (default; port 993) */
+	DESTINATION_TLS_STARTTLS, /* "TLS": "starttls" (port 143); never plaintext */
+};
+
+struct destination_config {
+	enum destination_type type;  /* "Type", required */
+	char *host;                  /* "Host", required for imap */
+	int port;                    /* "Port", default 993 (implicit) or 143 (starttls) */
+	enum destination_tls tls;    /* "TLS" */
+	char *username;              /* "Username", required for imap */
+	char *password;              /* "Password": an app password; or OAuth below, not both */
+	char *oauth_client_file;     /* "OAuthClientFile": client JSON as downloaded */
+	char *oauth_token_file;      /* "OAuthTokenFile": refresh token, 0600, atomic writes */
+	char *mailbox;               /* "Mailbox", default "INBOX" (imap) */
+	char *gmail_api_url;         /* "GmailAPIURL", default "https://gmail.googleapis.com" */
+	char *tls_ca_file;           /* "TLSCAFile", NULL = the system's CA store */
+	bool keep_copy;              /* "KeepCopy", default false */
+};
+
 /* One entry of "Servers": a domain and its maildrop. */
 struct server_config {
 	char *domain;            /* "Domain", required; stored lower-case */
@@ -20,6 +46,7 @@ struct server_config {
 	size_t blocked_count;
 	char *dkim_selector;     /* "DKIMSelector", optional; with DKIMKeyPath, both or neither */
 	char *dkim_key_path;     /* "DKIMKeyPath": RSA private key (PEM) */
+	struct destination_config *destination; /* "Destination", NULL when absent */
 };
 
 struct config {
