@@ -1034,6 +1034,64 @@ static void test_message_id_of_an_address_literal_hostname_stays_well_formed(voi
 	strbuf_free(&out);
 }
 
+/* Random messages built from header-ish pieces: the stored bytes are the input with at most
+ * the one field inserted, and the header parser then finds exactly one Message-ID. */
+static void test_message_id_scan_on_random_messages(void **state)
+{
+	static const char *const pieces[] = {
+		"Subject: x\r\n", "Message-ID: <a@b>\r\n", " Message-ID: <c@d>\r\n", "\r\n",
+		"message-id :<e@f>\r\n", "X: Message-ID:\r\n", "\r", "\n", "Message-I", "D: <g@h>\r\n",
+		"Received: from a\r\n\tby b\r\n", ":\r\n", "\r\r\n",
+	};
+	unsigned seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 2000; round++) {
+		struct strbuf msg;
+		strbuf_init(&msg);
+		strbuf_append(&msg, "", 0);
+		int n = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8;
+		for (int i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			const char *piece = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			strbuf_append(&msg, piece, strlen(piece));
+		}
+		char *got = store_with_message_id(msg.data, 1 + round % 5);
+		char *at = strstr(got, ADDED_ID);
+		if (at) {
+			/* The input, with the field cut out again. */
+			struct strbuf back;
+			strbuf_init(&back);
+			strbuf_append(&back, got, (size_t)(at - got));
+			strbuf_append(&back, at + strlen(ADDED_ID), strlen(at + strlen(ADDED_ID)));
+			strbuf_append(&back, "", 0);
+			/* A message ending inside a line got a line end before the field. */
+			if (strcmp(back.data, msg.data) != 0) {
+				assert_int_equal(back.len, msg.len + 2);
+				assert_memory_equal(back.data, msg.data, msg.len);
+			}
+			strbuf_free(&back);
+		} else {
+			assert_string_equal(got, msg.data);
+		}
+		struct mail_headers h;
+		size_t header_len;
+		assert_int_equal(mail_headers_parse(got, strlen(got), &h, &header_len),
+			MAIL_HEADERS_OK);
+		size_t first = mail_headers_index(&h, "Message-ID", 0);
+		if (at || first != MAIL_HEADERS_NOT_FOUND)
+			assert_true(first != MAIL_HEADERS_NOT_FOUND);
+		if (at)
+			assert_int_equal(mail_headers_index(&h, "Message-ID", first + 1),
+				MAIL_HEADERS_NOT_FOUND);
+		else
+			assert_true(first != MAIL_HEADERS_NOT_FOUND);
+		mail_headers_free(&h);
+		free(got);
+		strbuf_free(&msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1044,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_bare_lf_and_bare_cr_lines),
 		cmocka_unit_test(test_message_id_scan_is_bounded),
 		cmocka_unit_test(test_message_id_of_an_address_literal_hostname_stays_well_formed),
+		cmocka_unit_test(test_message_id_scan_on_random_messages),
 		cmocka_unit_test(test_basic_tag_rewrites_subject_from_and_sender),
 		cmocka_unit_test(test_reply_prefix_keeps_one_space),
 		cmocka_unit_test(test_mixed_case_tag_with_space_after_colon),
