@@ -23,6 +23,7 @@ Usage:
     refresh = fake.grant(scope)              # a refresh token without the browser dance
     fake.inject("import", 500)
     fake.messages                            # what was imported
+    fake.hold_import_answers()               # keep messages, answer only when released
     fake.stop()
 """
 
@@ -141,6 +142,7 @@ class GmailFake:
         self.authorization_requests = []  # query dicts of the authorization endpoint
         self.deny_authorization = False
         self.max_upload = MAX_UPLOAD
+        self.held = None          # threading.Event while import answers are held back
         self.server = None
 
     # --- running
@@ -175,6 +177,7 @@ class GmailFake:
         return self
 
     def stop(self):
+        self.release_import_answers()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -235,6 +238,17 @@ class GmailFake:
         """The next `times` requests to endpoint ("import", "list", "token") get status."""
         with self.lock:
             self.injected.setdefault(endpoint, []).extend([status] * times)
+
+    def hold_import_answers(self):
+        """From now on an import is kept (the message is in the mailbox) but its answer is held
+        back until release_import_answers() (or 60 s): a crash of the client in between is
+        the "in doubt" case of issue 13."""
+        self.held = threading.Event()
+
+    def release_import_answers(self):
+        if self.held is not None:
+            self.held.set()
+            self.held = None
 
     def count(self, endpoint):
         with self.lock:
@@ -522,6 +536,9 @@ class FakeHandler(BaseHTTPRequestHandler):
         }
         with self.fake.lock:
             self.fake.messages.append(message)
+        held = self.fake.held
+        if held is not None:
+            held.wait(60)
         self.send_json(200, {"id": message["id"], "threadId": message["threadId"],
                              "labelIds": labels})
 
