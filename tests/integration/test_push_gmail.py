@@ -68,7 +68,7 @@ def send(server, subject, message_id):
     message = make_message(subject, extra_headers=f"Message-ID: <{message_id}>\r\n".encode())
     with server.connect() as smtp:
         smtp.ehlo()
-        reply = smtp.transaction("sender@example.net", ["anyone@example.org"], message)
+        reply = smtp.transaction("sender@remote.example", ["anyone@example.org"], message)
         assert reply.code == 250, reply
     return message
 
