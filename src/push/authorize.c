@@ -220,7 +220,8 @@ static void answer(int fd, int code, const char *reason, const char *text)
 	strbuf_appendf(&page, "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
 		"Cache-Control: no-store\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n"
 		"<!doctype html><title>mailpopbox</title><p>%s</p>\n", code, reason, body_len, text);
-	(void)fs_write_all(fd, page.data, page.len);
+	/* A browser that left is no reason to die of SIGPIPE; the page is only a courtesy. */
+	(void)send(fd, page.data, page.len, MSG_NOSIGNAL);
 	strbuf_free(&page);
 }
 

@@ -58,7 +58,6 @@ void http_response_init(struct http_response *resp)
 {
 	resp->status = 0;
 	strbuf_init(&resp->body);
-	resp->retry_after[0] = '\0';
 }
 
 void http_response_free(struct http_response *resp)
@@ -77,29 +76,6 @@ static size_t on_body(char *data, size_t size, size_t count, void *arg)
 		return 0; /* curl stops with CURLE_WRITE_ERROR */
 	}
 	strbuf_append(&sink->resp->body, data, len);
-	return len;
-}
-
-static size_t on_header(char *data, size_t size, size_t count, void *arg)
-{
-	struct response_sink *sink = arg;
-	size_t len = size * count;
-	static const char name[] = "retry-after:";
-
-	if (len > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
-		const char *v = data + sizeof(name) - 1;
-		size_t n = len - (sizeof(name) - 1);
-		while (n > 0 && (*v == ' ' || *v == '\t')) {
-			v++;
-			n--;
-		}
-		while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-			n--;
-		if (n >= sizeof(sink->resp->retry_after))
-			n = sizeof(sink->resp->retry_after) - 1;
-		memcpy(sink->resp->retry_after, v, n);
-		sink->resp->retry_after[n] = '\0';
-	}
 	return len;
 }
 
@@ -184,8 +160,6 @@ static void set_common_options(struct http_client *c, struct response_sink *sink
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, sink);
 }
 
 int http_client_run(struct http_client *c, const struct http_request *req,

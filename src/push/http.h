@@ -40,7 +40,6 @@ struct http_request {
 struct http_response {
 	long status;        /* the HTTP status, 0 when none came */
 	struct strbuf body; /* at most PUSH_HTTP_RESPONSE_MAX octets */
-	char retry_after[32]; /* the Retry-After header's value, or "" */
 };
 
 struct http_client;

@@ -507,10 +507,11 @@ enum push_status oauth_access_token(struct oauth_session *s, char *token, size_t
 		/* Microsoft rotates refresh tokens: keep the newest, or the next start fails. */
 		if (resp.refresh_token != NULL &&
 		    strcmp(resp.refresh_token, s->token.refresh_token) != 0) {
-			char werr[300];
+			char werr[300], quoted[340];
 			if (oauth_token_file_store(s->token_file, resp.refresh_token, s->token.scope,
 				    (uid_t)-1, (gid_t)-1, werr, sizeof(werr)) != 0) {
-				log_warn("push", "event=token_file_not_updated error=\"%s\"", werr);
+				log_warn("push", "event=token_file_not_updated error=%s",
+					log_quote(quoted, sizeof(quoted), werr, strlen(werr)));
 			} else {
 				free(s->token.refresh_token);
 				s->token.refresh_token = xstrdup(resp.refresh_token);
