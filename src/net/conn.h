@@ -28,8 +28,13 @@ struct net_conn;
 
 /* What the layer tells a glue, on the loop thread. */
 enum net_event {
+	/* The client may be greeted: after accept in clear, or on an implicit TLS port once the
+	 * handshake has ended (after NET_EVENT_TLS_READY). */
+	NET_EVENT_GREETING,
 	NET_EVENT_INPUT,     /* input may be taken (more arrived, or a pause ended) */
-	NET_EVENT_TLS_READY, /* a TLS handshake completed (implicit TLS or after STARTTLS) */
+	/* A TLS handshake completed (implicit TLS, or after STARTTLS/STLS), and was logged
+	 * (event=tls); net_conn_tls() describes the session, net_conn_implicit_tls() says which. */
+	NET_EVENT_TLS_READY,
 	NET_EVENT_DEADLINE,  /* the deadline (net_conn_deadline) passed; no job, no long reply */
 	NET_EVENT_READ_IDLE, /* nothing arrived for the read timeout (net_conn_set_timeouts) */
 	NET_EVENT_STALLED,   /* the client stopped reading our output; the connection ends */
@@ -48,8 +53,9 @@ struct net_handler {
 	/* A full house sheds c (it runs no job and is not closing): write the last words into
 	 * last and return the reason to log ("idle", "slow_data"), or NULL to keep c. */
 	const char *(*shed)(struct net_conn *c, void *glue, struct strbuf *last);
-	/* c is freed (after this returns): log its end, free glue. */
-	void (*free)(struct net_conn *c, void *glue);
+	/* c ends: free glue, after writing into summary what the session did ("messages=2"),
+	 * for the line the layer logs then (event=disconnect client=IP SUMMARY seconds=N). */
+	void (*free)(struct net_conn *c, void *glue, char *summary, size_t size);
 	/* For net_conn_login: the password check, on a worker; and the log detail of a success
 	 * or failure ("user=..."), "" for none. */
 	bool (*login_verify)(void *glue);
@@ -74,13 +80,15 @@ struct queue *net_conn_queue(const struct net_conn *c);
 /* True from accept until the implicit TLS handshake ends (the greeting waits for it). */
 bool net_conn_implicit_tls(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" in clear. */
-void net_conn_tls_describe(const struct net_conn *c, char *buf, size_t size);
+const char *net_conn_tls(const struct net_conn *c);
 /* Whether the server is stopping (the reply to a finished job may be the last). */
 bool net_conn_stopping(const struct net_conn *c);
 
 /* ---- input ---- */
 /* The longest command line (framing) and the seconds a client has for each command line:
- * started when the glue waits for one, not moved by partial input (slowloris). */
+ * started when the glue waits for one, not moved by partial input (slowloris). The client
+ * has as long to take queued output (the write timeout), and reads have no idle limit; a
+ * transfer (net/transfer.h) has its own until it ends. */
 void net_conn_set_lines(struct net_conn *c, size_t line_max, unsigned command_seconds);
 /* Whether the glue may take input now: not closing, no job, no handshake, the client still
  * there, no long reply being produced, and not too much output unread. */
@@ -89,12 +97,16 @@ bool net_conn_ready(struct net_conn *c);
  * (net_conn_ready). A complete line is progress (shedding) and stops the command deadline;
  * no complete line starts it. */
 enum net_line_result net_conn_read_line(struct net_conn *c, char *line, size_t *len);
-/* Raw input (SMTP DATA): take from the front and drain what was used. */
+/* Raw input (net/transfer.h): take from the front and drain what was used. */
 struct evbuffer *net_conn_input(struct net_conn *c);
-/* The connection made progress other than a command line (DATA keeping its rate). */
+/* The connection made progress other than a command line (a transfer keeping its rate). */
 void net_conn_touch(struct net_conn *c);
 
 /* ---- output ---- */
+/* Where the glue (and its core) writes replies; net_conn_flush sends them, in one write
+ * when the socket takes it. Also a long reply's parts go here (net_conn_produce). */
+struct strbuf *net_conn_out(struct net_conn *c);
+void net_conn_flush(struct net_conn *c);
 void net_conn_send(struct net_conn *c, const void *data, size_t len);
 /* Octets queued and not yet written (TLS included). */
 size_t net_conn_output_pending(const struct net_conn *c);
@@ -115,12 +127,13 @@ void net_conn_deadline(struct net_conn *c, unsigned seconds);
 void net_conn_deadline_stop(struct net_conn *c);
 
 /* ---- work off the loop ---- */
-/* Runs work(glue) on a worker, with reading stopped; then done(c, glue) on the loop. done
- * always runs, also when the client left meanwhile (to log, or hand on what was stored);
- * its output then goes nowhere and c is freed after it. Otherwise reading resumes and
- * buffered input is offered (NET_EVENT_INPUT), unless done started another job or closed. */
-void net_conn_job(struct net_conn *c, void (*work)(void *glue),
-	void (*done)(struct net_conn *c, void *glue));
+/* Runs work(glue) on a worker, with reading stopped; then done(c, glue, result) on the loop,
+ * result being what work returned. done always runs, also when the client left meanwhile (to
+ * log, or hand on what was stored); its output then goes nowhere and c is freed after it.
+ * Otherwise reading resumes and buffered input is offered (NET_EVENT_INPUT), unless done
+ * started another job or closed. */
+void net_conn_job(struct net_conn *c, int (*work)(void *glue),
+	void (*done)(struct net_conn *c, void *glue, int result));
 
 /* The login gate, shared by every protocol: checks the password (login_verify) like a job,
  * logs event=login or event=auth_failed (what fail2ban matches), counts a failure against
@@ -144,5 +157,7 @@ struct net_conn *net_conn_from_slot(struct admission_slot *slot);
 const char *net_conn_shed(struct net_conn *c);
 /* The server stops: NET_EVENT_SHUTDOWN unless a job runs or c is closing. */
 void net_conn_shutdown(struct net_conn *c);
+/* After the protocol's accept: NET_EVENT_GREETING, unless TLS comes first. */
+void net_conn_greet(struct net_conn *c);
 
 #endif

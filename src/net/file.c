@@ -1,0 +1,69 @@
+/* net/file.c: a file sent to the client as the socket drains (net/file.h), a long reply
+ * (net_conn_produce) read in bounded parts. */
+#include "net/file.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "net/conn_private.h"
+
+/* Octets of the file read at a time. */
+#define NET_FILE_READ_CHUNK (16 * 1024)
+
+struct net_file {
+	int fd;
+	uint64_t left; /* octets not read yet, as known (0: unknown) */
+	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out);
+	void (*sent)(struct net_conn *c, void *glue, int error);
+};
+
+void net_file_free(struct net_conn *c)
+{
+	if (!c->file)
+		return;
+	close(c->file->fd);
+	free(c->file);
+	c->file = NULL;
+}
+
+/* Sends the next part (net_conn_produce); false once the file has all gone. */
+static bool file_more(struct net_conn *c, void *glue)
+{
+	static _Thread_local char chunk[NET_FILE_READ_CHUNK]; /* one per loop thread */
+	struct net_file *f = c->file;
+	ssize_t n;
+
+	while ((n = read(f->fd, chunk, sizeof(chunk))) < 0 && errno == EINTR)
+		continue;
+	int error = n < 0 ? errno : 0;
+	bool more = n > 0 && f->filter(glue, chunk, (size_t)n, &c->out);
+	if (more && f->left > 0) {
+		f->left = (uint64_t)n < f->left ? f->left - (uint64_t)n : 0;
+		more = f->left > 0;
+	}
+	if (more) {
+		net_conn_flush(c);
+		return true;
+	}
+	/* The last part is flushed by sent, with the end the glue appends to it. */
+	void (*sent)(struct net_conn *c, void *glue, int error) = f->sent;
+	net_file_free(c);
+	sent(c, glue, error);
+	return false;
+}
+
+void net_conn_send_file(struct net_conn *c, int fd, uint64_t size,
+	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out),
+	void (*sent)(struct net_conn *c, void *glue, int error))
+{
+	struct net_file *f = xcalloc(1, sizeof(*f));
+
+	f->fd = fd;
+	f->left = size;
+	f->filter = filter;
+	f->sent = sent;
+	c->file = f;
+	net_conn_produce(c, file_more);
+}
