@@ -207,7 +207,9 @@ static void produce_run(struct net_conn *c)
 	while (c->produce && c->bev && !c->closing && !c->free_pending &&
 	       net_conn_output_pending(c) < NET_PRODUCE_HIGH) {
 		bool (*produce)(struct net_conn *c, void *glue) = c->produce;
-		if (!produce(c, c->glue) && c->produce == produce)
+		bool more = produce(c, c->glue);
+		net_conn_flush(c);
+		if (!more && c->produce == produce)
 			c->produce = NULL;
 	}
 }
@@ -243,8 +245,8 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
 		dispatch(c, NET_EVENT_READ_IDLE);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && !dispatch(c, NET_EVENT_STALLED))
-		return;
+	if (what & BEV_EVENT_TIMEOUT) /* the connection ends unfinished: say why */
+		log_info(c->handler->module, "event=timeout client=%s reason=not_reading", c->ip);
 	client_left(c);
 }
 
@@ -295,9 +297,9 @@ static void handshake_done(void *arg, struct bufferevent *bev, const char *failu
 	dispatch(c, NET_EVENT_INPUT); /* starts the deadline for the first command */
 }
 
-void net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
+void net_conn_start_tls(struct net_conn *c)
 {
-	SSL *ssl = tls_new_session(c->gen->tls, policy);
+	SSL *ssl = tls_new_session(c->gen->tls, c->protocol->tls_policy);
 
 	if (!ssl || !c->bev || !c->read_event) {
 		if (ssl)
@@ -741,13 +743,13 @@ const char *net_conn_shed(struct net_conn *c)
 		return NULL; /* a commit or login must end with its reply; a closing one is nearly gone */
 	strbuf_init(&last);
 	enter(c);
-	const char *reason = c->handler->shed(c, c->glue, &last);
+	c->handler->shed(c, c->glue, &last);
 	c->depth--;
-	if (reason && last.len > 0)
+	if (last.len > 0)
 		send_last(c, last.data, last.len);
 	strbuf_free(&last);
-	if (reason)
-		conn_end(c);
+	const char *reason = c->transfer.active ? "slow_data" : "idle";
+	conn_end(c);
 	return reason;
 }
 

@@ -37,7 +37,6 @@ enum net_event {
 	NET_EVENT_TLS_READY,
 	NET_EVENT_DEADLINE,  /* the deadline (net_conn_deadline) passed; no job, no long reply */
 	NET_EVENT_READ_IDLE, /* nothing arrived for the read timeout (net_conn_set_timeouts) */
-	NET_EVENT_STALLED,   /* the client stopped reading our output; the connection ends */
 	NET_EVENT_SHUTDOWN,  /* the server stops; no job is running: finish, or close */
 	/* The verdict of net_conn_login: a failure only after the throttle's delay; BLOCKED at
 	 * once, without a check, while the client's address is locked out. */
@@ -51,8 +50,8 @@ struct net_handler {
 	const char *module; /* for log lines: "smtp", "pop3" */
 	void (*event)(struct net_conn *c, void *glue, enum net_event event);
 	/* A full house sheds c (it runs no job and is not closing): write the last words into
-	 * last and return the reason to log ("idle", "slow_data"), or NULL to keep c. */
-	const char *(*shed)(struct net_conn *c, void *glue, struct strbuf *last);
+	 * last. It is logged as "slow_data" during a transfer (net/transfer.h), else "idle". */
+	void (*shed)(struct net_conn *c, void *glue, struct strbuf *last);
 	/* c ends: free glue, after writing into summary what the session did ("messages=2"),
 	 * for the line the layer logs then (event=disconnect client=IP SUMMARY seconds=N). */
 	void (*free)(struct net_conn *c, void *glue, char *summary, size_t size);
@@ -77,7 +76,8 @@ const char *net_conn_ip(const struct net_conn *c);
 /* The configuration (and keys) the connection started under, for its whole life. */
 struct generation *net_conn_generation(const struct net_conn *c);
 struct queue *net_conn_queue(const struct net_conn *c);
-/* True from accept until the implicit TLS handshake ends (the greeting waits for it). */
+/* True on an implicit TLS port from accept until the handshake's NET_EVENT_TLS_READY and
+ * NET_EVENT_GREETING have been told. */
 bool net_conn_implicit_tls(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" in clear. */
 const char *net_conn_tls(const struct net_conn *c);
@@ -111,14 +111,16 @@ void net_conn_send(struct net_conn *c, const void *data, size_t len);
 /* Octets queued and not yet written (TLS included). */
 size_t net_conn_output_pending(const struct net_conn *c);
 /* A long reply (RETR, LIST), written as the client reads it rather than built in memory:
- * produce(c, glue) sends the next part, now and whenever the output has drained to
- * NET_OUTPUT_LOW, while less than NET_PRODUCE_HIGH is queued; it returns false once it has
- * sent the end. Input waits meanwhile and is offered (NET_EVENT_INPUT) after it. */
+ * produce(c, glue) writes the next part into net_conn_out(c), sent after each call, now and
+ * whenever the output has drained to NET_OUTPUT_LOW, while less than NET_PRODUCE_HIGH is
+ * queued; it returns false once it has written the end. Input waits meanwhile and is offered
+ * (NET_EVENT_INPUT) after it. */
 void net_conn_produce(struct net_conn *c, bool (*produce)(struct net_conn *c, void *glue));
 
 /* ---- time ---- */
 /* read_idle_seconds: NET_EVENT_READ_IDLE after that long without input (0: none);
- * write_seconds: the client has that long to take queued output (then NET_EVENT_STALLED). */
+ * write_seconds: the client has that long to take queued output, else the connection ends
+ * (logged event=timeout reason=not_reading). */
 void net_conn_set_timeouts(struct net_conn *c, unsigned read_idle_seconds,
 	unsigned write_seconds);
 /* Starts the deadline (NET_EVENT_DEADLINE) unless it runs already: the command deadline,
@@ -141,11 +143,12 @@ void net_conn_job(struct net_conn *c, int (*work)(void *glue),
 void net_conn_login(struct net_conn *c);
 
 /* ---- TLS and the end ---- */
-/* STARTTLS/STLS: what was sent in clear is written first, then the handshake runs
- * (NET_EVENT_TLS_READY, or the connection ends on failure). Input that arrived in clear
- * after the command is thrown away: it must not be obeyed inside TLS (CVE-2011-0411).
- * When no TLS session can be made, that is logged (event=starttls_failed) and c closed. */
-void net_conn_start_tls(struct net_conn *c, enum tls_policy policy);
+/* STARTTLS/STLS, under the port's TLS policy (struct net_protocol): what was sent in clear
+ * is written first, then the handshake runs (NET_EVENT_TLS_READY, or the connection ends on
+ * failure). Input that arrived in clear after the command is thrown away: it must not be
+ * obeyed inside TLS (CVE-2011-0411). When no TLS session can be made, that is logged
+ * (event=starttls_failed) and c closed. */
+void net_conn_start_tls(struct net_conn *c);
 /* Stops reading, flushes what is queued (TLS ended with close_notify), then frees c, or
  * after CONNECTION_CLOSE_FLUSH_SECONDS. */
 void net_conn_close(struct net_conn *c);

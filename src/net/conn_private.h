@@ -23,6 +23,7 @@ struct net_handshake;
 
 /* A raw transfer under way (net/transfer.c). */
 struct net_transfer {
+	bool active;
 	time_t started;
 	uint64_t octets;   /* taken so far */
 	unsigned min_rate; /* octets per second on average for it to count as progress */
@@ -33,6 +34,7 @@ struct net_conn {
 	struct net_loop *loop;
 	char ip[INET6_ADDRSTRLEN];
 	struct generation *gen;       /* the configuration it started under */
+	const struct net_protocol *protocol; /* of the port it came in on */
 	time_t connected_at;
 	struct admission_slot slot;   /* its place among the connection slots */
 	const struct net_handler *handler;

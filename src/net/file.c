@@ -43,11 +43,9 @@ static bool file_more(struct net_conn *c, void *glue)
 		f->left = (uint64_t)n < f->left ? f->left - (uint64_t)n : 0;
 		more = f->left > 0;
 	}
-	if (more) {
-		net_conn_flush(c);
+	if (more)
 		return true;
-	}
-	/* The last part is flushed by sent, with the end the glue appends to it. */
+	/* The last part goes out with the end that sent appends to it. */
 	void (*sent)(struct net_conn *c, void *glue, int error) = f->sent;
 	net_file_free(c);
 	sent(c, glue, error);

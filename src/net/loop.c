@@ -117,6 +117,7 @@ void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 		return;
 	}
 	c->gen = net_house_generation(loop->house);
+	c->protocol = protocol;
 	c->next = loop->conns.first;
 	if (c->next)
 		c->next->prev = c;

@@ -10,6 +10,7 @@
 void net_conn_transfer_begin(struct net_conn *c, unsigned idle_seconds,
 	unsigned deadline_seconds, unsigned min_rate)
 {
+	c->transfer.active = true;
 	c->transfer.started = time(NULL);
 	c->transfer.octets = 0;
 	c->transfer.min_rate = min_rate;
@@ -48,6 +49,7 @@ bool net_conn_transfer_feed(struct net_conn *c,
 
 void net_conn_transfer_end(struct net_conn *c)
 {
+	c->transfer.active = false;
 	net_conn_deadline_stop(c);
 	net_conn_set_timeouts(c, 0, c->command_seconds);
 }

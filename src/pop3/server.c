@@ -158,7 +158,7 @@ static bool listing_more(struct net_conn *conn, void *glue)
 	struct pop3_conn *p = glue;
 	enum pop3_action action = pop3_session_listing_more(p->session, p->out, LISTING_CHUNK);
 
-	net_conn_flush(conn);
+	(void)conn;
 	if (action == POP3_ACTION_LISTING)
 		return true;
 	handle_action(p, action);
@@ -179,7 +179,7 @@ static void handle_action(struct pop3_conn *p, enum pop3_action action)
 		break;
 	case POP3_ACTION_STARTTLS:
 		/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
-		net_conn_start_tls(p->conn, TLS_POLICY_STRICT);
+		net_conn_start_tls(p->conn);
 		break;
 	case POP3_ACTION_CHECK_PASSWORD:
 		net_conn_login(p->conn);
@@ -235,9 +235,6 @@ static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
 	case NET_EVENT_LOGIN_BLOCKED:
 		handle_action(p, pop3_session_auth_blocked(p->session, p->out));
 		break;
-	case NET_EVENT_STALLED: /* the connection ends without UPDATE (RFC 1939 6) */
-		log_info("pop3", "event=timeout client=%s reason=not_reading", net_conn_ip(conn));
-		break;
 	case NET_EVENT_DEADLINE: /* RFC 1939 3: the autologout timer; no UPDATE */
 	case NET_EVENT_READ_IDLE:
 		log_info("pop3", "event=timeout client=%s", net_conn_ip(conn));
@@ -250,12 +247,11 @@ static void pop3_event(struct net_conn *conn, void *glue, enum net_event event)
 }
 
 /* A full house sheds this connection, one not logged in: closed at once, without UPDATE. */
-static const char *pop3_shed(struct net_conn *conn, void *glue, struct strbuf *last)
+static void pop3_shed(struct net_conn *conn, void *glue, struct strbuf *last)
 {
 	(void)conn;
 	(void)glue;
 	strbuf_append_str(last, "-ERR [SYS/TEMP] server busy, closing idle connection\r\n");
-	return "idle";
 }
 
 static const struct net_handler pop3_handler = {"pop3", pop3_event, pop3_shed, pop3_free,

@@ -24,7 +24,6 @@
 struct smtp_conn {
 	struct net_conn *conn;
 	const struct config *cfg;   /* the connection's generation's */
-	enum tls_policy tls_policy; /* strict on the submission ports */
 	struct smtp_session *session;
 	struct strbuf *out;          /* the connection's replies (net_conn_out) */
 	struct smtp_inbound inbound; /* the message being received */
@@ -148,7 +147,7 @@ static void handle_action(struct smtp_conn *s, enum smtp_action action)
 		begin_data(s);
 		break;
 	case SMTP_ACTION_STARTTLS:
-		net_conn_start_tls(s->conn, s->tls_policy);
+		net_conn_start_tls(s->conn);
 		break;
 	case SMTP_ACTION_CHECK_AUTH:
 		net_conn_login(s->conn);
@@ -215,17 +214,16 @@ static void smtp_event(struct net_conn *conn, void *glue, enum net_event event)
 		/* After STARTTLS, or on the implicit TLS port (RFC 8314), where the session's
 		 * reset is harmless since nothing was said yet. */
 		smtp_session_tls_started(s->session, net_conn_tls(conn));
-	}
-	else if (event == NET_EVENT_DEADLINE)
+	} else if (event == NET_EVENT_DEADLINE) {
 		time_out(s, in_data ? "data_deadline" : "command_deadline");
-	else if (event == NET_EVENT_READ_IDLE)
+	} else if (event == NET_EVENT_READ_IDLE) {
 		time_out(s, "data_idle");
-	else if (event == NET_EVENT_LOGIN_BLOCKED)
+	} else if (event == NET_EVENT_LOGIN_BLOCKED) {
 		handle_action(s, smtp_session_auth_blocked(s->session, s->out));
-	else if (event == NET_EVENT_LOGIN_OK || event == NET_EVENT_LOGIN_FAILED)
+	} else if (event == NET_EVENT_LOGIN_OK || event == NET_EVENT_LOGIN_FAILED) {
 		handle_action(s, smtp_session_auth_result(s->session, event == NET_EVENT_LOGIN_OK,
 			s->out));
-	else if (event == NET_EVENT_SHUTDOWN && !in_data) {
+	} else if (event == NET_EVENT_SHUTDOWN && !in_data) {
 		/* A message being received is finished first (its commit's end stops it). */
 		smtp_session_shutdown(s->session, s->out);
 		handle_action(s, SMTP_ACTION_CLOSE);
@@ -234,14 +232,13 @@ static void smtp_event(struct net_conn *conn, void *glue, enum net_event event)
 
 /* A full house sheds this connection: 421 (RFC 5321 3.8) and close at once; a message being
  * received is dropped, so nothing is kept. */
-static const char *smtp_shed(struct net_conn *conn, void *glue, struct strbuf *last)
+static void smtp_shed(struct net_conn *conn, void *glue, struct strbuf *last)
 {
 	struct smtp_conn *s = glue;
 
 	(void)conn;
 	strbuf_appendf(last, "421 4.7.0 %s Server busy, closing idle connection\r\n",
 		s->cfg->hostname);
-	return smtp_session_state(s->session) == SMTP_STATE_DATA ? "slow_data" : "idle";
 }
 
 static const struct net_handler smtp_handler = {"smtp", smtp_event, smtp_shed, smtp_free,
@@ -254,7 +251,6 @@ static void smtp_accept(struct net_conn *conn, const struct net_protocol *protoc
 
 	s->conn = conn;
 	s->cfg = &gen->cfg;
-	s->tls_policy = protocol->tls_policy;
 	s->out = net_conn_out(conn);
 	net_conn_attach(conn, &smtp_handler, s);
 	net_conn_set_lines(conn, SMTP_COMMAND_LINE_MAX, s->cfg->smtp_command_timeout);
