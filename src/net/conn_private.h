@@ -18,7 +18,6 @@
 struct bufferevent;
 struct event;
 struct evbuffer;
-struct net_file;
 struct net_handshake;
 
 /* A raw transfer under way (net/transfer.c). */
@@ -27,6 +26,14 @@ struct net_transfer {
 	time_t started;
 	uint64_t octets;   /* taken so far */
 	unsigned min_rate; /* octets per second on average for it to count as progress */
+};
+
+/* A file being sent (net/file.c); filter is NULL when none. */
+struct net_file {
+	int fd;
+	uint64_t left; /* octets not read yet, as known (0: unknown) */
+	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out);
+	void (*sent)(struct net_conn *c, void *glue, int error);
 };
 
 struct net_conn {
@@ -55,7 +62,7 @@ struct net_conn {
 	struct strbuf out;            /* replies not yet flushed (net_conn_out) */
 	char tls[128];                /* net_conn_tls() */
 	struct net_transfer transfer;
-	struct net_file *file;        /* a file being sent (net/file.c), or NULL */
+	struct net_file file;
 
 	/* Time. */
 	unsigned command_seconds, read_idle_seconds, write_seconds;
@@ -83,7 +90,7 @@ struct net_conn {
 /* Plain I/O on fd, or the implicit TLS handshake with ssl (fd and ssl taken over). */
 void net_conn_begin(struct net_conn *c, evutil_socket_t fd, SSL *ssl);
 
-/* net/file.c: c is freed while a file is being sent. */
+/* net/file.c: closes the file being sent, if any (c is being freed). */
 void net_file_free(struct net_conn *c);
 
 /* net/loop.c: c leaves its loop's list; the loop may have become empty. */

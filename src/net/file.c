@@ -3,36 +3,26 @@
 #include "net/file.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-#include "alloc.h"
 #include "net/conn_private.h"
 
 /* Octets of the file read at a time. */
 #define NET_FILE_READ_CHUNK (16 * 1024)
 
-struct net_file {
-	int fd;
-	uint64_t left; /* octets not read yet, as known (0: unknown) */
-	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out);
-	void (*sent)(struct net_conn *c, void *glue, int error);
-};
-
 void net_file_free(struct net_conn *c)
 {
-	if (!c->file)
+	if (!c->file.filter)
 		return;
-	close(c->file->fd);
-	free(c->file);
-	c->file = NULL;
+	close(c->file.fd);
+	c->file.filter = NULL;
 }
 
 /* Sends the next part (net_conn_produce); false once the file has all gone. */
 static bool file_more(struct net_conn *c, void *glue)
 {
 	static _Thread_local char chunk[NET_FILE_READ_CHUNK]; /* one per loop thread */
-	struct net_file *f = c->file;
+	struct net_file *f = &c->file;
 	ssize_t n;
 
 	while ((n = read(f->fd, chunk, sizeof(chunk))) < 0 && errno == EINTR)
@@ -56,12 +46,6 @@ void net_conn_send_file(struct net_conn *c, int fd, uint64_t size,
 	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out),
 	void (*sent)(struct net_conn *c, void *glue, int error))
 {
-	struct net_file *f = xcalloc(1, sizeof(*f));
-
-	f->fd = fd;
-	f->left = size;
-	f->filter = filter;
-	f->sent = sent;
-	c->file = f;
+	c->file = (struct net_file){fd, size, filter, sent};
 	net_conn_produce(c, file_more);
 }
