@@ -110,7 +110,7 @@ void net_conn_flush(struct net_conn *c);
 void net_conn_send(struct net_conn *c, const void *data, size_t len);
 /* Octets queued and not yet written (TLS included). */
 size_t net_conn_output_pending(const struct net_conn *c);
-/* A long reply (RETR, LIST), written as the client reads it rather than built in memory:
+/* A long reply (LIST; a file is net/file.h), written as the client reads it, not built whole:
  * produce(c, glue) writes the next part into net_conn_out(c), sent after each call, now and
  * whenever the output has drained to NET_OUTPUT_LOW, while less than NET_PRODUCE_HIGH is
  * queued; it returns false once it has written the end. Input waits meanwhile and is offered

@@ -14,7 +14,7 @@ struct net_conn;
 #define NET_TRANSFER_CHUNK (64 * 1024)
 
 /* Starts a transfer: a read may wait idle_seconds (then NET_EVENT_READ_IDLE), output as long
- * (then NET_EVENT_STALLED), and the whole ends within deadline_seconds (NET_EVENT_DEADLINE).
+ * (then the connection ends), and the whole ends within deadline_seconds (NET_EVENT_DEADLINE).
  * It is progress (shedding) while it brings min_rate octets a second on average. */
 void net_conn_transfer_begin(struct net_conn *c, unsigned idle_seconds,
 	unsigned deadline_seconds, unsigned min_rate);
