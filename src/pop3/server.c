@@ -174,9 +174,6 @@ static void handle_action(struct pop3_conn *p, enum pop3_action action)
 	switch (action) {
 	case POP3_ACTION_NONE:
 		break;
-	case POP3_ACTION_CLOSE:
-		net_conn_close(p->conn);
-		break;
 	case POP3_ACTION_STARTTLS:
 		/* RFC 2595 4: input pipelined after STLS arrived in clear and is thrown away. */
 		net_conn_start_tls(p->conn);
@@ -195,6 +192,9 @@ static void handle_action(struct pop3_conn *p, enum pop3_action action)
 		break;
 	case POP3_ACTION_COMMIT:
 		net_conn_job(p->conn, commit_work, commit_done);
+		break;
+	case POP3_ACTION_CLOSE:
+		net_conn_close(p->conn);
 		break;
 	}
 }

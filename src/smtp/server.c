@@ -140,22 +140,14 @@ static void login_describe(void *glue, bool ok, char *buf, size_t size)
 static void handle_action(struct smtp_conn *s, enum smtp_action action)
 {
 	flush_out(s);
-	switch (action) {
-	case SMTP_ACTION_NONE:
-		break;
-	case SMTP_ACTION_BEGIN_DATA:
-		begin_data(s);
-		break;
-	case SMTP_ACTION_STARTTLS:
+	if (action == SMTP_ACTION_STARTTLS)
 		net_conn_start_tls(s->conn);
-		break;
-	case SMTP_ACTION_CHECK_AUTH:
+	else if (action == SMTP_ACTION_BEGIN_DATA)
+		begin_data(s);
+	else if (action == SMTP_ACTION_CHECK_AUTH)
 		net_conn_login(s->conn);
-		break;
-	case SMTP_ACTION_CLOSE:
+	else if (action == SMTP_ACTION_CLOSE)
 		net_conn_close(s->conn);
-		break;
-	}
 }
 
 static bool reads_lines(enum smtp_state state)
