@@ -196,4 +196,28 @@
 #define PUSH_RETRY_FIRST_SECONDS 5
 #define PUSH_RETRY_CAP_SECONDS 900
 
+/* push/imap_reply.c and push/imap_client.c (an IMAP destination) */
+/* RFC 9051 4 sets no line limit; RFC 7162 4 asks for at least 8192 octets, and a longer
+ * response is a protocol error (the connection is dropped, the messages retried). */
+#define PUSH_IMAP_LINE_MAX 8192
+/* Our own tags are "A" and a counter; a longer tag in a response is not ours. */
+#define PUSH_IMAP_TAG_MAX 16
+/* Literals inside one response (RFC 9051 4.3) are skipped, never kept: at most this many
+ * octets and pieces, else a protocol error. We never FETCH, so real responses stay tiny. */
+#define PUSH_IMAP_RESPONSE_LITERAL_MAX (64 * 1024)
+#define PUSH_IMAP_RESPONSE_PIECES_MAX 64
+/* Untagged responses read while waiting for one command's tagged answer. */
+#define PUSH_IMAP_UNTAGGED_MAX 100000
+/* Capability atoms read from one CAPABILITY response (the rest are ignored). */
+#define PUSH_IMAP_CAPABILITIES_MAX 256
+/* Deadlines: TCP connect + TLS handshake; each command's answer; a message's upload gets the
+ * command deadline plus its size at this slow rate. */
+#define PUSH_IMAP_CONNECT_TIMEOUT_SECONDS 30
+#define PUSH_IMAP_COMMAND_TIMEOUT_SECONDS 60
+#define PUSH_IMAP_MESSAGE_MIN_OCTETS_PER_SECOND (32 * 1024)
+/* APPENDs sent ahead of their answers with LITERAL+/LITERAL- (RFC 7888). */
+#define PUSH_IMAP_PIPELINE_MAX 64
+/* RFC 7888 5: LITERAL- allows non-synchronising literals of at most 4096 octets. */
+#define PUSH_IMAP_LITERAL_MINUS_MAX 4096
+
 #endif
