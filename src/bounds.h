@@ -214,6 +214,8 @@
  * command deadline plus its size at this slow rate. */
 #define PUSH_IMAP_CONNECT_TIMEOUT_SECONDS 30
 #define PUSH_IMAP_COMMAND_TIMEOUT_SECONDS 60
+/* LOGOUT when the client is freed: a courtesy, so it waits only briefly. */
+#define PUSH_IMAP_LOGOUT_TIMEOUT_SECONDS 5
 #define PUSH_IMAP_MESSAGE_MIN_OCTETS_PER_SECOND (32 * 1024)
 /* APPENDs sent ahead of their answers with LITERAL+/LITERAL- (RFC 7888). */
 #define PUSH_IMAP_PIPELINE_MAX 64
