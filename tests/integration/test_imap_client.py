@@ -1,0 +1,376 @@
+"""The IMAP destination client (src/push/imap_client.c) against a real Dovecot (issue 13), driven
+through the test-only probe tests/probes/imap_push_probe: TLS implicit and STARTTLS with the
+test CA, a wrong password (PUSH_AUTH), certificates that name another host (refused before any
+password is sent), many messages appended in one pipelined run and found in order, the internal
+date and the unread state kept, lookup by Message-ID, and the synchronising-literal path when the
+server offers neither LITERAL+ nor LITERAL-.
+
+Each test starts its own private Dovecot on a loopback high port (passwd-file account, Maildir in
+a scratch directory); the full fixture for the server tests is tests/integration/dovecotfixture.py.
+"""
+
+import email
+import imaplib
+import os
+import pwd
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, free_port
+
+PASSWORD = "secret-pw \"quoted\" \\ and more"
+USER = "owner@example.org"
+START_TIMEOUT = 20.0
+PROBE_TIMEOUT = 120.0
+
+
+def probe_binary():
+    build = Path(os.environ.get("MAILPOPBOX_BIN", REPO_ROOT / "build" / "src" / "mailpopbox"))
+    probe = build.resolve().parents[1] / "tests" / "probes" / "imap_push_probe"
+    if not probe.is_file():
+        pytest.fail(f"imap_push_probe not found at {probe} (meson compile builds it)")
+    return probe
+
+
+def dovecot_binary():
+    path = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        pytest.fail("dovecot is not installed (Debian package dovecot-imapd, in "
+                    "scripts/install-deps)", pytrace=False)
+    return path
+
+
+class PrivateDovecot:
+    """A Dovecot of our own: imaps on one port, imap (STARTTLS) on another, one passwd-file
+    account, mail in a Maildir. capability replaces what it announces (imap_capability)."""
+
+    def __init__(self, directory, cert, key, capability=None, mechanisms="plain login",
+                 password=PASSWORD):
+        self.directory = directory
+        self.imaps_port = free_port()
+        self.imap_port = free_port()
+        if os.geteuid() == 0:
+            # Dovecot never gives mail to root: the mail belongs to nobody.
+            account = pwd.getpwnam("nobody")
+            internal_user, login_user = "dovecot", "dovenull"
+        else:
+            account = pwd.getpwuid(os.getuid())
+            internal_user = login_user = account.pw_name
+        self.maildirs = Path(tempfile.mkdtemp(prefix="mailpopbox-dovecot-"))
+        os.chown(self.maildirs, account.pw_uid, account.pw_gid)
+        (directory / "run").mkdir()
+        (directory / "state").mkdir()
+        # Dovecot's auth process runs as its own user: the password file lives where that user
+        # can read it (pytest's directories are the test user's alone).
+        self.auth_directory = Path(tempfile.mkdtemp(prefix="mailpopbox-dovecot-auth-"))
+        self.auth_directory.chmod(0o755)
+        passwd = self.auth_directory / "passwd"
+        passwd.write_text(f"{USER}:{{PLAIN}}{password}\n", encoding="utf-8")
+        passwd.chmod(0o644)
+        self.log = directory / "dovecot.log"
+        config = f"""
+base_dir = {directory}/run
+state_dir = {directory}/state
+log_path = {self.log}
+protocols = imap
+listen = 127.0.0.1
+default_internal_user = {internal_user}
+default_login_user = {login_user}
+first_valid_uid = {account.pw_uid}
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = yes
+auth_mechanisms = {mechanisms}
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {passwd}
+}}
+userdb {{
+  driver = static
+  args = uid={account.pw_uid} gid={account.pw_gid} home={self.maildirs}/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+{f"imap_capability = {capability}" if capability else ""}
+"""
+        self.config = directory / "dovecot.conf"
+        self.config.write_text(config)
+        self.process = subprocess.Popen([dovecot_binary(), "-F", "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError("dovecot exited: " + self.process.stderr.read().decode() +
+                                   self.log_text())
+            try:
+                for port in (self.imaps_port, self.imap_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("dovecot did not listen in time: " + self.log_text())
+                time.sleep(0.05)
+
+    def log_text(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.maildirs, ignore_errors=True)
+        shutil.rmtree(self.auth_directory, ignore_errors=True)
+
+    def maildir_files(self, mailbox="INBOX"):
+        base = self.maildirs / USER / "Maildir"
+        if mailbox != "INBOX":
+            base = base / f".{mailbox}"
+        return [p for sub in ("new", "cur") if (base / sub).is_dir()
+                for p in sorted((base / sub).iterdir())]
+
+    def fetch_all(self, ca_file, mailbox="INBOX"):
+        """[(uid, internal date, flags, Message-ID)] in UID order, read over IMAP."""
+        context = ssl.create_default_context(cafile=str(ca_file))
+        imap = imaplib.IMAP4_SSL("localhost", self.imaps_port, ssl_context=context, timeout=30)
+        try:
+            imap.login(USER, PASSWORD)
+            imap.select(mailbox, readonly=True)
+            typ, data = imap.uid("FETCH", "1:*", "(UID INTERNALDATE FLAGS BODY.PEEK[HEADER])")
+            assert typ == "OK"
+            result = []
+            for part in data:
+                if not isinstance(part, tuple):
+                    continue
+                meta = part[0].decode()
+                uid = int(re.search(r"UID (\d+)", meta).group(1))
+                date = imaplib.Internaldate2tuple(part[0])
+                flags = re.search(r"FLAGS \(([^)]*)\)", meta).group(1)
+                headers = email.message_from_bytes(part[1])
+                result.append((uid, time.mktime(date), flags, headers["Message-ID"]))
+            return sorted(result)
+        finally:
+            imap.logout()
+
+
+@pytest.fixture
+def dovecot(tmp_path, test_ca):
+    """make(capability=None, cert_name="localhost", **options) -> a running PrivateDovecot."""
+    started = []
+
+    def make(capability=None, cert_name="localhost", **options):
+        cert, key = test_ca.issue(cert_name)
+        directory = tmp_path / f"dovecot{len(started)}"
+        directory.mkdir()
+        server = PrivateDovecot(directory, cert, key, capability, **options)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def run_probe(port, test_ca, *command, tls="implicit", host="localhost", password=PASSWORD,
+              ca_file=None, env=None):
+    result = subprocess.run(
+        [str(probe_binary()), host, str(port), tls, str(ca_file or test_ca.cert), USER, password,
+         "INBOX", *map(str, command)],
+        capture_output=True, text=True, timeout=PROBE_TIMEOUT, env=env)
+    return result.returncode, result.stdout
+
+
+def write_messages(directory, count, size=400, prefix="m"):
+    """count messages with CRLF line ends, Message-ID <prefix-N@test.example>, each with its own
+    mtime (the probe gives it as the internal date)."""
+    files = []
+    base_time = 1700000000
+    for n in range(count):
+        body = (f"Line {n} of a test message.\r\n" * (size // 30 + 1))
+        message = (f"From: sender@example.net\r\nTo: owner@example.org\r\n"
+                   f"Message-ID: <{prefix}-{n}@test.example>\r\nSubject: test {n}\r\n\r\n{body}")
+        path = directory / f"{prefix}{n:04d}.eml"
+        path.write_bytes(message.encode())
+        os.utime(path, (base_time + n * 60, base_time + n * 60))
+        files.append(path)
+    return files
+
+
+def item_lines(output):
+    return [line for line in output.splitlines() if line.startswith("item ")]
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_login_over_verified_tls(dovecot, test_ca, tls):
+    server = dovecot()
+    port = server.imaps_port if tls == "implicit" else server.imap_port
+    rc, out = run_probe(port, test_ca, "login", tls=tls)
+    assert rc == 0, out
+    assert out.splitlines()[0] == "login ok"
+    assert f"method=PLAIN" in server.log_text()
+
+
+def test_wrong_password_is_an_auth_failure(dovecot, test_ca):
+    server = dovecot()
+    rc, out = run_probe(server.imaps_port, test_ca, "login", password="not-the-password")
+    assert rc == 1
+    assert out.startswith("login auth "), out
+    assert "Authentication failed" in out
+    # The password never appears in what the client reports.
+    assert "not-the-password" not in out
+
+
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_certificate_for_another_name_is_refused(dovecot, test_ca, tls):
+    server = dovecot(cert_name="wrong.example")
+    port = server.imaps_port if tls == "implicit" else server.imap_port
+    rc, out = run_probe(port, test_ca, "login", tls=tls)
+    assert rc == 1
+    assert out.startswith("login temporary "), out
+    assert "certificate verification failed" in out and "mismatch" in out, out
+    # Refused in the handshake: Dovecot never saw a login attempt.
+    assert "Login:" not in server.log_text()
+    assert "auth failed" not in server.log_text()
+
+
+def test_certificate_from_an_untrusted_ca_is_refused(dovecot, test_ca, tmp_path):
+    server = dovecot()
+    # The system's CA store (no TLSCAFile) does not trust the test CA.
+    rc, out = run_probe(server.imaps_port, test_ca, "login", ca_file="-")
+    assert rc == 1
+    assert "certificate verification failed" in out, out
+    assert "Login:" not in server.log_text()
+
+
+def test_ip_address_host_is_checked_against_the_certificate(dovecot, test_ca):
+    named = dovecot()
+    rc, out = run_probe(named.imaps_port, test_ca, "login", host="127.0.0.1")
+    assert rc == 1 and "IP address mismatch" in out, out
+    by_address = dovecot(cert_name="127.0.0.1")
+    rc, out = run_probe(by_address.imaps_port, test_ca, "login", host="127.0.0.1")
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("capability", [None, "IMAP4rev1 SASL-IR AUTH=PLAIN UIDPLUS",
+                                        "IMAP4rev1 LITERAL- UIDPLUS"],
+                         ids=["literal-plus", "synchronising", "literal-minus"])
+def test_many_messages_arrive_once_in_order_unread_with_their_dates(dovecot, test_ca, tmp_path,
+                                                                     capability):
+    server = dovecot(capability=capability)
+    count = 150
+    # Mostly small ones, a few over LITERAL-'s 4096 octets.
+    files = write_messages(tmp_path, count)
+    for n in (3, 77):
+        files[n] = write_messages(tmp_path, 1, size=9000, prefix=f"big{n}-")[0]
+    rc, out = run_probe(server.imaps_port, test_ca, "append", *files)
+    assert rc == 0, out
+    items = item_lines(out)
+    assert len(items) == count
+    uids = []
+    for path, line in zip(files, items):
+        match = re.fullmatch(rf'item {re.escape(str(path))} ok remote_id="(\d+) (\d+)" '
+                             r'detail="Append completed.*"', line)
+        assert match, line
+        uids.append(int(match.group(2)))
+    assert uids == sorted(uids) and len(set(uids)) == count
+    assert "append ok" in out and "connected=yes" in out
+    stored = server.fetch_all(test_ca.cert)
+    assert len(stored) == count == len(server.maildir_files())
+    expected_ids = []
+    for path in files:
+        expected_ids.append(re.search(rb"Message-ID: (<[^>]+>)", path.read_bytes()).group(1).decode())
+    assert [m[3] for m in stored] == expected_ids
+    assert [m[0] for m in stored] == uids
+    for (uid, date, flags, _), path in zip(stored, files):
+        # No flags sent: unread.
+        assert "\\Seen" not in flags
+        assert int(date) == int(path.stat().st_mtime)
+    # Byte for byte what was sent.
+    by_id = {}
+    for stored_file in server.maildir_files():
+        data = stored_file.read_bytes()
+        by_id[re.search(rb"Message-ID: (<[^>]+>)", data).group(1).decode()] = data
+    for path, message_id in zip(files, expected_ids):
+        assert by_id[message_id].replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n") == \
+            path.read_bytes()
+
+
+def test_find_by_message_id(dovecot, test_ca, tmp_path):
+    server = dovecot()
+    files = write_messages(tmp_path, 3)
+    rc, out = run_probe(server.imaps_port, test_ca, "append", *files)
+    assert rc == 0, out
+    for message_id, expected in (("<m-1@test.example>", "yes"), ("<m-9@test.example>", "no"),
+                                 ('<odd"quote\\@test.example>', "no")):
+        for tls, port in (("implicit", server.imaps_port), ("starttls", server.imap_port)):
+            rc, out = run_probe(port, test_ca, "find", message_id, tls=tls)
+            assert rc == 0, out
+            assert f"found {expected}" in out.splitlines(), out
+
+
+def test_find_with_a_message_id_that_needs_a_literal(dovecot, test_ca):
+    # 8-bit octets cannot be in a quoted string: sent as a literal (LITERAL+ with Dovecot).
+    server = dovecot()
+    rc, out = run_probe(server.imaps_port, test_ca, "find", "<caf\u00e9@test.example>")
+    assert rc == 0, out
+    assert "found no" in out.splitlines()
+
+
+def test_message_over_the_announced_appendlimit_is_refused_without_sending(dovecot, test_ca,
+                                                                           tmp_path):
+    server = dovecot(capability="IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ APPENDLIMIT=2000")
+    small = write_messages(tmp_path, 1, size=200, prefix="small")[0]
+    big = write_messages(tmp_path, 1, size=5000, prefix="big")[0]
+    rc, out = run_probe(server.imaps_port, test_ca, "append", small, big)
+    items = item_lines(out)
+    assert items[0].startswith(f"item {small} ok"), out
+    assert items[1].startswith(f"item {big} refused"), out
+    assert "APPENDLIMIT" in items[1]
+    assert "append ok" in out
+    assert len(server.maildir_files()) == 1
+
+
+def test_missing_mailbox_is_temporary_and_the_connection_stays(dovecot, test_ca, tmp_path):
+    server = dovecot()
+    files = write_messages(tmp_path, 2)
+    result = subprocess.run(
+        [str(probe_binary()), "localhost", str(server.imaps_port), "implicit", str(test_ca.cert),
+         USER, PASSWORD, "NoSuchFolder", "append", *map(str, files)],
+        capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    items = item_lines(result.stdout)
+    assert all(" temporary " in line for line in items), result.stdout
+    assert "TRYCREATE" not in result.stdout  # the code is read, the text kept
+    assert "append ok" in result.stdout and "connected=yes" in result.stdout
+
+
+def test_nothing_listening_is_temporary(test_ca):
+    rc, out = run_probe(free_port(), test_ca, "login")
+    assert rc == 1
+    assert out.startswith("login temporary cannot connect"), out
