@@ -9,6 +9,7 @@ Each test starts its own private Dovecot on a loopback high port (passwd-file ac
 a scratch directory); the full fixture for the server tests is tests/integration/dovecotfixture.py.
 """
 
+import base64
 import email
 import imaplib
 import os
@@ -19,12 +20,13 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, bounds_constant, free_port
 
 PASSWORD = "secret-pw \"quoted\" \\ and more"
 USER = "owner@example.org"
@@ -374,3 +376,399 @@ def test_nothing_listening_is_temporary(test_ca):
     rc, out = run_probe(free_port(), test_ca, "login")
     assert rc == 1
     assert out.startswith("login temporary cannot connect"), out
+
+
+# --- against a scripted server: what Dovecot never does, and proof of the wire exchange ---------
+
+class ScriptedImap:
+    """One connection on 127.0.0.1 served by script(self) in a thread: implicit TLS with a
+    certificate for localhost from the test CA (or plain text, for STARTTLS scripts). Every read
+    has a deadline; finish() re-raises what went wrong in the script."""
+
+    def __init__(self, test_ca, script, tls=True):
+        cert, key = test_ca.issue("localhost")
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(30)
+        self.port = self.listener.getsockname()[1]
+        self.script = script
+        self.tls = tls
+        self.buffer = b""
+        self.conn = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.listener.accept()
+            conn.settimeout(10)
+            self.conn = self.context.wrap_socket(conn, server_side=True) if self.tls else conn
+            self.script(self)
+        except Exception as exc:  # reported by finish()
+            self.error = exc
+        finally:
+            if self.conn:
+                try:
+                    self.conn.close()
+                except OSError:
+                    pass
+            self.listener.close()
+
+    def start_tls(self):
+        self.conn = self.context.wrap_socket(self.conn, server_side=True)
+
+    def _fill(self):
+        chunk = self.conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("the client closed the connection")
+        self.buffer += chunk
+
+    def line(self):
+        while b"\r\n" not in self.buffer:
+            self._fill()
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n):
+        while len(self.buffer) < n:
+            self._fill()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def nothing_more_within(self, seconds):
+        """True when the client sends nothing for that long (it waits for an answer)."""
+        if self.buffer:
+            return False
+        self.conn.settimeout(seconds)
+        try:
+            self._fill()
+            return False
+        except (socket.timeout, TimeoutError):
+            return True
+        finally:
+            self.conn.settimeout(10)
+
+    def send(self, data):
+        self.conn.sendall(data.encode() if isinstance(data, str) else data)
+
+    def finish(self):
+        self.thread.join(timeout=PROBE_TIMEOUT)
+        assert not self.thread.is_alive(), "the scripted server did not finish"
+        if self.error:
+            raise self.error
+
+
+def greet_and_login(s, capabilities="IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ UIDPLUS"):
+    s.send(f"* OK [CAPABILITY {capabilities}] scripted server ready\r\n")
+    line = s.line()
+    tag, command, mechanism, response = line.split(b" ")
+    assert (command, mechanism) == (b"AUTHENTICATE", b"PLAIN"), line
+    assert base64.b64decode(response) == b"\0" + USER.encode() + b"\0" + PASSWORD.encode()
+    s.send(tag + f" OK [CAPABILITY {capabilities}] Logged in\r\n".encode())
+
+
+def serve_logout(s):
+    tag, command = s.line().split(b" ")
+    assert command == b"LOGOUT"
+    s.send(b"* BYE Logging out\r\n" + tag + b" OK Logout completed.\r\n")
+
+
+APPEND_COMMAND = re.compile(rb'(A\d+) APPEND "INBOX" "(\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d \+0000)" '
+                            rb'\{(\d+)(\+?)\}')
+
+
+def read_append(s):
+    """(tag, date, message) of one APPEND, answering "+" to a synchronising literal."""
+    line = s.line()
+    match = APPEND_COMMAND.fullmatch(line)
+    assert match, line
+    if not match.group(4):
+        s.send(b"+ Ready for literal data\r\n")
+    message = s.exact(int(match.group(3)))
+    assert s.exact(2) == b"\r\n"
+    return match.group(1), match.group(2).decode(), message
+
+
+def run_scripted(test_ca, script, *command, tls="implicit", password=PASSWORD, env=None,
+                 server_tls=True):
+    server = ScriptedImap(test_ca, script, tls=server_tls)
+    rc, out = run_probe(server.port, test_ca, *command, tls=tls, password=password, env=env)
+    server.finish()
+    return rc, out
+
+
+def test_appends_are_pipelined_within_the_window(test_ca, tmp_path):
+    window = bounds_constant("PUSH_IMAP_PIPELINE_MAX")
+    count = window + 6
+    files = write_messages(tmp_path, count)
+    seen = []
+
+    def script(s):
+        greet_and_login(s)
+        # The whole window arrives before any answer; then the client waits.
+        tags = [read_append(s) for _ in range(window)]
+        seen.extend(message for _, _, message in tags)
+        assert s.nothing_more_within(1.0), "more APPENDs in flight than the window"
+        for n, (tag, _, _) in enumerate(tags):
+            s.send(tag + f" OK [APPENDUID 7 {n + 1}] Append completed.\r\n".encode())
+        for n in range(window, count):
+            tag, _, message = read_append(s)
+            seen.append(message)
+            s.send(tag + f" OK [APPENDUID 7 {n + 1}] Append completed.\r\n".encode())
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    assert rc == 0, out
+    assert seen == [path.read_bytes() for path in files]
+    assert [line.split('remote_id="')[1].split('"')[0] for line in item_lines(out)] == \
+        [f"7 {n + 1}" for n in range(count)]
+
+
+def test_internal_date_is_the_items_in_utc(test_ca, tmp_path):
+    files = write_messages(tmp_path, 1)
+    dates = []
+
+    def script(s):
+        greet_and_login(s)
+        tag, date, _ = read_append(s)
+        dates.append(date)
+        s.send(tag + b" OK done\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    assert rc == 0, out
+    assert dates == [time.strftime("%d-%b-%Y %H:%M:%S +0000", time.gmtime(1700000000))]
+
+
+def test_refusals_are_per_message_and_the_run_goes_on(test_ca, tmp_path):
+    files = write_messages(tmp_path, 4)
+    answers = [b"OK [APPENDUID 3 1] done", b"NO [TOOBIG] Mail size is too large",
+               b"NO [OVERQUOTA] Quota exceeded", b"BAD [PARSE] cannot parse"]
+
+    def script(s):
+        greet_and_login(s)
+        tags = [read_append(s)[0] for _ in files]
+        for tag, answer in zip(tags, answers):
+            s.send(tag + b" " + answer + b"\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    items = item_lines(out)
+    assert " ok " in items[0] and 'remote_id="3 1"' in items[0]
+    assert " refused " in items[1] and "Mail size is too large" in items[1]
+    assert " temporary " in items[2]  # a full mailbox may empty
+    assert " temporary " in items[3]  # only NO with [PARSE] is final
+    assert "append ok" in out and "connected=yes" in out
+
+
+def test_bye_in_the_middle_keeps_the_rest_temporary(test_ca, tmp_path):
+    files = write_messages(tmp_path, 3)
+
+    def script(s):
+        greet_and_login(s)
+        tags = [read_append(s)[0] for _ in files]
+        s.send(tags[0] + b" OK [APPENDUID 1 1] done\r\n* BYE Server shutting down.\r\n")
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    items = item_lines(out)
+    assert " ok " in items[0]
+    assert " temporary " in items[1] and " temporary " in items[2]
+    assert "append temporary" in out and "Server shutting down." in out
+    assert "connected=no" in out
+
+
+def test_synchronising_literal_refused_before_the_data(test_ca, tmp_path):
+    files = write_messages(tmp_path, 2)
+
+    def script(s):
+        greet_and_login(s, "IMAP4rev1 SASL-IR AUTH=PLAIN")
+        line = s.line()
+        assert line.endswith(b"}") and not line.endswith(b"+}"), line
+        s.send(line.split(b" ")[0] + b" NO [TOOBIG] too large\r\n")
+        tag, _, message = read_append(s)
+        assert message == files[1].read_bytes()
+        s.send(tag + b" OK done\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    items = item_lines(out)
+    assert " refused " in items[0] and " ok " in items[1], out
+
+
+@pytest.mark.parametrize("password,expected", [
+    (PASSWORD, rb'LOGIN "owner@example.org" "secret-pw \"quoted\" \\ and more"'),
+    ("p\u00e4ss", b'LOGIN "owner@example.org" {5}')])
+def test_login_command_quotes_or_sends_a_literal(test_ca, password, expected):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready\r\n")
+        line = s.line()
+        tag = line.split(b" ")[0]
+        assert line == tag + b" " + expected, line
+        if line.endswith(b"}"):
+            s.send(b"+ OK\r\n")
+            assert s.line() == password.encode()
+        s.send(tag + b" OK [CAPABILITY IMAP4rev1] Logged in\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "login", password=password)
+    assert rc == 0, out
+
+
+def test_login_disabled_without_plain_is_an_auth_failure(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login")
+    assert out.startswith("login auth "), out
+
+
+@pytest.mark.parametrize("sasl_ir", [True, False], ids=["sasl-ir", "continuation"])
+def test_xoauth2_exchange(test_ca, sasl_ir):
+    token = "ya29.test-access-token"
+
+    def script(s):
+        caps = "IMAP4rev1 AUTH=XOAUTH2" + (" SASL-IR" if sasl_ir else "")
+        s.send(f"* OK [CAPABILITY {caps}] ready\r\n")
+        words = s.line().split(b" ")
+        assert words[1:3] == [b"AUTHENTICATE", b"XOAUTH2"]
+        if sasl_ir:
+            response = words[3]
+        else:
+            assert len(words) == 3
+            s.send(b"+ \r\n")
+            response = s.line()
+        assert base64.b64decode(response) == \
+            f"user={USER}\x01auth=Bearer {token}\x01\x01".encode()
+        s.send(words[0] + b" OK [CAPABILITY IMAP4rev1 LITERAL+] Success\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "login", password="-",
+                           env={**os.environ, "IMAP_PROBE_TOKEN": token})
+    assert rc == 0, out
+
+
+def test_xoauth2_failure_answers_the_error_challenge_and_is_an_auth_failure(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2 SASL-IR] ready\r\n")
+        tag = s.line().split(b" ")[0]
+        # Google: a base64 JSON error as a challenge, the client answers with an empty line.
+        s.send(b"+ " + base64.b64encode(b'{"status":"401","schemes":"Bearer"}') + b"\r\n")
+        assert s.line() == b""
+        s.send(tag + b" NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login", password="-",
+                           env={**os.environ, "IMAP_PROBE_TOKEN": "expired"})
+    assert out.startswith("login auth AUTHENTICATE XOAUTH2 refused: Invalid credentials"), out
+    assert "expired" not in out
+
+
+def test_oauthbearer_exchange(test_ca):
+    token = "t0ken"
+
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER] ready\r\n")
+        words = s.line().split(b" ")
+        assert words[1:3] == [b"AUTHENTICATE", b"OAUTHBEARER"]
+        port = s.conn.getsockname()[1]
+        assert base64.b64decode(words[3]) == (
+            f"n,a={USER},\x01host=localhost\x01port={port}\x01auth=Bearer {token}\x01\x01"
+        ).encode()
+        # RFC 7628 3.2.3: after an error challenge the client sends %x01.
+        s.send(b"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n")
+        assert base64.b64decode(s.line()) == b"\x01"
+        s.send(words[0] + b" NO [AUTHENTICATIONFAILED] bad token\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login", password="-",
+                           env={**os.environ, "IMAP_PROBE_TOKEN": token})
+    assert out.startswith("login auth "), out
+
+
+def test_unavailable_at_login_is_temporary(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n")
+        tag = s.line().split(b" ")[0]
+        s.send(tag + b" NO [UNAVAILABLE] Temporary authentication failure.\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login")
+    assert out.startswith("login temporary "), out
+
+
+def test_plain_text_after_the_starttls_answer_is_refused(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        tag = s.line().split(b" ")[0]
+        # CVE-2011-0411 style: a reply injected in clear after the STARTTLS answer.
+        s.send(tag + b" OK Begin TLS negotiation now.\r\n* OK [CAPABILITY IMAP4rev1 "
+               b"AUTH=PLAIN] injected\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login", tls="starttls", server_tls=False)
+    assert rc == 1 and "sent data after its STARTTLS answer" in out, out
+
+
+def test_starttls_not_offered_is_refused_in_clear(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+
+    rc, out = run_scripted(test_ca, script, "login", tls="starttls", server_tls=False)
+    assert rc == 1 and "does not offer STARTTLS" in out, out
+
+
+def test_starttls_then_login_over_tls(test_ca):
+    def script(s):
+        s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        tag = s.line().split(b" ")[0]
+        s.send(tag + b" OK Begin TLS negotiation now.\r\n")
+        s.start_tls()
+        # Capabilities learnt in clear are forgotten: the client asks again.
+        tag, command = s.line().split(b" ")
+        assert command == b"CAPABILITY"
+        s.send(b"* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+        tag = s.line().split(b" ")[0]
+        s.send(tag + b" OK [CAPABILITY IMAP4rev1] Logged in\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "login", tls="starttls", server_tls=False)
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("greeting,words", [
+    (b"HTTP/1.1 400 Bad Request\r\n", "does not speak IMAP"),
+    (b"* OK " + b"x" * 9000 + b"\r\n", "longer than 8192 octets"),
+    (b"* BYE Too many connections\r\n", "refused the connection: Too many connections"),
+    (b"A1 OK hello\r\n", "sent no IMAP greeting"),
+])
+def test_a_server_that_is_not_imap_is_a_temporary_failure(test_ca, greeting, words):
+    def script(s):
+        s.send(greeting)
+        try:
+            s.line()
+        except (ConnectionError, OSError):
+            pass
+
+    rc, out = run_scripted(test_ca, script, "login")
+    assert rc == 1 and out.startswith("login temporary ") and words in out, out
+
+
+@pytest.mark.parametrize("size,ok", [(5, True), (70000, False)])
+def test_literals_in_responses_are_skipped_within_a_bound(test_ca, size, ok):
+    def script(s):
+        greet_and_login(s)
+        tag = s.line().split(b" ")[0]  # EXAMINE
+        try:
+            s.send(b"* LIST () \"/\" {%d}\r\n" % size + b"x" * size + b"\r\n")
+            s.send(tag + b" OK [READ-ONLY] Examine completed.\r\n")
+        except OSError:
+            assert not ok  # the client gave up on the oversized literal and closed
+        if not ok:
+            return
+        tag = s.line().split(b" ")[0]  # UID SEARCH
+        s.send(b"* SEARCH 12\r\n" + tag + b" OK Search completed.\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "find", "<x@y>")
+    if ok:
+        assert rc == 0 and "found yes" in out, out
+    else:
+        assert rc == 1 and "literals over" in out, out
