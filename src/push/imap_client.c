@@ -102,6 +102,21 @@ static void wipe_string(char *s)
 		OPENSSL_cleanse(s, strlen(s));
 }
 
+/* Grows sb (keeping what it holds) so that n more octets fit without a reallocation: done
+ * before a password or token goes in, so no copy of it is left behind in freed memory. */
+static void presize(struct strbuf *sb, size_t n)
+{
+	size_t len = sb->len;
+
+	if (sb->cap > len + n)
+		return;
+	char *zeros = xcalloc(1, n);
+	strbuf_append(sb, zeros, n);
+	free(zeros);
+	sb->len = len;
+	sb->data[len] = '\0';
+}
+
 /* Closes the connection, whatever state it is in. */
 static void drop(struct imap_client *c)
 {
@@ -437,6 +452,12 @@ static bool command(struct imap_client *c, const char *verb, const char *const *
 	unsigned long tag = c->next_tag++;
 	uint64_t deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
 
+	if (secret) {
+		size_t need = strlen(verb) + 64;
+		for (size_t i = 0; i < nargs; i++)
+			need += 2 * strlen(args[i]) + 32;
+		presize(&c->out, need);
+	}
 	strbuf_appendf(&c->out, "A%lu %s", tag, verb);
 	for (size_t i = 0; i < nargs; i++) {
 		size_t len = strlen(args[i]);
@@ -699,6 +720,8 @@ static enum push_status authenticate(struct imap_client *c, const char *mechanis
 	enum push_status status = PUSH_TEMPORARY;
 
 	strbuf_init(&encoded);
+	presize(&encoded, base64_encoded_length(response_len) + 1);
+	presize(&c->out, base64_encoded_length(response_len) + strlen(mechanism) + 64);
 	base64_encode(&encoded, response, response_len);
 	bool sent = c->caps.sasl_ir;
 	if (sent)
@@ -741,6 +764,7 @@ static enum push_status login_password(struct imap_client *c, char *err, size_t 
 		/* RFC 4616 2: authzid (empty) NUL authcid NUL passwd */
 		struct strbuf msg;
 		strbuf_init(&msg);
+		presize(&msg, strlen(c->username) + strlen(c->password) + 2);
 		strbuf_append(&msg, "", 1);
 		strbuf_append_str(&msg, c->username);
 		strbuf_append(&msg, "", 1);
@@ -783,6 +807,7 @@ static enum push_status login_token(struct imap_client *c, const char *token, ch
 	enum push_status status;
 
 	strbuf_init(&msg);
+	presize(&msg, 3 * strlen(c->username) + strlen(token) + strlen(c->host) + 64);
 	if (c->caps.auth_xoauth2) {
 		/* Google's and Microsoft's XOAUTH2: "user=" u ^A "auth=Bearer " t ^A ^A; after a
 		 * failure's JSON challenge the client sends an empty response. */
