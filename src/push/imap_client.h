@@ -1,7 +1,8 @@
 /* push/imap_client.h: a blocking IMAP client for push delivery (issue 13): connects over
  * verified TLS (implicit or STARTTLS, never plain text), logs in with a password or an OAuth
  * access token, APPENDs messages pipelined with LITERAL+/LITERAL- (RFC 7888) and looks a
- * message up by Message-ID. Every step has a deadline; it runs only on the push thread. */
+ * message up by Message-ID. Every step has a deadline; it runs only on the push thread. The
+ * process ignores SIGPIPE (daemon.c does): a server that closes mid-write is an error return. */
 #ifndef MAILPOPBOX_PUSH_IMAP_CLIENT_H
 #define MAILPOPBOX_PUSH_IMAP_CLIENT_H
 

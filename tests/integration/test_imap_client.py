@@ -772,3 +772,16 @@ def test_literals_in_responses_are_skipped_within_a_bound(test_ca, size, ok):
         assert rc == 0 and "found yes" in out, out
     else:
         assert rc == 1 and "literals over" in out, out
+
+
+def test_a_server_that_never_greets_costs_only_the_connect_deadline(test_ca):
+    # TCP and TLS succeed, then silence: the connect deadline (which covers the greeting) ends
+    # the wait, and the failure is temporary.
+    def script(s):
+        try:
+            s.nothing_more_within(bounds_constant("PUSH_IMAP_CONNECT_TIMEOUT_SECONDS") + 30)
+        except ConnectionError:
+            pass  # the client gave up and closed: what is expected
+
+    rc, out = run_scripted(test_ca, script, "login")
+    assert rc == 1 and out.startswith("login temporary timed out"), out

@@ -8,6 +8,7 @@
  * Prints one line per verdict ("login ok", "item FILE ok remote_id=\"1 2\" detail=\"...\"",
  * "append ok", "found yes") and exits 0 when every step returned PUSH_OK, else 1. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
 {
 	char err[512] = "";
 
+	/* As the daemon does: a peer that closes mid-write is an error return, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 9) {
 		fprintf(stderr, "usage: imap_push_probe HOST PORT implicit|starttls CAFILE USER "
 			"PASSWORD MAILBOX login|append FILE...|find ID [junk]\n");
