@@ -37,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (r.code == IMAP_CODE_APPENDUID && (r.uid == 0 || r.uidvalidity == 0))
 			abort();
+		uint32_t uid;
+		if (r.code == IMAP_CODE_APPENDUID && r.uid_set[0] &&
+		    (!imap_uid_set_nth(r.uid_set, 0, &uid) || uid == 0))
+			abort();
+		for (size_t n = 0; n < 4; n++)
+			if (imap_uid_set_nth(r.uid_set, n * 1000, &uid) && uid == 0)
+				abort();
 	}
 	(void)imap_reply_trailing_literal(line, size, &literal);
 	struct imap_capabilities caps;

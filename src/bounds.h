@@ -219,6 +219,13 @@
 #define PUSH_IMAP_MESSAGE_MIN_OCTETS_PER_SECOND (32 * 1024)
 /* APPENDs sent ahead of their answers with LITERAL+/LITERAL- (RFC 7888). */
 #define PUSH_IMAP_PIPELINE_MAX 64
+/* MULTIAPPEND (RFC 3502): messages and octets in one APPEND command. The server stores them
+ * in one transaction (Dovecot: several times the rate of single APPENDs); if it refuses the
+ * group, none is stored and each is sent again alone to learn its own verdict. */
+#define PUSH_IMAP_MULTIAPPEND_MAX 50
+#define PUSH_IMAP_MULTIAPPEND_OCTETS_MAX (8 * 1024 * 1024)
+/* The uid-set of an APPENDUID kept to name each message of a MULTIAPPEND. */
+#define PUSH_IMAP_UID_SET_MAX 256
 /* RFC 7888 5: LITERAL- allows non-synchronising literals of at most 4096 octets. */
 #define PUSH_IMAP_LITERAL_MINUS_MAX 4096
 

@@ -46,10 +46,12 @@ enum wait_flags {
 	WAIT_BYE_EXPECTED = 2, /* LOGOUT: an untagged BYE is the normal answer */
 };
 
-/* An APPEND sent and not answered yet. */
+/* An APPEND sent and not answered yet: count messages from order[first] (more than one in
+ * a MULTIAPPEND). */
 struct pending_append {
 	unsigned long tag;
-	size_t item;
+	size_t first;
+	size_t count;
 };
 
 struct imap_client {
@@ -955,15 +957,18 @@ static void format_internal_date(char *buf, size_t size, time_t t)
 		tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* The verdict on an APPEND's tagged answer, into its item. */
-static void append_verdict(struct push_item *item, const struct imap_reply *reply)
+/* The verdict on an APPEND's tagged answer, into its item; remote_id from APPENDUID's nth
+ * UID (n > 0 within a MULTIAPPEND). */
+static void append_verdict(struct push_item *item, const struct imap_reply *reply, size_t n)
 {
 	snprintf(item->detail, sizeof(item->detail), "%s", reply->text);
 	if (reply->status == IMAP_STATUS_OK) {
 		item->status = PUSH_OK;
-		if (reply->code == IMAP_CODE_APPENDUID)
+		uint32_t uid = reply->uid;
+		if (reply->code == IMAP_CODE_APPENDUID &&
+		    (n == 0 || imap_uid_set_nth(reply->uid_set, n, &uid)))
 			snprintf(item->remote_id, sizeof(item->remote_id), "%u %u", reply->uidvalidity,
-				reply->uid);
+				uid);
 		return;
 	}
 	/* RFC 5530 3 and RFC 7889: these say this message can never be appended. */
@@ -975,12 +980,39 @@ static void append_verdict(struct push_item *item, const struct imap_reply *repl
 		item->status = PUSH_TEMPORARY;
 }
 
+/* One run of APPENDs over items[order[0..n)]. */
+struct append_run {
+	struct push_item *items;
+	const size_t *order;
+	size_t n;
+	bool multiappend;   /* group messages into MULTIAPPEND commands */
+	bool *send_alone;   /* set for the messages of a refused group (RFC 3502: none stored) */
+	struct pending_append pending[PUSH_IMAP_PIPELINE_MAX];
+	size_t npending;
+};
+
+/* A command's tagged answer, for each of its messages. */
+static void append_answered(struct append_run *run, const struct pending_append *p,
+	const struct imap_reply *reply)
+{
+	for (size_t k = 0; k < p->count; k++) {
+		size_t index = run->order[p->first + k];
+		if (p->count > 1 && reply->status != IMAP_STATUS_OK) {
+			/* Which message the server objected to is not said: each goes again alone. */
+			snprintf(run->items[index].detail, sizeof(run->items[index].detail), "%s",
+				reply->text);
+			run->send_alone[index] = true;
+			continue;
+		}
+		append_verdict(&run->items[index], reply, k);
+	}
+}
+
 /* Reads one response while APPENDs are in flight: a tagged one is matched to its APPEND
  * and removed from pending. *continuation is set instead when one came and continuation is
  * given. False: the connection failed. */
-static bool append_take_response(struct imap_client *c, struct push_item *items,
-	struct pending_append *pending, size_t *npending, bool *continuation, uint64_t deadline,
-	char *err, size_t errsz)
+static bool append_take_response(struct imap_client *c, struct append_run *run,
+	bool *continuation, uint64_t deadline, char *err, size_t errsz)
 {
 	struct imap_reply reply;
 
@@ -1000,14 +1032,14 @@ static bool append_take_response(struct imap_client *c, struct push_item *items,
 			*continuation = true;
 			return true;
 		}
-		for (size_t i = 0; i < *npending; i++) {
+		for (size_t i = 0; i < run->npending; i++) {
 			char tag[PUSH_IMAP_TAG_MAX + 1];
-			format_tag(tag, sizeof(tag), pending[i].tag);
+			format_tag(tag, sizeof(tag), run->pending[i].tag);
 			if (strcmp(tag, reply.tag) == 0) {
-				append_verdict(&items[pending[i].item], &reply);
-				memmove(&pending[i], &pending[i + 1],
-					(*npending - i - 1) * sizeof(pending[0]));
-				(*npending)--;
+				append_answered(run, &run->pending[i], &reply);
+				memmove(&run->pending[i], &run->pending[i + 1],
+					(run->npending - i - 1) * sizeof(run->pending[0]));
+				run->npending--;
 				return true;
 			}
 		}
@@ -1018,11 +1050,10 @@ static bool append_take_response(struct imap_client *c, struct push_item *items,
 		c->host, c->port, PUSH_IMAP_UNTAGGED_MAX);
 }
 
-static bool append_is_pending(const struct pending_append *pending, size_t npending,
-	unsigned long tag)
+static bool append_is_pending(const struct append_run *run, unsigned long tag)
 {
-	for (size_t i = 0; i < npending; i++)
-		if (pending[i].tag == tag)
+	for (size_t i = 0; i < run->npending; i++)
+		if (run->pending[i].tag == tag)
 			return true;
 	return false;
 }
@@ -1051,16 +1082,116 @@ static bool append_message_body(struct imap_client *c, const struct push_item *i
 		if (c->out.len >= WRITE_CHUNK && !flush(c, false, deadline, err, errsz))
 			return false;
 	}
-	strbuf_append(&c->out, "\r\n", 2);
 	return true;
+}
+
+static const char *append_mailbox(const struct imap_client *c, const struct push_item *item)
+{
+	return item->junk && c->junk_mailbox ? c->junk_mailbox : c->mailbox;
+}
+
+/* RFC 7889 2: over the server's limit, the APPEND could only fail. */
+static bool append_over_limit(const struct imap_client *c, const struct push_item *item)
+{
+	return c->caps.appendlimit_global && item->size > c->caps.appendlimit;
+}
+
+/* How many messages from order[i] go in one command: with MULTIAPPEND, following messages
+ * for the same mailbox whose literals need no "+", within the group bounds. */
+static size_t append_group_size(const struct imap_client *c, const struct append_run *run,
+	size_t i)
+{
+	const struct push_item *first = &run->items[run->order[i]];
+	uint64_t octets = first->size;
+	size_t group = 1;
+
+	if (!run->multiappend || !literal_nonsync(c, first->size))
+		return 1;
+	while (i + group < run->n && group < PUSH_IMAP_MULTIAPPEND_MAX) {
+		const struct push_item *next = &run->items[run->order[i + group]];
+		if (next->junk != first->junk || append_over_limit(c, next) ||
+		    !literal_nonsync(c, next->size) ||
+		    next->size > PUSH_IMAP_MULTIAPPEND_OCTETS_MAX - octets)
+			break;
+		octets += next->size;
+		group++;
+	}
+	return group;
+}
+
+static enum push_status append_pass(struct imap_client *c, struct append_run *run, char *err,
+	size_t errsz)
+{
+	size_t i = 0;
+
+	while (i < run->n) {
+		struct push_item *item = &run->items[run->order[i]];
+		if (append_over_limit(c, item)) {
+			item->status = PUSH_REFUSED;
+			snprintf(item->detail, sizeof(item->detail), "larger than the server's "
+				"APPENDLIMIT of %llu octets", (unsigned long long)c->caps.appendlimit);
+			i++;
+			continue;
+		}
+		uint64_t deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
+		if (run->npending == PUSH_IMAP_PIPELINE_MAX &&
+		    (!flush(c, false, deadline, err, errsz) ||
+		     !append_take_response(c, run, NULL, deadline, err, errsz)))
+			return PUSH_TEMPORARY;
+		size_t group = append_group_size(c, run, i);
+		unsigned long tag = c->next_tag++;
+		const char *mailbox = append_mailbox(c, item);
+		strbuf_appendf(&c->out, "A%lu APPEND ", tag);
+		append_quoted(&c->out, mailbox, strlen(mailbox));
+		run->pending[run->npending].tag = tag;
+		run->pending[run->npending].first = i;
+		run->pending[run->npending].count = group;
+		run->npending++;
+		for (size_t k = 0; k < group; k++) {
+			const struct push_item *message = &run->items[run->order[i + k]];
+			char date[40];
+			/* RFC 9051 6.3.12: no flags, so the message arrives unread. */
+			format_internal_date(date, sizeof(date), message->internal_date);
+			if (date[0])
+				strbuf_appendf(&c->out, " \"%s\"", date);
+			bool nonsync = literal_nonsync(c, message->size);
+			strbuf_appendf(&c->out, " {%llu%s}\r\n", (unsigned long long)message->size,
+				nonsync ? "+" : "");
+			if (!nonsync) {
+				/* A synchronising literal (never in a group): earlier APPENDs' answers
+				 * may come before the "+"; a tagged answer to this one instead means
+				 * it was refused as announced. */
+				bool go = false;
+				if (!flush(c, false, deadline, err, errsz))
+					return PUSH_TEMPORARY;
+				while (!go && append_is_pending(run, tag))
+					if (!append_take_response(c, run, &go, deadline, err, errsz))
+						return PUSH_TEMPORARY;
+				if (!go)
+					break;
+			}
+			if (!append_message_body(c, message, err, errsz))
+				return PUSH_TEMPORARY;
+			if (k + 1 == group)
+				strbuf_append(&c->out, "\r\n", 2);
+		}
+		i += group;
+	}
+	uint64_t deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
+	if (!flush(c, false, deadline, err, errsz))
+		return PUSH_TEMPORARY;
+	while (run->npending > 0) {
+		/* Each answer restarts the wait: a long run only needs steady progress. */
+		deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
+		if (!append_take_response(c, run, NULL, deadline, err, errsz))
+			return PUSH_TEMPORARY;
+	}
+	return PUSH_OK;
 }
 
 enum push_status imap_client_append(struct imap_client *c, struct push_item *items, size_t count,
 	char *err, size_t errsz)
 {
-	struct pending_append pending[PUSH_IMAP_PIPELINE_MAX];
-	size_t npending = 0;
-
 	for (size_t i = 0; i < count; i++) {
 		items[i].status = PUSH_TEMPORARY;
 		items[i].detail[0] = '\0';
@@ -1076,61 +1207,30 @@ enum push_status imap_client_append(struct imap_client *c, struct push_item *ite
 			"5.1.3)");
 		return PUSH_TEMPORARY;
 	}
-	for (size_t i = 0; i < count; i++) {
-		struct push_item *item = &items[i];
-		/* RFC 7889 2: over the server's limit, the APPEND could only fail. */
-		if (c->caps.appendlimit_global && item->size > c->caps.appendlimit) {
-			item->status = PUSH_REFUSED;
-			snprintf(item->detail, sizeof(item->detail), "larger than the server's "
-				"APPENDLIMIT of %llu octets", (unsigned long long)c->caps.appendlimit);
-			continue;
-		}
-		uint64_t deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
-		if (npending == PUSH_IMAP_PIPELINE_MAX &&
-		    (!flush(c, false, deadline, err, errsz) ||
-		     !append_take_response(c, items, pending, &npending, NULL, deadline, err, errsz)))
-			return PUSH_TEMPORARY;
-		unsigned long tag = c->next_tag++;
-		char date[40];
-		format_internal_date(date, sizeof(date), item->internal_date);
-		bool nonsync = literal_nonsync(c, item->size);
-		/* RFC 9051 6.3.12: no flags, so the message arrives unread. */
-		strbuf_appendf(&c->out, "A%lu APPEND ", tag);
-		append_quoted(&c->out, item->junk ? junk : c->mailbox,
-			strlen(item->junk ? junk : c->mailbox));
-		if (date[0])
-			strbuf_appendf(&c->out, " \"%s\"", date);
-		strbuf_appendf(&c->out, " {%llu%s}\r\n", (unsigned long long)item->size,
-			nonsync ? "+" : "");
-		pending[npending].tag = tag;
-		pending[npending].item = i;
-		npending++;
-		if (!nonsync) {
-			/* A synchronising literal: earlier APPENDs' answers may come before the "+";
-			 * a tagged answer to this one instead means it was refused as announced. */
-			if (!flush(c, false, deadline, err, errsz))
-				return PUSH_TEMPORARY;
-			bool go = false;
-			while (!go && append_is_pending(pending, npending, tag))
-				if (!append_take_response(c, items, pending, &npending, &go, deadline,
-					    err, errsz))
-					return PUSH_TEMPORARY;
-			if (!go)
-				continue;
-		}
-		if (!append_message_body(c, item, err, errsz))
-			return PUSH_TEMPORARY;
+	if (count == 0)
+		return PUSH_OK;
+	size_t *order = xcalloc(count, sizeof(*order));
+	bool *send_alone = xcalloc(count, sizeof(*send_alone));
+	for (size_t i = 0; i < count; i++)
+		order[i] = i;
+	/* RFC 3502: MULTIAPPEND stores a group in one transaction, far faster than one APPEND
+	 * per message (Dovecot); pipelining with LITERAL+ hides the round trips either way. */
+	struct append_run run = {.items = items, .order = order, .n = count,
+		.multiappend = c->caps.multiappend && count > 1, .send_alone = send_alone};
+	enum push_status status = append_pass(c, &run, err, errsz);
+	if (status == PUSH_OK) {
+		size_t again = 0;
+		for (size_t i = 0; i < count; i++)
+			if (send_alone[i])
+				order[again++] = i;
+		struct append_run alone = {.items = items, .order = order, .n = again,
+			.multiappend = false, .send_alone = send_alone};
+		if (again > 0)
+			status = append_pass(c, &alone, err, errsz);
 	}
-	uint64_t deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
-	if (!flush(c, false, deadline, err, errsz))
-		return PUSH_TEMPORARY;
-	while (npending > 0) {
-		/* Each answer restarts the wait: a long run only needs steady progress. */
-		deadline = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
-		if (!append_take_response(c, items, pending, &npending, NULL, deadline, err, errsz))
-			return PUSH_TEMPORARY;
-	}
-	return PUSH_OK;
+	free(order);
+	free(send_alone);
+	return status;
 }
 
 enum push_status imap_client_find(struct imap_client *c, const char *message_id, bool junk,

@@ -194,8 +194,18 @@ static void parse_code(const char *s, size_t len, struct imap_reply *reply)
 		 * set, whose first number is the first message's. */
 		uint32_t validity, uid;
 		if (at_end(&c) || *c.p++ != ' ' || !take_number32(&c, &validity) || validity == 0 ||
-		    at_end(&c) || *c.p++ != ' ' || !take_number32(&c, &uid) || uid == 0)
+		    at_end(&c) || *c.p++ != ' ')
 			return;
+		const char *set = c.p;
+		if (!take_number32(&c, &uid) || uid == 0)
+			return;
+		while (!at_end(&c) && *c.p != ' ')
+			c.p++;
+		size_t setlen = (size_t)(c.p - set);
+		if (setlen <= PUSH_IMAP_UID_SET_MAX) {
+			memcpy(reply->uid_set, set, setlen);
+			reply->uid_set[setlen] = '\0';
+		}
 		reply->uidvalidity = validity;
 		reply->uid = uid;
 		reply->code = IMAP_CODE_APPENDUID;
@@ -206,6 +216,35 @@ static void parse_code(const char *s, size_t len, struct imap_reply *reply)
 			reply->code = simple[i].code;
 			return;
 		}
+	}
+}
+
+bool imap_uid_set_nth(const char *set, size_t n, uint32_t *uid)
+{
+	/* uid-set = (uniqueid / uid-range) *("," uid-set); uid-range = uniqueid ":" uniqueid,
+	 * either way round (RFC 4315 4). */
+	struct cursor c = {set, set + strlen(set)};
+
+	for (;;) {
+		uint32_t first, last;
+		if (!take_number32(&c, &first) || first == 0)
+			return false;
+		last = first;
+		if (!at_end(&c) && *c.p == ':') {
+			c.p++;
+			if (!take_number32(&c, &last) || last == 0)
+				return false;
+		}
+		uint32_t low = first < last ? first : last, high = first < last ? last : first;
+		uint64_t span = (uint64_t)high - low + 1;
+		if (n < span) {
+			*uid = low + (uint32_t)n;
+			return true;
+		}
+		n -= (size_t)span;
+		if (at_end(&c) || *c.p != ',')
+			return false;
+		c.p++;
 	}
 }
 

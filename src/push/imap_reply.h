@@ -70,7 +70,10 @@ struct imap_reply {
 	enum imap_reply_code code;
 	enum imap_reply_data data;
 	struct imap_capabilities capabilities; /* with IMAP_CODE_CAPABILITY/IMAP_DATA_CAPABILITY */
-	uint32_t uidvalidity, uid;             /* with IMAP_CODE_APPENDUID */
+	uint32_t uidvalidity, uid;             /* with IMAP_CODE_APPENDUID: uid is the first */
+	/* The whole uid-set of a MULTIAPPEND's APPENDUID ("7:9" or "7,9,12"), for
+	 * imap_uid_set_nth; "" when it was longer than the buffer (uid still holds the first). */
+	char uid_set[PUSH_IMAP_UID_SET_MAX + 1];
 	size_t search_count;                   /* with IMAP_DATA_SEARCH */
 	uint32_t search_first;
 	/* The human-readable text of a status response or a continuation (after the code), with
@@ -89,6 +92,10 @@ bool imap_reply_parse(const char *line, size_t len, struct imap_reply *reply);
 /* For a further line of a response whose previous piece ended with a literal: whether this
  * piece ends with another literal announcement, and its size. */
 bool imap_reply_trailing_literal(const char *line, size_t len, uint64_t *size);
+
+/* The nth (from 0) UID of an APPENDUID uid-set (RFC 4315 3: in the order the messages were
+ * appended): false when the set is garbled or shorter. */
+bool imap_uid_set_nth(const char *set, size_t n, uint32_t *uid);
 
 /* Reads a CAPABILITY list (the atoms after "CAPABILITY", space-separated) into caps, which it
  * resets first. Unknown atoms are ignored; at most PUSH_IMAP_CAPABILITIES_MAX are read. */

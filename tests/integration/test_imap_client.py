@@ -280,9 +280,12 @@ def test_ip_address_host_is_checked_against_the_certificate(dovecot, test_ca):
     assert rc == 0, out
 
 
-@pytest.mark.parametrize("capability", [None, "IMAP4rev1 SASL-IR AUTH=PLAIN UIDPLUS",
-                                        "IMAP4rev1 LITERAL- UIDPLUS"],
-                         ids=["literal-plus", "synchronising", "literal-minus"])
+@pytest.mark.parametrize("capability", [
+    None,
+    "IMAP4rev1 SASL-IR AUTH=PLAIN UIDPLUS LITERAL+",
+    "IMAP4rev1 SASL-IR AUTH=PLAIN UIDPLUS",
+    "IMAP4rev1 LITERAL- UIDPLUS MULTIAPPEND"],
+    ids=["multiappend-literal-plus", "literal-plus", "synchronising", "multiappend-literal-minus"])
 def test_many_messages_arrive_once_in_order_unread_with_their_dates(dovecot, test_ca, tmp_path,
                                                                      capability):
     server = dovecot(capability=capability)
@@ -473,6 +476,21 @@ def serve_logout(s):
     tag, command = s.line().split(b" ")
     assert command == b"LOGOUT"
     s.send(b"* BYE Logging out\r\n" + tag + b" OK Logout completed.\r\n")
+
+
+def read_command_messages(s, line):
+    """The messages of an APPEND (several with MULTIAPPEND) whose first line was line."""
+    messages = []
+    while True:
+        match = re.search(rb'\{(\d+)(\+?)\}$', line)
+        assert match, line
+        if not match.group(2):
+            s.send(b"+ Ready for literal data\r\n")
+        messages.append(s.exact(int(match.group(1))))
+        line = s.line()
+        if line == b"":
+            return messages
+        assert re.fullmatch(rb' "[^"]+" \{\d+\+?\}', line), line
 
 
 APPEND_COMMAND = re.compile(rb'(A\d+) APPEND "INBOX" "(\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d \+0000)" '
@@ -785,3 +803,52 @@ def test_a_server_that_never_greets_costs_only_the_connect_deadline(test_ca):
 
     rc, out = run_scripted(test_ca, script, "login")
     assert rc == 1 and out.startswith("login temporary timed out"), out
+
+
+MULTIAPPEND_CAPABILITIES = "IMAP4rev1 SASL-IR AUTH=PLAIN LITERAL+ UIDPLUS MULTIAPPEND"
+
+
+def test_multiappend_groups_messages_and_names_each_by_its_uid(test_ca, tmp_path):
+    limit = bounds_constant("PUSH_IMAP_MULTIAPPEND_MAX")
+    files = write_messages(tmp_path, limit + 3)
+    groups = []
+
+    def script(s):
+        greet_and_login(s, MULTIAPPEND_CAPABILITIES)
+        for uid_set in (f"101:{100 + limit}", "7,9:10"):
+            line = s.line()
+            tag = line.split(b" ")[0]
+            groups.append(read_command_messages(s, line))
+            s.send(tag + f" OK [APPENDUID 5 {uid_set}] Append completed.\r\n".encode())
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    assert rc == 0, out
+    assert [len(g) for g in groups] == [limit, 3]
+    assert [m for g in groups for m in g] == [path.read_bytes() for path in files]
+    remote_ids = [line.split('remote_id="')[1].split('"')[0] for line in item_lines(out)]
+    assert remote_ids == [f"5 {101 + n}" for n in range(limit)] + ["5 7", "5 9", "5 10"]
+
+
+def test_a_refused_group_is_sent_again_one_by_one(test_ca, tmp_path):
+    files = write_messages(tmp_path, 3)
+
+    def script(s):
+        greet_and_login(s, MULTIAPPEND_CAPABILITIES)
+        line = s.line()
+        assert len(read_command_messages(s, line)) == 3
+        # RFC 3502: refusing one refuses all, and none is stored.
+        s.send(line.split(b" ")[0] + b" NO [TOOBIG] one of them is too large\r\n")
+        for n, answer in enumerate([b"OK [APPENDUID 5 1] done", b"NO [TOOBIG] too large",
+                                    b"OK [APPENDUID 5 2] done"]):
+            line = s.line()
+            assert read_command_messages(s, line) == [files[n].read_bytes()]
+            s.send(line.split(b" ")[0] + b" " + answer + b"\r\n")
+        serve_logout(s)
+
+    rc, out = run_scripted(test_ca, script, "append", *files)
+    items = item_lines(out)
+    assert ' ok remote_id="5 1"' in items[0], out
+    assert " refused " in items[1] and "too large" in items[1], out
+    assert ' ok remote_id="5 2"' in items[2], out
+    assert "append ok" in out

@@ -189,6 +189,46 @@ static void test_appenduid(void **state)
 	r = parse_ok("A3 OK [APPENDUID 7 10:12] done");
 	assert_int_equal(r.code, IMAP_CODE_APPENDUID);
 	assert_int_equal(r.uid, 10);
+	assert_string_equal(r.uid_set, "10:12");
+}
+
+static void test_uid_set_nth_names_each_message_of_a_multiappend(void **state)
+{
+	(void)state;
+	uint32_t uid = 0;
+	/* RFC 4315 3: the UIDs in the order the messages were appended. */
+	assert_true(imap_uid_set_nth("10:12", 0, &uid));
+	assert_int_equal(uid, 10);
+	assert_true(imap_uid_set_nth("10:12", 2, &uid));
+	assert_int_equal(uid, 12);
+	assert_false(imap_uid_set_nth("10:12", 3, &uid));
+	assert_true(imap_uid_set_nth("5,9:10,20", 2, &uid));
+	assert_int_equal(uid, 10);
+	assert_true(imap_uid_set_nth("5,9:10,20", 3, &uid));
+	assert_int_equal(uid, 20);
+	assert_false(imap_uid_set_nth("5,9:10,20", 4, &uid));
+	assert_true(imap_uid_set_nth("4294967295", 0, &uid));
+	assert_int_equal(uid, 4294967295u);
+	assert_true(imap_uid_set_nth("1:4294967295", 4294967294u, &uid));
+	assert_int_equal(uid, 4294967295u);
+	assert_false(imap_uid_set_nth("", 0, &uid));
+	assert_false(imap_uid_set_nth("0", 0, &uid));
+	assert_false(imap_uid_set_nth("5,", 1, &uid));
+	assert_false(imap_uid_set_nth("5:", 0, &uid));
+	assert_false(imap_uid_set_nth("x", 0, &uid));
+}
+
+static void test_uid_set_too_long_to_keep_still_gives_the_first(void **state)
+{
+	(void)state;
+	char line[PUSH_IMAP_UID_SET_MAX * 2 + 64] = "A1 OK [APPENDUID 3 1";
+	while (strlen(line) < PUSH_IMAP_UID_SET_MAX + 40)
+		strcat(line, ",1");
+	strcat(line, "] done");
+	struct imap_reply r = parse_ok(line);
+	assert_int_equal(r.code, IMAP_CODE_APPENDUID);
+	assert_int_equal(r.uid, 1);
+	assert_string_equal(r.uid_set, "");
 }
 
 static void test_garbled_appenduid_is_another_code(void **state)
@@ -361,6 +401,8 @@ int main(void)
 		cmocka_unit_test(test_capability_count_is_bounded),
 		cmocka_unit_test(test_new_capability_list_replaces_the_old),
 		cmocka_unit_test(test_appenduid),
+		cmocka_unit_test(test_uid_set_nth_names_each_message_of_a_multiappend),
+		cmocka_unit_test(test_uid_set_too_long_to_keep_still_gives_the_first),
 		cmocka_unit_test(test_garbled_appenduid_is_another_code),
 		cmocka_unit_test(test_refusal_codes),
 		cmocka_unit_test(test_login_codes),
