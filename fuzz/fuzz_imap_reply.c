@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r.code == IMAP_CODE_APPENDUID && r.uid_set[0] &&
 		    (!imap_uid_set_nth(r.uid_set, 0, &uid) || uid == 0))
 			abort();
-		for (size_t n = 0; n < 4; n++)
-			if (imap_uid_set_nth(r.uid_set, n * 1000, &uid) && uid == 0)
+		for (size_t nth = 0; nth < 4; nth++)
+			if (imap_uid_set_nth(r.uid_set, nth * 1000, &uid) && uid == 0)
 				abort();
 	}
 	(void)imap_reply_trailing_literal(line, size, &literal);

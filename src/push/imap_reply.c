@@ -162,6 +162,27 @@ bool imap_reply_trailing_literal(const char *line, size_t len, uint64_t *size)
 	return true;
 }
 
+/* uid-set (RFC 4315 4): nz-number or a range, comma-separated, and nothing else. */
+static bool uid_set_valid(const char *s, size_t len)
+{
+	struct cursor c = {s, s + len};
+
+	for (;;) {
+		uint32_t n;
+		if (!take_number32(&c, &n) || n == 0)
+			return false;
+		if (!at_end(&c) && *c.p == ':') {
+			c.p++;
+			if (!take_number32(&c, &n) || n == 0)
+				return false;
+		}
+		if (at_end(&c))
+			return true;
+		if (*c.p++ != ',')
+			return false;
+	}
+}
+
 /* resp-text-code (RFC 9051 7.1), between the brackets. */
 static void parse_code(const char *s, size_t len, struct imap_reply *reply)
 {
@@ -202,7 +223,7 @@ static void parse_code(const char *s, size_t len, struct imap_reply *reply)
 		while (!at_end(&c) && *c.p != ' ')
 			c.p++;
 		size_t setlen = (size_t)(c.p - set);
-		if (setlen <= PUSH_IMAP_UID_SET_MAX) {
+		if (setlen <= PUSH_IMAP_UID_SET_MAX && uid_set_valid(set, setlen)) {
 			memcpy(reply->uid_set, set, setlen);
 			reply->uid_set[setlen] = '\0';
 		}

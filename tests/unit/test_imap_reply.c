@@ -190,6 +190,11 @@ static void test_appenduid(void **state)
 	assert_int_equal(r.code, IMAP_CODE_APPENDUID);
 	assert_int_equal(r.uid, 10);
 	assert_string_equal(r.uid_set, "10:12");
+	/* A garbled set keeps the first UID but no set. */
+	r = parse_ok("A3 OK [APPENDUID 7 10:x] done");
+	assert_int_equal(r.code, IMAP_CODE_APPENDUID);
+	assert_int_equal(r.uid, 10);
+	assert_string_equal(r.uid_set, "");
 }
 
 static void test_uid_set_nth_names_each_message_of_a_multiappend(void **state)
