@@ -211,7 +211,8 @@
 /* Capability atoms read from one CAPABILITY response (the rest are ignored). */
 #define PUSH_IMAP_CAPABILITIES_MAX 256
 /* Deadlines: TCP connect + TLS handshake; each command's answer; a message's upload gets the
- * command deadline plus its size at this slow rate. */
+ * command deadline plus its size at this slow rate, and fails sooner when the server takes
+ * nothing for a command's time. */
 #define PUSH_IMAP_CONNECT_TIMEOUT_SECONDS 30
 #define PUSH_IMAP_COMMAND_TIMEOUT_SECONDS 60
 /* LOGOUT when the client is freed: a courtesy, so it waits only briefly. */

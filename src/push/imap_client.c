@@ -278,7 +278,10 @@ static bool write_all(struct imap_client *c, const char *data, size_t len, uint6
 				return fail(c, err, errsz, "writing to %s:%d: %s", c->host, c->port,
 					strerror(errno));
 		}
-		if (!wait_io(c, events, deadline, err, errsz))
+		/* A large message's deadline is long; a server that takes nothing at all for a
+		 * command's time has stalled, whatever is left of it. */
+		uint64_t idle = deadline_in(PUSH_IMAP_COMMAND_TIMEOUT_SECONDS);
+		if (!wait_io(c, events, idle < deadline ? idle : deadline, err, errsz))
 			return false;
 	}
 	return true;
