@@ -400,6 +400,7 @@ class ScriptedImap:
         self.buffer = b""
         self.conn = None
         self.error = None
+        self.release = threading.Event()  # for scripts that hold the connection open
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -852,3 +853,23 @@ def test_a_refused_group_is_sent_again_one_by_one(test_ca, tmp_path):
     assert " refused " in items[1] and "too large" in items[1], out
     assert ' ok remote_id="5 2"' in items[2], out
     assert "append ok" in out
+
+
+def test_a_server_that_stops_reading_mid_append_costs_only_a_command_deadline(test_ca, tmp_path):
+    # 4 MB is more than the socket buffers take: the client is left waiting to write. The
+    # message's own deadline would allow minutes; without progress it gives up after a
+    # command's time, the connection is closed and the message stays temporary.
+    files = write_messages(tmp_path, 1, size=4 * 1024 * 1024)
+
+    def script(s):
+        greet_and_login(s)
+        s.line()  # the APPEND command; then nothing more is read
+        s.release.wait(PROBE_TIMEOUT)
+
+    server = ScriptedImap(test_ca, script)
+    rc, out = run_probe(server.port, test_ca, "append", *files)
+    assert rc == 1, out
+    assert " temporary " in item_lines(out)[0]
+    assert "append temporary timed out" in out and "connected=no" in out, out
+    server.release.set()
+    server.finish()
