@@ -219,4 +219,38 @@
 #define AUTHORIZE_REQUEST_TIMEOUT_SECONDS 10
 #define AUTHORIZE_REQUEST_MAX 16384
 
+/* push/imap_reply.c and push/imap_client.c (an IMAP destination) */
+/* RFC 9051 4 sets no line limit; RFC 7162 4 asks for at least 8192 octets, and a longer
+ * response is a protocol error (the connection is dropped, the messages retried). */
+#define PUSH_IMAP_LINE_MAX 8192
+/* Our own tags are "A" and a counter; a longer tag in a response is not ours. */
+#define PUSH_IMAP_TAG_MAX 16
+/* Literals inside one response (RFC 9051 4.3) are skipped, never kept: at most this many
+ * octets and pieces, else a protocol error. We never FETCH, so real responses stay tiny. */
+#define PUSH_IMAP_RESPONSE_LITERAL_MAX (64 * 1024)
+#define PUSH_IMAP_RESPONSE_PIECES_MAX 64
+/* Untagged responses read while waiting for one command's tagged answer. */
+#define PUSH_IMAP_UNTAGGED_MAX 100000
+/* Capability atoms read from one CAPABILITY response (the rest are ignored). */
+#define PUSH_IMAP_CAPABILITIES_MAX 256
+/* Deadlines: TCP connect + TLS handshake; each command's answer; a message's upload gets the
+ * command deadline plus its size at this slow rate, and fails sooner when the server takes
+ * nothing for a command's time. */
+#define PUSH_IMAP_CONNECT_TIMEOUT_SECONDS 30
+#define PUSH_IMAP_COMMAND_TIMEOUT_SECONDS 60
+/* LOGOUT when the client is freed: a courtesy, so it waits only briefly. */
+#define PUSH_IMAP_LOGOUT_TIMEOUT_SECONDS 5
+#define PUSH_IMAP_MESSAGE_MIN_OCTETS_PER_SECOND (32 * 1024)
+/* APPENDs sent ahead of their answers with LITERAL+/LITERAL- (RFC 7888). */
+#define PUSH_IMAP_PIPELINE_MAX 64
+/* MULTIAPPEND (RFC 3502): messages and octets in one APPEND command. The server stores them
+ * in one transaction (Dovecot: several times the rate of single APPENDs); if it refuses the
+ * group, none is stored and each is sent again alone to learn its own verdict. */
+#define PUSH_IMAP_MULTIAPPEND_MAX 50
+#define PUSH_IMAP_MULTIAPPEND_OCTETS_MAX (8 * 1024 * 1024)
+/* The uid-set of an APPENDUID kept to name each message of a MULTIAPPEND. */
+#define PUSH_IMAP_UID_SET_MAX 256
+/* RFC 7888 5: LITERAL- allows non-synchronising literals of at most 4096 octets. */
+#define PUSH_IMAP_LITERAL_MINUS_MAX 4096
+
 #endif
