@@ -1,7 +1,9 @@
 /* tls.c: OpenSSL server contexts, SNI selection and connection descriptions. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -209,4 +211,53 @@ SSL *tls_new_session(struct tls_contexts *tls, enum tls_policy policy)
 void tls_describe(const SSL *ssl, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
+SSL_CTX *tls_client_context_new(bool verify, const char *ca_file, const char *what, char *err,
+	size_t errsz)
+{
+	char why[256];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx)
+		fatal("event=ssl_ctx_failed");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (!verify)
+		return ctx;
+	int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) :
+		SSL_CTX_set_default_verify_paths(ctx);
+	if (ok == 1)
+		return ctx;
+	if (ca_file)
+		snprintf(err, errsz, "%s: cannot load %s: %s", what, ca_file,
+			tls_last_error(why, sizeof(why)));
+	else
+		snprintf(err, errsz, "%s: cannot load the system's CA certificates: %s", what,
+			tls_last_error(why, sizeof(why)));
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+bool tls_host_is_address(const char *host)
+{
+	struct in6_addr addr;
+
+	return inet_pton(AF_INET, host, &addr) == 1 || inet_pton(AF_INET6, host, &addr) == 1;
+}
+
+void tls_client_name(SSL *ssl, const char *host, bool verify)
+{
+	if (tls_host_is_address(host)) {
+		if (verify && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1)
+			fatal("event=ssl_set_ip_failed");
+		return;
+	}
+	SSL_set_tlsext_host_name(ssl, host);
+	if (!verify)
+		return;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set1_host(ssl, host) != 1)
+		fatal("event=ssl_set_host_failed");
 }

@@ -5,6 +5,7 @@
 #define MAILPOPBOX_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -42,5 +43,20 @@ void tls_log_handshake_failure(const char *module, const char *client, const cha
 /* The reason of one OpenSSL error code in words ("unsupported protocol", "no shared cipher",
  * "tlsv1 alert unknown ca"), for logs; written to buf, which is returned. */
 const char *tls_error_reason(unsigned long error, char *buf, size_t size);
+
+/* ---- Client side (outbound SMTP, push destinations) ---- */
+
+/* A client context, TLS 1.2 and up. With verify, the peer's certificate must chain to
+ * ca_file's certificates (or the system store when ca_file is NULL); a context that cannot
+ * load them is not made: NULL with "KEY: cannot load FILE: reason" in err (what names the
+ * config key, e.g. "TLSCAFile"). Without verify, ca_file is ignored and NULL is never returned. */
+SSL_CTX *tls_client_context_new(bool verify, const char *ca_file, const char *what, char *err,
+	size_t errsz);
+/* True when host is an IPv4 or IPv6 address literal rather than a name. */
+bool tls_host_is_address(const char *host);
+/* Names host on ssl before the handshake: SNI for a name (never for an address literal, RFC
+ * 6066 3), and with verify the certificate must name it (RFC 6125 6: a name, no partial
+ * wildcards; an address literal matched against the certificate's IP addresses). */
+void tls_client_name(SSL *ssl, const char *host, bool verify);
 
 #endif

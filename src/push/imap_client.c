@@ -499,40 +499,14 @@ static bool capability(struct imap_client *c, char *err, size_t errsz)
 	return true;
 }
 
-static bool host_is_address(const char *host)
-{
-	struct in6_addr addr;
-
-	return inet_pton(AF_INET, host, &addr) == 1 || inet_pton(AF_INET6, host, &addr) == 1;
-}
-
 static bool tls_context(struct imap_client *c, char *err, size_t errsz)
 {
-	char why[200];
-
 	if (c->ctx)
 		return true;
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (!c->ctx)
-		fatal("event=ssl_ctx_failed");
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
 	/* The destination gets the owner's password or token and every message: a server that
 	 * cannot prove it is Host must not have them (the handshake fails before we send). */
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-	int ok = c->ca_file ? SSL_CTX_load_verify_locations(c->ctx, c->ca_file, NULL) :
-		SSL_CTX_set_default_verify_paths(c->ctx);
-	if (ok != 1) {
-		if (c->ca_file)
-			snprintf(err, errsz, "TLSCAFile: cannot load %s: %s", c->ca_file,
-				tls_last_error(why, sizeof(why)));
-		else
-			snprintf(err, errsz, "cannot load the system's CA certificates: %s",
-				tls_last_error(why, sizeof(why)));
-		SSL_CTX_free(c->ctx);
-		c->ctx = NULL;
-		return false;
-	}
-	return true;
+	c->ctx = tls_client_context_new(true, c->ca_file, "TLSCAFile", err, errsz);
+	return c->ctx != NULL;
 }
 
 static bool tls_handshake(struct imap_client *c, uint64_t deadline, char *err, size_t errsz)
@@ -540,17 +514,7 @@ static bool tls_handshake(struct imap_client *c, uint64_t deadline, char *err, s
 	c->ssl = SSL_new(c->ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
 		fatal("event=ssl_new_failed");
-	/* RFC 6125 6: the certificate must name the host we were told to use; an address
-	 * literal is matched against the certificate's IP addresses (and gets no SNI, RFC 6066 3). */
-	if (host_is_address(c->host)) {
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1)
-			fatal("event=ssl_set_ip_failed");
-	} else {
-		SSL_set_tlsext_host_name(c->ssl, c->host);
-		SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-		if (SSL_set1_host(c->ssl, c->host) != 1)
-			fatal("event=ssl_set_host_failed");
-	}
+	tls_client_name(c->ssl, c->host, true);
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;

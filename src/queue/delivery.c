@@ -57,23 +57,11 @@ struct delivery {
 	char host_name[256];
 };
 
-static SSL_CTX *client_context_new(int verify)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (!ctx)
-		fatal("event=ssl_ctx_failed");
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, verify, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	return ctx;
-}
-
 SSL_CTX *delivery_tls_context_new(void)
 {
 	/* Opportunistic TLS (RFC 7435): encrypt when we can; an unverifiable certificate is
 	 * still better than plain text, and MX certificates are often self-signed. */
-	return client_context_new(SSL_VERIFY_NONE);
+	return tls_client_context_new(false, NULL, NULL, NULL, 0);
 }
 
 bool delivery_relay_verified(const struct config *cfg)
@@ -84,26 +72,13 @@ bool delivery_relay_verified(const struct config *cfg)
 
 SSL_CTX *delivery_relay_tls_context_new(const struct config *cfg, char *err, size_t errsz)
 {
-	char why[256];
 	/* The smarthost gets our password: an active attacker in the path must not be able to
 	 * pose as it, so its certificate must chain to a trusted CA (the failure aborts the
-	 * handshake before anything is sent) and name it (SSL_set1_host in start_tls). */
-	SSL_CTX *ctx = client_context_new(SSL_VERIFY_PEER);
-	const char *file = cfg->outbound_relay_ca_file;
-	int ok = file ? SSL_CTX_load_verify_locations(ctx, file, NULL) :
-		SSL_CTX_set_default_verify_paths(ctx);
-
-	if (ok != 1) {
-		if (file)
-			snprintf(err, errsz, "OutboundRelayCAFile: cannot load %s: %s", file,
-				tls_last_error(why, sizeof(why)));
-		else
-			snprintf(err, errsz, "OutboundRelayHost: cannot load the system's CA "
-				"certificates: %s", tls_last_error(why, sizeof(why)));
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
+	 * handshake before anything is sent) and name it (tls_client_name in start_tls). */
+	if (cfg->outbound_relay_ca_file)
+		return tls_client_context_new(true, cfg->outbound_relay_ca_file,
+			"OutboundRelayCAFile", err, errsz);
+	return tls_client_context_new(true, NULL, "OutboundRelayHost", err, errsz);
 }
 
 static void delivery_finish(struct delivery *d)
@@ -345,13 +320,6 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	end_connection(d, why);
 }
 
-static bool host_is_address(const char *host)
-{
-	struct in6_addr addr;
-
-	return inet_pton(AF_INET, host, &addr) == 1 || inet_pton(AF_INET6, host, &addr) == 1;
-}
-
 static void start_tls(struct delivery *d)
 {
 	/* The smarthost is checked when it gets credentials (or a CA file was given for it). */
@@ -360,13 +328,8 @@ static void start_tls(struct delivery *d)
 
 	if (!ssl)
 		fatal("event=ssl_new_failed");
-	/* RFC 6066 3: name the host we meant to reach (a name: never an address literal). */
-	if (!host_is_address(d->host_name))
-		SSL_set_tlsext_host_name(ssl, d->host_name);
-	/* RFC 6125 6: the smarthost's certificate must name the host we were told to use (an
-	 * address literal is matched against the certificate's IP addresses). */
-	if (verify && (SSL_set1_host(ssl, d->host_name) != 1))
-		fatal("event=ssl_set_host_failed");
+	/* SNI names the host we meant to reach; the smarthost's certificate must name it too. */
+	tls_client_name(ssl, d->host_name, verify);
 	struct bufferevent *tls = bufferevent_openssl_filter_new(d->req.base, d->bev, ssl,
 		BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls) {
