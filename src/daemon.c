@@ -1,7 +1,7 @@
 /* daemon.c: the process: configuration generations (SIGHUP reload), a listening socket for
  * each protocol port handed in from main.c, one event loop thread per core running the
- * connections (net/loop.h), the outbound queue on the main thread, SIGTERM/SIGINT graceful
- * stop and privilege drop. */
+ * connections (net/loop.h), the outbound queue on the main thread, the push threads
+ * (push/push.h), SIGTERM/SIGINT graceful stop and privilege drop. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
@@ -33,6 +33,7 @@
 #include "net/house.h"
 #include "net/loop.h"
 #include "privileges.h"
+#include "push/push.h"
 #include "queue/queue.h"
 #include "sandbox.h"
 #include "store/maildrop.h"
@@ -88,6 +89,7 @@ struct daemon {
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
 	struct event *trim_timer;      /* gives freed memory back once connections are gone */
+	struct push_engine *push;      /* a thread per Destination */
 };
 
 static long resident_kib(void)
@@ -139,7 +141,8 @@ static void maybe_exit(struct daemon *srv)
 	for (unsigned i = 0; i < srv->loop_count; i++)
 		idle = idle && atomic_load(&srv->loops[i].idle);
 	if (idle && net_house_connections(srv->house) == 0 &&
-	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
+	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)) &&
+	    push_engine_stopped(srv->push))
 		exit_all(srv);
 }
 
@@ -394,6 +397,8 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	if (srv->queue)
 		queue_stop(srv->queue);
+	/* Each push thread ends after its current step (bounded by the transport's deadlines). */
+	push_engine_stop(srv->push);
 	/* New clients are refused from now on, as when the sockets closed; the descriptors stay
 	 * open until the loops have ended, so no loop's epoll set can meet their numbers reused. */
 	atomic_store(&srv->sockets_shut, true);
@@ -420,8 +425,12 @@ static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	if (rs->srv->queue && !rs->srv->stopping)
+	if (rs->srv->stopping)
+		return;
+	if (rs->srv->queue)
 		queue_flush(rs->srv->queue);
+	/* `mailpopbox queue --flush` means the pushes too: retry now, whatever the backoff. */
+	push_engine_flush(rs->srv->push);
 }
 
 /* Each connection is a socket plus, while it delivers or serves a message, a file or two;
@@ -544,6 +553,10 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->gen = gen;
 	srv->cfg = &gen->cfg;
 	net_house_set_generation(srv->house, gen);
+	/* A changed Destination is taken by its push thread between two batches. The sandbox
+	 * still has the start-up files: a Destination's new OAuth or CA files elsewhere need a
+	 * restart (Landlock rules cannot be widened). */
+	push_engine_reload(srv->push, &gen->cfg);
 	generation_unref(old);
 	log_info("server", "event=reloaded domains=%zu tls=%s", gen->cfg.server_count,
 		tls_available(gen->tls) ? "yes" : "no");
@@ -767,6 +780,9 @@ int daemon_run(struct config *loaded, const char *config_path,
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigusr1, NULL);
 	srv.trim_timer = evtimer_new(srv.base, trim_cb, &srv);
+	/* After the sandbox and the privilege drop, which the push threads inherit; after the
+	 * tmp/ recovery, so they never see a half-delivered message. */
+	srv.push = push_engine_start(cfg);
 	loops_start(&srv);
 	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s loops=%u",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
@@ -788,6 +804,8 @@ int daemon_run(struct config *loaded, const char *config_path,
 	status = 0;
 out:
 	loops_free(&srv);
+	push_engine_free(srv.push);
+	srv.push = NULL;
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	generation_unref(srv.queue_gen);
