@@ -31,6 +31,7 @@
 #include "push/journal.h"
 #include "push/oauth.h"
 #include "push/transport.h"
+#include "store/maildrop_delivery.h"
 #include "strbuf.h"
 
 /* An access token is a few hundred octets (Google's), Microsoft's up to a few KiB. */
@@ -834,6 +835,10 @@ static void *worker_main(void *arg)
 	char *new_dir = fs_path_printf("%s/new", w->maildrop_path);
 
 	pthread_setname_np(pthread_self(), "push");
+	/* new/ must exist to be watched; a first delivery would make it anyway. */
+	if (maildrop_create(w->maildrop_path) < 0)
+		log_warn("push", "event=maildrop_create_failed domain=%s path=%s error=\"%s\"",
+			w->domain, w->maildrop_path, strerror(errno));
 	w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->inotify_fd < 0 || inotify_add_watch(w->inotify_fd, new_dir,
 		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
