@@ -351,6 +351,12 @@ static void read_headers(int fd, uint64_t size, char *message_id, size_t idsz, t
 	free(buf);
 }
 
+/* Maildir names written by other tools and the destination's ids may hold anything: quoted. */
+static const char *quote_key(char *out, size_t outsz, const char *key)
+{
+	return log_quote(out, outsz, key, strlen(key));
+}
+
 /* ---- status, errors, backoff ---- */
 
 static void errors_clear(struct push_worker *w)
@@ -536,8 +542,10 @@ static void apply_confirmed(struct push_worker *w, struct push_pending **done, s
 	bool failed = false;
 	for (size_t i = 0; i < count; i++)
 		if (push_maildrop_finalise(w->maildrop_path, done[i], w->dest->keep_copy) < 0) {
+			char file[PUSH_JOURNAL_LINE_MAX];
 			log_error("push", "event=finalise_failed domain=%s file=%s error=\"%s\"",
-				w->domain, done[i]->key, strerror(errno));
+				w->domain, quote_key(file, sizeof(file), done[i]->key),
+				strerror(errno));
 			/* Confirmed all the same: the next listing tries again, without a lookup. */
 			if (push_journal_record(w->journal, done[i]->key,
 				PUSH_JOURNAL_CONFIRMED) == 0)
@@ -561,8 +569,11 @@ static void apply_confirmed(struct push_worker *w, struct push_pending **done, s
 static void log_pushed(struct push_worker *w, const struct push_item *item, const char *key,
 	const char *how)
 {
+	char file[PUSH_JOURNAL_LINE_MAX], id[PUSH_REMOTE_ID_MAX * 4 + 8];
+
 	log_info("push", "event=pushed domain=%s file=%s destination=%s remote_id=%s%s",
-		w->domain, key, w->description, item->remote_id[0] ? item->remote_id : "-", how);
+		w->domain, quote_key(file, sizeof(file), key), w->description,
+		quote_key(id, sizeof(id), item->remote_id), how);
 }
 
 /* Sends the next messages of the listing. Returns PUSH_OK when the batch went through (some
@@ -574,6 +585,7 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 	struct push_pending *done[PUSH_BATCH_MAX];
 	size_t send_index[PUSH_BATCH_MAX];
 	size_t count = 0, done_count = 0, send_count = 0, index = w->next_index;
+	char file[PUSH_JOURNAL_LINE_MAX];
 	uint64_t octets = 0;
 	enum push_status st;
 
@@ -635,7 +647,7 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		}
 		if (p->state == PUSH_JOURNAL_ATTEMPT)
 			log_info("push", "event=push_in_doubt domain=%s file=%s action=%s", w->domain,
-				p->key, items[i].message_id ? (possible ? "not_found_sending" :
+				quote_key(file, sizeof(file), p->key), items[i].message_id ? (possible ? "not_found_sending" :
 				"no_lookup_sending") : "no_message_id_sending");
 		to_send[send_count] = items[i];
 		send_index[send_count++] = i;
@@ -677,7 +689,8 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		case PUSH_REFUSED:
 			log_quote(quoted, sizeof(quoted), item->detail, strlen(item->detail));
 			log_warn("push", "event=push_refused domain=%s file=%s destination=%s "
-				"error=%s kept=pop3", w->domain, p->key, w->description, quoted);
+				"error=%s kept=pop3", w->domain, quote_key(file, sizeof(file), p->key),
+				w->description, quoted);
 			if (push_journal_record(w->journal, p->key, PUSH_JOURNAL_REFUSED) == 0)
 				p->state = PUSH_JOURNAL_REFUSED;
 			refused = true;

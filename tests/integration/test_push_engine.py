@@ -478,3 +478,28 @@ def test_sigterm_stops_push_threads(push_server, fake_imap):
     server.stop()
     assert time.monotonic() - started < 5 + 1
     assert "event=push_stopped domain=example.org" in server.log_text()
+
+
+def test_pop3_session_defers_the_removal_until_it_ends(push_server, fake_imap):
+    """A POP3 session holds the maildrop lock: the confirmed push is journalled and the file
+    removed once the session has ended, never while POP3 lists it."""
+    from pop3util import login
+    server = push_server()
+    fake_imap.password = "not-yet"  # hold the push back until POP3 is in
+    send(server, "seen by both")
+    wait_for(lambda: "status=auth" in server.log_text(), "the held-back push")
+    client = login(server)
+    try:
+        count, _ = client.stat()
+        assert count == 1
+        fake_imap.password = PASSWORD
+        server.kill(signal.SIGUSR1)
+        wait_for(lambda: fake_imap.subjects() == ["seen by both"], "the push")
+        time.sleep(1.5)
+        # POP3 still has the message it listed.
+        assert len(stored(server)) == 1
+        assert b"seen by both" in b"\r\n".join(client.retr(1)[1])
+    finally:
+        client.quit()
+    wait_for(lambda: stored(server) == [], "the removal after the POP3 session")
+    assert len(fake_imap.messages) == 1
