@@ -460,10 +460,10 @@ static void failure(struct push_worker *w, enum push_status st, const char *err)
 	else
 		log_warn("push", "event=push_failed domain=%s destination=%s status=%s error=%s "
 			"retry_in=%u", w->domain, w->description, push_status_name(st), quoted, delay);
+	status_write(w); /* with the listing's counts, before it is dropped */
 	push_listing_free(&w->listing);
 	w->next_index = 0;
 	w->dirty = true;
-	status_write(w);
 }
 
 static void success(struct push_worker *w)
@@ -677,6 +677,8 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		st = transport_send(w, to_send, send_count, err, errsz);
 
 	bool refused = false, item_failed = false;
+	if (send_count > 0)
+		errors_clear(w); /* the errors shown are this batch's */
 	for (size_t i = 0; i < send_count; i++) {
 		struct push_item *item = &to_send[i];
 		struct push_pending *p = batch[send_index[i]];
