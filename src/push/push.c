@@ -351,10 +351,19 @@ static void read_headers(int fd, uint64_t size, char *message_id, size_t idsz, t
 	free(buf);
 }
 
-/* Maildir names written by other tools and the destination's ids may hold anything: quoted. */
+/* Maildir names written by other tools and the destination's ids may hold anything: quoted
+ * then (and when empty), bare when they are one printable word, as our own names are. */
 static const char *quote_key(char *out, size_t outsz, const char *key)
 {
-	return log_quote(out, outsz, key, strlen(key));
+	size_t len = strlen(key);
+	bool bare = len > 0 && len < outsz;
+
+	for (size_t i = 0; i < len && bare; i++)
+		bare = key[i] > 0x20 && key[i] < 0x7f && key[i] != '"' && key[i] != '\\';
+	if (!bare)
+		return log_quote(out, outsz, key, len);
+	memcpy(out, key, len + 1);
+	return out;
 }
 
 /* ---- status, errors, backoff ---- */
