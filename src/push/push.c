@@ -71,6 +71,7 @@ struct push_worker {
 	bool dirty;                        /* the maildrop changed since the listing */
 	bool deferred;                     /* confirmed pushes wait for the POP3 lock */
 	bool legacy_logged;
+	bool progress;                     /* the last batch had messages to offer */
 	unsigned failures;
 	time_t next_try;
 	enum push_status last_status;
@@ -617,10 +618,19 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		while (fd < 0 && errno == EINTR);
 		struct stat st_file;
 		if (fd < 0 || fstat(fd, &st_file) < 0) {
+			int error = errno;
 			if (fd >= 0)
 				close(fd);
-			/* Removed by POP3, or renamed by another reader: the next listing sees. */
-			w->dirty = true;
+			if (error == ENOENT) {
+				/* Removed by POP3, or renamed by another reader: the next listing
+				 * sees. */
+				w->dirty = true;
+				continue;
+			}
+			/* Unreadable (another tool's file mode): skipped, not retried in a loop;
+			 * the periodic listing tries again. */
+			log_warn("push", "event=message_unreadable domain=%s file=%s error=\"%s\"",
+				w->domain, quote_key(file, sizeof(file), p->key), strerror(error));
 			continue;
 		}
 		struct push_item *item = &items[count];
@@ -637,6 +647,7 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		count++;
 	}
 	w->next_index = index;
+	w->progress = count > 0;
 
 	/* In doubt (attempted, no outcome): the destination may have it already. */
 	st = PUSH_OK;
@@ -848,8 +859,10 @@ static void worker_loop(struct push_worker *w)
 			continue;
 		}
 		success(w);
-		if (!listing_has_work(w))
-			w->dirty = true; /* list again: what arrived meanwhile, the status file */
+		/* List again for what arrived meanwhile and for the status file; not after a batch
+		 * that could send nothing, which would only list the same files again. */
+		if (!listing_has_work(w) && w->progress)
+			w->dirty = true;
 	}
 }
 
