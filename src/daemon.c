@@ -478,9 +478,60 @@ static bool strings_differ(const char *a, const char *b)
 	return !a != !b || (a && strcmp(a, b) != 0);
 }
 
+/* Whether dir is base or lies beneath it (what a Landlock path-beneath rule allows). */
+static bool beneath(const char *dir, const char *base)
+{
+	size_t len = strlen(base);
+
+	while (len > 1 && base[len - 1] == '/')
+		len--;
+	return strncmp(dir, base, len) == 0 && (dir[len] == '\0' || dir[len] == '/');
+}
+
+/* The sandbox was made at start from the directories known then (sandbox.c); a push
+ * Destination's file elsewhere after a reload cannot be read until a restart: say so. */
+static void warn_destination_files(const struct config *old, const char *config_path,
+	const struct server_config *s, size_t index)
+{
+	const struct destination_config *d = s->destination;
+	const char *keys[] = {"OAuthClientFile", "OAuthTokenFile", "TLSCAFile"};
+	const char *paths[] = {d ? d->oauth_client_file : NULL, d ? d->oauth_token_file : NULL,
+		d ? d->tls_ca_file : NULL};
+	char *config_dir = fs_parent_directory(config_path);
+
+	for (size_t f = 0; f < 3; f++) {
+		if (!paths[f])
+			continue;
+		char *dir = fs_parent_directory(paths[f]);
+		/* The token file is written: only writable directories will do. */
+		bool written = f == 1;
+		bool allowed = beneath(dir, old->spool_path) || (!written &&
+			(beneath(dir, config_dir) || beneath(dir, "/etc") || beneath(dir, "/usr")));
+		for (size_t j = 0; j < old->server_count && !allowed; j++) {
+			const struct destination_config *o = old->servers[j].destination;
+			const char *known[] = {o ? o->oauth_client_file : NULL,
+				o ? o->oauth_token_file : NULL, o ? o->tls_ca_file : NULL};
+			allowed = beneath(dir, old->servers[j].maildrop_path);
+			for (size_t k = 0; k < 3 && !allowed; k++) {
+				if (!known[k] || (written && k != 1))
+					continue;
+				char *known_dir = fs_parent_directory(known[k]);
+				allowed = beneath(dir, known_dir);
+				free(known_dir);
+			}
+		}
+		if (!allowed)
+			log_warn("server", "event=reload_needs_restart "
+				"key=Servers[%zu].Destination.%s reason=sandbox", index, keys[f]);
+		free(dir);
+	}
+	free(config_dir);
+}
+
 /* Keys that only take effect at start (sockets, directories, identity, the queue and the
  * throttling table) are named in the log when a reload changes them. */
-static void warn_restart_keys(const struct config *old, const struct config *now)
+static void warn_restart_keys(const struct config *old, const struct config *now,
+	const char *config_path)
 {
 	struct {
 		const char *name;
@@ -519,6 +570,7 @@ static void warn_restart_keys(const struct config *old, const struct config *now
 			known = strcmp(old->servers[j].maildrop_path, now->servers[i].maildrop_path) == 0;
 		if (!known)
 			log_warn("server", "event=reload_needs_restart key=Servers[%zu].MaildropPath", i);
+		warn_destination_files(old, config_path, &now->servers[i], i);
 	}
 }
 
@@ -548,7 +600,7 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	/* Against the start-up configuration: listeners, queue and sandbox still use it. */
-	warn_restart_keys(&srv->queue_gen->cfg, &gen->cfg);
+	warn_restart_keys(&srv->queue_gen->cfg, &gen->cfg, srv->config_path);
 	struct generation *old = srv->gen;
 	srv->gen = gen;
 	srv->cfg = &gen->cfg;

@@ -503,3 +503,30 @@ def test_pop3_session_defers_the_removal_until_it_ends(push_server, fake_imap):
         client.quit()
     wait_for(lambda: stored(server) == [], "the removal after the POP3 session")
     assert len(fake_imap.messages) == 1
+
+
+def test_reload_adds_and_removes_a_destination(make_server, fake_imap, test_ca):
+    import json
+    import shutil
+    server = make_server()
+    send(server, "before any destination")
+    assert "event=push_started" not in server.log_text()
+    # The sandbox was made at start: a file the new Destination reads must be in a directory
+    # it allowed then (the config's; a new directory needs a restart, and the log says so).
+    ca_copy = server.directory / "destination-ca.crt"
+    shutil.copy(test_ca.cert, ca_copy)
+    server.config["Servers"][0]["Destination"] = destination(fake_imap, test_ca,
+                                                             TLSCAFile=str(ca_copy))
+    server.config_path.write_text(json.dumps(server.config))
+    server.kill(signal.SIGHUP)
+    # The new thread pushes what was already waiting.
+    wait_for(lambda: fake_imap.subjects() == ["before any destination"], "the push")
+    del server.config["Servers"][0]["Destination"]
+    server.config_path.write_text(json.dumps(server.config))
+    server.kill(signal.SIGHUP)
+    wait_for(lambda: "event=push_stopped domain=example.org" in server.log_text(),
+             "the thread to end")
+    send(server, "kept for pop3")
+    time.sleep(1)
+    assert len(stored(server)) == 1
+    assert fake_imap.subjects() == ["before any destination"]
