@@ -1128,8 +1128,10 @@ static void queue_list_server(const struct server_config *s, FILE *out)
 		const char *state = "pending";
 		const char *detail = errors ? json_string_value(json_object_get(errors, p->key)) :
 			NULL;
+		/* Attempted: answered with an error (retried), or unanswered (in doubt: looked up
+		 * before it is sent again). */
 		if (p->state == PUSH_JOURNAL_ATTEMPT)
-			state = "in-doubt";
+			state = detail ? "retrying" : "in-doubt";
 		else if (p->state == PUSH_JOURNAL_CONFIRMED)
 			state = "pushed"; /* removed or marked once POP3 lets go of the lock */
 		else if (p->state == PUSH_JOURNAL_REFUSED)
