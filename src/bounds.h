@@ -196,6 +196,29 @@
 #define PUSH_RETRY_FIRST_SECONDS 5
 #define PUSH_RETRY_CAP_SECONDS 900
 
+/* push/http.c, push/oauth.c, push/gmail.c, push/authorize.c (the Gmail API and OAuth 2.0) */
+/* Connecting to an API or token endpoint (TCP and TLS handshake). */
+#define PUSH_HTTP_CONNECT_TIMEOUT_SECONDS 15
+/* One whole HTTPS exchange: a message upload at MaxMessageSize over a slow uplink fits. */
+#define PUSH_HTTP_TOTAL_TIMEOUT_SECONDS 600
+/* An exchange moving under PUSH_HTTP_LOW_SPEED_BYTES per second for this long is cut. */
+#define PUSH_HTTP_LOW_SPEED_SECONDS 30
+#define PUSH_HTTP_LOW_SPEED_BYTES 100
+/* A response body kept in memory (token JSON, import or list answer, an error document). */
+#define PUSH_HTTP_RESPONSE_MAX (256 * 1024)
+/* The client JSON and the token file (a few hundred octets each as Google and Microsoft make
+ * them); anything larger is not theirs. */
+#define OAUTH_FILE_MAX (64 * 1024)
+/* An access token kept in memory (Google's are ~200 octets, Microsoft's JWTs up to ~4 KiB). */
+#define OAUTH_ACCESS_TOKEN_MAX 8192
+/* An access token is refreshed this long before it expires. */
+#define OAUTH_REFRESH_MARGIN_SECONDS 120
+/* `mailpopbox authorize`: how long it waits for the browser's redirect in all, and for one
+ * loopback connection's request once connected; the request's size. */
+#define AUTHORIZE_WAIT_SECONDS 900
+#define AUTHORIZE_REQUEST_TIMEOUT_SECONDS 10
+#define AUTHORIZE_REQUEST_MAX 16384
+
 /* push/journal.c, push/push.c (the engine) */
 /* One journal record: a letter, a space, a Maildir file name (%XX-escaped) and the line end;
  * longer lines are not ours and are skipped. */
@@ -219,9 +242,6 @@
 #define PUSH_RESCAN_SECONDS 300
 /* Messages with their last error kept in the status file for `mailpopbox queue`. */
 #define PUSH_STATUS_ERRORS_MAX 100
-/* A push thread that does not end within the shutdown grace is left behind (it is inside a
- * transport call with its own deadline); a destination's connect and command deadlines are
- * the transports' (imap_client.c, http.c). */
 
 /* store/maildrop.c: a POP3 login waits this long for the push engine's short hold of the
  * maildrop lock (a batch's unlinks and directory fsync) before answering [IN-USE]. */

@@ -5,9 +5,12 @@
 #include "check.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <jansson.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -430,6 +433,177 @@ static void check_ports(struct check_report *r, const struct config *cfg)
 			"listeners (a changed port needs a restart)\n", running, held);
 }
 
+/* ---- the push Destination ---- */
+
+/* The client JSON as Google Cloud gives it ({"installed": {...}} or {"web": {...}}) or flat;
+ * an Entra manifest (appId, signInAudience) carries no token_uri: push/oauth.c derives it. */
+static void check_oauth_client_file(struct check_report *r, const char *label, const char *path)
+{
+	json_error_t error;
+	json_t *root, *client;
+
+	if (!check_readable(r, label, path))
+		return;
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
+	if (!root) {
+		report_error(r, "%s: %s: not the client JSON (line %d: %s)", label, path, error.line,
+			error.text);
+		return;
+	}
+	client = json_object_get(root, "installed");
+	if (!json_is_object(client))
+		client = json_object_get(root, "web");
+	if (!json_is_object(client))
+		client = root;
+	bool entra = json_is_string(json_object_get(client, "appId")) &&
+		json_is_string(json_object_get(client, "signInAudience"));
+	const char *token_uri = json_string_value(json_object_get(client, "token_uri"));
+	if (!entra && !json_is_string(json_object_get(client, "client_id")))
+		report_error(r, "%s: %s has no client_id (download the client JSON again from the "
+			"Google Cloud console)", label, path);
+	else if (!entra && !token_uri)
+		report_error(r, "%s: %s has no token_uri", label, path);
+	else if (token_uri && strncmp(token_uri, "https://", 8) != 0)
+		report_error(r, "%s: %s: token_uri must be an https:// URL", label, path);
+	json_decref(root);
+}
+
+/* The server reads the refresh token and, when the provider rotates it, replaces the file
+ * (a staging file beside it, then rename): so User must read and write the file and write
+ * in its directory. */
+static void check_oauth_token_file(struct check_report *r, const char *label, const char *path,
+	const char *config_path, const char *domain)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+
+	if (fd < 0 && errno == ENOENT) {
+		report_error(r, "%s: %s does not exist: run mailpopbox authorize %s %s", label, path,
+			config_path, domain);
+		return;
+	}
+	if (fd < 0) {
+		int error = errno;
+		if (r->user && error == EACCES && stat(path, &st) == 0)
+			report_error(r, "%s: User %s cannot read and write %s: %s; the server refreshes "
+				"the token as %s: chown %s:%s %s", label, r->user, path, strerror(error),
+				r->user, r->user, r->group, path);
+		else
+			report_error(r, "%s: %s cannot read and write %s: %s", label, r->who, path,
+				strerror(error));
+		return;
+	}
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
+		report_warning(r, "%s: %s is open to others (mode %04o): it holds a refresh token; "
+			"chmod 600 %s", label, path, (unsigned)(st.st_mode & 07777), path);
+	json_error_t error;
+	json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &error);
+	close(fd);
+	if (!root || !json_is_string(json_object_get(root, "refresh_token")))
+		report_error(r, "%s: %s holds no refresh_token: run mailpopbox authorize %s %s", label,
+			path, config_path, domain);
+	json_decref(root);
+	char *dir = fs_parent_directory(path);
+	int dir_error = probe_write(dir);
+	if (dir_error != 0)
+		report_error(r, "%s: %s cannot write in %s (the token file is replaced there "
+			"atomically when the provider rotates it): %s", label, r->who, dir,
+			strerror(dir_error));
+	free(dir);
+}
+
+/* Loads TLSCAFile as OpenSSL will for each connection the Destination makes. */
+static void check_ca_file(struct check_report *r, const char *label, const char *path)
+{
+	if (!check_readable(r, label, path))
+		return;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		report_error(r, "%s: cannot make a TLS context", label);
+		return;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1)
+		report_error(r, "%s: %s: no PEM CA certificate in it", label, path);
+	SSL_CTX_free(ctx);
+}
+
+/* The files of Servers[index].Destination, with the rights the push thread has (User's). */
+static void check_destination_files(struct check_report *r, const struct server_config *server,
+	size_t index, const char *config_path)
+{
+	const struct destination_config *d = server->destination;
+	char label[96];
+
+	if (!d)
+		return;
+	if (d->oauth_client_file) {
+		snprintf(label, sizeof(label), "Servers[%zu].Destination.OAuthClientFile", index);
+		check_oauth_client_file(r, label, d->oauth_client_file);
+	}
+	if (d->oauth_token_file) {
+		snprintf(label, sizeof(label), "Servers[%zu].Destination.OAuthTokenFile", index);
+		check_oauth_token_file(r, label, d->oauth_token_file, config_path, server->domain);
+	}
+	if (d->tls_ca_file) {
+		snprintf(label, sizeof(label), "Servers[%zu].Destination.TLSCAFile", index);
+		check_ca_file(r, label, d->tls_ca_file);
+	}
+}
+
+/* Resolves host as the push thread will; nothing is sent to it. A temporary DNS failure is
+ * only a warning: the push retries, and the config is not wrong. */
+static void check_resolvable(struct check_report *r, const char *label, const char *host)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+	struct addrinfo *found = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &found);
+
+	if (rc == 0) {
+		freeaddrinfo(found);
+		return;
+	}
+	if (rc == EAI_AGAIN)
+		report_warning(r, "%s: cannot resolve %s now: %s", label, host, gai_strerror(rc));
+	else
+		report_error(r, "%s: cannot resolve %s: %s", label, host,
+			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+}
+
+static void check_destination_hosts(struct check_report *r, const struct config *cfg)
+{
+	char label[96];
+
+	for (size_t i = 0; i < cfg->server_count; i++) {
+		const struct destination_config *d = cfg->servers[i].destination;
+
+		if (!d)
+			continue;
+		if (d->type == DESTINATION_IMAP) {
+			snprintf(label, sizeof(label), "Servers[%zu].Destination.Host", i);
+			check_resolvable(r, label, d->host);
+			continue;
+		}
+		/* libcurl's own URL parser: the host is what the push thread will connect to. */
+		snprintf(label, sizeof(label), "Servers[%zu].Destination.GmailAPIURL", i);
+		CURLU *url = curl_url();
+		char *host = NULL;
+		if (!url || curl_url_set(url, CURLUPART_URL, d->gmail_api_url, 0) != CURLUE_OK ||
+			curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+			report_error(r, "%s: %s: not a URL with a host", label, d->gmail_api_url);
+		} else {
+			/* An IPv6 literal comes back in brackets. */
+			size_t len = strlen(host);
+			if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
+				memmove(host, host + 1, len - 2);
+				host[len - 2] = '\0';
+			}
+			check_resolvable(r, label, host);
+		}
+		curl_free(host);
+		curl_url_cleanup(url);
+	}
+}
+
 /* ---- whose rights ---- */
 
 static void describe_self(struct check_report *r)
@@ -446,7 +620,7 @@ static void describe_self(struct check_report *r)
 }
 
 /* Everything the server reads and writes: the config (read again on each reload, with the
- * passwords in it), certificates, keys, maildrops and the spool. */
+ * passwords in it), certificates, keys, maildrops, the spool and the Destination's files. */
 static void check_files(struct check_report *r, const struct config *cfg,
 	const char *config_path)
 {
@@ -458,6 +632,7 @@ static void check_files(struct check_report *r, const struct config *cfg,
 		snprintf(key, sizeof(key), "Servers[%zu].MaildropPath", i);
 		check_directory(r, key, cfg->servers[i].maildrop_path);
 		check_dkim(r, &cfg->servers[i], i);
+		check_destination_files(r, &cfg->servers[i], i, config_path);
 	}
 	check_directory(r, "SpoolPath", cfg->spool_path);
 	check_relay_tls(r, cfg);
@@ -594,6 +769,7 @@ int check_command(const char *path, FILE *out)
 		resolve_default_spool(&r, &cfg);
 		check_as_the_server(&r, &cfg, path);
 		check_ports(&r, &cfg);
+		check_destination_hosts(&r, &cfg);
 		config_free(&cfg);
 	}
 	if (r.errors == 0 && r.warnings == 0)

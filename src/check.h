@@ -1,7 +1,8 @@
 /* check.h: "mailpopbox check CONFIG.json": what would stop the server, its reloads or its mail,
  * found without starting it (User valid; the config, certificates and keys readable by the
  * user the server runs as, certificates matching keys and names, directories writable by it,
- * DKIM keys loadable, ports free or held by the running server itself). */
+ * DKIM keys loadable, ports free or held by the running server itself, a push Destination's
+ * OAuth and CA files usable by that user and its hosts resolvable; nothing is sent). */
 #ifndef MAILPOPBOX_CHECK_H
 #define MAILPOPBOX_CHECK_H
 

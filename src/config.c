@@ -23,6 +23,9 @@ enum key_kind {
 	KEY_STRING,      /* char * field, NULL when absent */
 	KEY_STRING_LIST, /* char ** field with its size_t count at count_offset */
 	KEY_SERVERS,     /* struct server_config * field with its size_t count at count_offset */
+	KEY_BOOL,        /* bool field: JSON true or false */
+	KEY_ENUM,        /* enum field: one of the names in choices, stored as its index */
+	KEY_DESTINATION, /* struct destination_config * field, NULL when absent */
 };
 
 enum {
@@ -43,25 +46,36 @@ struct key_spec {
 	unsigned flags;
 	long long def, min, max;
 	key_check_fn check;
+	const char *const *choices; /* KEY_ENUM: NULL-terminated, index = enum value */
 };
 
 /* _Generic makes a table line fail to compile when the field's type does not match its kind. */
 #define FIELD(st, field, type) (offsetof(st, field) + 0 * _Generic(((st *)0)->field, type: 0))
 #define INT_KEY(st, name, field, flags, def, min, max) \
-	{ name, KEY_INT, FIELD(st, field, int), 0, flags, def, min, max, NULL }
+	{ name, KEY_INT, FIELD(st, field, int), 0, flags, def, min, max, NULL, NULL }
 #define PORT_KEY(st, name, field, def, min) INT_KEY(st, name, field, KEY_PORT, def, min, 65535)
 #define UNSIGNED_KEY(st, name, field, def) \
-	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, 1, INT32_MAX, NULL }
+	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, 1, INT32_MAX, NULL, NULL }
 #define UINT64_KEY(st, name, field, def) \
-	{ name, KEY_UINT64, FIELD(st, field, uint64_t), 0, 0, (long long)(def), 1, INT64_MAX, NULL }
+	{ name, KEY_UINT64, FIELD(st, field, uint64_t), 0, 0, (long long)(def), 1, INT64_MAX, NULL, \
+		NULL }
 #define STRING_KEY(st, name, field, flags, check) \
-	{ name, KEY_STRING, FIELD(st, field, char *), 0, flags, 0, 0, 0, check }
+	{ name, KEY_STRING, FIELD(st, field, char *), 0, flags, 0, 0, 0, check, NULL }
 #define LIST_KEY(st, name, field, count, flags, check) \
 	{ name, KEY_STRING_LIST, FIELD(st, field, char **), FIELD(st, count, size_t), flags, 0, 0, \
-		0, check }
+		0, check, NULL }
 #define SERVERS_KEY(st, name, field, count) \
 	{ name, KEY_SERVERS, FIELD(st, field, struct server_config *), FIELD(st, count, size_t), \
-		KEY_REQUIRED, 0, 0, 0, NULL }
+		KEY_REQUIRED, 0, 0, 0, NULL, NULL }
+#define BOOL_KEY(st, name, field, def) \
+	{ name, KEY_BOOL, FIELD(st, field, bool), 0, 0, def, 0, 1, NULL, NULL }
+/* Enum fields are read and written as int: config.c is built without -fshort-enums, and the
+ * static assertions below the destination table hold that. */
+#define ENUM_KEY(st, name, field, type, flags, def, choices) \
+	{ name, KEY_ENUM, FIELD(st, field, type), 0, flags, def, 0, 0, NULL, choices }
+#define DESTINATION_KEY(st, name, field) \
+	{ name, KEY_DESTINATION, FIELD(st, field, struct destination_config *), 0, 0, 0, 0, 0, \
+		NULL, NULL }
 
 static const char *check_hostname(const char *value);
 static const char *check_domain(const char *value);
@@ -69,6 +83,8 @@ static const char *check_ip_address(const char *value);
 static const char *check_address(const char *value);
 static const char *check_host_port(const char *value);
 static const char *check_ip_port(const char *value);
+static const char *check_one_line(const char *value);
+static const char *check_https_url(const char *value);
 
 /* Top-level keys. docs/config.md documents the same keys and defaults; keep them in step. */
 static const struct key_spec config_keys[] = {
@@ -133,6 +149,47 @@ static const struct key_spec server_keys[] = {
 		KEY_LOWERCASE, check_address),
 	STRING_KEY(struct server_config, "DKIMSelector", dkim_selector, KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct server_config, "DKIMKeyPath", dkim_key_path, KEY_EMPTY_IS_ABSENT, NULL),
+	DESTINATION_KEY(struct server_config, "Destination", destination),
+};
+
+/* Indexed by enum destination_type and enum destination_tls. */
+static const char *const destination_type_names[] = { "imap", "gmail", NULL };
+static const char *const destination_tls_names[] = { "implicit", "starttls", NULL };
+_Static_assert(DESTINATION_IMAP == 0 && DESTINATION_GMAIL == 1, "destination_type_names");
+_Static_assert(DESTINATION_TLS_IMPLICIT == 0 && DESTINATION_TLS_STARTTLS == 1,
+	"destination_tls_names");
+_Static_assert(sizeof(enum destination_type) == sizeof(int) &&
+	sizeof(enum destination_tls) == sizeof(int), "enum fields are stored as int");
+
+#define DESTINATION_DEFAULT_MAILBOX "INBOX"
+#define DESTINATION_DEFAULT_GMAIL_API_URL "https://gmail.googleapis.com"
+#define DESTINATION_IMPLICIT_TLS_PORT 993 /* RFC 8314 7.3: imaps */
+#define DESTINATION_STARTTLS_PORT 143     /* RFC 9051 2.1 */
+
+/* Keys of a Server's "Destination". Which are required depends on Type: check_destination(). */
+static const struct key_spec destination_keys[] = {
+	ENUM_KEY(struct destination_config, "Type", type, enum destination_type, KEY_REQUIRED, 0,
+		destination_type_names),
+	STRING_KEY(struct destination_config, "Host", host, KEY_EMPTY_IS_ABSENT, check_hostname),
+	/* 0 until check_destination() picks the TLS mode's port. */
+	INT_KEY(struct destination_config, "Port", port, 0, 0, 1, 65535),
+	ENUM_KEY(struct destination_config, "TLS", tls, enum destination_tls, 0,
+		DESTINATION_TLS_IMPLICIT, destination_tls_names),
+	/* Sent in IMAP commands: a line break would end the command early. */
+	STRING_KEY(struct destination_config, "Username", username, KEY_EMPTY_IS_ABSENT,
+		check_one_line),
+	STRING_KEY(struct destination_config, "Password", password, KEY_EMPTY_IS_ABSENT,
+		check_one_line),
+	STRING_KEY(struct destination_config, "OAuthClientFile", oauth_client_file,
+		KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct destination_config, "OAuthTokenFile", oauth_token_file,
+		KEY_EMPTY_IS_ABSENT, NULL),
+	STRING_KEY(struct destination_config, "Mailbox", mailbox, KEY_EMPTY_IS_ABSENT,
+		check_one_line),
+	STRING_KEY(struct destination_config, "GmailAPIURL", gmail_api_url, KEY_EMPTY_IS_ABSENT,
+		check_https_url),
+	STRING_KEY(struct destination_config, "TLSCAFile", tls_ca_file, KEY_EMPTY_IS_ABSENT, NULL),
+	BOOL_KEY(struct destination_config, "KeepCopy", keep_copy, false),
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -140,6 +197,7 @@ static const struct key_spec server_keys[] = {
 #define MAX_KEYS_PER_OBJECT 32
 _Static_assert(ARRAY_LEN(config_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 _Static_assert(ARRAY_LEN(server_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
+_Static_assert(ARRAY_LEN(destination_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 
 /* Room for "Servers[N]." and a key name; longer unknown names are only logged, truncated. */
 #define KEY_PATH_MAX 256
@@ -260,6 +318,28 @@ static const char *check_ip_address(const char *value)
 	return "must be an IPv4 or IPv6 address";
 }
 
+static const char *check_one_line(const char *value)
+{
+	for (const char *p = value; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			return "must not contain a line break";
+	return NULL;
+}
+
+/* Certificates are always verified: the API is never reached over plain HTTP. */
+static const char *check_https_url(const char *value)
+{
+	static const char scheme[] = "https://";
+
+	if (strncmp(value, scheme, sizeof(scheme) - 1) != 0 || value[sizeof(scheme) - 1] == '\0' ||
+		value[sizeof(scheme) - 1] == '/')
+		return "must be an https:// URL";
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "must be an https:// URL without spaces or control characters";
+	return NULL;
+}
+
 static const char *check_address(const char *value)
 {
 	return strchr(value, '@') ? NULL : "must be an address containing '@'";
@@ -284,6 +364,12 @@ static void store_integer(const struct key_spec *spec, void *base, long long val
 		break;
 	case KEY_UINT64:
 		*(uint64_t *)field = (uint64_t)value;
+		break;
+	case KEY_BOOL:
+		*(bool *)field = value != 0;
+		break;
+	case KEY_ENUM:
+		*(int *)field = (int)value;
 		break;
 	default:
 		fatal("config: store_integer on non-integer key %s", spec->name);
@@ -380,6 +466,43 @@ static int parse_string_list(const struct key_spec *spec, json_t *value, void *b
 	return 0;
 }
 
+static int parse_bool(const struct key_spec *spec, json_t *value, void *base, const char *path,
+	char *err, size_t errsz)
+{
+	if (!json_is_boolean(value)) {
+		set_error(err, errsz, "%s: must be true or false", path);
+		return -1;
+	}
+	store_integer(spec, base, json_is_true(value));
+	return 0;
+}
+
+/* Names compare case-insensitively, as key names do. */
+static int parse_enum(const struct key_spec *spec, json_t *value, void *base, const char *path,
+	char *err, size_t errsz)
+{
+	char expected[128] = "";
+	size_t used = 0;
+
+	if (json_is_string(value)) {
+		const char *s = json_string_value(value);
+
+		for (int i = 0; spec->choices[i]; i++) {
+			if (name_equal_nocase(spec->choices[i], s, strlen(s))) {
+				store_integer(spec, base, i);
+				return 0;
+			}
+		}
+	}
+	for (int i = 0; spec->choices[i] && used < sizeof(expected); i++) {
+		int n = snprintf(expected + used, sizeof(expected) - used, "%s\"%s\"",
+			i == 0 ? "" : spec->choices[i + 1] ? ", " : " or ", spec->choices[i]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	set_error(err, errsz, "%s: must be %s", path, expected);
+	return -1;
+}
+
 static int parse_object(json_t *object, const struct key_spec *keys, size_t key_count,
 	void *base, const char *prefix, char *err, size_t errsz);
 
@@ -415,10 +538,101 @@ static int parse_servers(const struct key_spec *spec, json_t *value, void *base,
 	return 0;
 }
 
+/* Warns about a key that means nothing for this Type, so a typo'd Type does not go unseen. */
+static void warn_unused_key(const char *prefix, const char *name, const char *type)
+{
+	log_warn("config", "event=unused_key key=%s%s type=%s", prefix, name, type);
+}
+
+/* The rules that depend on Type, and the defaults that depend on other keys. */
+static int check_destination(struct destination_config *d, const char *prefix, char *err,
+	size_t errsz)
+{
+	bool oauth = d->oauth_client_file || d->oauth_token_file;
+
+	if (!d->oauth_client_file != !d->oauth_token_file) {
+		set_error(err, errsz, "%s%s: missing (%s is set; give both or neither)", prefix,
+			d->oauth_client_file ? "OAuthTokenFile" : "OAuthClientFile",
+			d->oauth_client_file ? "OAuthClientFile" : "OAuthTokenFile");
+		return -1;
+	}
+	if (d->type == DESTINATION_IMAP) {
+		if (!d->host) {
+			set_error(err, errsz, "%sHost: missing", prefix);
+			return -1;
+		}
+		if (!d->username) {
+			set_error(err, errsz, "%sUsername: missing", prefix);
+			return -1;
+		}
+		if (d->password && oauth) {
+			set_error(err, errsz, "%sPassword: OAuthClientFile is set too; give one of them",
+				prefix);
+			return -1;
+		}
+		if (!d->password && !oauth) {
+			set_error(err, errsz, "%sPassword: missing (or set OAuthClientFile and "
+				"OAuthTokenFile)", prefix);
+			return -1;
+		}
+		if (d->gmail_api_url)
+			warn_unused_key(prefix, "GmailAPIURL", "imap");
+	} else {
+		/* The Gmail API takes OAuth access tokens only. */
+		if (d->password) {
+			set_error(err, errsz, "%sPassword: not used with Type \"gmail\" (it needs "
+				"OAuthClientFile and OAuthTokenFile; for an app password use Type \"imap\")",
+				prefix);
+			return -1;
+		}
+		if (!oauth) {
+			set_error(err, errsz, "%sOAuthClientFile: missing (Type \"gmail\" needs "
+				"OAuthClientFile and OAuthTokenFile)", prefix);
+			return -1;
+		}
+		if (d->host)
+			warn_unused_key(prefix, "Host", "gmail");
+		if (d->port)
+			warn_unused_key(prefix, "Port", "gmail");
+		if (d->username)
+			warn_unused_key(prefix, "Username", "gmail");
+		if (d->mailbox)
+			warn_unused_key(prefix, "Mailbox", "gmail");
+	}
+	if (d->port == 0)
+		d->port = d->tls == DESTINATION_TLS_STARTTLS ? DESTINATION_STARTTLS_PORT :
+			DESTINATION_IMPLICIT_TLS_PORT;
+	if (!d->mailbox)
+		d->mailbox = xstrdup(DESTINATION_DEFAULT_MAILBOX);
+	if (!d->gmail_api_url)
+		d->gmail_api_url = xstrdup(DESTINATION_DEFAULT_GMAIL_API_URL);
+	return 0;
+}
+
+static int parse_destination(const struct key_spec *spec, json_t *value, void *base,
+	const char *path, char *err, size_t errsz)
+{
+	struct destination_config **destination = field_at(base, spec->offset);
+	char prefix[KEY_PATH_MAX + 32];
+
+	if (!json_is_object(value)) {
+		set_error(err, errsz, "%s: must be an object", path);
+		return -1;
+	}
+	/* Stored before it is filled, so a failure half-way leaves it for config_free(). */
+	*destination = xcalloc(1, sizeof(**destination));
+	snprintf(prefix, sizeof(prefix), "%s.", path);
+	if (parse_object(value, destination_keys, ARRAY_LEN(destination_keys), *destination,
+		prefix, err, errsz))
+		return -1;
+	return check_destination(*destination, prefix, err, errsz);
+}
+
 static void apply_default(const struct key_spec *spec, void *base)
 {
-	/* Strings, lists and servers are already NULL/0 in the zeroed struct. */
-	if (spec->kind == KEY_INT || spec->kind == KEY_UNSIGNED || spec->kind == KEY_UINT64)
+	/* Strings, lists, servers and the destination are already NULL/0 in the zeroed struct. */
+	if (spec->kind == KEY_INT || spec->kind == KEY_UNSIGNED || spec->kind == KEY_UINT64 ||
+		spec->kind == KEY_BOOL || spec->kind == KEY_ENUM)
 		store_integer(spec, base, spec->def);
 }
 
@@ -439,6 +653,12 @@ static int parse_value(const struct key_spec *spec, json_t *value, void *base,
 		return parse_string_list(spec, value, base, path, err, errsz);
 	case KEY_SERVERS:
 		return parse_servers(spec, value, base, path, err, errsz);
+	case KEY_BOOL:
+		return parse_bool(spec, value, base, path, err, errsz);
+	case KEY_ENUM:
+		return parse_enum(spec, value, base, path, err, errsz);
+	case KEY_DESTINATION:
+		return parse_destination(spec, value, base, path, err, errsz);
 	}
 	fatal("config: unknown kind for key %s", spec->name);
 }
@@ -704,6 +924,12 @@ static void free_object(const struct key_spec *keys, size_t key_count, void *bas
 				free_object(server_keys, ARRAY_LEN(server_keys),
 					&(*(struct server_config **)field)[j]);
 			free(*(struct server_config **)field);
+			break;
+		case KEY_DESTINATION:
+			if (*(struct destination_config **)field)
+				free_object(destination_keys, ARRAY_LEN(destination_keys),
+					*(struct destination_config **)field);
+			free(*(struct destination_config **)field);
 			break;
 		default:
 			break;

@@ -10,6 +10,7 @@
 #include "mail/dkim_keygen.h"
 #include "password.h"
 #include "pop3/server.h"
+#include "push/authorize.h"
 #include "push/push.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
@@ -41,6 +42,10 @@ static void usage(FILE *f)
 		"       mailpopbox hash-password [--scheme yescrypt|sha512|bcrypt]\n"
 		"                                              read a password, print its hash for\n"
 		"                                              MailboxPasswordHash\n"
+		"       mailpopbox authorize CONFIG.json DOMAIN [--read-scope] [--scope S] [--port N]\n"
+		"                                              let DOMAIN's Destination use an OAuth\n"
+		"                                              account: prints a URL to open, stores\n"
+		"                                              the refresh token in OAuthTokenFile\n"
 		"       mailpopbox version                     print the version\n"
 		"       mailpopbox help                        this text\n"
 		"Configuration keys: docs/config.md. Logs go to standard error.\n");
@@ -115,10 +120,13 @@ int main(int argc, char **argv)
 		return keygen(argv[2], argv[3], argv[4]);
 	if (argc == 3 && strcmp(command, "check") == 0)
 		return check_command(argv[2], stdout);
+	if (argc >= 3 && strcmp(command, "authorize") == 0)
+		return authorize_command(argc - 2, argv + 2);
 	if (strcmp(command, "hash-password") == 0)
 		return password_command(argc - 2, argv + 2);
 	if (argc == 2 && command[0] != '-' && strcmp(command, "queue") != 0 &&
-	    strcmp(command, "dkim-keygen") != 0 && strcmp(command, "check") != 0)
+	    strcmp(command, "dkim-keygen") != 0 && strcmp(command, "check") != 0 &&
+	    strcmp(command, "authorize") != 0)
 		return serve(command);
 	usage(stderr);
 	return 2;

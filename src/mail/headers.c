@@ -304,3 +304,116 @@ unsigned mail_headers_ensure_date_and_message_id(struct mail_headers *h, time_t 
 	}
 	return added;
 }
+
+/* ---- Message-ID at receipt ---- */
+
+enum {
+	SCAN_LINE_START, /* at the first octet of a line */
+	SCAN_CR_START,   /* a line began with CR: the blank line if LF follows */
+	SCAN_NAME,       /* the line so far is a prefix of "Message-ID" */
+	SCAN_NAME_WSP,   /* "Message-ID" then whitespace: a colon makes it the field */
+	SCAN_LINE,       /* the rest of a line */
+	SCAN_DONE,
+};
+
+static const char message_id_name[] = "message-id";
+#define MESSAGE_ID_NAME_LEN (sizeof(message_id_name) - 1)
+
+void mail_message_id_scan_init(struct mail_message_id_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = SCAN_LINE_START;
+}
+
+bool mail_message_id_scan_active(const struct mail_message_id_scan *s)
+{
+	return s->state != SCAN_DONE;
+}
+
+static enum mail_message_id_step scan_end(struct mail_message_id_scan *s)
+{
+	s->state = SCAN_DONE;
+	return s->found ? MAIL_MESSAGE_ID_OVER : MAIL_MESSAGE_ID_INSERT;
+}
+
+static char scan_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+enum mail_message_id_step mail_message_id_scan_feed(struct mail_message_id_scan *s, char c)
+{
+	s->octets++;
+	if (s->state != SCAN_DONE && s->octets > 2 * (uint64_t)MAIL_HEADER_SECTION_MAX) {
+		/* One line this long: no line start to insert at. */
+		s->state = SCAN_DONE;
+		return MAIL_MESSAGE_ID_OVER;
+	}
+	switch (s->state) {
+	case SCAN_LINE_START:
+		if (is_wsp(c)) {
+			s->state = SCAN_LINE; /* a continuation: never a field name */
+			return MAIL_MESSAGE_ID_WRITE;
+		}
+		/* A new line, after the limit or as the blank line: the section ends before it. */
+		if (s->octets > MAIL_HEADER_SECTION_MAX || c == '\n')
+			return scan_end(s);
+		if (c == '\r') {
+			s->state = SCAN_CR_START;
+			return MAIL_MESSAGE_ID_HOLD;
+		}
+		s->matched = 0;
+		s->state = SCAN_NAME;
+		break;
+	case SCAN_CR_START:
+		if (c == '\n')
+			return scan_end(s);
+		s->state = SCAN_LINE; /* a line starting with a bare CR: not a field */
+		return MAIL_MESSAGE_ID_RELEASE;
+	case SCAN_DONE:
+		return MAIL_MESSAGE_ID_OVER;
+	default:
+		break;
+	}
+	if (c == '\n') {
+		s->state = SCAN_LINE_START;
+		return MAIL_MESSAGE_ID_WRITE;
+	}
+	if (s->state == SCAN_NAME) {
+		if (s->matched < MESSAGE_ID_NAME_LEN && scan_lower(c) == message_id_name[s->matched]) {
+			s->matched++;
+			return MAIL_MESSAGE_ID_WRITE;
+		}
+		if (s->matched == MESSAGE_ID_NAME_LEN && (c == ':' || is_wsp(c))) {
+			s->state = SCAN_NAME_WSP;
+		} else {
+			s->state = SCAN_LINE;
+			return MAIL_MESSAGE_ID_WRITE;
+		}
+	}
+	if (s->state == SCAN_NAME_WSP) {
+		/* RFC 5322 4.5.8: obsolete whitespace before the colon. */
+		if (c == ':') {
+			s->found = true;
+			s->state = SCAN_LINE;
+		} else if (!is_wsp(c)) {
+			s->state = SCAN_LINE;
+		}
+	}
+	return MAIL_MESSAGE_ID_WRITE;
+}
+
+bool mail_message_id_scan_missing_at_end(const struct mail_message_id_scan *s,
+	bool *line_end_first)
+{
+	*line_end_first = s->state != SCAN_LINE_START && s->state != SCAN_CR_START;
+	return s->state != SCAN_DONE && !s->found;
+}
+
+void mail_message_id_field(struct strbuf *out, const char *token, const char *domain)
+{
+	if (!is_dot_atom_text(token))
+		fatal("event=bad_message_id_parts");
+	strbuf_appendf(out, "Message-ID: <%s@%s>\r\n", token,
+		is_dot_atom_text(domain) ? domain : "mailpopbox.invalid");
+}

@@ -103,4 +103,43 @@ void mail_headers_append(struct mail_headers *h, const char *name, const char *v
 unsigned mail_headers_ensure_date_and_message_id(struct mail_headers *h, time_t now,
 	const char *token, const char *domain);
 
+/* ---- Message-ID at receipt ---- */
+
+/* A message written to disk as it arrives (received mail) is scanned octet by octet for a
+ * Message-ID field in its header section, so one can be added where the section ends, as
+ * Postfix's cleanup does, without holding the message in memory. A field counts only at the
+ * start of a line that is not a continuation (RFC 5322 2.2.3): "Message-ID" in a folded value
+ * or in the body never does. The scan ends at the blank line; past MAIL_HEADER_SECTION_MAX
+ * octets it ends at the next line start, and gives up (adding nothing) at twice that, inside
+ * one line that long. */
+enum mail_message_id_step {
+	MAIL_MESSAGE_ID_WRITE,   /* write the octet */
+	MAIL_MESSAGE_ID_HOLD,    /* a CR at a line start, perhaps the blank line's: hold it back */
+	MAIL_MESSAGE_ID_RELEASE, /* write the held CR, then the octet */
+	MAIL_MESSAGE_ID_INSERT,  /* the section ends here with no Message-ID: write the field, the
+	                          * held CR if any, then the octet; the scan is over */
+	MAIL_MESSAGE_ID_OVER,    /* the scan is over, nothing to add: write the held CR if any,
+	                          * then the octet */
+};
+
+struct mail_message_id_scan {
+	uint64_t octets;     /* fed so far */
+	unsigned char state; /* private to headers.c */
+	unsigned char matched; /* octets of "Message-ID" matched at the start of this line */
+	bool found;
+};
+
+void mail_message_id_scan_init(struct mail_message_id_scan *s);
+/* True until the scan answered MAIL_MESSAGE_ID_INSERT or _OVER: only then must octets be fed. */
+bool mail_message_id_scan_active(const struct mail_message_id_scan *s);
+enum mail_message_id_step mail_message_id_scan_feed(struct mail_message_id_scan *s, char c);
+/* At the end of the message: true when the field must still be appended (before a CR still
+ * held), *line_end_first when the message ended inside a line. */
+bool mail_message_id_scan_missing_at_end(const struct mail_message_id_scan *s,
+	bool *line_end_first);
+/* Appends "Message-ID: <token@domain>" CRLF. token as for
+ * mail_headers_ensure_date_and_message_id(); a domain that is not a dot-atom (an address
+ * literal as Hostname) is replaced by "mailpopbox.invalid", so the id stays well-formed. */
+void mail_message_id_field(struct strbuf *out, const char *token, const char *domain);
+
 #endif

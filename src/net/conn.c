@@ -36,10 +36,23 @@ static void login_checked(struct net_conn *c);
 
 /* ---- freeing, safely from inside the glue ---- */
 
+/* The glue's state goes, and the session's end is logged with what the glue counted. */
+static void conn_end_glue(struct net_conn *c)
+{
+	char summary[256];
+
+	summary[0] = '\0';
+	c->handler->free(c, c->glue, summary, sizeof(summary));
+	log_info(c->handler->module, "event=disconnect client=%s%s%s seconds=%ld", c->ip,
+		summary[0] ? " " : "", summary, (long)(time(NULL) - c->connected_at));
+}
+
 static void conn_destroy(struct net_conn *c)
 {
 	if (c->handler)
-		c->handler->free(c, c->glue);
+		conn_end_glue(c);
+	net_file_free(c);
+	strbuf_free(&c->out);
 	if (c->handshake)
 		net_handshake_cancel(c->handshake);
 	if (c->deadline)
@@ -194,7 +207,9 @@ static void produce_run(struct net_conn *c)
 	while (c->produce && c->bev && !c->closing && !c->free_pending &&
 	       net_conn_output_pending(c) < NET_PRODUCE_HIGH) {
 		bool (*produce)(struct net_conn *c, void *glue) = c->produce;
-		if (!produce(c, c->glue) && c->produce == produce)
+		bool more = produce(c, c->glue);
+		net_conn_flush(c);
+		if (!more && c->produce == produce)
 			c->produce = NULL;
 	}
 }
@@ -230,8 +245,8 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
 		dispatch(c, NET_EVENT_READ_IDLE);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && !dispatch(c, NET_EVENT_STALLED))
-		return;
+	if (what & BEV_EVENT_TIMEOUT) /* the connection ends unfinished: say why */
+		log_info(c->handler->module, "event=timeout client=%s reason=not_reading", c->ip);
 	client_left(c);
 }
 
@@ -272,15 +287,19 @@ static void handshake_done(void *arg, struct bufferevent *bev, const char *failu
 	}
 	c->bev = bev;
 	setup_bufferevent(c);
+	tls_describe(bufferevent_openssl_get_ssl(bev), c->tls, sizeof(c->tls));
+	log_info(c->handler->module, "event=tls client=%s tls=\"%s\"", c->ip, c->tls);
 	if (!dispatch(c, NET_EVENT_TLS_READY))
+		return;
+	if (c->implicit_tls && !dispatch(c, NET_EVENT_GREETING))
 		return;
 	c->implicit_tls = false;
 	dispatch(c, NET_EVENT_INPUT); /* starts the deadline for the first command */
 }
 
-void net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
+void net_conn_start_tls(struct net_conn *c)
 {
-	SSL *ssl = tls_new_session(c->gen->tls, policy);
+	SSL *ssl = tls_new_session(c->gen->tls, c->protocol->tls_policy);
 
 	if (!ssl || !c->bev || !c->read_event) {
 		if (ssl)
@@ -322,6 +341,7 @@ void net_conn_start_tls(struct net_conn *c, enum tls_policy policy)
 
 void net_conn_begin(struct net_conn *c, evutil_socket_t fd, SSL *ssl)
 {
+	strbuf_init(&c->out);
 	c->in = evbuffer_new();
 	c->deadline = evtimer_new(c->loop->base, deadline_cb, c);
 	if (!c->in || !c->deadline)
@@ -370,14 +390,9 @@ bool net_conn_implicit_tls(const struct net_conn *c)
 	return c->implicit_tls;
 }
 
-void net_conn_tls_describe(const struct net_conn *c, char *buf, size_t size)
+const char *net_conn_tls(const struct net_conn *c)
 {
-	SSL *ssl = c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-
-	if (ssl)
-		tls_describe(ssl, buf, size);
-	else if (size > 0)
-		buf[0] = '\0';
+	return c->tls;
 }
 
 bool net_conn_stopping(const struct net_conn *c)
@@ -391,6 +406,7 @@ void net_conn_set_lines(struct net_conn *c, size_t line_max, unsigned command_se
 {
 	net_line_reader_init(&c->lines, line_max);
 	c->command_seconds = command_seconds;
+	net_conn_set_timeouts(c, 0, command_seconds);
 }
 
 bool net_conn_ready(struct net_conn *c)
@@ -455,6 +471,17 @@ void net_conn_send(struct net_conn *c, const void *data, size_t len)
 	}
 	if (len > 0 && evbuffer_add(out, data, len) != 0)
 		fatal("event=out_of_memory");
+}
+
+struct strbuf *net_conn_out(struct net_conn *c)
+{
+	return &c->out;
+}
+
+void net_conn_flush(struct net_conn *c)
+{
+	net_conn_send(c, c->out.data, c->out.len);
+	strbuf_reset(&c->out);
 }
 
 void net_conn_produce(struct net_conn *c, bool (*produce)(struct net_conn *c, void *glue))
@@ -533,7 +560,7 @@ static void job_work(void *arg)
 	if (c->login)
 		c->login_ok = c->handler->login_verify(c->glue);
 	else
-		c->work(c->glue);
+		c->job_result = c->work(c->glue);
 }
 
 /* After a job: the server stops, or the connection goes on reading. */
@@ -568,7 +595,7 @@ static void job_finish(struct net_conn *c)
 		c->handler->event(c, c->glue, c->login_ok ? NET_EVENT_LOGIN_OK :
 			NET_EVENT_LOGIN_FAILED);
 	else
-		c->done(c, c->glue);
+		c->done(c, c->glue, c->job_result);
 	if (leave(c))
 		job_resume(c);
 }
@@ -591,8 +618,8 @@ static void job_start(struct net_conn *c)
 	worker_pool_submit(c->loop->workers, job_work, job_done, c);
 }
 
-void net_conn_job(struct net_conn *c, void (*work)(void *glue),
-	void (*done)(struct net_conn *c, void *glue))
+void net_conn_job(struct net_conn *c, int (*work)(void *glue),
+	void (*done)(struct net_conn *c, void *glue, int result))
 {
 	c->work = work;
 	c->done = done;
@@ -716,13 +743,13 @@ const char *net_conn_shed(struct net_conn *c)
 		return NULL; /* a commit or login must end with its reply; a closing one is nearly gone */
 	strbuf_init(&last);
 	enter(c);
-	const char *reason = c->handler->shed(c, c->glue, &last);
+	c->handler->shed(c, c->glue, &last);
 	c->depth--;
-	if (reason && last.len > 0)
+	if (last.len > 0)
 		send_last(c, last.data, last.len);
 	strbuf_free(&last);
-	if (reason)
-		conn_end(c);
+	const char *reason = c->transfer.active ? "slow_data" : "idle";
+	conn_end(c);
 	return reason;
 }
 
@@ -731,4 +758,10 @@ void net_conn_shutdown(struct net_conn *c)
 	if (c->job_pending || c->closing || c->free_pending)
 		return;
 	dispatch(c, NET_EVENT_SHUTDOWN);
+}
+
+void net_conn_greet(struct net_conn *c)
+{
+	if (!c->implicit_tls && !c->closing && !c->free_pending)
+		dispatch(c, NET_EVENT_GREETING);
 }

@@ -1,5 +1,5 @@
-/* net/conn_private.h: the connection's fields, for net/conn.c, net/loop.c and net/house.c
- * only; glues use net/conn.h. */
+/* net/conn_private.h: the connection's fields, for the files of net/ only; glues use
+ * net/conn.h. */
 #ifndef MAILPOPBOX_NET_CONN_PRIVATE_H
 #define MAILPOPBOX_NET_CONN_PRIVATE_H
 
@@ -7,22 +7,42 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "admission.h"
 #include "net/conn.h"
 #include "net/line.h"
+#include "strbuf.h"
 
 struct bufferevent;
 struct event;
 struct evbuffer;
 struct net_handshake;
 
+/* A raw transfer under way (net/transfer.c). */
+struct net_transfer {
+	bool active;
+	time_t started;
+	uint64_t octets;   /* taken so far */
+	unsigned min_rate; /* octets per second on average for it to count as progress */
+};
+
+/* A file being sent (net/file.c); filter is NULL when none. */
+struct net_file {
+	int fd;
+	uint64_t left; /* octets not read yet, as known (0: unknown) */
+	bool (*filter)(void *glue, const void *data, size_t len, struct strbuf *out);
+	void (*sent)(struct net_conn *c, void *glue, int error);
+};
+
 struct net_conn {
 	struct net_conn *prev, *next; /* in its loop's list */
 	struct net_loop *loop;
 	char ip[INET6_ADDRSTRLEN];
 	struct generation *gen;       /* the configuration it started under */
+	const struct net_protocol *protocol; /* of the port it came in on */
+	time_t connected_at;
 	struct admission_slot slot;   /* its place among the connection slots */
 	const struct net_handler *handler;
 	void *glue;
@@ -39,6 +59,10 @@ struct net_conn {
 	bool reading;
 	bool output_paused;           /* too much unread output: input waits for write_cb */
 	bool (*produce)(struct net_conn *c, void *glue); /* a long reply under way */
+	struct strbuf out;            /* replies not yet flushed (net_conn_out) */
+	char tls[128];                /* net_conn_tls() */
+	struct net_transfer transfer;
+	struct net_file file;
 
 	/* Time. */
 	unsigned command_seconds, read_idle_seconds, write_seconds;
@@ -49,8 +73,9 @@ struct net_conn {
 	bool tls_shutdown_sent;
 
 	/* Work off the loop. */
-	void (*work)(void *glue);
-	void (*done)(struct net_conn *c, void *glue);
+	int (*work)(void *glue);
+	void (*done)(struct net_conn *c, void *glue, int result);
+	int job_result;
 	bool login;                   /* the running job is the login check */
 	bool login_ok;
 	bool job_pending;
@@ -64,6 +89,9 @@ struct net_conn {
 
 /* Plain I/O on fd, or the implicit TLS handshake with ssl (fd and ssl taken over). */
 void net_conn_begin(struct net_conn *c, evutil_socket_t fd, SSL *ssl);
+
+/* net/file.c: closes the file being sent, if any (c is being freed). */
+void net_file_free(struct net_conn *c);
 
 /* net/loop.c: c leaves its loop's list; the loop may have become empty. */
 void net_loop_forget(struct net_loop *loop, struct net_conn *c);

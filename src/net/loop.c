@@ -109,6 +109,7 @@ void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 
 	c->loop = loop;
 	c->fd = -1;
+	c->connected_at = time(NULL);
 	format_ip(addr, c->ip, sizeof(c->ip));
 	if (loop->stopping || !net_house_admit(loop->house, c, loop, protocol->lane)) {
 		refuse(loop, protocol, fd);
@@ -116,6 +117,7 @@ void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 		return;
 	}
 	c->gen = net_house_generation(loop->house);
+	c->protocol = protocol;
 	c->next = loop->conns.first;
 	if (c->next)
 		c->next->prev = c;
@@ -136,6 +138,7 @@ void net_loop_accept(struct net_loop *loop, const struct net_protocol *protocol,
 	}
 	protocol->accept(c, protocol);
 	net_conn_deadline(c, c->command_seconds); /* also bounds an implicit TLS handshake */
+	net_conn_greet(c);
 }
 
 void net_loop_forget(struct net_loop *loop, struct net_conn *c)

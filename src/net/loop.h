@@ -43,7 +43,8 @@ struct net_protocol {
 	/* Written in clear when the house is full (nothing on a TLS connection). */
 	const char *busy_reply;
 	/* A new connection, admitted, plain I/O or the implicit TLS handshake under way: the
-	 * glue attaches its handler (net_conn_attach) and greets unless net_conn_implicit_tls. */
+	 * glue attaches its handler (net_conn_attach) and sets its line limits; its greeting
+	 * follows when the client may be greeted (NET_EVENT_GREETING). */
 	void (*accept)(struct net_conn *c, const struct net_protocol *protocol);
 };
 

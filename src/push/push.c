@@ -34,9 +34,6 @@
 #include "store/maildrop_delivery.h"
 #include "strbuf.h"
 
-/* An access token is a few hundred octets (Google's), Microsoft's up to a few KiB. */
-#define ACCESS_TOKEN_MAX 8192
-
 /* A message's last error, for the status file. */
 struct item_error {
 	char *key;
@@ -213,10 +210,10 @@ static enum push_status transport_ready(struct push_worker *w, char *err, size_t
 		st = oauth_ready(w, err, errsz);
 		if (st != PUSH_OK)
 			return st;
-		token = xmalloc(ACCESS_TOKEN_MAX);
-		st = oauth_access_token(w->oauth, token, ACCESS_TOKEN_MAX, err, errsz);
+		token = xmalloc(OAUTH_ACCESS_TOKEN_MAX);
+		st = oauth_access_token(w->oauth, token, OAUTH_ACCESS_TOKEN_MAX, err, errsz);
 		if (st != PUSH_OK) {
-			explicit_bzero(token, ACCESS_TOKEN_MAX);
+			explicit_bzero(token, OAUTH_ACCESS_TOKEN_MAX);
 			free(token);
 			return st;
 		}
@@ -234,7 +231,7 @@ static enum push_status transport_ready(struct push_worker *w, char *err, size_t
 	w->imap = imap_client_new(&options);
 	st = imap_client_login(w->imap, token, err, errsz);
 	if (token) {
-		explicit_bzero(token, ACCESS_TOKEN_MAX);
+		explicit_bzero(token, OAUTH_ACCESS_TOKEN_MAX);
 		free(token);
 	}
 	if (st == PUSH_AUTH && w->oauth)

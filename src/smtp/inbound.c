@@ -3,6 +3,7 @@
 #include "smtp/inbound.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,15 @@ static int begin_deliveries(struct smtp_inbound *m, struct smtp_session *session
 		mail_trace_headers(&headers, session, servers[i], cfg->hostname, now);
 		maildrop_delivery_write(&m->deliveries[i], headers.data, headers.len);
 	}
+	strbuf_reset(&headers);
+	/* Postfix's cleanup gives a message without one "<queue id@myhostname>"; the push engine
+	 * finds a message at its destination by Message-ID (docs/clients.md). */
+	char token[64];
+	snprintf(token, sizeof(token), "%s.mailpopbox", tx->queue_id);
+	mail_message_id_field(&headers, token, cfg->hostname);
+	snprintf(m->message_id_field, sizeof(m->message_id_field), "%s", headers.data);
+	mail_message_id_scan_init(&m->message_id_scan);
+	m->message_id_cr_held = false;
 	strbuf_free(&headers);
 	free(servers);
 	if (!error)
@@ -93,12 +103,83 @@ int smtp_inbound_begin(struct smtp_inbound *m, struct smtp_session *session,
 	return begin_deliveries(m, session, &gen->cfg, now);
 }
 
-void smtp_inbound_write(struct smtp_inbound *m, const void *data, size_t len)
+static void deliveries_write(struct smtp_inbound *m, const void *data, size_t len)
 {
 	for (size_t i = 0; i < m->delivery_count; i++)
 		maildrop_delivery_write(&m->deliveries[i], data, len);
+}
+
+static void write_held_cr(struct smtp_inbound *m)
+{
+	if (m->message_id_cr_held)
+		deliveries_write(m, "\r", 1);
+	m->message_id_cr_held = false;
+}
+
+static void write_message_id_field(struct smtp_inbound *m)
+{
+	deliveries_write(m, m->message_id_field, strlen(m->message_id_field));
+}
+
+/* Passes the header section through the Message-ID scan, octet by octet (it is bounded), and
+ * returns how many octets of data it took; the rest goes straight to the files. */
+static size_t deliveries_write_scanned(struct smtp_inbound *m, const char *data, size_t len)
+{
+	size_t start = 0, i;
+
+	for (i = 0; i < len && mail_message_id_scan_active(&m->message_id_scan); i++) {
+		switch (mail_message_id_scan_feed(&m->message_id_scan, data[i])) {
+		case MAIL_MESSAGE_ID_WRITE:
+			break;
+		case MAIL_MESSAGE_ID_HOLD:
+			deliveries_write(m, data + start, i - start);
+			m->message_id_cr_held = true;
+			start = i + 1;
+			break;
+		case MAIL_MESSAGE_ID_RELEASE:
+			write_held_cr(m);
+			break;
+		case MAIL_MESSAGE_ID_INSERT:
+			deliveries_write(m, data + start, i - start);
+			write_message_id_field(m);
+			write_held_cr(m);
+			start = i;
+			break;
+		case MAIL_MESSAGE_ID_OVER:
+			deliveries_write(m, data + start, i - start);
+			write_held_cr(m);
+			start = i;
+			break;
+		}
+	}
+	deliveries_write(m, data + start, i - start);
+	return i;
+}
+
+void smtp_inbound_write(struct smtp_inbound *m, const void *data, size_t len)
+{
+	size_t scanned = 0;
+
+	if (m->delivery_count > 0 && mail_message_id_scan_active(&m->message_id_scan))
+		scanned = deliveries_write_scanned(m, data, len);
+	deliveries_write(m, (const char *)data + scanned, len - scanned);
 	if (m->submission)
 		submission_write(m->submission, data, len);
+}
+
+/* A message that ended inside its header section (headers only, or an empty message). */
+static void finish_message_id(struct smtp_inbound *m)
+{
+	bool line_end_first;
+
+	if (m->delivery_count == 0 || !mail_message_id_scan_active(&m->message_id_scan))
+		return;
+	if (mail_message_id_scan_missing_at_end(&m->message_id_scan, &line_end_first)) {
+		if (line_end_first)
+			deliveries_write(m, "\r\n", 2);
+		write_message_id_field(m);
+	}
+	write_held_cr(m);
 }
 
 void smtp_inbound_commit(struct smtp_inbound *m)
@@ -108,6 +189,7 @@ void smtp_inbound_commit(struct smtp_inbound *m)
 		m->commit_ok = submission_outcome(m->submission)->result == SUBMIT_OK;
 		return;
 	}
+	finish_message_id(m);
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
 	 * make the client's retry deliver that copy twice. */
 	m->commit_ok = maildrop_deliveries_commit(m->deliveries, m->delivery_count) == 0;

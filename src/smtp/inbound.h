@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "mail/headers.h"
+
 struct generation;
 struct maildrop_delivery;
 struct queue;
@@ -22,6 +24,10 @@ struct smtp_inbound {
 	struct submission *submission;         /* the owner's mail, or NULL */
 	bool commit_ok;
 	int commit_error;                      /* errno of a failed commit */
+	/* Received mail without a Message-ID gets one where its header section ends. */
+	struct mail_message_id_scan message_id_scan;
+	bool message_id_cr_held;               /* a CR the scan holds back (HOLD) */
+	char message_id_field[SMTP_DOMAIN_MAX + 64]; /* "Message-ID: <...>" CRLF */
 };
 
 /* Opens the storage for the session's transaction (its queue id set), each maildrop file

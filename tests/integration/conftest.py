@@ -15,6 +15,7 @@ that is attached to the report of a failing test. A server that crashes, or whos
 sanitizer report, fails the test in teardown.
 """
 
+import itertools
 import json
 import os
 import re
@@ -72,10 +73,18 @@ def dot_stuff(message):
     return re.sub(rb"(?m)^\.", b"..", message)
 
 
+MESSAGE_IDS = itertools.count(1)
+
+
 def make_message(subject, body=b"Hello.\r\n", extra_headers=b""):
-    """A small RFC 5322 message with CRLF line ends."""
+    """A small RFC 5322 message with CRLF line ends and, unless extra_headers gives one, a
+    unique Message-ID (as real mail has: one without gets one added when it is stored, see
+    test_message_id.py, and these messages must be stored byte for byte)."""
     if isinstance(subject, str):
         subject = subject.encode()
+    if not re.search(rb"(?im)^message-id[ \t]*:", extra_headers):
+        extra_headers = (b"Message-ID: <test-%d.%d@example.net>\r\n"
+                         % (os.getpid(), next(MESSAGE_IDS))) + extra_headers
     return (b"From: sender@example.net\r\nTo: someone@example.org\r\nSubject: " + subject +
             b"\r\n" + extra_headers + b"\r\n" + body)
 

@@ -496,3 +496,198 @@ def test_spool_left_out_is_checked_where_the_server_will_keep_it(make_server, op
     fallback = Path(server.config["Servers"][0]["MaildropPath"]) / ".mailpopbox-spool"
     assert "SpoolPath: not set" in warning and "/var/spool/mailpopbox" in warning, warning
     assert f"keep its queue in {fallback}" in warning, warning
+
+
+# --- Destination (issue 13): files and hosts checked, nothing sent -------------------------------
+
+GOOGLE_CLIENT = {"installed": {
+    "client_id": "1234-abc.apps.googleusercontent.com", "client_secret": "GOCSPX-test",
+    "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+    "token_uri": "https://oauth2.googleapis.com/token",
+    "redirect_uris": ["http://localhost"]}}
+
+
+def oauth_files(directory, client=GOOGLE_CLIENT, token=True):
+    """(client file, token file) in directory as `authorize` leaves them (token 0600)."""
+    client_file, token_file = directory / "client.json", directory / "token.json"
+    client_file.write_text(client if isinstance(client, str) else json.dumps(client))
+    if token:
+        token_file.write_text(json.dumps({"refresh_token": "1//test-refresh",
+                                          "scope": "https://www.googleapis.com/auth/gmail.insert"}))
+        token_file.chmod(0o600)
+    return client_file, token_file
+
+
+def with_destination(destination):
+    def edit(entries):
+        entries[0]["Destination"] = destination
+        return entries
+    return edit
+
+
+def gmail_destination(client_file, token_file, **extra):
+    return {"Type": "gmail", "OAuthClientFile": str(client_file),
+            "OAuthTokenFile": str(token_file), "GmailAPIURL": "https://127.0.0.1:8443", **extra}
+
+
+def test_destination_with_good_files_and_hosts_is_ok(make_server, tmp_path, certs):
+    client_file, token_file = oauth_files(tmp_path)
+    ca_file = certs["example.org"][0]
+    server = make_server(servers=with_destination(gmail_destination(
+        client_file, token_file, TLSCAFile=str(ca_file))), start=False)
+    assert run_check(server).lines == ["config OK"]
+    imap = make_server(servers=with_destination({
+        "Type": "imap", "Host": "localhost", "Username": "u", "Password": "app password",
+        "TLSCAFile": str(ca_file)}), start=False)
+    result = run_check(imap)
+    assert result.lines == ["config OK"], result
+    assert "app password" not in str(result)
+
+
+def test_missing_token_file_says_to_run_authorize(make_server, tmp_path):
+    client_file, token_file = oauth_files(tmp_path, token=False)
+    server = make_server(servers=with_destination(gmail_destination(client_file, token_file)),
+                         start=False)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].Destination.OAuthTokenFile", str(token_file),
+                      f"run mailpopbox authorize {server.config_path} example.org")
+    assert len(result.errors) == 1, result
+
+
+def test_token_file_without_refresh_token_says_to_run_authorize(make_server, tmp_path):
+    client_file, token_file = oauth_files(tmp_path)
+    token_file.write_text("{}")
+    server = make_server(servers=with_destination(gmail_destination(client_file, token_file)),
+                         start=False)
+    assert_fails_with(run_check(server), "Servers[0].Destination.OAuthTokenFile",
+                      "no refresh_token", "run mailpopbox authorize")
+
+
+def test_token_file_open_to_others_is_a_warning(make_server, tmp_path):
+    client_file, token_file = oauth_files(tmp_path)
+    token_file.chmod(0o644)
+    server = make_server(servers=with_destination(gmail_destination(client_file, token_file)),
+                         start=False)
+    result = run_check(server)
+    assert result.status == 0, result
+    [warning] = result.warnings
+    assert "Servers[0].Destination.OAuthTokenFile" in warning and "chmod 600" in warning, warning
+    assert "1//test-refresh" not in str(result)
+
+
+@pytest.mark.parametrize("client, fragment", [
+    ("{not json", "not the client JSON"),
+    ({"installed": {"client_id": "x", "auth_uri": "https://a.example/auth"}}, "no token_uri"),
+    ({"installed": {"token_uri": "https://t.example/token"}}, "no client_id"),
+    ({"client_id": "x", "token_uri": "http://t.example/token"}, "token_uri must be an https://"),
+])
+def test_bad_oauth_client_file_is_an_error(make_server, tmp_path, client, fragment):
+    client_file, token_file = oauth_files(tmp_path, client=client)
+    server = make_server(servers=with_destination(gmail_destination(client_file, token_file)),
+                         start=False)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].Destination.OAuthClientFile", str(client_file),
+                      fragment)
+    assert len(result.errors) == 1, result
+
+
+def test_missing_or_garbled_ca_file_is_an_error(make_server, tmp_path):
+    client_file, token_file = oauth_files(tmp_path)
+    missing = tmp_path / "missing-ca.pem"
+    server = make_server(servers=with_destination(gmail_destination(
+        client_file, token_file, TLSCAFile=str(missing))), start=False)
+    assert_fails_with(run_check(server), "Servers[0].Destination.TLSCAFile", str(missing),
+                      "No such file or directory")
+    garbled = tmp_path / "garbled-ca.pem"
+    garbled.write_text("not a certificate\n")
+    server = make_server(servers=with_destination(gmail_destination(
+        client_file, token_file, TLSCAFile=str(garbled))), start=False)
+    assert_fails_with(run_check(server), "Servers[0].Destination.TLSCAFile", str(garbled),
+                      "no PEM CA certificate")
+
+
+@pytest.mark.parametrize("destination, key", [
+    ({"Type": "imap", "Host": "no-such-host.invalid", "Username": "u", "Password": "p"},
+     "Servers[0].Destination.Host"),
+    ({"GmailAPIURL": "https://no-such-host.invalid/gmail"}, "Servers[0].Destination.GmailAPIURL"),
+])
+def test_destination_host_that_does_not_resolve_is_an_error(make_server, tmp_path, destination,
+                                                           key):
+    if destination.get("Type") != "imap":
+        destination = gmail_destination(*oauth_files(tmp_path), **destination)
+    server = make_server(servers=with_destination(destination), start=False)
+    # RFC 6761 6.4: .invalid never resolves; a resolver that cannot be reached says so
+    # (a temporary failure, reported as a warning).
+    result = run_check(server)
+    lines = [line for line in result.errors + result.warnings if key in line]
+    assert len(lines) == 1 and "cannot resolve no-such-host.invalid" in lines[0], result
+
+
+def test_destination_config_error_names_the_key(make_server):
+    server = make_server(servers=with_destination({"Type": "imap", "Host": "localhost",
+                                                   "Username": "u", "Password": "p",
+                                                   "TLS": "none"}), start=False)
+    result = run_check(server)
+    assert result.lines == ['error: Servers[0].Destination.TLS: must be "implicit" or '
+                            '"starttls"', "1 problem(s)"], result
+
+
+def installed_with_token(make_server, open_directory):
+    """installed_as_user with a Gmail Destination whose files are as docs/install.md says:
+    the client file readable by User's group, the token file User's own, 0600, in a directory
+    of User's."""
+    account = pwd.getpwnam(USER)
+    server = installed_as_user(make_server, open_directory)
+    state = open_directory / "oauth"
+    state.mkdir(mode=0o700)
+    client_file, token_file = oauth_files(state)
+    os.chown(client_file, 0, account.pw_gid)
+    client_file.chmod(0o640)
+    client_file = client_file.rename(open_directory / "client.json")
+    for path in (state, token_file):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    server.config["Servers"][0]["Destination"] = gmail_destination(client_file, token_file)
+    write_config(server)
+    return server, client_file, token_file
+
+
+@needs_root
+def test_destination_files_user_can_use_are_ok(make_server, open_directory):
+    server, _, _ = installed_with_token(make_server, open_directory)
+    result = run_check(server)
+    assert result.lines == ["config OK"], result
+    for path in open_directory.rglob(".mailpopbox-check*"):
+        raise AssertionError(f"left behind: {path}")
+
+
+@needs_root
+def test_token_file_only_root_can_write_is_an_error(make_server, open_directory):
+    server, _, token_file = installed_with_token(make_server, open_directory)
+    os.chown(token_file, 0, 0)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].Destination.OAuthTokenFile",
+                      f"User {USER} cannot read and write {token_file}", "Permission denied",
+                      f"chown {USER}:")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+def test_token_directory_user_cannot_write_is_an_error(make_server, open_directory):
+    server, _, token_file = installed_with_token(make_server, open_directory)
+    os.chown(token_file.parent, 0, 0)
+    token_file.parent.chmod(0o755)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].Destination.OAuthTokenFile",
+                      f"User {USER} cannot write in {token_file.parent}", "atomically")
+    assert len(result.errors) == 1, result
+
+
+@needs_root
+def test_client_file_only_root_can_read_is_an_error(make_server, open_directory):
+    server, client_file, _ = installed_with_token(make_server, open_directory)
+    os.chown(client_file, 0, 0)
+    client_file.chmod(0o600)
+    result = run_check(server)
+    assert_fails_with(result, "Servers[0].Destination.OAuthClientFile",
+                      f"User {USER} cannot read {client_file}")
+    assert len(result.errors) == 1, result

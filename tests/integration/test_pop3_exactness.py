@@ -172,7 +172,8 @@ def big_message():
         prefix = b"." if i % 50 == 0 else b""
         lines.append(prefix + b"%06d " % i + EIGHT_BIT[(i * 7) % 200:][:180] + b"\r\n")
     block = b"".join(lines)
-    header = b"From: big@example.test\r\nTo: owner@example.org\r\nSubject: big\r\n\r\n"
+    header = (b"From: big@example.test\r\nTo: owner@example.org\r\nSubject: big\r\n"
+              b"Message-ID: <big@example.test>\r\n\r\n")
     chunks = [header]
     size = len(header)
     counter = 0

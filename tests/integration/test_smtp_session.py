@@ -190,9 +190,10 @@ def test_recipients_beyond_max_recipients_get_452(make_server):
         assert reply.code == 452, reply
         assert reply.enhanced == "4.5.3", reply
         assert client.command("DATA").code == 354
-        client.send(make_message("three recipients") + b".\r\n")
+        message = make_message("three recipients")
+        client.send(message + b".\r\n")
         queue_id(client.read_reply())
-    headers = server.message().split(make_message("three recipients"))
+    headers = server.message().split(message)
     delivered = sorted(v.strip("<>") for k, v in headers if k.lower() == "delivered-to")
     assert delivered == ["r0@example.org", "r1@example.org", "r2@example.org"]
 

@@ -637,6 +637,232 @@ static void test_blacklisted_addresses_is_the_old_name_of_blocked_addresses(void
 	config_free(&cfg);
 }
 
+/* A server member "Destination": {...} with the given members. */
+static char *config_with_destination(const char *members)
+{
+	static char server[2048];
+
+	snprintf(server, sizeof(server), "\"Destination\": {%s}", members);
+	return config_with("", server);
+}
+
+#define IMAP_PASSWORD "\"Type\": \"imap\", \"Host\": \"imap.example.net\", " \
+	"\"Username\": \"me@example.net\", \"Password\": \"app pw\""
+#define OAUTH_FILES "\"OAuthClientFile\": \"/etc/mailpopbox/client.json\", " \
+	"\"OAuthTokenFile\": \"/var/lib/mailpopbox/token.json\""
+
+static void test_destination_is_absent_by_default(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(original_example, &cfg);
+	assert_null(cfg.servers[0].destination);
+	config_free(&cfg);
+	load_ok(config_with("", "\"Destination\": null"), &cfg);
+	assert_null(cfg.servers[0].destination);
+	config_free(&cfg);
+}
+
+static void test_imap_destination_gets_its_defaults(void **state)
+{
+	struct config cfg;
+	const struct destination_config *d;
+
+	(void)state;
+	load_ok(config_with_destination(IMAP_PASSWORD), &cfg);
+	d = cfg.servers[0].destination;
+	assert_non_null(d);
+	assert_int_equal(d->type, DESTINATION_IMAP);
+	assert_string_equal(d->host, "imap.example.net");
+	assert_int_equal(d->port, 993);
+	assert_int_equal(d->tls, DESTINATION_TLS_IMPLICIT);
+	assert_string_equal(d->username, "me@example.net");
+	assert_string_equal(d->password, "app pw");
+	assert_null(d->oauth_client_file);
+	assert_null(d->oauth_token_file);
+	assert_string_equal(d->mailbox, "INBOX");
+	assert_string_equal(d->gmail_api_url, "https://gmail.googleapis.com");
+	assert_null(d->tls_ca_file);
+	assert_false(d->keep_copy);
+	config_free(&cfg);
+}
+
+static void test_imap_destination_reads_every_key(void **state)
+{
+	struct config cfg;
+	const struct destination_config *d;
+
+	(void)state;
+	load_ok(config_with_destination("\"Type\": \"imap\", \"Host\": \"127.0.0.1\", "
+		"\"Port\": 10143, \"TLS\": \"starttls\", \"Username\": \"u\", " OAUTH_FILES ", "
+		"\"Mailbox\": \"Archive/In\", \"TLSCAFile\": \"/etc/ca.pem\", \"KeepCopy\": true"), &cfg);
+	d = cfg.servers[0].destination;
+	assert_int_equal(d->port, 10143);
+	assert_int_equal(d->tls, DESTINATION_TLS_STARTTLS);
+	assert_null(d->password);
+	assert_string_equal(d->oauth_client_file, "/etc/mailpopbox/client.json");
+	assert_string_equal(d->oauth_token_file, "/var/lib/mailpopbox/token.json");
+	assert_string_equal(d->mailbox, "Archive/In");
+	assert_string_equal(d->tls_ca_file, "/etc/ca.pem");
+	assert_true(d->keep_copy);
+	config_free(&cfg);
+}
+
+static void test_starttls_defaults_to_port_143(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(config_with_destination(IMAP_PASSWORD ", \"TLS\": \"starttls\""), &cfg);
+	assert_int_equal(cfg.servers[0].destination->port, 143);
+	config_free(&cfg);
+	load_ok(config_with_destination(IMAP_PASSWORD ", \"TLS\": \"implicit\""), &cfg);
+	assert_int_equal(cfg.servers[0].destination->port, 993);
+	config_free(&cfg);
+}
+
+static void test_gmail_destination_needs_oauth(void **state)
+{
+	struct config cfg;
+	const struct destination_config *d;
+
+	(void)state;
+	load_ok(config_with_destination("\"Type\": \"gmail\", " OAUTH_FILES
+		", \"GmailAPIURL\": \"https://127.0.0.1:8443\""), &cfg);
+	d = cfg.servers[0].destination;
+	assert_int_equal(d->type, DESTINATION_GMAIL);
+	assert_string_equal(d->gmail_api_url, "https://127.0.0.1:8443");
+	assert_null(d->host);
+	config_free(&cfg);
+	assert_load_error(config_with_destination("\"Type\": \"gmail\""),
+		"Servers[0].Destination.OAuthClientFile: missing (Type \"gmail\" needs "
+		"OAuthClientFile and OAuthTokenFile)");
+	assert_load_error(config_with_destination("\"Type\": \"gmail\", \"Password\": \"x\", "
+		OAUTH_FILES), "Servers[0].Destination.Password: not used with Type \"gmail\" (it needs "
+		"OAuthClientFile and OAuthTokenFile; for an app password use Type \"imap\")");
+}
+
+static void test_destination_type_is_required_and_checked(void **state)
+{
+	(void)state;
+	assert_load_error(config_with_destination("\"Host\": \"h\""),
+		"Servers[0].Destination.Type: missing");
+	assert_load_error(config_with_destination("\"Type\": \"pop3\""),
+		"Servers[0].Destination.Type: must be \"imap\" or \"gmail\"");
+	assert_load_error(config_with_destination("\"Type\": 1"),
+		"Servers[0].Destination.Type: must be \"imap\" or \"gmail\"");
+	assert_load_error(config_with("", "\"Destination\": \"imap\""),
+		"Servers[0].Destination: must be an object");
+}
+
+static void test_imap_destination_required_keys_are_named(void **state)
+{
+	(void)state;
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Username\": \"u\", "
+		"\"Password\": \"p\""), "Servers[0].Destination.Host: missing");
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"h\", "
+		"\"Password\": \"p\""), "Servers[0].Destination.Username: missing");
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"\", "
+		"\"Username\": \"u\", \"Password\": \"p\""), "Servers[0].Destination.Host: missing");
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"h\", "
+		"\"Username\": \"u\""), "Servers[0].Destination.Password: missing (or set "
+		"OAuthClientFile and OAuthTokenFile)");
+}
+
+static void test_imap_destination_takes_password_or_oauth_not_both(void **state)
+{
+	(void)state;
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", " OAUTH_FILES),
+		"Servers[0].Destination.Password: OAuthClientFile is set too; give one of them");
+	assert_load_error(config_with_destination(IMAP_PASSWORD
+		", \"OAuthClientFile\": \"/c.json\""),
+		"Servers[0].Destination.OAuthTokenFile: missing (OAuthClientFile is set; give both "
+		"or neither)");
+	assert_load_error(config_with_destination("\"Type\": \"gmail\", "
+		"\"OAuthTokenFile\": \"/t.json\""),
+		"Servers[0].Destination.OAuthClientFile: missing (OAuthTokenFile is set; give both "
+		"or neither)");
+}
+
+static void test_destination_tls_is_never_plaintext(void **state)
+{
+	(void)state;
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"TLS\": \"none\""),
+		"Servers[0].Destination.TLS: must be \"implicit\" or \"starttls\"");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"TLS\": false"),
+		"Servers[0].Destination.TLS: must be \"implicit\" or \"starttls\"");
+}
+
+static void test_destination_values_are_checked(void **state)
+{
+	(void)state;
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"Port\": 0"),
+		"Servers[0].Destination.Port: must be an integer from 1 to 65535");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"Port\": \"993\""),
+		"Servers[0].Destination.Port: must be an integer from 1 to 65535");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"KeepCopy\": 1"),
+		"Servers[0].Destination.KeepCopy: must be true or false");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"Mailbox\": \"a\\r\\nb\""),
+		"Servers[0].Destination.Mailbox: must not contain a line break");
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"h\", "
+		"\"Username\": \"u\\n\", \"Password\": \"p\""),
+		"Servers[0].Destination.Username: must not contain a line break");
+	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"a b\", "
+		"\"Username\": \"u\", \"Password\": \"p\""),
+		"Servers[0].Destination.Host: must be a host name without spaces or control characters");
+	assert_load_error(config_with_destination("\"Type\": \"gmail\", " OAUTH_FILES
+		", \"GmailAPIURL\": \"http://127.0.0.1:8080\""),
+		"Servers[0].Destination.GmailAPIURL: must be an https:// URL");
+	assert_load_error(config_with_destination("\"Type\": \"gmail\", " OAUTH_FILES
+		", \"GmailAPIURL\": \"https://\""),
+		"Servers[0].Destination.GmailAPIURL: must be an https:// URL");
+}
+
+static void test_destination_keys_match_case_insensitively(void **state)
+{
+	struct config cfg;
+	const struct destination_config *d;
+
+	(void)state;
+	load_ok(config_with("", "\"destination\": {\"type\": \"IMAP\", \"host\": \"h\", "
+		"\"username\": \"u\", \"password\": \"p\", \"tls\": \"STARTTLS\", \"keepcopy\": true}"),
+		&cfg);
+	d = cfg.servers[0].destination;
+	assert_int_equal(d->type, DESTINATION_IMAP);
+	assert_int_equal(d->tls, DESTINATION_TLS_STARTTLS);
+	assert_true(d->keep_copy);
+	config_free(&cfg);
+}
+
+static void test_unknown_destination_keys_warn_but_load(void **state)
+{
+	struct config cfg;
+	char log[4096];
+
+	(void)state;
+	assert_int_equal(load_capturing_log(config_with_destination(IMAP_PASSWORD
+		", \"Folder\": \"x\", \"GmailAPIURL\": \"https://g.example\""), &cfg, log,
+		sizeof(log)), 0);
+	assert_non_null(strstr(log, "event=unknown_key key=Servers[0].Destination.Folder"));
+	assert_non_null(strstr(log, "event=unused_key key=Servers[0].Destination.GmailAPIURL "
+		"type=imap"));
+	/* Never a password in the log. */
+	assert_null(strstr(log, "app pw"));
+	assert_non_null(cfg.servers[0].destination);
+	config_free(&cfg);
+}
+
+static void test_destination_error_in_second_server_names_its_index(void **state)
+{
+	(void)state;
+	assert_load_error("{\"Hostname\": \"mx.example.org\", \"Servers\": [{\"Domain\": \"a.org\", "
+		"\"MailboxPassword\": \"pw\", \"MaildropPath\": \"/a\", \"Destination\": {"
+		IMAP_PASSWORD "}}, {\"Domain\": \"b.org\", \"MailboxPassword\": \"pw\", "
+		"\"MaildropPath\": \"/b\", \"Destination\": {\"Type\": \"imap\"}}]}",
+		"Servers[1].Destination.Host: missing");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +915,19 @@ int main(void)
 		cmocka_unit_test(test_missing_file_names_the_file),
 		cmocka_unit_test(test_small_or_absent_error_buffer_is_safe),
 		cmocka_unit_test(test_config_free_is_safe_on_a_zeroed_config),
+		cmocka_unit_test(test_destination_is_absent_by_default),
+		cmocka_unit_test(test_imap_destination_gets_its_defaults),
+		cmocka_unit_test(test_imap_destination_reads_every_key),
+		cmocka_unit_test(test_starttls_defaults_to_port_143),
+		cmocka_unit_test(test_gmail_destination_needs_oauth),
+		cmocka_unit_test(test_destination_type_is_required_and_checked),
+		cmocka_unit_test(test_imap_destination_required_keys_are_named),
+		cmocka_unit_test(test_imap_destination_takes_password_or_oauth_not_both),
+		cmocka_unit_test(test_destination_tls_is_never_plaintext),
+		cmocka_unit_test(test_destination_values_are_checked),
+		cmocka_unit_test(test_destination_keys_match_case_insensitively),
+		cmocka_unit_test(test_unknown_destination_keys_warn_but_load),
+		cmocka_unit_test(test_destination_error_in_second_server_names_its_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

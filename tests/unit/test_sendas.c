@@ -873,9 +873,236 @@ static void test_replace_remove_append(void **state)
 	mail_headers_free(&h);
 }
 
+/* ---- Message-ID at receipt: the streaming scan, driven as smtp/inbound.c drives it ---- */
+
+#define ADDED_ID "Message-ID: <Q1.mailpopbox@mx.example.org>\r\n"
+
+/* Feeds msg in chunks of chunk octets through the scan, writing what it says, as the glue
+ * does; returns the stored bytes (caller frees). */
+static char *store_with_message_id(const char *msg, size_t chunk)
+{
+	struct mail_message_id_scan scan;
+	struct strbuf out, field;
+	size_t len = strlen(msg);
+	bool held = false, line_end_first;
+
+	strbuf_init(&out);
+	strbuf_init(&field);
+	mail_message_id_field(&field, "Q1.mailpopbox", "mx.example.org");
+	assert_string_equal(field.data, ADDED_ID);
+	mail_message_id_scan_init(&scan);
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		for (size_t i = 0; i < n; i++) {
+			char c = msg[off + i];
+			if (!mail_message_id_scan_active(&scan)) {
+				strbuf_append(&out, &c, 1);
+				continue;
+			}
+			switch (mail_message_id_scan_feed(&scan, c)) {
+			case MAIL_MESSAGE_ID_HOLD:
+				held = true;
+				continue;
+			case MAIL_MESSAGE_ID_INSERT:
+				strbuf_append(&out, field.data, field.len);
+				break;
+			default:
+				break;
+			}
+			if (held)
+				strbuf_append(&out, "\r", 1);
+			held = false;
+			strbuf_append(&out, &c, 1);
+		}
+	}
+	if (mail_message_id_scan_missing_at_end(&scan, &line_end_first)) {
+		if (line_end_first)
+			strbuf_append(&out, "\r\n", 2);
+		strbuf_append(&out, field.data, field.len);
+	}
+	if (held)
+		strbuf_append(&out, "\r", 1);
+	strbuf_free(&field);
+	char *result = strdup(out.data ? out.data : "");
+	strbuf_free(&out);
+	return result;
+}
+
+/* The same outcome whether the message comes in one piece or octet by octet. */
+static void assert_stored(const char *msg, const char *want)
+{
+	const size_t chunks[] = {1, 2, 3, 7, 4096};
+
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		char *got = store_with_message_id(msg, chunks[i]);
+		assert_string_equal(got, want);
+		free(got);
+	}
+}
+
+static void test_message_without_message_id_gets_one_where_headers_end(void **state)
+{
+	(void)state;
+	assert_stored("From: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n",
+		"From: a@example.net\r\nSubject: hi\r\n" ADDED_ID "\r\nbody\r\n");
+}
+
+static void test_message_with_message_id_is_unchanged(void **state)
+{
+	const char *msgs[] = {
+		"From: a@example.net\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n",
+		"message-id: <x@y>\r\n\r\nbody\r\n",
+		"MESSAGE-ID : <x@y>\r\n\r\nbody\r\n", /* RFC 5322 4.5.8: WSP before the colon */
+		"Message-ID:\r\n <folded@y>\r\n\r\n",
+		"Subject: x\r\nMessage-ID: <x@y>\r\n", /* headers only */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+		assert_stored(msgs[i], msgs[i]);
+}
+
+static void test_message_id_in_body_or_folded_value_does_not_count(void **state)
+{
+	(void)state;
+	assert_stored("Subject: a\r\n\r\nMessage-ID: <in-body@y>\r\n",
+		"Subject: a\r\n" ADDED_ID "\r\nMessage-ID: <in-body@y>\r\n");
+	assert_stored("Subject: a\r\n Message-ID: <folded@y>\r\n\r\nb\r\n",
+		"Subject: a\r\n Message-ID: <folded@y>\r\n" ADDED_ID "\r\nb\r\n");
+	assert_stored("X-Message-ID: <x@y>\r\nMessage-IDs: <x@y>\r\nMessage-I: 1\r\n\r\n",
+		"X-Message-ID: <x@y>\r\nMessage-IDs: <x@y>\r\nMessage-I: 1\r\n" ADDED_ID "\r\n");
+	assert_stored("Message-ID <no colon>\r\n\r\n", "Message-ID <no colon>\r\n" ADDED_ID "\r\n");
+}
+
+static void test_message_of_headers_only_or_empty_gets_one_at_the_end(void **state)
+{
+	(void)state;
+	assert_stored("Subject: a\r\n", "Subject: a\r\n" ADDED_ID);
+	assert_stored("", ADDED_ID);
+	assert_stored("Subject: a", "Subject: a\r\n" ADDED_ID);
+	assert_stored("\r\nbody\r\n", ADDED_ID "\r\nbody\r\n");
+}
+
+static void test_bare_lf_and_bare_cr_lines(void **state)
+{
+	(void)state;
+	assert_stored("Subject: a\n\nbody\n", "Subject: a\n" ADDED_ID "\nbody\n");
+	/* A line starting with a bare CR is not the blank line, nor a field. */
+	assert_stored("\rX\r\nMessage-ID: <x@y>\r\n\r\n", "\rX\r\nMessage-ID: <x@y>\r\n\r\n");
+	assert_stored("\r\r\n\r\n", "\r\r\n" ADDED_ID "\r\n");
+}
+
+static void test_message_id_scan_is_bounded(void **state)
+{
+	struct strbuf msg, want;
+
+	(void)state;
+	/* A header section past the limit: the field goes before the next field after it. */
+	strbuf_init(&msg);
+	while (msg.len <= MAIL_HEADER_SECTION_MAX)
+		strbuf_append(&msg, "X-Filler: 0123456789012345678901234567890123456789\r\n", 52);
+	strbuf_init(&want);
+	strbuf_append(&want, msg.data, msg.len);
+	strbuf_append(&msg, "Message-ID: <late@y>\r\n\r\n", 24);
+	strbuf_append(&want, ADDED_ID "Message-ID: <late@y>\r\n\r\n", sizeof(ADDED_ID) - 1 + 24);
+	char *got = store_with_message_id(msg.data, 4096);
+	assert_string_equal(got, want.data);
+	free(got);
+	strbuf_free(&msg);
+	strbuf_free(&want);
+
+	/* One line longer than twice the limit: the scan gives up, nothing is added. */
+	strbuf_init(&msg);
+	strbuf_append(&msg, "Subject: ", 9);
+	while (msg.len <= 2 * (size_t)MAIL_HEADER_SECTION_MAX + 10)
+		strbuf_append(&msg, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 50);
+	strbuf_append(&msg, "\r\n\r\nbody\r\n", 10);
+	got = store_with_message_id(msg.data, 4096);
+	assert_string_equal(got, msg.data);
+	free(got);
+	strbuf_free(&msg);
+}
+
+static void test_message_id_of_an_address_literal_hostname_stays_well_formed(void **state)
+{
+	struct strbuf out;
+
+	(void)state;
+	strbuf_init(&out);
+	mail_message_id_field(&out, "Q1.mailpopbox", "[192.0.2.1]");
+	assert_string_equal(out.data, "Message-ID: <Q1.mailpopbox@mailpopbox.invalid>\r\n");
+	strbuf_free(&out);
+}
+
+/* Random messages built from header-ish pieces: the stored bytes are the input with at most
+ * the one field inserted, and the header parser then finds exactly one Message-ID. */
+static void test_message_id_scan_on_random_messages(void **state)
+{
+	static const char *const pieces[] = {
+		"Subject: x\r\n", "Message-ID: <a@b>\r\n", " Message-ID: <c@d>\r\n", "\r\n",
+		"message-id :<e@f>\r\n", "X: Message-ID:\r\n", "\r", "\n", "Message-I", "D: <g@h>\r\n",
+		"Received: from a\r\n\tby b\r\n", ":\r\n", "\r\r\n",
+	};
+	unsigned seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 2000; round++) {
+		struct strbuf msg;
+		strbuf_init(&msg);
+		strbuf_append(&msg, "", 0);
+		int n = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8;
+		for (int i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			const char *piece = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			strbuf_append(&msg, piece, strlen(piece));
+		}
+		char *got = store_with_message_id(msg.data, 1 + round % 5);
+		char *at = strstr(got, ADDED_ID);
+		if (at) {
+			/* The input, with the field cut out again. */
+			struct strbuf back;
+			strbuf_init(&back);
+			strbuf_append(&back, got, (size_t)(at - got));
+			strbuf_append(&back, at + strlen(ADDED_ID), strlen(at + strlen(ADDED_ID)));
+			strbuf_append(&back, "", 0);
+			/* A message ending inside a line got a line end before the field. */
+			if (strcmp(back.data, msg.data) != 0) {
+				assert_int_equal(back.len, msg.len + 2);
+				assert_memory_equal(back.data, msg.data, msg.len);
+			}
+			strbuf_free(&back);
+		} else {
+			assert_string_equal(got, msg.data);
+		}
+		struct mail_headers h;
+		size_t header_len;
+		assert_int_equal(mail_headers_parse(got, strlen(got), &h, &header_len),
+			MAIL_HEADERS_OK);
+		size_t first = mail_headers_index(&h, "Message-ID", 0);
+		if (at || first != MAIL_HEADERS_NOT_FOUND)
+			assert_true(first != MAIL_HEADERS_NOT_FOUND);
+		if (at)
+			assert_int_equal(mail_headers_index(&h, "Message-ID", first + 1),
+				MAIL_HEADERS_NOT_FOUND);
+		else
+			assert_true(first != MAIL_HEADERS_NOT_FOUND);
+		mail_headers_free(&h);
+		free(got);
+		strbuf_free(&msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_message_without_message_id_gets_one_where_headers_end),
+		cmocka_unit_test(test_message_with_message_id_is_unchanged),
+		cmocka_unit_test(test_message_id_in_body_or_folded_value_does_not_count),
+		cmocka_unit_test(test_message_of_headers_only_or_empty_gets_one_at_the_end),
+		cmocka_unit_test(test_bare_lf_and_bare_cr_lines),
+		cmocka_unit_test(test_message_id_scan_is_bounded),
+		cmocka_unit_test(test_message_id_of_an_address_literal_hostname_stays_well_formed),
+		cmocka_unit_test(test_message_id_scan_on_random_messages),
 		cmocka_unit_test(test_basic_tag_rewrites_subject_from_and_sender),
 		cmocka_unit_test(test_reply_prefix_keeps_one_space),
 		cmocka_unit_test(test_mixed_case_tag_with_space_after_colon),
