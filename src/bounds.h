@@ -253,4 +253,33 @@
 /* RFC 7888 5: LITERAL- allows non-synchronising literals of at most 4096 octets. */
 #define PUSH_IMAP_LITERAL_MINUS_MAX 4096
 
+/* push/journal.c, push/push.c (the engine) */
+/* One journal record: a letter, a space, a Maildir file name (%XX-escaped) and the line end;
+ * longer lines are not ours and are skipped. */
+#define PUSH_JOURNAL_LINE_MAX 1024
+/* The journal is rewritten with only its live records once it has more lines than this and
+ * more than twice as many as are live. */
+#define PUSH_JOURNAL_COMPACT_LINES 4096
+/* Messages, and their octets, offered to a destination in one batch (pipelined APPENDs; one
+ * journal fdatasync per batch). A single larger message goes alone. */
+#define PUSH_BATCH_MAX 64
+#define PUSH_BATCH_OCTETS_MAX (16 * 1024 * 1024)
+/* Pending messages taken from one listing of the maildrop; the rest wait for the next one. */
+#define PUSH_LISTING_MAX 10000
+/* Octets read from a message to find its Message-ID and Date (the whole header section of
+ * what we accept, mail/headers.h). */
+#define PUSH_HEADER_READ_MAX MAIL_HEADER_SECTION_MAX
+/* RFC 5322 2.1.1: a Message-ID longer than a line is not looked up (sent again instead). */
+#define PUSH_MESSAGE_ID_MAX 998
+/* Even with no inotify event, the maildrop is listed again this often (a writer we did not
+ * see: another tool, an inotify queue overflow). */
+#define PUSH_RESCAN_SECONDS 300
+/* Messages with their last error kept in the status file for `mailpopbox queue`. */
+#define PUSH_STATUS_ERRORS_MAX 100
+
+/* store/maildrop.c: a POP3 login waits this long for the push engine's short hold of the
+ * maildrop lock (a batch's unlinks and directory fsync) before answering [IN-USE]. */
+#define MAILDROP_LOCK_RETRY_MILLISECONDS 1000
+#define MAILDROP_LOCK_RETRY_STEP_MILLISECONDS 20
+
 #endif

@@ -1,7 +1,7 @@
 /* daemon.c: the process: configuration generations (SIGHUP reload), a listening socket for
  * each protocol port handed in from main.c, one event loop thread per core running the
- * connections (net/loop.h), the outbound queue on the main thread, SIGTERM/SIGINT graceful
- * stop and privilege drop. */
+ * connections (net/loop.h), the outbound queue on the main thread, the push threads
+ * (push/push.h), SIGTERM/SIGINT graceful stop and privilege drop. */
 #include "daemon.h"
 
 #include <arpa/inet.h>
@@ -33,6 +33,7 @@
 #include "net/house.h"
 #include "net/loop.h"
 #include "privileges.h"
+#include "push/push.h"
 #include "queue/queue.h"
 #include "sandbox.h"
 #include "store/maildrop.h"
@@ -88,6 +89,7 @@ struct daemon {
 	struct queue *queue;           /* the outbound queue */
 	struct generation *queue_gen;  /* the generation the queue was started with */
 	struct event *trim_timer;      /* gives freed memory back once connections are gone */
+	struct push_engine *push;      /* a thread per Destination */
 };
 
 static long resident_kib(void)
@@ -139,7 +141,8 @@ static void maybe_exit(struct daemon *srv)
 	for (unsigned i = 0; i < srv->loop_count; i++)
 		idle = idle && atomic_load(&srv->loops[i].idle);
 	if (idle && net_house_connections(srv->house) == 0 &&
-	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)))
+	    worker_pool_pending(srv->workers) == 0 && (!srv->queue || queue_idle(srv->queue)) &&
+	    push_engine_stopped(srv->push))
 		exit_all(srv);
 }
 
@@ -394,6 +397,8 @@ static void stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 	if (srv->queue)
 		queue_stop(srv->queue);
+	/* Each push thread ends after its current step (bounded by the transport's deadlines). */
+	push_engine_stop(srv->push);
 	/* New clients are refused from now on, as when the sockets closed; the descriptors stay
 	 * open until the loops have ended, so no loop's epoll set can meet their numbers reused. */
 	atomic_store(&srv->sockets_shut, true);
@@ -420,8 +425,12 @@ static void flush_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	if (rs->srv->queue && !rs->srv->stopping)
+	if (rs->srv->stopping)
+		return;
+	if (rs->srv->queue)
 		queue_flush(rs->srv->queue);
+	/* `mailpopbox queue --flush` means the pushes too: retry now, whatever the backoff. */
+	push_engine_flush(rs->srv->push);
 }
 
 /* Each connection is a socket plus, while it delivers or serves a message, a file or two;
@@ -469,9 +478,60 @@ static bool strings_differ(const char *a, const char *b)
 	return !a != !b || (a && strcmp(a, b) != 0);
 }
 
+/* Whether dir is base or lies beneath it (what a Landlock path-beneath rule allows). */
+static bool beneath(const char *dir, const char *base)
+{
+	size_t len = strlen(base);
+
+	while (len > 1 && base[len - 1] == '/')
+		len--;
+	return strncmp(dir, base, len) == 0 && (dir[len] == '\0' || dir[len] == '/');
+}
+
+/* The sandbox was made at start from the directories known then (sandbox.c); a push
+ * Destination's file elsewhere after a reload cannot be read until a restart: say so. */
+static void warn_destination_files(const struct config *old, const char *config_path,
+	const struct server_config *s, size_t index)
+{
+	const struct destination_config *d = s->destination;
+	const char *keys[] = {"OAuthClientFile", "OAuthTokenFile", "TLSCAFile"};
+	const char *paths[] = {d ? d->oauth_client_file : NULL, d ? d->oauth_token_file : NULL,
+		d ? d->tls_ca_file : NULL};
+	char *config_dir = fs_parent_directory(config_path);
+
+	for (size_t f = 0; f < 3; f++) {
+		if (!paths[f])
+			continue;
+		char *dir = fs_parent_directory(paths[f]);
+		/* The token file is written: only writable directories will do. */
+		bool written = f == 1;
+		bool allowed = beneath(dir, old->spool_path) || (!written &&
+			(beneath(dir, config_dir) || beneath(dir, "/etc") || beneath(dir, "/usr")));
+		for (size_t j = 0; j < old->server_count && !allowed; j++) {
+			const struct destination_config *o = old->servers[j].destination;
+			const char *known[] = {o ? o->oauth_client_file : NULL,
+				o ? o->oauth_token_file : NULL, o ? o->tls_ca_file : NULL};
+			allowed = beneath(dir, old->servers[j].maildrop_path);
+			for (size_t k = 0; k < 3 && !allowed; k++) {
+				if (!known[k] || (written && k != 1))
+					continue;
+				char *known_dir = fs_parent_directory(known[k]);
+				allowed = beneath(dir, known_dir);
+				free(known_dir);
+			}
+		}
+		if (!allowed)
+			log_warn("server", "event=reload_needs_restart "
+				"key=Servers[%zu].Destination.%s reason=sandbox", index, keys[f]);
+		free(dir);
+	}
+	free(config_dir);
+}
+
 /* Keys that only take effect at start (sockets, directories, identity, the queue and the
  * throttling table) are named in the log when a reload changes them. */
-static void warn_restart_keys(const struct config *old, const struct config *now)
+static void warn_restart_keys(const struct config *old, const struct config *now,
+	const char *config_path)
 {
 	struct {
 		const char *name;
@@ -510,6 +570,7 @@ static void warn_restart_keys(const struct config *old, const struct config *now
 			known = strcmp(old->servers[j].maildrop_path, now->servers[i].maildrop_path) == 0;
 		if (!known)
 			log_warn("server", "event=reload_needs_restart key=Servers[%zu].MaildropPath", i);
+		warn_destination_files(old, config_path, &now->servers[i], i);
 	}
 }
 
@@ -539,11 +600,15 @@ static void reload_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	/* Against the start-up configuration: listeners, queue and sandbox still use it. */
-	warn_restart_keys(&srv->queue_gen->cfg, &gen->cfg);
+	warn_restart_keys(&srv->queue_gen->cfg, &gen->cfg, srv->config_path);
 	struct generation *old = srv->gen;
 	srv->gen = gen;
 	srv->cfg = &gen->cfg;
 	net_house_set_generation(srv->house, gen);
+	/* A changed Destination is taken by its push thread between two batches. The sandbox
+	 * still has the start-up files: a Destination's new OAuth or CA files elsewhere need a
+	 * restart (Landlock rules cannot be widened). */
+	push_engine_reload(srv->push, &gen->cfg);
 	generation_unref(old);
 	log_info("server", "event=reloaded domains=%zu tls=%s", gen->cfg.server_count,
 		tls_available(gen->tls) ? "yes" : "no");
@@ -767,6 +832,9 @@ int daemon_run(struct config *loaded, const char *config_path,
 	evsignal_add(sigint, NULL);
 	evsignal_add(sigusr1, NULL);
 	srv.trim_timer = evtimer_new(srv.base, trim_cb, &srv);
+	/* After the sandbox and the privilege drop, which the push threads inherit; after the
+	 * tmp/ recovery, so they never see a half-delivered message. */
+	srv.push = push_engine_start(cfg);
 	loops_start(&srv);
 	log_info("server", "event=started version=%s hostname=%s domains=%zu tls=%s loops=%u",
 		MAILPOPBOX_VERSION, cfg->hostname, cfg->server_count,
@@ -788,6 +856,8 @@ int daemon_run(struct config *loaded, const char *config_path,
 	status = 0;
 out:
 	loops_free(&srv);
+	push_engine_free(srv.push);
+	srv.push = NULL;
 	worker_pool_free(srv.workers);
 	queue_free(srv.queue);
 	generation_unref(srv.queue_gen);

@@ -11,6 +11,7 @@
 #include "password.h"
 #include "pop3/server.h"
 #include "push/authorize.h"
+#include "push/push.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
 
@@ -30,8 +31,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: mailpopbox CONFIG.json                 serve the domains in CONFIG.json\n"
 		"       mailpopbox serve CONFIG.json           the same\n"
-		"       mailpopbox queue CONFIG.json [--flush] list the outbound queue, or make the\n"
-		"                                              running server retry it now\n"
+		"       mailpopbox queue CONFIG.json [--flush] list the outbound queue and the pushes\n"
+		"                                              waiting, or make the running server\n"
+		"                                              retry them now\n"
 		"       mailpopbox dkim-keygen DOMAIN SELECTOR KEYFILE\n"
 		"                                              write a 2048-bit DKIM key and print the\n"
 		"                                              DNS TXT record to publish\n"
@@ -78,6 +80,9 @@ static int queue(const char *path, bool flush)
 	if (load(path, &cfg) != 0)
 		return 1;
 	int status = queue_command(&cfg, flush);
+	/* The pushes waiting in each maildrop (--flush has signalled them with the queue). */
+	if (!flush && status == 0)
+		status = push_queue_command(&cfg, stdout);
 	config_free(&cfg);
 	return status;
 }

@@ -81,6 +81,26 @@ static int add_read_dirs_of(int ruleset, const char *path, uint64_t handled)
 	return r;
 }
 
+/* A push Destination reads its OAuth client file and CA file, and replaces its OAuth token
+ * file atomically (a staging file beside it, then a rename): that directory is writable. The
+ * system's CA store and resolver files are under /etc and /usr, allowed below. */
+static int add_destination_rules(int ruleset, const struct destination_config *d,
+	uint64_t handled)
+{
+	int r = 0;
+
+	if (d->oauth_client_file)
+		r = add_read_dirs_of(ruleset, d->oauth_client_file, handled);
+	if (r == 0 && d->tls_ca_file)
+		r = add_read_dirs_of(ruleset, d->tls_ca_file, handled);
+	if (r == 0 && d->oauth_token_file) {
+		char *dir = fs_parent_directory(d->oauth_token_file);
+		r = add_rule(ruleset, dir, WRITE_ACCESS, handled);
+		free(dir);
+	}
+	return r;
+}
+
 int sandbox_apply(const struct config *cfg, const char *config_path)
 {
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
@@ -127,6 +147,8 @@ int sandbox_apply(const struct config *cfg, const char *config_path)
 			r = add_read_dirs_of(ruleset, s->tls_key_path, handled);
 		if (r == 0 && s->dkim_key_path)
 			r = add_read_dirs_of(ruleset, s->dkim_key_path, handled);
+		if (r == 0 && s->destination)
+			r = add_destination_rules(ruleset, s->destination, handled);
 	}
 	if (r == 0)
 		r = add_rule(ruleset, cfg->spool_path, WRITE_ACCESS, handled);

@@ -1,7 +1,8 @@
 /* sandbox.h: Landlock file-system confinement (Linux 5.13+). Once applied, the process may
- * write only beneath its maildrops and its spool, and read only the directories holding its
- * config, certificates and DKIM keys, plus the system files it needs (/etc, /usr, /proc for
- * sanitizers). Where the kernel has no Landlock it logs that and carries on. */
+ * write only beneath its maildrops and its spool (and a push Destination's OAuth token
+ * directory), and read only the directories holding its config, certificates, DKIM keys and a
+ * Destination's OAuth client and CA files, plus the system files it needs (/etc for the CA
+ * store and resolv.conf, /usr, /proc for sanitizers). Where the kernel has no Landlock it logs that and carries on. */
 #ifndef MAILPOPBOX_SANDBOX_H
 #define MAILPOPBOX_SANDBOX_H
 

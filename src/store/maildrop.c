@@ -401,10 +401,17 @@ enum maildrop_open_status maildrop_open(struct maildrop *md, const char *maildro
 		return MAILDROP_OPEN_ERROR;
 	}
 	/* flock locks belong to the open file description, so two sessions in this process
-	 * exclude each other just as two processes do. */
-	do
-		r = flock(lock_fd, LOCK_EX | LOCK_NB);
-	while (r < 0 && errno == EINTR);
+	 * exclude each other just as two processes do. The push engine holds the lock only for
+	 * a batch's unlinks and a directory fsync: wait that out briefly before [IN-USE]. */
+	for (unsigned waited = 0;; waited += MAILDROP_LOCK_RETRY_STEP_MILLISECONDS) {
+		do
+			r = flock(lock_fd, LOCK_EX | LOCK_NB);
+		while (r < 0 && errno == EINTR);
+		if (r == 0 || errno != EWOULDBLOCK || waited >= MAILDROP_LOCK_RETRY_MILLISECONDS)
+			break;
+		struct timespec step = {0, MAILDROP_LOCK_RETRY_STEP_MILLISECONDS * 1000000L};
+		nanosleep(&step, NULL);
+	}
 	if (r < 0) {
 		bool busy = errno == EWOULDBLOCK;
 

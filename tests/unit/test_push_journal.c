@@ -1,0 +1,424 @@
+/* test_push_journal.c: the maildrop as the push queue (push/journal.h), on a real file system
+ * under /tmp: pending messages in arrival order, attempts and outcomes surviving a reopen
+ * (a restart), in-doubt detection, a torn last line, compaction, and the Maildir change a
+ * confirmed push makes (removed, or marked P with KeepCopy), under the POP3 lock. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bounds.h"
+#include "push/journal.h"
+#include "push/transport.h"
+
+struct fixture {
+	char root[64];
+	char path[128]; /* MaildropPath, with new/ cur/ tmp/ */
+};
+
+static void make_dir(const char *a, const char *b)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", a, b);
+	assert_int_equal(mkdir(p, 0700), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->root, sizeof(f->root), "/tmp/test_push_journal.XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	snprintf(f->path, sizeof(f->path), "%s/example.org", f->root);
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	make_dir(f->path, "new");
+	make_dir(f->path, "cur");
+	make_dir(f->path, "tmp");
+	*state = f;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* A message file at MaildropPath/sub/name with an mtime of `when` seconds. */
+static void put_message(const struct fixture *f, const char *sub, const char *name, time_t when)
+{
+	char p[512];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->path, sub, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "Message-ID: <%s@example.org>\r\nSubject: x\r\n\r\nbody\r\n", name);
+	fclose(fp);
+	struct timespec times[2] = {{when, 0}, {when, 0}};
+	assert_int_equal(utimensat(AT_FDCWD, p, times, 0), 0);
+}
+
+static bool exists(const struct fixture *f, const char *sub, const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->path, sub, name);
+	return access(p, F_OK) == 0;
+}
+
+static struct push_journal *open_journal(const struct fixture *f)
+{
+	char err[256];
+	struct push_journal *j = push_journal_open(f->path, true, err, sizeof(err));
+
+	if (!j)
+		fail_msg("push_journal_open: %s", err);
+	return j;
+}
+
+static void test_pending_listed_in_arrival_order(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+
+	put_message(f, "new", "1700000002.M10P1Q1.host", 1700000002);
+	put_message(f, "new", "1700000001.M9P1Q2.host", 1700000001);
+	put_message(f, "cur", "1700000001.M10P1Q1.host:2,S", 1700000001);
+	put_message(f, "new", "1700000000.M1P1Q1.host", 1700000000);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 4);
+	assert_string_equal(l.items[0].key, "1700000000.M1P1Q1.host");
+	/* Same second: microseconds compared by value (9 before 10). */
+	assert_string_equal(l.items[1].key, "1700000001.M9P1Q2.host");
+	assert_string_equal(l.items[2].key, "1700000001.M10P1Q1.host");
+	assert_string_equal(l.items[3].key, "1700000002.M10P1Q1.host");
+	for (size_t i = 0; i < l.count; i++)
+		assert_int_equal(l.items[i].state, PUSH_JOURNAL_NONE);
+	push_listing_free(&l);
+}
+
+static void test_passed_flag_and_dotfiles_and_legacy_are_not_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+
+	put_message(f, "cur", "1.M1P1Q1.host:2,PS", 1);
+	put_message(f, "new", ".hidden", 2);
+	put_message(f, "new", "3.M1P1Q1.host", 3);
+	put_message(f, ".", "abcd.msg", 4);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 1);
+	assert_string_equal(l.items[0].key, "3.M1P1Q1.host");
+	assert_int_equal(l.legacy, 1);
+	push_listing_free(&l);
+}
+
+static void test_listing_keeps_the_oldest_up_to_max(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	char name[64];
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "%d.M1P1Q1.host", 100 + i);
+		put_message(f, "new", name, 100 + i);
+	}
+	assert_int_equal(push_pending_list(f->path, NULL, 3, false, &l), 0);
+	assert_int_equal(l.count, 3);
+	assert_int_equal(l.left_out, 2);
+	assert_string_equal(l.items[0].key, "100.M1P1Q1.host");
+	assert_string_equal(l.items[2].key, "102.M1P1Q1.host");
+	push_listing_free(&l);
+}
+
+static void test_attempt_without_outcome_is_in_doubt_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	struct push_listing l;
+
+	put_message(f, "new", "1.M1P1Q1.host", 1);
+	put_message(f, "new", "2.M1P1Q1.host", 2);
+	put_message(f, "new", "3.M1P1Q1.host", 3);
+	assert_int_equal(push_journal_record(j, "1.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "2.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "2.M1P1Q1.host", PUSH_JOURNAL_REFUSED), 0);
+	assert_int_equal(push_journal_sync(j), 0);
+	push_journal_close(j); /* as a kill -9 would: nothing more written */
+
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "1.M1P1Q1.host"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "2.M1P1Q1.host"), PUSH_JOURNAL_REFUSED);
+	assert_int_equal(push_journal_state(j, "3.M1P1Q1.host"), PUSH_JOURNAL_NONE);
+	assert_int_equal(push_pending_list(f->path, j, 100, false, &l), 0);
+	/* The refused one is not offered again, but counted. */
+	assert_int_equal(l.count, 2);
+	assert_int_equal(l.refused, 1);
+	assert_string_equal(l.items[0].key, "1.M1P1Q1.host");
+	assert_int_equal(l.items[0].state, PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(l.items[1].state, PUSH_JOURNAL_NONE);
+	push_listing_free(&l);
+	assert_int_equal(push_pending_list(f->path, j, 100, true, &l), 0);
+	assert_int_equal(l.count, 3);
+	push_listing_free(&l);
+	push_journal_close(j);
+}
+
+static void test_torn_last_line_is_dropped(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	char p[256];
+
+	assert_int_equal(push_journal_record(j, "1.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	snprintf(p, sizeof(p), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	int fd = open(p, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "C 1.M1P1", 8), 8); /* a crash mid-write */
+	close(fd);
+
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "1.M1P1Q1.host"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "1.M1P1"), PUSH_JOURNAL_NONE);
+	/* Appending after the rewrite makes a whole line, not one glued to the torn one. */
+	assert_int_equal(push_journal_record(j, "2.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "2.M1P1Q1.host"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_lines(j), 2);
+	push_journal_close(j);
+}
+
+static void test_garbage_lines_are_skipped(void **state)
+{
+	struct fixture *f = *state;
+	char p[256];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "X nonsense\nA\n\nA ok.key\nA bad%%zz\n");
+	for (int i = 0; i < PUSH_JOURNAL_LINE_MAX + 10; i++)
+		fputc('a', fp);
+	fprintf(fp, "\nR sp%%20ace\n");
+	fclose(fp);
+	struct push_journal *j = open_journal(f);
+	assert_int_equal(push_journal_keys(j), 2);
+	assert_int_equal(push_journal_state(j, "ok.key"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "sp ace"), PUSH_JOURNAL_REFUSED);
+	push_journal_close(j);
+}
+
+static void test_keys_with_odd_bytes_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	const char *key = "a b%c\td\xc3\xa9";
+
+	assert_int_equal(push_journal_record(j, key, PUSH_JOURNAL_REFUSED), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, key), PUSH_JOURNAL_REFUSED);
+	assert_int_equal(push_journal_lines(j), 1);
+	push_journal_close(j);
+}
+
+static void test_compaction_keeps_only_live_records(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	struct push_listing l;
+	char key[64];
+
+	put_message(f, "new", "live-attempt", 1);
+	put_message(f, "new", "live-refused", 2);
+	/* Many pushes whose files are gone (pushed and removed). */
+	for (int i = 0; i < PUSH_JOURNAL_COMPACT_LINES; i++) {
+		snprintf(key, sizeof(key), "gone-%d", i);
+		assert_int_equal(push_journal_record(j, key, PUSH_JOURNAL_ATTEMPT), 0);
+	}
+	assert_int_equal(push_journal_record(j, "live-attempt", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "live-refused", PUSH_JOURNAL_REFUSED), 0);
+	assert_int_equal(push_pending_list(f->path, j, 100, false, &l), 0);
+	push_listing_free(&l);
+	assert_int_equal(push_journal_compact(j, false), 0);
+	assert_int_equal(push_journal_lines(j), 2);
+	assert_int_equal(push_journal_keys(j), 2);
+	/* Still appendable, and the rewritten file is what a restart reads. */
+	assert_int_equal(push_journal_record(j, "live-attempt", PUSH_JOURNAL_CONFIRMED), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_lines(j), 3);
+	assert_int_equal(push_journal_state(j, "live-attempt"), PUSH_JOURNAL_CONFIRMED);
+	assert_int_equal(push_journal_state(j, "live-refused"), PUSH_JOURNAL_REFUSED);
+	assert_int_equal(push_journal_state(j, "gone-1"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+}
+
+static void test_small_journal_is_not_compacted(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	struct push_listing l;
+
+	assert_int_equal(push_journal_record(j, "gone", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_pending_list(f->path, j, 100, false, &l), 0);
+	push_listing_free(&l);
+	assert_int_equal(push_journal_compact(j, false), 0);
+	assert_int_equal(push_journal_lines(j), 1);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	assert_int_equal(push_journal_lines(j), 0);
+	push_journal_close(j);
+}
+
+static void test_confirmed_without_keep_copy_removes_the_file(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+
+	put_message(f, "new", "1.M1P1Q1.host", 1);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	int lock = push_maildrop_trylock(f->path);
+	assert_true(lock >= 0);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], false), 0);
+	assert_int_equal(push_maildrop_sync(f->path), 0);
+	close(lock);
+	assert_false(exists(f, "new", "1.M1P1Q1.host"));
+	push_listing_free(&l);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 0);
+	push_listing_free(&l);
+}
+
+static void test_confirmed_with_keep_copy_adds_passed_flag(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+
+	put_message(f, "new", "1.M1P1Q1.host", 1);
+	put_message(f, "cur", "2.M1P1Q1.host:2,RS", 2);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 2);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], true), 0);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[1], true), 0);
+	assert_true(exists(f, "cur", "1.M1P1Q1.host:2,P"));
+	/* Flags stay in ASCII order. */
+	assert_true(exists(f, "cur", "2.M1P1Q1.host:2,PRS"));
+	push_listing_free(&l);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 0);
+	push_listing_free(&l);
+}
+
+static void test_finalise_finds_a_file_another_reader_moved(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	char from[512], to[512];
+
+	put_message(f, "new", "1.M1P1Q1.host", 1);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	snprintf(from, sizeof(from), "%s/new/1.M1P1Q1.host", f->path);
+	snprintf(to, sizeof(to), "%s/cur/1.M1P1Q1.host:2,S", f->path);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], true), 0);
+	assert_true(exists(f, "cur", "1.M1P1Q1.host:2,PS"));
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], false), 0);
+	assert_false(exists(f, "cur", "1.M1P1Q1.host:2,PS"));
+	/* Already gone (POP3 DELE): nothing to do, no error. */
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], false), 0);
+	push_listing_free(&l);
+}
+
+static void test_trylock_reports_pop3_holding_the_lock(void **state)
+{
+	struct fixture *f = *state;
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/.mailpopbox.lock", f->path);
+	int pop3 = open(p, O_RDWR | O_CREAT, 0600);
+	assert_true(pop3 >= 0);
+	assert_int_equal(flock(pop3, LOCK_EX | LOCK_NB), 0);
+	assert_int_equal(push_maildrop_trylock(f->path), -2);
+	close(pop3);
+	int lock = push_maildrop_trylock(f->path);
+	assert_true(lock >= 0);
+	close(lock);
+}
+
+static void test_flags_are_read_from_the_info_part(void **state)
+{
+	(void)state;
+	assert_string_equal(push_maildir_flags("1.M1P1Q1.host:2,PS"), "PS");
+	assert_string_equal(push_maildir_flags("1.M1P1Q1.host"), "");
+	assert_string_equal(push_maildir_flags("1.M1P1Q1.host:1,xyz"), "");
+}
+
+static void test_status_names(void **state)
+{
+	(void)state;
+	assert_string_equal(push_status_name(PUSH_OK), "ok");
+	assert_string_equal(push_status_name(PUSH_TEMPORARY), "temporary");
+	assert_string_equal(push_status_name(PUSH_AUTH), "auth");
+	assert_string_equal(push_status_name(PUSH_REFUSED), "refused");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pending_listed_in_arrival_order, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_passed_flag_and_dotfiles_and_legacy_are_not_pending,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listing_keeps_the_oldest_up_to_max, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_attempt_without_outcome_is_in_doubt_after_reopen,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_lines_are_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keys_with_odd_bytes_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_keeps_only_live_records, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_small_journal_is_not_compacted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_confirmed_without_keep_copy_removes_the_file,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_confirmed_with_keep_copy_adds_passed_flag, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_finalise_finds_a_file_another_reader_moved,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trylock_reports_pop3_holding_the_lock, setup,
+			teardown),
+		cmocka_unit_test(test_flags_are_read_from_the_info_part),
+		cmocka_unit_test(test_status_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
