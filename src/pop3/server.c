@@ -129,7 +129,7 @@ static void commit_done(struct net_conn *conn, void *glue)
 /* Sends the next part of the message (net_conn_produce); false once it has all gone. */
 static bool retrieve_more(struct net_conn *conn, void *glue)
 {
-	static _Thread_local char chunk[RETR_READ_CHUNK]; /* one per loop thread */
+	char chunk[RETR_READ_CHUNK]; /* not _Thread_local: see feed_data in smtp/server.c */
 	struct pop3_conn *p = glue;
 	ssize_t n;
 

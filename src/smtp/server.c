@@ -129,7 +129,9 @@ static void commit_done(struct net_conn *conn, void *glue)
  * true when the end of data was reached. */
 static bool feed_data(struct smtp_conn *s)
 {
-	static _Thread_local char chunk_out[DATA_CHUNK + 1]; /* one per loop thread */
+	/* On the stack, not _Thread_local: a thread-local array is in every thread's TLS block,
+	 * zeroed (so resident) at each thread's start, workers' too. */
+	char chunk_out[DATA_CHUNK + 1];
 	struct evbuffer *in = net_conn_input(s->conn);
 	size_t before = evbuffer_get_length(in);
 	bool done = false;
