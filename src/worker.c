@@ -2,22 +2,18 @@
  * second list and an eventfd wakes the event loop, which runs their done functions (one
  * read(2) takes every wake-up written meanwhile, where a pipe needed a second to hear it
  * was empty).
- * Threads are started when a job would otherwise wait, up to the pool's maximum, and end
- * after WORKER_IDLE_EXIT_MS without a job: an idle server has none, nor their stacks, their
- * malloc caches and OpenSSL's per-thread state, so the daemon's malloc_trim after a burst
- * can give their arenas back (each pool of each loop otherwise kept about 250 KiB). */
+ * Threads are started when a job would otherwise wait, up to the pool's maximum, and then
+ * stay: an idle server has none (nor their stacks and malloc arenas). */
 #include "worker.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <semaphore.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -28,17 +24,6 @@ struct worker_job {
 	worker_done_fn done;
 	void *arg;
 	struct worker_job *next;
-};
-
-/* A thread idle this long ends; the next job that would wait starts one again (a few
- * system calls, against the resident memory of a thread kept for nothing). Shorter than
- * MEMORY_TRIM_IDLE_SECONDS, so the trim after the last connection finds them gone. */
-#define WORKER_IDLE_EXIT_MS 5000
-
-struct worker_thread {
-	pthread_t id;
-	bool started;           /* to be joined */
-	bool exited;            /* ended idle: its slot is free once joined */
 };
 
 struct job_list {
@@ -58,10 +43,9 @@ struct worker_pool {
 	struct job_list finished;
 	bool stopping;
 	unsigned pending;
-	struct worker_thread *threads;
-	atomic_uint thread_count; /* running: started and not ended idle */
+	pthread_t *threads;
+	unsigned thread_count;  /* started */
 	unsigned thread_max;
-	unsigned idle_exit_ms;
 	unsigned idle_threads;  /* waiting for a job */
 	int wake_fd;                /* eventfd: finished jobs wait for the loop */
 	struct event *wake_event;
@@ -89,26 +73,6 @@ static struct worker_job *list_pop(struct job_list *l)
 	return job;
 }
 
-/* Waits for a post; false when none came within ms. */
-static bool idle_wait(struct worker_pool *pool, unsigned ms)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	for (;;) {
-		if (sem_clockwait(&pool->wake, CLOCK_MONOTONIC, &until) == 0)
-			return true;
-		if (errno != EINTR)
-			return false;
-	}
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker_pool *pool = arg;
@@ -120,30 +84,13 @@ static void *worker_main(void *arg)
 			if (pool->stopping)
 				break;
 			pool->idle_threads++;
-			bool woken;
-			for (;;) {
-				unsigned ms = pool->idle_exit_ms;
-				pthread_mutex_unlock(&pool->lock);
-				woken = idle_wait(pool, ms);
-				pthread_mutex_lock(&pool->lock);
-				if (woken) {
-					pool->wakes_pending--;
-					break;
-				}
-				/* Idle for long enough, unless a post is owed to an idle thread
-				 * (the submitter may not have made it yet): then one must wait. */
-				if (pool->wakes_pending == 0)
-					break;
-			}
+			pthread_mutex_unlock(&pool->lock);
+			while (sem_wait(&pool->wake) != 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&pool->lock);
 			pool->idle_threads--;
-			if (woken || pool->queued.head || pool->stopping)
-				continue;
-			for (unsigned i = 0; i < pool->thread_max; i++)
-				if (pool->threads[i].started && pthread_equal(pool->threads[i].id,
-				    pthread_self()))
-					pool->threads[i].exited = true;
-			atomic_fetch_sub(&pool->thread_count, 1);
-			break;
+			pool->wakes_pending--;
+			continue;
 		}
 		pool->queued_count--;
 		pthread_mutex_unlock(&pool->lock);
@@ -151,15 +98,16 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&pool->lock);
 		bool was_empty = pool->finished.head == NULL;
 		list_push(&pool->finished, job);
-		/* Under the lock: the loop's drain then waits until this thread is idle again, so
-		 * a job submitted from the done function finds it idle, not a reason to start
-		 * another thread. */
+		pthread_mutex_unlock(&pool->lock);
+		/* Outside the lock, which the loop takes to drain. A drain between the unlock and
+		 * this write finds the job already; the wake-up it then gets finds nothing. */
 		if (was_empty) {
 			uint64_t one = 1;
 			/* Non-blocking; a counter at its maximum already means "wake up". */
 			while (write(pool->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 				;
 		}
+		pthread_mutex_lock(&pool->lock);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -206,31 +154,7 @@ struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads)
 		fatal("event=worker_pool_without_threads");
 	pool->threads = xcalloc(threads, sizeof(*pool->threads));
 	pool->thread_max = threads;
-	pool->idle_exit_ms = WORKER_IDLE_EXIT_MS;
 	return pool;
-}
-
-void worker_pool_set_idle_exit(struct worker_pool *pool, unsigned ms)
-{
-	pthread_mutex_lock(&pool->lock);
-	pool->idle_exit_ms = ms;
-	pthread_mutex_unlock(&pool->lock);
-}
-
-/* A slot for a new thread, under the lock; an ended thread there is joined first (it has
- * left worker_main or is about to). NULL when all threads run. */
-static struct worker_thread *free_slot(struct worker_pool *pool)
-{
-	for (unsigned i = 0; i < pool->thread_max; i++) {
-		struct worker_thread *t = &pool->threads[i];
-		if (t->started && t->exited) {
-			pthread_join(t->id, NULL);
-			t->started = t->exited = false;
-		}
-		if (!t->started)
-			return t;
-	}
-	return NULL;
 }
 
 void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_done_fn done,
@@ -245,18 +169,14 @@ void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_do
 	list_push(&pool->queued, job);
 	pool->queued_count++;
 	pool->pending++;
-	/* Only the event loop thread submits and starts threads; a worker that ends idle
-	 * changes thread_count under the lock, held here. */
-	struct worker_thread *slot;
-	if (pool->queued_count > pool->idle_threads && (slot = free_slot(pool)) != NULL) {
-		int rc = pthread_create(&slot->id, NULL, worker_main, pool);
-		if (rc == 0) {
-			slot->started = true;
-			atomic_fetch_add(&pool->thread_count, 1);
-		} else if (atomic_load(&pool->thread_count) == 0) {
-			/* with one thread at least, jobs still run */
+	/* Only the event loop thread submits and starts threads, so thread_count is stable
+	 * here; the workers only read it under the lock. */
+	if (pool->queued_count > pool->idle_threads && pool->thread_count < pool->thread_max) {
+		int rc = pthread_create(&pool->threads[pool->thread_count], NULL, worker_main, pool);
+		if (rc == 0)
+			pool->thread_count++;
+		else if (pool->thread_count == 0) /* with one thread at least, jobs still run */
 			fatal("event=thread_create_failed errno=%d", rc);
-		}
 	}
 	bool wake = pool->idle_threads > pool->wakes_pending;
 	if (wake)
@@ -269,7 +189,7 @@ void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_do
 
 unsigned worker_pool_threads(const struct worker_pool *pool)
 {
-	return atomic_load(&pool->thread_count);
+	return pool->thread_count;
 }
 
 unsigned worker_pool_pending(const struct worker_pool *pool)
@@ -290,9 +210,8 @@ void worker_pool_free(struct worker_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	while (waiting-- > 0)
 		sem_post(&pool->wake);
-	for (unsigned i = 0; i < pool->thread_max; i++)
-		if (pool->threads[i].started)
-			pthread_join(pool->threads[i].id, NULL);
+	for (unsigned i = 0; i < pool->thread_count; i++)
+		pthread_join(pool->threads[i], NULL);
 	while ((job = list_pop(&pool->finished)) != NULL)
 		free(job);
 	event_free(pool->wake_event);

@@ -20,11 +20,7 @@ typedef void (*worker_done_fn)(void *arg);
 struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads);
 void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_done_fn done,
 	void *arg);
-/* How long a thread waits for a job before it ends (default WORKER_IDLE_EXIT_MS in
- * worker.c, 5 s); for tests. */
-void worker_pool_set_idle_exit(struct worker_pool *pool, unsigned ms);
-/* Threads running: none until the first job, never more than the maximum given, none again
- * once all have been idle for the idle time. */
+/* Threads started so far: none until the first job, never more than the maximum given. */
 unsigned worker_pool_threads(const struct worker_pool *pool);
 /* Jobs submitted and not yet completed (their done function has not run). */
 unsigned worker_pool_pending(const struct worker_pool *pool);

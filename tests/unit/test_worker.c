@@ -1,10 +1,9 @@
 /* test_worker.c: the worker pool (src/worker.c): threads start only when a job would wait,
- * never beyond the maximum, and end when idle; every job's work runs on a worker and its
- * done function on the event loop thread, once. */
+ * never beyond the maximum; every job's work runs on a worker and its done function on the
+ * event loop thread, once. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -166,63 +165,6 @@ static void test_two_loops_with_a_pool_each_finish_jobs_on_their_own_loop(void *
 	}
 }
 
-/* Polls (bounded) until the pool runs no thread; true if it got there. */
-static bool wait_for_no_thread(struct worker_pool *pool)
-{
-	for (int i = 0; i < 500 && worker_pool_threads(pool) > 0; i++)
-		usleep(10 * 1000);
-	return worker_pool_threads(pool) == 0;
-}
-
-static void test_idle_threads_end_and_a_later_job_starts_one(void **state)
-{
-	(void)state;
-	struct event_base *base = event_base_new();
-	struct worker_pool *pool = worker_pool_new(base, 4);
-	int count = 0;
-
-	worker_pool_set_idle_exit(pool, 20);
-	for (int round = 1; round <= 3; round++) {
-		struct job j = {.loop_thread = pthread_self(), .done_count = &count, .base = base,
-			.total = round};
-		worker_pool_submit(pool, work, done, &j);
-		run_until_done(base);
-		assert_int_equal(j.done_calls, 1);
-		assert_true(j.done_on_loop);
-		assert_true(wait_for_no_thread(pool));
-	}
-	worker_pool_free(pool);
-	event_base_free(base);
-}
-
-/* Threads ending while jobs keep coming (1 ms idle time, bursts and pauses): every job
- * still runs once, none waits for ever. */
-static void test_jobs_racing_idle_exits_all_run(void **state)
-{
-	(void)state;
-	struct event_base *base = event_base_new();
-	struct worker_pool *pool = worker_pool_new(base, 3);
-	static struct job jobs[JOBS];
-	int count = 0;
-
-	worker_pool_set_idle_exit(pool, 1);
-	for (int burst = 0; burst < JOBS / 8; burst++) {
-		for (int i = burst * 8; i < burst * 8 + 8; i++) {
-			jobs[i] = (struct job){.loop_thread = pthread_self(), .done_count = &count,
-				.base = base, .total = burst * 8 + 8};
-			worker_pool_submit(pool, work, done, &jobs[i]);
-		}
-		run_until_done(base);
-		assert_int_equal(count, burst * 8 + 8);
-		usleep((useconds_t)(burst % 3) * 1000);
-	}
-	for (int i = 0; i < JOBS; i++)
-		assert_int_equal(jobs[i].done_calls, 1);
-	assert_true(worker_pool_threads(pool) <= 3);
-	worker_pool_free(pool);
-	event_base_free(base);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,8 +172,6 @@ int main(void)
 		cmocka_unit_test(test_no_thread_before_the_first_job),
 		cmocka_unit_test(test_sequential_jobs_use_one_thread),
 		cmocka_unit_test(test_waiting_jobs_start_threads_up_to_the_maximum),
-		cmocka_unit_test(test_idle_threads_end_and_a_later_job_starts_one),
-		cmocka_unit_test(test_jobs_racing_idle_exits_all_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
