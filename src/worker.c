@@ -98,16 +98,15 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&pool->lock);
 		bool was_empty = pool->finished.head == NULL;
 		list_push(&pool->finished, job);
-		pthread_mutex_unlock(&pool->lock);
-		/* Outside the lock, which the loop takes to drain. A drain between the unlock and
-		 * this write finds the job already; the wake-up it then gets finds nothing. */
+		/* Under the lock: the loop's drain then waits until this thread is idle again, so
+		 * a job submitted from the done function finds it idle, not a reason to start
+		 * another thread. */
 		if (was_empty) {
 			uint64_t one = 1;
 			/* Non-blocking; a counter at its maximum already means "wake up". */
 			while (write(pool->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 				;
 		}
-		pthread_mutex_lock(&pool->lock);
 	}
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
