@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,9 +13,11 @@
 
 /* Set at start, read by every event loop's thread. */
 static _Atomic enum log_level min_level = LOG_LEVEL_INFO;
-/* Held for one line's write(2) calls: a line longer than PIPE_BUF, or a short write, can then
- * not be interleaved with another thread's. */
-static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A line of at most PIPE_BUF octets goes out in one write(2), which a pipe, a regular file and
+ * journald's stream socket take whole, so such lines only share this lock (no futex(2) when
+ * two event loops log at once: that was about one per message, inbound). A longer line
+ * holds it alone for its several writes, which then cannot be interleaved with another. */
+static pthread_rwlock_t write_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -26,7 +29,10 @@ void log_set_level(enum log_level level)
 /* The whole line in one write(2) (stdio's unbuffered stderr may make several). */
 static void write_line(const char *line, size_t len)
 {
-	pthread_mutex_lock(&write_lock);
+	if (len <= PIPE_BUF)
+		pthread_rwlock_rdlock(&write_lock);
+	else
+		pthread_rwlock_wrlock(&write_lock);
 	while (len > 0) {
 		ssize_t n = write(STDERR_FILENO, line, len);
 		if (n < 0 && errno == EINTR)
@@ -36,7 +42,7 @@ static void write_line(const char *line, size_t len)
 		line += n;
 		len -= (size_t)n;
 	}
-	pthread_mutex_unlock(&write_lock);
+	pthread_rwlock_unlock(&write_lock);
 }
 
 __attribute__((format(printf, 3, 0)))

@@ -1,15 +1,19 @@
 /* worker.c: the thread pool. Jobs go in a FIFO guarded by a mutex; finished jobs go in a
- * second list and a byte on a pipe wakes the event loop, which runs their done functions.
+ * second list and an eventfd wakes the event loop, which runs their done functions (one
+ * read(2) takes every wake-up written meanwhile, where a pipe needed a second to hear it
+ * was empty).
  * Threads are started when a job would otherwise wait, up to the pool's maximum, and then
  * stay: an idle server has none (nor their stacks and malloc arenas). */
 #include "worker.h"
 
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -28,7 +32,12 @@ struct job_list {
 
 struct worker_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
+	/* Idle threads wait on a semaphore, not a condition variable: glibc's
+	 * pthread_cond_wait takes the mutex back marked as contended, so every wake-up cost a
+	 * third futex(2) at the next unlock. sem_post wakes one waiter; wakes_pending counts
+	 * the posts not yet taken, so a job never posts for a thread another job woke. */
+	sem_t wake;
+	unsigned wakes_pending;
 	struct job_list queued;
 	unsigned queued_count;
 	struct job_list finished;
@@ -38,8 +47,8 @@ struct worker_pool {
 	unsigned thread_count;  /* started */
 	unsigned thread_max;
 	unsigned idle_threads;  /* waiting for a job */
-	int pipe_fds[2];
-	struct event *pipe_event;
+	int wake_fd;                /* eventfd: finished jobs wait for the loop */
+	struct event *wake_event;
 };
 
 static void list_push(struct job_list *l, struct worker_job *job)
@@ -75,8 +84,12 @@ static void *worker_main(void *arg)
 			if (pool->stopping)
 				break;
 			pool->idle_threads++;
-			pthread_cond_wait(&pool->wake, &pool->lock);
+			pthread_mutex_unlock(&pool->lock);
+			while (sem_wait(&pool->wake) != 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&pool->lock);
 			pool->idle_threads--;
+			pool->wakes_pending--;
 			continue;
 		}
 		pool->queued_count--;
@@ -85,10 +98,13 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&pool->lock);
 		bool was_empty = pool->finished.head == NULL;
 		list_push(&pool->finished, job);
+		/* Under the lock: the loop's drain then waits until this thread is idle again, so
+		 * a job submitted from the done function finds it idle, not a reason to start
+		 * another thread. */
 		if (was_empty) {
-			char byte = 1;
-			/* The pipe is non-blocking; a full pipe already means "wake up". */
-			while (write(pool->pipe_fds[1], &byte, 1) < 0 && errno == EINTR)
+			uint64_t one = 1;
+			/* Non-blocking; a counter at its maximum already means "wake up". */
+			while (write(pool->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 				;
 		}
 	}
@@ -99,11 +115,12 @@ static void *worker_main(void *arg)
 static void worker_pool_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker_pool *pool = arg;
-	char buf[64];
+	uint64_t count;
 	struct job_list done;
 
 	(void)what;
-	while (read(fd, buf, sizeof(buf)) > 0)
+	/* Resets the counter: every wake-up written so far is heard (EAGAIN: none left). */
+	while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR)
 		;
 	pthread_mutex_lock(&pool->lock);
 	done = pool->finished;
@@ -123,12 +140,14 @@ struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads)
 	struct worker_pool *pool = xcalloc(1, sizeof(*pool));
 
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->wake, NULL);
-	if (pipe2(pool->pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0)
-		fatal("event=pipe_failed errno=%d", errno);
-	pool->pipe_event = event_new(base, pool->pipe_fds[0], EV_READ | EV_PERSIST,
+	if (sem_init(&pool->wake, 0, 0) != 0)
+		fatal("event=sem_init_failed errno=%d", errno);
+	pool->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (pool->wake_fd < 0)
+		fatal("event=eventfd_failed errno=%d", errno);
+	pool->wake_event = event_new(base, pool->wake_fd, EV_READ | EV_PERSIST,
 		worker_pool_drain, pool);
-	if (!pool->pipe_event || event_add(pool->pipe_event, NULL) != 0)
+	if (!pool->wake_event || event_add(pool->wake_event, NULL) != 0)
 		fatal("event=worker_event_failed");
 	if (threads == 0)
 		fatal("event=worker_pool_without_threads");
@@ -158,8 +177,13 @@ void worker_pool_submit(struct worker_pool *pool, worker_work_fn work, worker_do
 		else if (pool->thread_count == 0) /* with one thread at least, jobs still run */
 			fatal("event=thread_create_failed errno=%d", rc);
 	}
-	pthread_cond_signal(&pool->wake);
+	bool wake = pool->idle_threads > pool->wakes_pending;
+	if (wake)
+		pool->wakes_pending++;
 	pthread_mutex_unlock(&pool->lock);
+	/* After the unlock: the woken thread's first step is to take the lock. */
+	if (wake)
+		sem_post(&pool->wake);
 }
 
 unsigned worker_pool_threads(const struct worker_pool *pool)
@@ -180,16 +204,18 @@ void worker_pool_free(struct worker_pool *pool)
 		return;
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = true;
-	pthread_cond_broadcast(&pool->wake);
+	unsigned waiting = pool->idle_threads - pool->wakes_pending;
+	pool->wakes_pending = pool->idle_threads;
 	pthread_mutex_unlock(&pool->lock);
+	while (waiting-- > 0)
+		sem_post(&pool->wake);
 	for (unsigned i = 0; i < pool->thread_count; i++)
 		pthread_join(pool->threads[i], NULL);
 	while ((job = list_pop(&pool->finished)) != NULL)
 		free(job);
-	event_free(pool->pipe_event);
-	close(pool->pipe_fds[0]);
-	close(pool->pipe_fds[1]);
-	pthread_cond_destroy(&pool->wake);
+	event_free(pool->wake_event);
+	close(pool->wake_fd);
+	sem_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool->threads);
 	free(pool);

@@ -154,10 +154,12 @@ static void update_reading(struct net_conn *c)
 		return;
 	c->reading = want;
 	if (c->read_event) {
+		/* A plain socket's read event stays in the epoll set while reading pauses (a
+		 * commit, a full buffer): plain_read_cb takes it out only if the socket turns
+		 * readable meanwhile. Most clients wait for the reply, so the pause costs no
+		 * epoll_ctl(2) pair; re-arming restarts the idle timer and nothing else. */
 		if (want)
 			arm_read_event(c);
-		else
-			event_del(c->read_event);
 	} else if (want) {
 		bufferevent_enable(c->bev, EV_READ);
 	} else {
@@ -171,6 +173,10 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct net_conn *c = arg;
 
+	if (!c->reading) { /* paused (update_reading): now it must leave the epoll set */
+		event_del(c->read_event);
+		return;
+	}
 	if (what & EV_TIMEOUT) {
 		dispatch(c, NET_EVENT_READ_IDLE);
 		return;
@@ -267,7 +273,11 @@ static void setup_bufferevent(struct net_conn *c)
 {
 	bufferevent_setcb(c->bev, c->read_event ? NULL : tls_read_cb, write_cb, bev_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, NET_OUTPUT_LOW, 0);
-	bufferevent_enable(c->bev, EV_WRITE);
+	/* A plain socket's writes start once output is queued (net_conn_send): enabled now,
+	 * libevent would watch the empty output's socket for writability, and then stop,
+	 * two epoll_ctl(2) changes for nothing. */
+	if (!c->read_event)
+		bufferevent_enable(c->bev, EV_WRITE);
 	c->reading = false;
 	apply_timeouts(c);
 	update_reading(c);
@@ -469,8 +479,12 @@ void net_conn_send(struct net_conn *c, const void *data, size_t len)
 			len -= (size_t)n;
 		}
 	}
-	if (len > 0 && evbuffer_add(out, data, len) != 0)
+	if (len == 0)
+		return;
+	if (evbuffer_add(out, data, len) != 0)
 		fatal("event=out_of_memory");
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE); /* see setup_bufferevent */
 }
 
 struct strbuf *net_conn_out(struct net_conn *c)

@@ -21,7 +21,7 @@ void net_file_free(struct net_conn *c)
 /* Sends the next part (net_conn_produce); false once the file has all gone. */
 static bool file_more(struct net_conn *c, void *glue)
 {
-	static _Thread_local char chunk[NET_FILE_READ_CHUNK]; /* one per loop thread */
+	char chunk[NET_FILE_READ_CHUNK]; /* not _Thread_local: see take_data in smtp/server.c */
 	struct net_file *f = &c->file;
 	ssize_t n;
 

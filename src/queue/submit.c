@@ -131,7 +131,7 @@ static void sink_write(struct sink *k, const void *data, size_t len)
 /* Copies the body (the raw file from offset) to every sink. Returns 0 or -1. */
 static int copy_body(struct submission *sub, off_t offset, struct sink *sinks, size_t count)
 {
-	static _Thread_local char chunk[COPY_CHUNK];
+	char chunk[COPY_CHUNK]; /* not _Thread_local: see feed_data in smtp/server.c */
 
 	for (;;) {
 		ssize_t n = pread(sub->raw_fd, chunk, sizeof(chunk), offset);

@@ -99,7 +99,9 @@ static void commit_done(struct net_conn *conn, void *glue, int result)
  * maildrop file. */
 static size_t take_data(void *glue, const char *data, size_t len, bool *end)
 {
-	static _Thread_local char unstuffed[NET_TRANSFER_CHUNK + 1]; /* one per loop thread */
+	/* On the stack, not _Thread_local: a thread-local array is in every thread's TLS block,
+	 * zeroed (so resident) at each thread's start, workers' too. */
+	char unstuffed[NET_TRANSFER_CHUNK + 1];
 	struct smtp_conn *s = glue;
 	size_t unstuffed_len = 0;
 	size_t used = smtp_session_feed_data(s->session, data, len, unstuffed, &unstuffed_len);
