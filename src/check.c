@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
@@ -30,6 +29,7 @@
 #include "log.h"
 #include "mail/dkim.h"
 #include "privileges.h"
+#include "push/oauth.h"
 #include "queue/delivery.h"
 #include "queue/queue.h"
 #include "running.h"
@@ -435,37 +435,20 @@ static void check_ports(struct check_report *r, const struct config *cfg)
 
 /* ---- the push Destination ---- */
 
-/* The client JSON as Google Cloud gives it ({"installed": {...}} or {"web": {...}}) or flat;
- * an Entra manifest (appId, signInAudience) carries no token_uri: push/oauth.c derives it. */
+/* The client JSON, parsed by the same code the server and `authorize` use. */
 static void check_oauth_client_file(struct check_report *r, const char *label, const char *path)
 {
-	json_error_t error;
-	json_t *root, *client;
+	struct oauth_client client;
+	char why[512];
 
 	if (!check_readable(r, label, path))
 		return;
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &error);
-	if (!root) {
-		report_error(r, "%s: %s: not the client JSON (line %d: %s)", label, path, error.line,
-			error.text);
+	if (oauth_client_load(path, &client, why, sizeof(why)) != 0) {
+		report_error(r, "%s: %s (download the client JSON again from the provider's "
+			"console)", label, why);
 		return;
 	}
-	client = json_object_get(root, "installed");
-	if (!json_is_object(client))
-		client = json_object_get(root, "web");
-	if (!json_is_object(client))
-		client = root;
-	bool entra = json_is_string(json_object_get(client, "appId")) &&
-		json_is_string(json_object_get(client, "signInAudience"));
-	const char *token_uri = json_string_value(json_object_get(client, "token_uri"));
-	if (!entra && !json_is_string(json_object_get(client, "client_id")))
-		report_error(r, "%s: %s has no client_id (download the client JSON again from the "
-			"Google Cloud console)", label, path);
-	else if (!entra && !token_uri)
-		report_error(r, "%s: %s has no token_uri", label, path);
-	else if (token_uri && strncmp(token_uri, "https://", 8) != 0)
-		report_error(r, "%s: %s: token_uri must be an https:// URL", label, path);
-	json_decref(root);
+	oauth_client_free(&client);
 }
 
 /* The server reads the refresh token and, when the provider rotates it, replaces the file
@@ -496,13 +479,17 @@ static void check_oauth_token_file(struct check_report *r, const char *label, co
 	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
 		report_warning(r, "%s: %s is open to others (mode %04o): it holds a refresh token; "
 			"chmod 600 %s", label, path, (unsigned)(st.st_mode & 07777), path);
-	json_error_t error;
-	json_t *root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &error);
+	char text[OAUTH_FILE_MAX + 1];
+	ssize_t n = read(fd, text, sizeof(text));
+	struct oauth_token_file token;
+	char why[256];
 	close(fd);
-	if (!root || !json_is_string(json_object_get(root, "refresh_token")))
-		report_error(r, "%s: %s holds no refresh_token: run mailpopbox authorize %s %s", label,
-			path, config_path, domain);
-	json_decref(root);
+	if (n < 0 || (size_t)n > OAUTH_FILE_MAX ||
+	    oauth_token_file_parse(text, (size_t)n, &token, why, sizeof(why)) != 0)
+		report_error(r, "%s: %s holds no usable refresh token: run mailpopbox authorize %s %s",
+			label, path, config_path, domain);
+	else
+		oauth_token_file_free(&token);
 	char *dir = fs_parent_directory(path);
 	int dir_error = probe_write(dir);
 	if (dir_error != 0)
