@@ -481,13 +481,15 @@ static void check_oauth_token_file(struct check_report *r, const char *label, co
 			"chmod 600 %s", label, path, (unsigned)(st.st_mode & 07777), path);
 	char text[OAUTH_FILE_MAX + 1];
 	ssize_t n = read(fd, text, sizeof(text));
+	int read_error = n < 0 ? errno : 0;
 	struct oauth_token_file token;
 	char why[256];
 	close(fd);
 	if (n < 0 || (size_t)n > OAUTH_FILE_MAX ||
 	    oauth_token_file_parse(text, (size_t)n, &token, why, sizeof(why)) != 0)
-		report_error(r, "%s: %s holds no usable refresh token: run mailpopbox authorize %s %s",
-			label, path, config_path, domain);
+		report_error(r, "%s: %s: %s: run mailpopbox authorize %s %s", label, path,
+			n < 0 ? strerror(read_error) : (size_t)n > OAUTH_FILE_MAX ? "too large" : why,
+			config_path, domain);
 	else
 		oauth_token_file_free(&token);
 	char *dir = fs_parent_directory(path);

@@ -576,10 +576,11 @@ def test_token_file_open_to_others_is_a_warning(make_server, tmp_path):
 
 
 @pytest.mark.parametrize("client, fragment", [
-    ("{not json", "not the client JSON"),
+    ("{not json", "is not JSON"),
     ({"installed": {"client_id": "x", "auth_uri": "https://a.example/auth"}}, "no token_uri"),
     ({"installed": {"token_uri": "https://t.example/token"}}, "no client_id"),
-    ({"client_id": "x", "token_uri": "http://t.example/token"}, "token_uri must be an https://"),
+    ({"client_id": "x", "auth_uri": "https://a.example/auth", "token_uri": "http://t.example/token"},
+     "token_uri must be https://"),
 ])
 def test_bad_oauth_client_file_is_an_error(make_server, tmp_path, client, fragment):
     client_file, token_file = oauth_files(tmp_path, client=client)
