@@ -213,6 +213,7 @@ namespace inbox {{
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.users_path}
+  mechanisms = plain login
 }}
 {oauth}userdb {{
   driver = passwd-file
