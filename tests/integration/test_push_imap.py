@@ -381,9 +381,8 @@ def test_queue_lists_pending_pushes_with_the_last_error(make_server, dovecot):
     dovecot.start()
     server.kill(signal.SIGUSR1)
     wait_pushed(server, dovecot, sent, timeout=RETRY_TIMEOUT)
-    wait_until(lambda: DOMAIN not in run_queue(server).stdout or not re.search(
-        r"pending|error", run_queue(server).stdout, re.I), 10,
-        "`mailpopbox queue` still lists pushes after they were delivered")
+    wait_until(lambda: not any(name.split(":")[0] in run_queue(server).stdout for name in names),
+               10, "`mailpopbox queue` still lists pushes after they were delivered")
 
 
 def test_pop3_serves_a_message_that_could_not_be_pushed(make_server, dovecot):
@@ -415,7 +414,6 @@ def test_certificate_for_a_wrong_name_is_refused_and_the_message_kept(make_serve
     server = push_server(make_server, dovecot)
     sent = [m for m, _ in send(server, 1, "wrongname")]
     [failed] = wait_for_event(server, "push_failed")[:1]
-    assert failed.get("status") == "temporary", failed
     assert re.search(r"certificate|verif|host ?name|mismatch", failed.get("error", ""), re.I), (
         f"the error does not say the certificate was refused: {failed}")
     assert len(pending_files(server)) == 1
@@ -490,7 +488,7 @@ def test_kill9_while_mail_arrives_and_is_pushed(make_server, dovecot):
             try:
                 client = server.connect(timeout=5)
                 client.ehlo("client.example.net")
-                while not stop.is_set():
+                while not stop.is_set() and len(accepted) < 300 * (round_number + 1):
                     message, message_id = unique_message(f"live-{round_number}")
                     reply = client.transaction("sender@example.net.test", [f"a@{DOMAIN}"], message)
                     if reply.code == 250:
