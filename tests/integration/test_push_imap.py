@@ -10,17 +10,22 @@ stays, gets the Maildir P flag) and off (file removed), STARTTLS, a wrong passwo
 retried, delivered after the config is fixed and SIGHUP), Dovecot down (kept, delivered when it
 is back; SIGUSR1 hurries the retry), kill -9 of mailpopbox at random points of a push run
 (every message exactly once at Dovecot), a certificate for a wrong name (refused, kept,
-logged), `mailpopbox queue` listing pending pushes with their last error, and POP3 still
-serving a message that could not be pushed. No timing is asserted: every wait is a bound.
+logged), `mailpopbox queue` listing pending pushes with their last error, POP3 still serving a
+message that could not be pushed, and OAuth 2.0: an access token refreshed at a local HTTPS
+token endpoint and sent as SASL XOAUTH2/OAUTHBEARER, which Dovecot's oauth2 passdb checks
+against a local token-introspection endpoint. No timing is asserted: every wait is a bound.
 """
 
+import http.server
 import json
 import random
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 
 from conftest import make_message, queue_id
@@ -509,3 +514,110 @@ def test_kill9_while_mail_arrives_and_is_pushed(make_server, dovecot):
     assert not duplicates, f"pushed twice: {duplicates}"
     assert set(accepted) <= set(found)
     wait_until(lambda: not pending_files(server), PUSH_TIMEOUT, "the maildrop did not empty")
+
+
+# --- OAuth 2.0: SASL XOAUTH2/OAUTHBEARER against Dovecot's oauth2 passdb ----------------------
+
+class TokenEndpoint:
+    """An OAuth 2.0 token endpoint (RFC 6749 6, refresh_token grant) over HTTPS with a
+    certificate from the test CA for 127.0.0.1: a known refresh token gets access_token
+    (which the Dovecot's introspection endpoint accepts); any other gets 400 invalid_grant."""
+
+    def __init__(self, ca, refresh_token, access_token):
+        self.refresh_token = refresh_token
+        self.access_token = access_token
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = min(int(self.headers.get("Content-Length") or 0), 65536)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode("ascii", "replace"))
+                outer.requests.append({k: v[0] for k, v in form.items()})
+                if (form.get("grant_type") == ["refresh_token"]
+                        and form.get("refresh_token") == [outer.refresh_token]):
+                    status, body = 200, {"access_token": outer.access_token, "expires_in": 3599,
+                                         "token_type": "Bearer",
+                                         "scope": "https://mail.google.com/"}
+                else:
+                    status, body = 400, {"error": "invalid_grant",
+                                         "error_description": "Token has been expired or revoked."}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        cert, key = ca.issue("127.0.0.1")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def oauth_files(directory, token_url, refresh_token):
+    """The client JSON as Google Cloud lets one download it ("installed" application) and the
+    token file with the refresh token, as `mailpopbox authorize` writes it (docs/config.md)."""
+    client = directory / "oauth-client.json"
+    client.write_text(json.dumps({"installed": {
+        "client_id": "1234-test.apps.googleusercontent.com",
+        "client_secret": "test-client-secret",
+        "auth_uri": token_url.replace("/token", "/auth"),
+        "token_uri": token_url,
+        "redirect_uris": ["http://localhost"]}}))
+    token = directory / "oauth-token.json"
+    token.write_text(json.dumps({"refresh_token": refresh_token}))
+    token.chmod(0o600)
+    return client, token
+
+
+def oauth_push_server(make_server, dovecot, tmp_path, refresh_token):
+    endpoint = TokenEndpoint(dovecot.ca, "refresh-" + uuid.uuid4().hex, dovecot.oauth_token)
+    client, token = oauth_files(tmp_path, endpoint.url, refresh_token or endpoint.refresh_token)
+    server = push_server(make_server, dovecot, Password=None, OAuthClientFile=str(client),
+                         OAuthTokenFile=str(token))
+    return server, endpoint
+
+
+def test_xoauth2_login_with_a_refreshed_access_token(make_server, make_dovecot, tmp_path):
+    dovecot = make_dovecot(oauth=True)
+    server, endpoint = oauth_push_server(make_server, dovecot, tmp_path, None)
+    try:
+        sent = [m for m, _ in send(server, 2, "oauth")]
+        wait_pushed(server, dovecot, sent)
+        assert_exactly_once(dovecot, sent)
+        assert any(r.get("grant_type") == "refresh_token" for r in endpoint.requests)
+        logins = dovecot.wait_for_logins(1)
+        assert logins and all(login["method"] in ("XOAUTH2", "OAUTHBEARER") and login["tls"]
+                              for login in logins), logins
+        assert dovecot.introspection.requests >= 1
+        assert_secret_not_logged(server, endpoint.refresh_token, endpoint.access_token,
+                                 "test-client-secret")
+    finally:
+        endpoint.stop()
+
+
+def test_revoked_refresh_token_keeps_mail_and_says_authorize(make_server, make_dovecot,
+                                                             tmp_path):
+    dovecot = make_dovecot(oauth=True)
+    server, endpoint = oauth_push_server(make_server, dovecot, tmp_path, "revoked-refresh-token")
+    try:
+        send(server, 1, "revoked")
+        wait_for_event(server, "push_failed", status="auth")
+        assert "authorize" in server.log_text(), "no hint to run mailpopbox authorize"
+        assert len(pending_files(server)) == 1
+        assert dovecot.message_ids() == []
+        assert_secret_not_logged(server, "revoked-refresh-token", "test-client-secret")
+    finally:
+        endpoint.stop()
