@@ -577,7 +577,8 @@ def oauth_files(directory, token_url, refresh_token):
         "token_uri": token_url,
         "redirect_uris": ["http://localhost"]}}))
     token = directory / "oauth-token.json"
-    token.write_text(json.dumps({"refresh_token": refresh_token}))
+    token.write_text(json.dumps({"refresh_token": refresh_token,
+                                 "scope": "https://mail.google.com/"}))
     token.chmod(0o600)
     return client, token
 
