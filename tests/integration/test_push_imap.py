@@ -200,7 +200,7 @@ def test_message_is_pushed_after_the_250_within_a_bound(make_server, dovecot):
     print(f"push latency, 250 to visible at Dovecot: {visible_at - accepted_at:.3f} s")
     [pushed] = wait_for_event(server, "pushed")
     assert pushed.get("domain") == DOMAIN, pushed
-    assert pushed.get("destination") == "imap", pushed
+    assert pushed.get("destination", "").startswith("imap"), pushed
     # KeepCopy false: the maildrop file goes once Dovecot has it.
     wait_until(lambda: not pending_files(server), PUSH_TIMEOUT,
                f"the maildrop still holds {pending_files(server)}")
