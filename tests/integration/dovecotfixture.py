@@ -303,22 +303,36 @@ service pop3-login {{
         raise AssertionError(f"dovecot not ready on 127.0.0.1:{self.port} after {timeout}s "
                              f"({last_error}):\n{self.log_text()[-5000:]}")
 
+    def _signal_group(self, sig):
+        try:
+            os.killpg(self.process.pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
     def _terminate(self):
-        if self.process is None or self.process.poll() is not None:
+        """The master and every process of its group (it was started in a session of its own):
+        a master stopped by SIGTERM leaves its imap and imap-login processes serving the
+        connections they have, so a client's kept-open connection would go on working. SIGTERM
+        to all, then SIGKILL to what is left after STOP_TIMEOUT."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            # The master's whole session (its children too): it was started in a new one.
-            os.killpg(self.process.pid, signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)
             self.process.wait(timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self._signal_group(0) and time.monotonic() < deadline:
+            self._signal_group(signal.SIGTERM)
+            time.sleep(0.05)
+        self._signal_group(signal.SIGKILL)
 
     def stop(self):
-        """SIGTERM to the master (it stops its children and closes the ports), bounded; SIGKILL
-        to its process group after STOP_TIMEOUT. The Maildir stays."""
+        """The destination down: every Dovecot process ends (so open connections are cut) and
+        the ports close, within bounded waits. The Maildir stays."""
         self._terminate()
-        # Children outlive a killed master only briefly; wait for the ports to be closed.
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline and self._port_open(self.port):
             time.sleep(0.05)
