@@ -316,6 +316,7 @@ def test_password_changed_at_the_destination(make_server, dovecot):
     server = push_server(make_server, dovecot)
     first = [m for m, _ in send(server, 1, "before-change")]
     wait_pushed(server, dovecot, first)
+    wait_until(lambda: not pending_files(server), PUSH_TIMEOUT, "the maildrop did not empty")
     # The provider's app password is revoked: the kept-open connection still works or is
     # dropped; a new login fails until the config has the new one.
     dovecot.set_password("the-new-app-password")
@@ -335,6 +336,8 @@ def test_destination_down_keeps_and_delivers_when_back(make_server, dovecot):
     server = push_server(make_server, dovecot)
     warm = [m for m, _ in send(server, 1, "warm")]
     wait_pushed(server, dovecot, warm)
+    # Visible at Dovecot comes before its tagged OK: wait for mailpopbox to record it too.
+    wait_until(lambda: not pending_files(server), PUSH_TIMEOUT, "the maildrop did not empty")
     dovecot.stop()
     sent = [m for m, _ in send(server, 5, "down")]
     wait_for_event(server, "push_failed", status="temporary")
