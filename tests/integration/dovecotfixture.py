@@ -157,9 +157,8 @@ class Dovecot:
         os.replace(tmp, self.users_path)
 
     def _write_config(self):
+        # Read by the config process, as root: they may stay in the CA's root-only directory.
         cert, key = self.ca.issue(self.certificate_name)
-        for path in (cert, key):
-            path.chmod(0o644)  # read by the master (root) only; the CA dir is root's anyway
         oauth = ""
         mechanisms = "plain login"
         if self.introspection:
@@ -509,7 +508,8 @@ def message_id_of(data):
 @pytest.fixture
 def make_dovecot(request, test_ca, tmp_path):
     """make_dovecot(**options) -> a running Dovecot (options as for Dovecot()); every instance
-    is stopped and its directory removed in teardown, its log attached to a failing test."""
+    is stopped and its directory removed in teardown; its log is kept as dovecotN.log in the
+    test's tmp_path."""
     made = []
     request.node.dovecot_instances = made
 
