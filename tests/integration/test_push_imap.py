@@ -270,6 +270,23 @@ def test_starttls_destination(make_server, dovecot):
     assert logins and all(login["tls"] for login in logins), logins
 
 
+def test_message_without_message_id_gets_one_and_is_pushed_with_it(make_server, dovecot):
+    # Every message has a Message-ID by the time it is pushed (given at receipt), so a message
+    # in doubt after a crash can always be looked up.
+    server = push_server(make_server, dovecot, KeepCopy=True)
+    with server.connect() as client:
+        client.ehlo("client.example.net")
+        queue_id(client.transaction("sender@example.net.test", [f"someone@{DOMAIN}"],
+                                    make_message("no id", b"no Message-ID here\r\n")))
+        client.command("QUIT")
+    [(_, data, _)] = dovecot.wait_for_messages(1, timeout=PUSH_TIMEOUT)
+    given = message_id_of(data)
+    assert given, f"pushed without a Message-ID: {data[:500]!r}"
+    wait_for_event(server, "pushed")
+    [kept] = wait_until(lambda: pending_files(server) or None, PUSH_TIMEOUT, "no copy kept")
+    assert message_id_of(kept.read_bytes()) == given, "the kept copy has another Message-ID"
+
+
 def test_other_domain_without_destination_is_not_pushed(make_server, dovecot):
     server = push_server(make_server, dovecot)
     message, message_id = unique_message("net-only")
@@ -472,6 +489,8 @@ def test_kill9_at_random_points_of_a_push_run_delivers_each_message_once(make_se
             kills += 1
             server.start()
     print(f"{kills} kill(s); {len(dovecot.message_ids())} at Dovecot before the last run")
+    print("in doubt at a restart, looked up: "
+          f"{sum(1 for e in log_events(server, 'pushed') if e.get('in_doubt'))}")
     if server.alive():
         server.kill(signal.SIGUSR1)
     wait_pushed(server, dovecot, sent, timeout=RETRY_TIMEOUT * 2)
