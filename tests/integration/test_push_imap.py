@@ -177,6 +177,19 @@ def assert_secret_not_logged(server, *secrets):
         assert secret not in log, "a password appears in mailpopbox's log"
 
 
+def restart_after_kill(server, attempts=5):
+    """server.start() after a SIGKILL, on the same ports. A port of the killed server can be
+    taken meanwhile as some other connection's ephemeral port (tests run in parallel on this
+    machine); then wait a moment for that connection to end and try again (bounded)."""
+    for attempt in range(attempts):
+        try:
+            return server.start()
+        except AssertionError as error:
+            if "Address already in use" not in str(error) or attempt + 1 == attempts:
+                raise
+            time.sleep(1)
+
+
 def run_queue(server, *arguments):
     return subprocess.run([str(server.binary), "queue", str(server.config_path), *arguments],
                           capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
@@ -482,12 +495,12 @@ def test_kill9_at_random_points_of_a_push_run_delivers_each_message_once(make_se
         if server.alive():
             server.kill(signal.SIGUSR1)
         else:
-            server.start()
+            restart_after_kill(server)
         time.sleep(rng.uniform(0.0, 0.3))
         if pending_files(server):
             server.kill(signal.SIGKILL)
             kills += 1
-            server.start()
+            restart_after_kill(server)
     print(f"{kills} kill(s); {len(dovecot.message_ids())} at Dovecot before the last run")
     print("in doubt at a restart, looked up: "
           f"{sum(1 for e in log_events(server, 'pushed') if e.get('in_doubt'))}")
@@ -529,7 +542,7 @@ def test_kill9_while_mail_arrives_and_is_pushed(make_server, dovecot):
         stop.set()
         thread.join(timeout=30)
         assert not thread.is_alive()
-        server.start()
+        restart_after_kill(server)
     wait_pushed(server, dovecot, accepted, timeout=RETRY_TIMEOUT * 2)
     found = dovecot.message_ids()
     duplicates = sorted({m for m in found if found.count(m) > 1})
