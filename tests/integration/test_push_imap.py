@@ -482,7 +482,7 @@ def test_kill9_at_random_points_of_a_push_run_delivers_each_message_once(make_se
     seed = random.randrange(1 << 30)
     print(f"random seed {seed}")
     rng = random.Random(seed)
-    count = 300  # enough that a push run lasts a while, so most kills land inside one
+    count = 600  # enough that a push run lasts a while, so most kills land inside one
     server = push_server(make_server, dovecot)
     dovecot.stop()
     sent = [m for m, _ in send(server, count, "crash", size=2048)]
@@ -496,7 +496,7 @@ def test_kill9_at_random_points_of_a_push_run_delivers_each_message_once(make_se
             server.kill(signal.SIGUSR1)
         else:
             restart_after_kill(server)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.15))
         if pending_files(server):
             server.kill(signal.SIGKILL)
             kills += 1
