@@ -11,7 +11,8 @@ from collections import defaultdict
 NAMES = {"mailpopbox": "mailpopbox", "postfix": "Postfix", "dovecot": "Dovecot",
          "opensmtpd": "OpenSMTPD", "disk": "disk limit",
          "floor": "floor (libraries + 1 TLS context)",
-         "before": "mailpopbox (before)", "go": "Go mailpopbox (original)"}
+         "before": "mailpopbox (before)", "go": "Go mailpopbox (original)",
+         "push": "mailpopbox with a Destination"}
 # Peers that exist only when bench/run was asked for them (--baseline, --go-source): their rows
 # are left out of a table that has no figure of theirs; why, if known, is said under the report.
 OPTIONAL = ("before", "go")
@@ -173,6 +174,53 @@ def before_after():
                      times(a, b, section, metric, "mailpopbox", "before"), better,
                      spread(section, "before", metric), spread(section, "mailpopbox", metric)])
     table(["row", "before", "after", "after ÷ before", "better is", "spread before", "spread after"], rows)
+
+
+def push_rows(tp_count):
+    """Issue 13: push into a local Dovecot (bench/run's measure_push), against its targets."""
+    if not any(k[0].startswith("push-") for k in data) and "push" not in na:
+        return
+    print("## 6. Push into a local Dovecot IMAP server (issue 13)")
+    print()
+    if "push" in na:
+        print(f"n/a: {na['push']}")
+        print()
+        return
+    lat_n = values("push-lat", "push", "n")
+    lost = values("push-lat", "push", "lost")
+    tp_pushed = values("push-tp", "push", "pushed")
+    print("Latency: bench/tools/pushlat.py sends 4 KB messages over one SMTP session at 10 per "
+          "second and times each from its 250 to its file appearing in Dovecot's Maildir "
+          f"(scanned every 2 ms); {fmt(statistics.median(lat_n), 0) if lat_n else '?'} messages "
+          f"per repetition, {fmt(sum(lost), 0) if lost else '?'} never seen. Push throughput: "
+          f"{fmt(statistics.median(tp_pushed), 0) if tp_pushed else '?'} messages of 4 KB wait "
+          "in the maildrop when mailpopbox starts; messages per second from its start until "
+          "the last one is a file at Dovecot (bench/tools/pushwait.py). Inbound: row 1's "
+          f"smtp-source run ({int(tp_count):,} × 4 KB, 32 sessions) against mailpopbox with a "
+          "Destination (KeepCopy on, so each message stays to be counted) and without, "
+          "interleaved; \"then at Dovecot\" is how long after that run Dovecot had them all.")
+    print()
+    with_rate, without_rate = med("push-smtp", "push", "rate"), med("push-smtp", "mailpopbox", "rate")
+    with_acc = med("push-smtp", "push", "accept_rate")
+    without_acc = med("push-smtp", "mailpopbox", "accept_rate")
+    rows = [
+        ["push latency median, ms", cell("push-lat", "push", "median_ms", 1), "≤ 1,000"],
+        ["push latency p99, ms", cell("push-lat", "push", "p99_ms", 1), "≤ 3,000"],
+        ["push latency max, ms", cell("push-lat", "push", "max_ms", 1), "—"],
+        ["push throughput, messages/s", cell("push-tp", "push", "rate"), "≥ 500"],
+        ["… after the first message (no start-up), messages/s",
+         cell("push-tp", "push", "steady_rate"), "—"],
+        ["… first message at Dovecot after the start, s",
+         cell("push-tp", "push", "first_seconds", 3), "—"],
+        ["inbound messages/s without a Destination", cell("push-smtp", "mailpopbox", "rate"), "—"],
+        ["inbound messages/s with a Destination", cell("push-smtp", "push", "rate"), "—"],
+        ["with ÷ without (messages/s)",
+         times(with_rate, without_rate, "push-smtp", "rate", "push", "mailpopbox"), "≥ 0.80×"],
+        ["with ÷ without (accepted/s)",
+         times(with_acc, without_acc, "push-smtp", "accept_rate", "push", "mailpopbox"), "≥ 0.80×"],
+        ["then at Dovecot after, s", cell("push-smtp", "push", "drain_seconds", 1), "—"],
+    ]
+    table(["row", "figure", "issue 13's target"], rows)
 
 
 def main():
@@ -375,6 +423,8 @@ def main():
                      fmt(statistics.median(cpu), 1) if cpu else "n/a",
                      fmt(sum(fails), 0) if fails else "n/a"])
     table(["server", "handshakes/s", "× mailpopbox", "client CPU s", "failed handshakes"], rows)
+
+    push_rows(tp_count)
 
     before_after()
 

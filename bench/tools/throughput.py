@@ -21,14 +21,16 @@ import time
 
 
 def stored(maildir):
-    n = 0
+    """Messages in new/ and cur/, by base name: a file a server moves from new/ to cur/ (the
+    push engine with KeepCopy marks a pushed message so) while the two are listed counts once."""
+    names = set()
     for sub in ("new", "cur"):
         try:
             with os.scandir(os.path.join(maildir, sub)) as it:
-                n += sum(1 for _ in it)
+                names.update(e.name.split(":", 1)[0] for e in it)
         except FileNotFoundError:
             pass
-    return n
+    return len(names)
 
 
 def listen_drops():
