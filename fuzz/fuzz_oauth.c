@@ -1,6 +1,6 @@
 /* fuzz_oauth.c: the OAuth parsers of push delivery (src/push/oauth.c) on arbitrary bytes. The
  * first octet picks the parser: the client file, the token file, a token endpoint's answer
- * (the next octet picks the HTTP status), or a scope list (list NUL scope). Each reads only
+ * (the next octet picks the HTTP status; the lifetime stays within its bound), or a scope list (list NUL scope). Each reads only
  * the octets given (ASan sees an exact copy), fills its output completely on success and not
  * at all on failure, always leaves a terminated error text, and the scope test agrees with a
  * plain word-by-word comparison. */
@@ -69,7 +69,8 @@ static void token_response(long status, const char *json, size_t len)
 	switch (verdict) {
 	case PUSH_OK:
 		check(status == 200 && r.access_token != NULL && r.access_token[0] != '\0' &&
-		      strlen(r.access_token) <= OAUTH_ACCESS_TOKEN_MAX && r.expires_in > 0);
+		      strlen(r.access_token) <= OAUTH_ACCESS_TOKEN_MAX && r.expires_in > 0 &&
+		      r.expires_in <= OAUTH_EXPIRES_IN_MAX);
 		break;
 	case PUSH_TEMPORARY:
 		check(r.access_token == NULL && r.refresh_token == NULL && r.scope == NULL);
