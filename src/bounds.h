@@ -213,6 +213,10 @@
 #define OAUTH_ACCESS_TOKEN_MAX 8192
 /* An access token is refreshed this long before it expires. */
 #define OAUTH_REFRESH_MARGIN_SECONDS 120
+/* The longest lifetime believed of a token endpoint's expires_in (Google says 3599, Microsoft
+ * up to ~28 hours with CAE; refreshing sooner costs one request): a larger one, even
+ * LONG_MAX, is taken as this, so the refresh time cannot overflow. */
+#define OAUTH_EXPIRES_IN_MAX (24 * 3600)
 /* `mailpopbox authorize`: how long it waits for the browser's redirect in all, and for one
  * loopback connection's request once connected; the request's size. */
 #define AUTHORIZE_WAIT_SECONDS 900

@@ -325,6 +325,8 @@ enum push_status oauth_token_response_parse(long http_status, const char *body, 
 			out->expires_in = strtol(json_string_value(expires), NULL, 10);
 		if (out->expires_in <= 0)
 			out->expires_in = 3600;
+		if (out->expires_in > OAUTH_EXPIRES_IN_MAX)
+			out->expires_in = OAUTH_EXPIRES_IN_MAX;
 		out->refresh_token = dup_string_member(root, "refresh_token");
 		out->scope = dup_string_member(root, "scope");
 		json_decref(root);

@@ -391,6 +391,39 @@ static void test_status_names(void **state)
 	assert_string_equal(push_status_name(PUSH_REFUSED), "refused");
 }
 
+/* Escapes written by hand in lower case read as the engine's upper case ones; a journal
+ * opened read-only (push status) takes no record, sync or compaction. */
+static void test_lower_case_escapes_and_read_only_journal(void **state)
+{
+	struct fixture *f = *state;
+	char p[256], err[256];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "C a%%2fb%%3A\nA %%ff\nR x%%4\n");
+	fclose(fp);
+	struct push_journal *j = push_journal_open(f->path, false, err, sizeof(err));
+	assert_non_null(j);
+	assert_int_equal(push_journal_lines(j), 3);
+	assert_int_equal(push_journal_keys(j), 2);
+	assert_int_equal(push_journal_state(j, "a/b:"), PUSH_JOURNAL_CONFIRMED);
+	assert_int_equal(push_journal_state(j, "\xff"), PUSH_JOURNAL_ATTEMPT);
+	errno = 0;
+	assert_int_equal(push_journal_record(j, "k", PUSH_JOURNAL_ATTEMPT), -1);
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(push_journal_sync(j), -1);
+	assert_int_equal(push_journal_compact(j, true), -1);
+	assert_int_equal(push_journal_state(j, "k"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+
+	j = open_journal(f);
+	assert_int_equal(push_journal_record(j, "k", PUSH_JOURNAL_NONE), -1);
+	assert_int_equal(errno, EBADF);
+	push_journal_close(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +451,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test(test_flags_are_read_from_the_info_part),
 		cmocka_unit_test(test_status_names),
+		cmocka_unit_test_setup_teardown(test_lower_case_escapes_and_read_only_journal, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

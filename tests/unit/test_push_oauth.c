@@ -5,11 +5,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "bounds.h"
 #include "push/authorize.h"
 #include "push/gmail.h"
 #include "push/oauth.h"
@@ -256,6 +258,61 @@ static void test_redirect_request_line_is_parsed(void **state)
 	authorize_redirect_free(&r);
 }
 
+/* expires_in as some providers send it (a string), nonsense (zero, negative) and beyond
+ * belief (the refresh time must not overflow); an access token past its bound; statuses
+ * that are neither a refusal nor 200. */
+static void test_token_endpoint_lifetimes_and_odd_answers(void **state)
+{
+	struct oauth_token_response r;
+	char err[300];
+	struct strbuf big;
+
+	(void)state;
+	assert_int_equal(token_answer(200, "{\"access_token\":\"a\",\"expires_in\":\"5399\"}",
+		&r, err, sizeof(err)), PUSH_OK);
+	assert_int_equal(r.expires_in, 5399);
+	oauth_token_response_free(&r);
+	const char *nonsense[] = {"0", "-5", "\"-5\"", "\"soon\"", "1.5", "null"};
+	for (size_t i = 0; i < sizeof(nonsense) / sizeof(nonsense[0]); i++) {
+		char body[100];
+		snprintf(body, sizeof(body), "{\"access_token\":\"a\",\"expires_in\":%s}",
+			nonsense[i]);
+		assert_int_equal(token_answer(200, body, &r, err, sizeof(err)), PUSH_OK);
+		assert_int_equal(r.expires_in, 3600);
+		oauth_token_response_free(&r);
+	}
+	const char *huge[] = {"86401", "9223372036854775807", "\"99999999999999999999999\""};
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		char body[100];
+		snprintf(body, sizeof(body), "{\"access_token\":\"a\",\"expires_in\":%s}",
+			huge[i]);
+		assert_int_equal(token_answer(200, body, &r, err, sizeof(err)), PUSH_OK);
+		assert_int_equal(r.expires_in, OAUTH_EXPIRES_IN_MAX);
+		oauth_token_response_free(&r);
+	}
+
+	strbuf_init(&big);
+	strbuf_appendf(&big, "{\"access_token\":\"");
+	for (size_t i = 0; i <= OAUTH_ACCESS_TOKEN_MAX; i++)
+		strbuf_append(&big, "x", 1);
+	strbuf_appendf(&big, "\"}");
+	assert_int_equal(token_answer(200, big.data, &r, err, sizeof(err)), PUSH_TEMPORARY);
+	assert_null(r.access_token);
+	strbuf_free(&big);
+	assert_int_equal(token_answer(200, "{\"access_token\":\"\"}", &r, err, sizeof(err)),
+		PUSH_TEMPORARY);
+	assert_int_equal(token_answer(200, "[\"access_token\"]", &r, err, sizeof(err)),
+		PUSH_TEMPORARY);
+	assert_int_equal(token_answer(200, "{\"access_token\":\"a\",\"error\":\"e\"}", &r, err,
+		sizeof(err)), PUSH_TEMPORARY);
+	assert_int_equal(token_answer(408, "", &r, err, sizeof(err)), PUSH_TEMPORARY);
+	assert_int_equal(token_answer(302, "{\"error\":\"moved\"}", &r, err, sizeof(err)),
+		PUSH_TEMPORARY);
+	assert_non_null(strstr(err, "HTTP 302 (moved)"));
+	assert_int_equal(token_answer(403, "{}", &r, err, sizeof(err)), PUSH_AUTH);
+	assert_non_null(strstr(err, "no error code"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_pkce_challenge_is_rfc_7636_appendix_b),
 		cmocka_unit_test(test_default_scopes_follow_type_and_provider),
 		cmocka_unit_test(test_redirect_request_line_is_parsed),
+		cmocka_unit_test(test_token_endpoint_lifetimes_and_odd_answers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
