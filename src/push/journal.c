@@ -174,6 +174,9 @@ static bool parse_record(const char *line, size_t len, char *key, size_t keysz,
 	case 'R':
 		*state = PUSH_JOURNAL_REFUSED;
 		break;
+	case 'N':
+		*state = PUSH_JOURNAL_NONE;
+		break;
 	default:
 		return false;
 	}
@@ -362,7 +365,7 @@ int push_journal_record(struct push_journal *j, const char *key, enum push_journ
 	struct strbuf line;
 	int r;
 
-	if (j->fd < 0 || state == PUSH_JOURNAL_NONE) {
+	if (j->fd < 0) {
 		errno = EBADF;
 		return -1;
 	}

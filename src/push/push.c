@@ -690,10 +690,11 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		st = PUSH_TEMPORARY;
 		goto out;
 	}
+	enum push_status send_st = PUSH_OK;
 	if (send_count > 0)
-		st = transport_send(w, to_send, send_count, err, errsz);
+		st = send_st = transport_send(w, to_send, send_count, err, errsz);
 
-	bool refused = false, item_failed = false;
+	bool refused = false, item_failed = false, answered_failure = false;
 	if (send_count > 0)
 		errors_clear(w); /* the errors shown are this batch's */
 	for (size_t i = 0; i < send_count; i++) {
@@ -722,10 +723,20 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 			}
 			item_failed = true;
 			errors_add(w, p->key, item->detail[0] ? item->detail : err);
+			/* The IMAP connection is still usable, so every APPEND was answered: this
+			 * one with a tagged NO/BAD, and the destination does not have it. Not in
+			 * doubt any more: otherwise the next try would look its Message-ID up and
+			 * could find another message with the same one (a mailing list's copy, a
+			 * message sent by the owner) and drop this one unsent. */
+			if (w->dest->type == DESTINATION_IMAP && send_st == PUSH_OK &&
+			    push_journal_record(w->journal, p->key, PUSH_JOURNAL_NONE) == 0) {
+				p->state = PUSH_JOURNAL_NONE;
+				answered_failure = true;
+			}
 			break;
 		}
 	}
-	if (refused && push_journal_sync(w->journal) < 0)
+	if ((refused || answered_failure) && push_journal_sync(w->journal) < 0)
 		log_error("push", "event=journal_sync_failed domain=%s error=\"%s\"", w->domain,
 			strerror(errno));
 	if (st == PUSH_OK && item_failed) {

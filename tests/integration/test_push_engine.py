@@ -265,10 +265,10 @@ def push_server(make_server, fake_imap, test_ca):
     return factory
 
 
-def send(server, subject):
+def send(server, subject, message_id=None):
     """One message through SMTP, with its own Message-ID (what a lookup after a crash needs;
     the server gives one to a message without, tested with the receipt)."""
-    message_id = f"<{uuid.uuid4().hex}@test.example.net>"
+    message_id = message_id or f"<{uuid.uuid4().hex}@test.example.net>"
     with SMTPConnection(server.smtp_port) as c:
         c.ehlo()
         reply = c.transaction("sender@elsewhere.test", ["someone@example.org"],
@@ -366,9 +366,29 @@ def test_temporary_failure_keeps_the_message_and_flush_retries(push_server, fake
     assert result.returncode == 0, result.stderr
     wait_for(lambda: fake_imap.subjects() == ["retry me"], "the retried push", timeout=4)
     wait_for(lambda: stored(server) == [], "the maildrop to empty")
-    # Looked up first (its attempt had no outcome), then sent once.
+    # Answered NO, so not in doubt: sent again without a lookup, and once.
     assert len(fake_imap.messages) == 1
+    assert fake_imap.searches == []
     wait_for(lambda: "0 pending" in queue_listing(server), "an empty push queue")
+
+
+def test_same_message_id_answered_no_is_sent_again_not_dropped(push_server, fake_imap):
+    """Two messages with one Message-ID (a mailing list's copy, the same mail to two addresses
+    of the domain): the second one's APPEND is answered NO. It is not in doubt, so the retry
+    must send it, not look the Message-ID up, find the first one's copy and drop it unsent."""
+    shared = f"<{uuid.uuid4().hex}@list.example.net>"
+    server = push_server()
+    send(server, "list copy 1", message_id=shared)
+    wait_for(lambda: fake_imap.subjects() == ["list copy 1"], "the first copy's push")
+    fake_imap.append_verdict = lambda data: "NO [UNAVAILABLE] mailbox busy, try later"
+    send(server, "list copy 2", message_id=shared)
+    wait_for(lambda: "status=temporary" in server.log_text(), "the NO to the second copy")
+    assert len(stored(server)) == 1
+    fake_imap.append_verdict = None
+    server.kill(signal.SIGUSR1)
+    wait_for(lambda: fake_imap.subjects() == ["list copy 1", "list copy 2"], "the second copy")
+    wait_for(lambda: stored(server) == [], "the maildrop to empty")
+    assert "in_doubt=found" not in server.log_text()
 
 
 def test_refused_for_good_is_kept_and_not_retried(push_server, fake_imap):

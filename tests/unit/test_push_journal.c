@@ -190,6 +190,30 @@ static void test_attempt_without_outcome_is_in_doubt_after_reopen(void **state)
 	push_journal_close(j);
 }
 
+/* An attempt the destination answered with a failure (a tagged NO) is no longer in doubt: no
+ * lookup by Message-ID next time, which could find another message's copy. */
+static void test_answered_failure_is_not_in_doubt_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "k2", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_NONE), 0);
+	assert_int_equal(push_journal_sync(j), 0);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_NONE);
+	assert_int_equal(push_journal_state(j, "k2"), PUSH_JOURNAL_ATTEMPT);
+	/* Tried again later: in doubt again until answered. */
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	push_journal_close(j);
+}
+
 static void test_torn_last_line_is_dropped(void **state)
 {
 	struct fixture *f = *state;
@@ -401,6 +425,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listing_keeps_the_oldest_up_to_max, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_attempt_without_outcome_is_in_doubt_after_reopen,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answered_failure_is_not_in_doubt_after_reopen,
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_lines_are_skipped, setup, teardown),
