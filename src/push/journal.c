@@ -397,6 +397,17 @@ int push_journal_sync(struct push_journal *j)
 	return r;
 }
 
+bool push_journal_moved(const struct push_journal *j)
+{
+	struct stat named, open_file;
+
+	if (j->fd < 0)
+		return false;
+	if (stat(j->path, &named) < 0 || fstat(j->fd, &open_file) < 0)
+		return true;
+	return named.st_dev != open_file.st_dev || named.st_ino != open_file.st_ino;
+}
+
 size_t push_journal_lines(const struct push_journal *j)
 {
 	return j->lines;

@@ -40,6 +40,10 @@ enum push_journal_state push_journal_state(const struct push_journal *j, const c
 int push_journal_record(struct push_journal *j, const char *key, enum push_journal_state state);
 /* fdatasync: every record appended so far is durable. Returns 0, or -1 with errno. */
 int push_journal_sync(struct push_journal *j);
+/* Whether the journal's name no longer leads to the file it appends to: the maildrop (or the
+ * journal) was moved away, removed or replaced. Records appended now would land in the old
+ * file, where a restart never reads them: the caller reopens it. */
+bool push_journal_moved(const struct push_journal *j);
 /* Lines in the file, and keys known (for the compaction decision and tests). */
 size_t push_journal_lines(const struct push_journal *j);
 size_t push_journal_keys(const struct push_journal *j);

@@ -60,6 +60,8 @@ struct push_worker {
 	char description[300];             /* "imap:host:port" or "gmail", for logs */
 	struct push_journal *journal;
 	int inotify_fd;
+	int watches[2];                    /* new/'s and the maildrop's watches, -1: none */
+	bool maildrop_missing;             /* new/ was not there at the last look */
 	struct imap_client *imap;
 	struct oauth_session *oauth;
 	struct gmail_client *gmail;
@@ -753,12 +755,59 @@ out:
 
 /* ---- the thread ---- */
 
+/* Watches MaildropPath/new and MaildropPath itself, the directories there now: after the
+ * maildrop was moved away, removed or replaced, the old watches follow the old directories
+ * (or end with IN_IGNORED) and new mail would wait for the periodic listing. The maildrop's
+ * own watch only takes its moving or removal (its other events are our own status and
+ * journal files). Adding a watch for the same directory again returns the same descriptor,
+ * so this is cheap at every listing. A missing maildrop is not made again here (an owner's
+ * rm -rf would race with it): the next delivery makes it, and the loop looks for it every
+ * PUSH_RETRY_FIRST_SECONDS meanwhile. */
+static void watch_maildrop(struct push_worker *w)
+{
+	static const uint32_t masks[2] = {
+		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+		IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+	};
+
+	if (w->inotify_fd < 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		char *dir = i == 0 ? fs_path_printf("%s/new", w->maildrop_path) :
+			xstrdup(w->maildrop_path);
+		int wd = inotify_add_watch(w->inotify_fd, dir, masks[i]);
+		if (wd < 0 && errno == ENOENT)
+			w->maildrop_missing = true;
+		else if (wd < 0 && w->watches[i] >= 0)
+			log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" "
+				"rescan_every=%d", w->domain, dir, strerror(errno), PUSH_RESCAN_SECONDS);
+		/* The old directory's watch (gone already when it was removed: EINVAL). */
+		if (w->watches[i] >= 0 && wd != w->watches[i])
+			inotify_rm_watch(w->inotify_fd, w->watches[i]);
+		w->watches[i] = wd;
+		free(dir);
+	}
+}
+
 /* A new listing of the maildrop: what waits, confirmed pushes still to apply, compaction. */
 static int relist(struct push_worker *w, char *err, size_t errsz)
 {
 	struct push_pending *confirmed[PUSH_BATCH_MAX];
 	size_t n = 0;
 
+	w->maildrop_missing = false;
+	watch_maildrop(w);
+	/* The maildrop was replaced under us: the journal must be the one in MaildropPath, or
+	 * the attempts recorded from now on would be lost to a restart (and sent twice). The
+	 * loop opens it again (or waits for the maildrop to be made again). */
+	if (push_journal_moved(w->journal)) {
+		log_warn("push", "event=journal_reopened domain=%s reason=\"the maildrop or its "
+			"journal was moved or removed\"", w->domain);
+		push_journal_close(w->journal);
+		w->journal = NULL;
+		w->dirty = true;
+		return 0;
+	}
 	push_listing_free(&w->listing);
 	w->next_index = 0;
 	w->dirty = false;
@@ -841,6 +890,13 @@ static void worker_loop(struct push_worker *w)
 		err[0] = '\0';
 		if (!w->journal) {
 			w->journal = push_journal_open(w->maildrop_path, true, err, sizeof(err));
+			if (!w->journal && errno == ENOENT) {
+				/* The maildrop was moved away or removed: nothing to push until a
+				 * delivery makes it again. */
+				w->maildrop_missing = true;
+				wait_events(w, PUSH_RETRY_FIRST_SECONDS * 1000);
+				continue;
+			}
 			if (!w->journal) {
 				failure(w, PUSH_TEMPORARY, err);
 				continue;
@@ -849,8 +905,10 @@ static void worker_loop(struct push_worker *w)
 		poll_inotify(w);
 		if (!listing_has_work(w)) {
 			if (!w->dirty && !w->deferred) {
-				/* Nothing to do: sleep until the maildrop changes. */
-				wait_events(w, PUSH_RESCAN_SECONDS * 1000);
+				/* Nothing to do: sleep until the maildrop changes (new/ missing:
+				 * nothing to watch, look for it again soon). */
+				wait_events(w, (w->maildrop_missing ? PUSH_RETRY_FIRST_SECONDS :
+					PUSH_RESCAN_SECONDS) * 1000);
 				/* An event, the periodic look, or a wake-up: list again. */
 				w->dirty = true;
 				continue;
@@ -885,8 +943,9 @@ static void *worker_main(void *arg)
 		log_warn("push", "event=maildrop_create_failed domain=%s path=%s error=\"%s\"",
 			w->domain, w->maildrop_path, strerror(errno));
 	w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w->inotify_fd < 0 || inotify_add_watch(w->inotify_fd, new_dir,
-		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
+	if (w->inotify_fd >= 0)
+		watch_maildrop(w);
+	if (w->inotify_fd < 0 || w->watches[0] < 0) {
 		/* Still pushes, found by the periodic listing instead of at once. */
 		log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" rescan_every=%d",
 			w->domain, new_dir, strerror(errno), PUSH_RESCAN_SECONDS);
@@ -930,6 +989,7 @@ static struct push_worker *worker_start(struct push_engine *e, const struct serv
 	w->dest = destination_copy(s->destination);
 	describe(w->dest, w->description, sizeof(w->description));
 	w->inotify_fd = -1;
+	w->watches[0] = w->watches[1] = -1;
 	atomic_init(&w->stop, false);
 	atomic_init(&w->flush, false);
 	atomic_init(&w->ended, false);

@@ -474,6 +474,36 @@ def test_kill_during_unanswered_append_is_not_duplicated(push_server, fake_imap)
     wait_for(lambda: fake_imap.subjects() == ["before", "in doubt", "after"], "the next push")
 
 
+def test_maildrop_restored_while_running_is_watched_and_journalled_anew(push_server, fake_imap):
+    """The owner restores the maildrop's contents while the server runs (rsync writes each
+    file aside and renames it in place; new/ made again). The engine must watch the new new/
+    (not the old one, or new mail waits for the periodic listing) and record its attempts in
+    the journal now at MaildropPath (not in the replaced file, where a restart never looks: a
+    kill -9 in the in-doubt window would then send the message twice). The maildrop directory
+    itself stays: the sandbox's rules follow it, so replacing it needs a restart anyway."""
+    server = push_server()
+    send(server, "before")
+    wait_for(lambda: fake_imap.subjects() == ["before"], "a first push")
+    wait_for(lambda: stored(server) == [], "the maildrop to empty")
+    maildrop = server.maildrop()
+    journal = maildrop / ".mailpopbox-push"
+    restored = maildrop / ".mailpopbox-push.restored"
+    restored.write_bytes(journal.read_bytes())
+    restored.rename(journal)
+    (maildrop / "new").rename(maildrop / "new.old")
+    (maildrop / "new").mkdir(mode=0o700)
+    wait_for(lambda: "event=journal_reopened" in server.log_text(), "the engine to notice")
+    fake_imap.hold.set()
+    send(server, "after the restore")
+    wait_for(fake_imap.held.is_set, "the held APPEND of the message in the new new/")
+    server.kill(signal.SIGKILL)
+    fake_imap.release()
+    server.start()
+    wait_for(lambda: stored(server) == [], "the in-doubt message to be settled")
+    assert fake_imap.subjects() == ["before", "after the restore"]
+    assert "in_doubt=found" in server.log_text()
+
+
 def test_in_doubt_message_not_at_destination_is_sent_again(push_server, fake_imap):
     server = push_server()
     fake_imap.hold.set()

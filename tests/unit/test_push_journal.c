@@ -214,6 +214,35 @@ static void test_answered_failure_is_not_in_doubt_after_reopen(void **state)
 	push_journal_close(j);
 }
 
+/* A journal replaced by a rename (a restore, rsync) or removed is noticed: appending to the
+ * old file would hide the attempts from a restart. */
+static void test_replaced_or_removed_journal_is_noticed(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	char path[256], other[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	snprintf(other, sizeof(other), "%s/restored", f->path);
+	assert_false(push_journal_moved(j));
+	/* Compaction replaces the file too, and follows it. */
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	assert_false(push_journal_moved(j));
+	fp = fopen(other, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(rename(other, path), 0);
+	assert_true(push_journal_moved(j));
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_false(push_journal_moved(j));
+	assert_int_equal(unlink(path), 0);
+	assert_true(push_journal_moved(j));
+	push_journal_close(j);
+}
+
 static void test_torn_last_line_is_dropped(void **state)
 {
 	struct fixture *f = *state;
@@ -428,6 +457,8 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_failure_is_not_in_doubt_after_reopen,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_or_removed_journal_is_noticed, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_lines_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_with_odd_bytes_round_trip, setup, teardown),
