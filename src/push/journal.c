@@ -250,9 +250,29 @@ static int journal_read(struct push_journal *j, bool *torn)
 static int open_for_append(struct push_journal *j)
 {
 	do
+		j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	while (j->fd < 0 && errno == EINTR);
+	if (j->fd >= 0 || errno != ENOENT)
+		return j->fd < 0 ? -1 : 0;
+	do
 		j->fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	while (j->fd < 0 && errno == EINTR);
-	return j->fd < 0 ? -1 : 0;
+	if (j->fd < 0)
+		return -1;
+	/* A new file: its name must be durable too, or after a power cut the fdatasync'd
+	 * attempts would be in a file no directory names, and a restart would send again what
+	 * it cannot know was sent. */
+	char *dir = xstrndup(j->path, (size_t)(strrchr(j->path, '/') - j->path));
+	int r = fs_fsync_directory(dir);
+	int saved = errno;
+	free(dir);
+	if (r < 0) {
+		close(j->fd);
+		j->fd = -1;
+		errno = saved;
+		return -1;
+	}
+	return 0;
 }
 
 /* Writes the entries (only the live ones with only_live) to the staging file and renames it
