@@ -250,7 +250,7 @@ def destination(fake, test_ca, **extra):
     entry = {"Type": "imap", "Host": "127.0.0.1", "Port": fake.port, "Username": "owner",
              "Password": PASSWORD, "TLSCAFile": str(test_ca.cert)}
     entry.update(extra)
-    return entry
+    return {k: v for k, v in entry.items() if v is not None}
 
 
 @pytest.fixture
@@ -502,6 +502,28 @@ def test_maildrop_restored_while_running_is_watched_and_journalled_anew(push_ser
     wait_for(lambda: stored(server) == [], "the in-doubt message to be settled")
     assert fake_imap.subjects() == ["before", "after the restore"]
     assert "in_doubt=found" in server.log_text()
+
+
+def test_garbled_oauth_file_is_reported_without_its_secret(push_server, fake_imap, tmp_path):
+    """A hand-edited token file that is no longer JSON: the error says where, and neither the
+    push log nor the status file quotes the refresh token (jansson's own message does: "invalid
+    token near '<the token>'")."""
+    secret = "SECRETrefreshTOKEN" + uuid.uuid4().hex
+    client = tmp_path / "client.json"
+    client.write_text(__import__("json").dumps({"installed": {
+        "client_id": "id.apps.example", "client_secret": "client-secret-value",
+        "auth_uri": "https://127.0.0.1:1/auth", "token_uri": "https://127.0.0.1:1/token"}}))
+    token = tmp_path / "token.json"
+    token.write_text('{"refresh_token": ' + secret + '}')
+    token.chmod(0o600)
+    server = push_server(Password=None, OAuthClientFile=str(client), OAuthTokenFile=str(token))
+    send(server, "waiting")
+    wait_for(lambda: "status=auth" in server.log_text(), "the auth failure")
+    log = server.log_text()
+    assert "is not JSON" in log and "run mailpopbox authorize" in log
+    assert secret[:10] not in log, [l for l in log.splitlines() if "push_failed" in l]
+    assert secret[:10] not in queue_listing(server)
+    assert len(stored(server)) == 1
 
 
 def test_in_doubt_message_not_at_destination_is_sent_again(push_server, fake_imap):
