@@ -486,10 +486,67 @@ static bool is_legacy_name(const char *name)
 	return len > suffix && strcmp(name + len - suffix, LEGACY_SUFFIX) == 0;
 }
 
+/* The oldest `max` messages seen so far, as a max-heap on arrival (the root is the newest
+ * kept): a maildrop of any size is listed in memory bounded by max, in n log max time. */
 struct pending_array {
 	struct push_pending *items;
-	size_t count, cap;
+	size_t count, cap, max;
+	size_t seen; /* every message listed, kept or not */
 };
+
+static int compare_arrival(const void *pa, const void *pb);
+static void pending_free(struct push_pending *p);
+
+static void heap_swap(struct push_pending *a, struct push_pending *b)
+{
+	struct push_pending t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void heap_sift_down(struct pending_array *a, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, top = i;
+		if (l < a->count && compare_arrival(&a->items[l], &a->items[top]) > 0)
+			top = l;
+		if (r < a->count && compare_arrival(&a->items[r], &a->items[top]) > 0)
+			top = r;
+		if (top == i)
+			return;
+		heap_swap(&a->items[i], &a->items[top]);
+		i = top;
+	}
+}
+
+/* Takes p (its strings are then the array's, or freed). */
+static void pending_keep(struct pending_array *a, struct push_pending *p)
+{
+	a->seen++;
+	if (a->count < a->max) {
+		if (a->count == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 64;
+			if (a->cap > a->max)
+				a->cap = a->max;
+			a->items = xrealloc(a->items, a->cap * sizeof(*a->items));
+		}
+		size_t i = a->count++;
+		a->items[i] = *p;
+		while (i > 0 && compare_arrival(&a->items[(i - 1) / 2], &a->items[i]) < 0) {
+			heap_swap(&a->items[(i - 1) / 2], &a->items[i]);
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	if (a->count > 0 && compare_arrival(p, &a->items[0]) < 0) {
+		pending_free(&a->items[0]);
+		a->items[0] = *p;
+		heap_sift_down(a, 0);
+		return;
+	}
+	pending_free(p);
+}
 
 static int list_subdir(const char *maildrop_path, const char *sub, struct push_journal *j,
 	bool include_refused, struct pending_array *a, size_t *refused)
@@ -545,16 +602,14 @@ static int list_subdir(const char *maildrop_path, const char *sub, struct push_j
 				continue;
 			}
 		}
-		if (a->count == a->cap) {
-			a->cap = a->cap ? a->cap * 2 : 64;
-			a->items = xrealloc(a->items, a->cap * sizeof(*a->items));
-		}
-		struct push_pending *p = &a->items[a->count++];
-		p->path = fs_path_printf("%s/%s", dir_path, de->d_name);
-		p->key = key;
-		p->size = (uint64_t)st.st_size;
-		p->mtime = st.st_mtim;
-		p->state = state;
+		struct push_pending p = {
+			.path = fs_path_printf("%s/%s", dir_path, de->d_name),
+			.key = key,
+			.size = (uint64_t)st.st_size,
+			.mtime = st.st_mtim,
+			.state = state,
+		};
+		pending_keep(a, &p);
 	}
 	closedir(dir);
 	free(dir_path);
@@ -608,7 +663,7 @@ static void pending_free(struct push_pending *p)
 int push_pending_list(const char *maildrop_path, struct push_journal *j, size_t max,
 	bool include_refused, struct push_listing *out)
 {
-	struct pending_array a = {0};
+	struct pending_array a = {.max = max};
 	size_t refused = 0, kept = 0;
 
 	if (j)
@@ -637,12 +692,9 @@ int push_pending_list(const char *maildrop_path, struct push_journal *j, size_t 
 	if (a.count > 1)
 		qsort(a.items, a.count, sizeof(*a.items), compare_arrival);
 	memset(out, 0, sizeof(*out));
-	if (a.count > max) {
-		for (size_t i = max; i < a.count; i++)
-			pending_free(&a.items[i]);
-		out->left_out = a.count - max;
-		a.count = max;
-	}
+	/* A message seen in both new/ and cur/ beyond the max counts twice here (rare: a rename
+	 * while we listed; the count is a hint for the status). */
+	out->left_out = a.seen > a.max ? a.seen - a.max : 0;
 	out->items = a.items;
 	out->count = a.count;
 	out->refused = refused;

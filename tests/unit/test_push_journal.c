@@ -157,6 +157,43 @@ static void test_listing_keeps_the_oldest_up_to_max(void **state)
 	push_listing_free(&l);
 }
 
+/* A huge maildrop (a long outage's backlog): the listing keeps only the oldest max, whatever
+ * the directory order, counts the rest, and still marks every waiting message's journal
+ * record live so that compaction keeps the records of those left for a later listing. */
+static void test_huge_maildrop_listed_up_to_max_oldest_first(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	struct push_journal *j = open_journal(f);
+	char name[64];
+	enum { TOTAL = 12000, MAX = 50 };
+
+	/* Created newest first, half in cur/: the directory order says nothing. */
+	for (int i = TOTAL - 1; i >= 0; i--) {
+		snprintf(name, sizeof(name), i % 2 ? "%d.M1P1Q1.host:2,S" : "%d.M1P1Q1.host",
+			1000000 + i);
+		put_message(f, i % 2 ? "cur" : "new", name, 1000000 + i);
+	}
+	snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + TOTAL - 2);
+	assert_int_equal(push_journal_record(j, name, PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "gone.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_pending_list(f->path, j, MAX, false, &l), 0);
+	assert_int_equal(l.count, MAX);
+	assert_int_equal(l.left_out, TOTAL - MAX);
+	for (int i = 0; i < MAX; i++) {
+		snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + i);
+		assert_string_equal(l.items[i].key, name);
+	}
+	push_listing_free(&l);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + TOTAL - 2);
+	assert_int_equal(push_journal_state(j, name), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "gone.M1P1Q1.host"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+}
+
 static void test_attempt_without_outcome_is_in_doubt_after_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -453,6 +490,8 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_keeps_the_oldest_up_to_max, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_huge_maildrop_listed_up_to_max_oldest_first,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attempt_without_outcome_is_in_doubt_after_reopen,
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_answered_failure_is_not_in_doubt_after_reopen,
