@@ -189,6 +189,10 @@ static bool parse_record(const char *line, size_t len, char *key, size_t keysz,
 				return false;
 			c = (char)(hi * 16 + lo);
 			i += 2;
+		} else if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e) {
+			/* Written escaped: a space or control here is two records glued together
+			 * (an append after a torn line), not a key. */
+			return false;
 		}
 		if (c == '\0' || k + 1 >= keysz)
 			return false;
@@ -391,10 +395,22 @@ int push_journal_record(struct push_journal *j, const char *key, enum push_journ
 	}
 	strbuf_init(&line);
 	append_record(&line, key, state);
-	r = fs_write_all(j->fd, line.data, line.len);
+	/* Where this record starts: a write that fails halfway (a full disk) is cut back to it,
+	 * or the next record would be glued to the half line and lost with it. */
+	off_t end = lseek(j->fd, 0, SEEK_END);
+	r = end < 0 ? -1 : fs_write_all(j->fd, line.data, line.len);
 	strbuf_free(&line);
-	if (r < 0)
+	if (r < 0) {
+		int saved = errno;
+		if (end >= 0 && ftruncate(j->fd, end) < 0) {
+			/* Cannot cut it: no more appends to this file; the caller backs off and the
+			 * next open drops the torn line. */
+			close(j->fd);
+			j->fd = -1;
+		}
+		errno = saved;
 		return -1;
+	}
 	j->lines++;
 	entry_set(j, key, state);
 	/* A key recorded now is one the engine is working on: never compacted away before the

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -280,6 +282,59 @@ static void test_replaced_or_removed_journal_is_noticed(void **state)
 	push_journal_close(j);
 }
 
+/* A record written only in part (the disk filled up: here the file size limit) is cut back,
+ * so the next record is not glued to the half line and lost with it. */
+static void test_failed_append_leaves_no_half_record(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	char path[256];
+	struct stat st;
+	struct rlimit old, small;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(stat(path, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = (rlim_t)st.st_size + 4;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int r = push_journal_record(j, "a-longer-key-that-does-not-fit", PUSH_JOURNAL_ATTEMPT);
+	int saved = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(r, -1);
+	assert_int_equal(saved, EFBIG);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 5); /* "A k1\n" only */
+	assert_int_equal(push_journal_record(j, "k2", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "k2"), PUSH_JOURNAL_ATTEMPT);
+	push_journal_close(j);
+}
+
+/* Two records glued by an append after a torn line parse as no key, not as a bogus one. */
+static void test_glued_records_are_not_a_key(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("A k1\nA halA k2\nA k3\n", fp);
+	fclose(fp);
+	struct push_journal *j = open_journal(f);
+	assert_int_equal(push_journal_keys(j), 2);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "k3"), PUSH_JOURNAL_ATTEMPT);
+	push_journal_close(j);
+}
+
 static void test_torn_last_line_is_dropped(void **state)
 {
 	struct fixture *f = *state;
@@ -498,6 +553,9 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_or_removed_journal_is_noticed, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_failed_append_leaves_no_half_record, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_glued_records_are_not_a_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_lines_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_with_odd_bytes_round_trip, setup, teardown),
