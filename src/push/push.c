@@ -652,11 +652,21 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 	st = PUSH_OK;
 	for (size_t i = 0; i < count && st == PUSH_OK; i++) {
 		struct push_pending *p = batch[i];
-		bool found = false, possible = false;
+		bool found = false, possible = false, shared = false;
 		if (p->state == PUSH_JOURNAL_ATTEMPT && items[i].message_id) {
 			st = transport_find(w, items[i].message_id, &found, &possible, err, errsz);
 			if (st != PUSH_OK)
 				break;
+			/* Two messages in doubt with one Message-ID (a list's copies, one mail to two
+			 * addresses here): the lookup says only that one copy is there, which the
+			 * first took. The second is sent again: a possible second copy rather than a
+			 * message dropped unsent. */
+			for (size_t k = 0; k < i && found; k++)
+				if (items[k].status == PUSH_OK && items[k].message_id &&
+				    strcmp(items[k].message_id, items[i].message_id) == 0) {
+					found = false;
+					shared = true;
+				}
 		}
 		if (found) {
 			items[i].status = PUSH_OK;
@@ -666,8 +676,9 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		}
 		if (p->state == PUSH_JOURNAL_ATTEMPT)
 			log_info("push", "event=push_in_doubt domain=%s file=%s action=%s", w->domain,
-				quote_key(file, sizeof(file), p->key), items[i].message_id ? (possible ? "not_found_sending" :
-				"no_lookup_sending") : "no_message_id_sending");
+				quote_key(file, sizeof(file), p->key), !items[i].message_id ?
+				"no_message_id_sending" : shared ? "message_id_shared_sending" :
+				possible ? "not_found_sending" : "no_lookup_sending");
 		to_send[send_count] = items[i];
 		send_index[send_count++] = i;
 	}

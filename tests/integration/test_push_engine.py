@@ -526,6 +526,41 @@ def test_garbled_oauth_file_is_reported_without_its_secret(push_server, fake_ima
     assert len(stored(server)) == 1
 
 
+def test_two_in_doubt_messages_sharing_a_message_id_are_not_both_taken_as_found(
+        make_server, test_ca):
+    """Two messages with one Message-ID in one batch; the destination stored the first and
+    was cut off before the second, then kill -9: both are in doubt. The lookup finds the first
+    one's copy; that must not settle the second, which is sent again, not dropped unsent."""
+    cert, key = test_ca.issue("127.0.0.1")
+    port = free_port()
+
+    def servers(entries):
+        entries[0]["Destination"] = {"Type": "imap", "Host": "127.0.0.1", "Port": port,
+                                     "Username": "owner", "Password": PASSWORD,
+                                     "TLSCAFile": str(test_ca.cert)}
+        return entries
+    server = make_server(servers=servers)
+    shared = f"<{uuid.uuid4().hex}@list.example.net>"
+    send(server, "copy to a", message_id=shared)
+    send(server, "copy to b", message_id=shared)
+    wait_for(lambda: "event=push_failed" in server.log_text(), "the destination being down")
+    fake = FakeIMAP(cert, key, port=port)
+    try:
+        fake.hold.set()  # stores the first APPEND, then never answers nor reads on
+        server.kill(signal.SIGUSR1)
+        wait_for(fake.held.is_set, "the held APPEND")
+        server.kill(signal.SIGKILL)
+        fake.release()
+        assert fake.subjects() == ["copy to a"]
+        assert len(stored(server)) == 2
+        server.start()
+        wait_for(lambda: stored(server) == [], "both messages settled")
+        assert sorted(fake.subjects()) == ["copy to a", "copy to b"]
+        assert "action=message_id_shared_sending" in server.log_text()
+    finally:
+        fake.close()
+
+
 def test_in_doubt_message_not_at_destination_is_sent_again(push_server, fake_imap):
     server = push_server()
     fake_imap.hold.set()
