@@ -245,10 +245,13 @@ static enum push_status transport_ready(struct push_worker *w, char *err, size_t
 	return st;
 }
 
-/* Sends items; each item's status says what became of it (PUSH_TEMPORARY until answered). */
+/* Sends items; each item's status says what became of it (PUSH_TEMPORARY until answered).
+ * *offered: how many of them (the first ones) may have reached the destination; the rest
+ * surely did not. */
 static enum push_status transport_send(struct push_worker *w, struct push_item *items,
-	size_t count, char *err, size_t errsz)
+	size_t count, size_t *offered, char *err, size_t errsz)
 {
+	*offered = count; /* IMAP: pipelined, any of them may have gone out */
 	if (w->dest->type == DESTINATION_IMAP)
 		return imap_client_append(w->imap, items, count, err, errsz);
 	for (size_t i = 0; i < count; i++) {
@@ -256,6 +259,7 @@ static enum push_status transport_send(struct push_worker *w, struct push_item *
 		items[i].status = st;
 		if (st != PUSH_OK && st != PUSH_REFUSED) {
 			snprintf(items[i].detail, sizeof(items[i].detail), "%s", err);
+			*offered = i + 1;
 			return st;
 		}
 	}
@@ -704,8 +708,9 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		goto out;
 	}
 	enum push_status send_st = PUSH_OK;
+	size_t offered = 0;
 	if (send_count > 0)
-		st = send_st = transport_send(w, to_send, send_count, err, errsz);
+		st = send_st = transport_send(w, to_send, send_count, &offered, err, errsz);
 
 	bool refused = false, item_failed = false, answered_failure = false;
 	if (send_count > 0)
@@ -740,8 +745,11 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 			 * one with a tagged NO/BAD, and the destination does not have it. Not in
 			 * doubt any more: otherwise the next try would look its Message-ID up and
 			 * could find another message with the same one (a mailing list's copy, a
-			 * message sent by the owner) and drop this one unsent. */
-			if (w->dest->type == DESTINATION_IMAP && send_st == PUSH_OK &&
+			 * message sent by the owner) and drop this one unsent.
+			 * The same for a message not sent at all (Gmail: one at a time, and an
+			 * earlier one failed). */
+			if (((w->dest->type == DESTINATION_IMAP && send_st == PUSH_OK) ||
+			     i >= offered) &&
 			    push_journal_record(w->journal, p->key, PUSH_JOURNAL_NONE) == 0) {
 				p->state = PUSH_JOURNAL_NONE;
 				answered_failure = true;

@@ -561,6 +561,44 @@ def test_two_in_doubt_messages_sharing_a_message_id_are_not_both_taken_as_found(
         fake.close()
 
 
+def test_gmail_message_never_sent_is_not_settled_by_another_with_its_message_id(
+        make_server, test_ca, tmp_path):
+    """Gmail takes one message at a time: when one fails, the rest of the batch is not sent.
+    Those are not in doubt: a later lookup must not find an earlier message with the same
+    Message-ID (a list's copy) and settle one of them unsent."""
+    from gmailfake import GmailFake, SCOPE_INSERT, SCOPE_READ
+    fake = GmailFake(test_ca, tmp_path).start()
+    try:
+        client_file = fake.write_client_file(tmp_path / "client.json")
+        token_file = tmp_path / "token.json"
+        fake.write_token_file(token_file, f"{SCOPE_INSERT} {SCOPE_READ}")
+
+        def servers(entries):
+            entries[0]["Destination"] = {"Type": "gmail", "OAuthClientFile": str(client_file),
+                                         "OAuthTokenFile": str(token_file),
+                                         "GmailAPIURL": fake.url, "TLSCAFile": fake.ca_file}
+            return entries
+        server = make_server(servers=servers)
+        shared = f"{uuid.uuid4().hex}@list.example.net"
+        send(server, "list copy 1", message_id=f"<{shared}>")
+        wait_for(lambda: len(fake.messages) == 1, "the first copy's import")
+        wait_for(lambda: stored(server) == [], "the maildrop to empty")
+        fake.inject("import", 500, times=2)
+        send(server, "other")
+        wait_for(lambda: fake.count("import") >= 2, "the failed import")
+        send(server, "list copy 2", message_id=f"<{shared}>")
+        wait_for(lambda: len(stored(server)) == 2, "both kept")
+        server.kill(signal.SIGUSR1)  # [other, list copy 2]: other fails again, copy 2 unsent
+        wait_for(lambda: fake.count("import") >= 3, "the second failed import")
+        wait_for(lambda: server.log_text().count("event=push_failed") >= 2, "its failure")
+        server.kill(signal.SIGUSR1)
+        wait_for(lambda: stored(server) == [], "the maildrop to empty")
+        copies = [m for m in fake.messages if m["message_id"] == shared]
+        assert len(copies) == 2, "the second copy was settled without being imported"
+    finally:
+        fake.stop()
+
+
 def test_in_doubt_message_not_at_destination_is_sent_again(push_server, fake_imap):
     server = push_server()
     fake_imap.hold.set()
