@@ -814,6 +814,8 @@ static int relist(struct push_worker *w, char *err, size_t errsz)
 	struct push_pending *confirmed[PUSH_BATCH_MAX];
 	size_t n = 0;
 
+	push_listing_free(&w->listing);
+	w->next_index = 0;
 	w->maildrop_missing = false;
 	watch_maildrop(w);
 	/* The maildrop was replaced under us: the journal must be the one in MaildropPath, or
