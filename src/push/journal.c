@@ -38,6 +38,7 @@ struct push_journal {
 	size_t keys;
 	size_t lines;     /* records in the file */
 	size_t live;
+	bool torn;        /* a failed append left part of a record that could not be cut */
 };
 
 /* FNV-1a: keys are file names we or a Maildir writer chose, not attacker-chosen at scale. */
@@ -393,6 +394,11 @@ int push_journal_record(struct push_journal *j, const char *key, enum push_journ
 		errno = EBADF;
 		return -1;
 	}
+	if (j->torn) {
+		if (journal_rewrite(j, false) < 0)
+			return -1;
+		j->torn = false;
+	}
 	strbuf_init(&line);
 	append_record(&line, key, state);
 	/* Where this record starts: a write that fails halfway (a full disk) is cut back to it,
@@ -402,12 +408,10 @@ int push_journal_record(struct push_journal *j, const char *key, enum push_journ
 	strbuf_free(&line);
 	if (r < 0) {
 		int saved = errno;
-		if (end >= 0 && ftruncate(j->fd, end) < 0) {
-			/* Cannot cut it: no more appends to this file; the caller backs off and the
-			 * next open drops the torn line. */
-			close(j->fd);
-			j->fd = -1;
-		}
+		/* Cannot cut it: the file is written anew from the table before the next
+		 * record. */
+		if (end < 0 || ftruncate(j->fd, end) < 0)
+			j->torn = true;
 		errno = saved;
 		return -1;
 	}
