@@ -584,18 +584,77 @@ static int connect_address(const struct addrinfo *ai, uint64_t deadline, int *er
 	return fd;
 }
 
+/* One name lookup handed to glibc's resolver threads (getaddrinfo_a), in one block that
+ * outlives us when we stop waiting for it. */
+struct resolve_request {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char port[16];
+	char host[];
+};
+
+/* getaddrinfo within the connect deadline. getaddrinfo itself has no deadline: the resolver's
+ * timeouts multiply by its attempts, name servers and search domains, and an NSS module may
+ * hang for good, which would hold the push thread (and a stop or reload) as long. On a
+ * timeout the lookup is cancelled, or, if already running, left to end on its own: its
+ * request block is then not ours to free (a few hundred octets per timed-out lookup, at most
+ * one per backoff step). Returns 0 with *res, or an EAI_ code. */
+static int resolve(const char *host, int port, uint64_t deadline, struct addrinfo **res)
+{
+	size_t host_len = strlen(host);
+	struct resolve_request *r = xcalloc(1, sizeof(*r) + host_len + 1);
+	struct gaicb *list[1] = {&r->cb};
+	int rc;
+
+	memcpy(r->host, host, host_len + 1);
+	snprintf(r->port, sizeof(r->port), "%d", port);
+	r->hints.ai_family = AF_UNSPEC;
+	r->hints.ai_socktype = SOCK_STREAM;
+	r->cb.ar_name = r->host;
+	r->cb.ar_service = r->port;
+	r->cb.ar_request = &r->hints;
+	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	for (;;) {
+		uint64_t now = now_ms();
+		uint64_t left = deadline > now ? deadline - now : 0;
+		struct timespec wait = {.tv_sec = (time_t)(left / 1000),
+			.tv_nsec = (long)(left % 1000) * 1000000};
+		rc = gai_suspend((const struct gaicb *const *)list, 1, &wait);
+		/* 0: answered; EAI_AGAIN: the wait ran out; EAI_INTR: a signal, wait on. */
+		if (rc != EAI_INTR && (rc != EAI_AGAIN || left == 0))
+			break;
+	}
+	rc = gai_error(&r->cb);
+	if (rc == EAI_INPROGRESS) {
+		if (gai_cancel(&r->cb) != EAI_CANCELED && gai_error(&r->cb) == EAI_INPROGRESS)
+			return EAI_AGAIN; /* still running: r is left to it */
+		rc = gai_error(&r->cb);
+		if (rc == 0 || rc == EAI_CANCELED) {
+			if (rc == 0)
+				freeaddrinfo(r->cb.ar_result);
+			free(r);
+			return EAI_AGAIN;
+		}
+	}
+	if (rc == 0)
+		*res = r->cb.ar_result;
+	free(r);
+	return rc;
+}
+
 static bool connect_tcp(struct imap_client *c, uint64_t deadline, char *err, size_t errsz)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res;
-	char port[16];
 	int error = 0;
 
-	snprintf(port, sizeof(port), "%d", c->port);
-	/* getaddrinfo has no deadline of its own; the resolver's timeouts bound it. */
-	int rc = getaddrinfo(c->host, port, &hints, &res);
+	int rc = resolve(c->host, c->port, deadline, &res);
 	if (rc != 0) {
-		snprintf(err, errsz, "cannot resolve %s: %s", c->host, gai_strerror(rc));
+		snprintf(err, errsz, "cannot resolve %s: %s", c->host, rc == EAI_AGAIN &&
+			now_ms() >= deadline ? "no answer in time" : gai_strerror(rc));
 		return false;
 	}
 	unsigned tried = 0;

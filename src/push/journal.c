@@ -38,6 +38,7 @@ struct push_journal {
 	size_t keys;
 	size_t lines;     /* records in the file */
 	size_t live;
+	bool torn;        /* a failed append left part of a record that could not be cut */
 };
 
 /* FNV-1a: keys are file names we or a Maildir writer chose, not attacker-chosen at scale. */
@@ -174,6 +175,9 @@ static bool parse_record(const char *line, size_t len, char *key, size_t keysz,
 	case 'R':
 		*state = PUSH_JOURNAL_REFUSED;
 		break;
+	case 'N':
+		*state = PUSH_JOURNAL_NONE;
+		break;
 	default:
 		return false;
 	}
@@ -186,6 +190,10 @@ static bool parse_record(const char *line, size_t len, char *key, size_t keysz,
 				return false;
 			c = (char)(hi * 16 + lo);
 			i += 2;
+		} else if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e) {
+			/* Written escaped: a space or control here is two records glued together
+			 * (an append after a torn line), not a key. */
+			return false;
 		}
 		if (c == '\0' || k + 1 >= keysz)
 			return false;
@@ -247,9 +255,29 @@ static int journal_read(struct push_journal *j, bool *torn)
 static int open_for_append(struct push_journal *j)
 {
 	do
+		j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	while (j->fd < 0 && errno == EINTR);
+	if (j->fd >= 0 || errno != ENOENT)
+		return j->fd < 0 ? -1 : 0;
+	do
 		j->fd = open(j->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	while (j->fd < 0 && errno == EINTR);
-	return j->fd < 0 ? -1 : 0;
+	if (j->fd < 0)
+		return -1;
+	/* A new file: its name must be durable too, or after a power cut the fdatasync'd
+	 * attempts would be in a file no directory names, and a restart would send again what
+	 * it cannot know was sent. */
+	char *dir = xstrndup(j->path, (size_t)(strrchr(j->path, '/') - j->path));
+	int r = fs_fsync_directory(dir);
+	int saved = errno;
+	free(dir);
+	if (r < 0) {
+		close(j->fd);
+		j->fd = -1;
+		errno = saved;
+		return -1;
+	}
+	return 0;
 }
 
 /* Writes the entries (only the live ones with only_live) to the staging file and renames it
@@ -362,16 +390,31 @@ int push_journal_record(struct push_journal *j, const char *key, enum push_journ
 	struct strbuf line;
 	int r;
 
-	if (j->fd < 0 || state == PUSH_JOURNAL_NONE) {
+	if (j->fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
+	if (j->torn) {
+		if (journal_rewrite(j, false) < 0)
+			return -1;
+		j->torn = false;
+	}
 	strbuf_init(&line);
 	append_record(&line, key, state);
-	r = fs_write_all(j->fd, line.data, line.len);
+	/* Where this record starts: a write that fails halfway (a full disk) is cut back to it,
+	 * or the next record would be glued to the half line and lost with it. */
+	off_t end = lseek(j->fd, 0, SEEK_END);
+	r = end < 0 ? -1 : fs_write_all(j->fd, line.data, line.len);
 	strbuf_free(&line);
-	if (r < 0)
+	if (r < 0) {
+		int saved = errno;
+		/* Cannot cut it: the file is written anew from the table before the next
+		 * record. */
+		if (end < 0 || ftruncate(j->fd, end) < 0)
+			j->torn = true;
+		errno = saved;
 		return -1;
+	}
 	j->lines++;
 	entry_set(j, key, state);
 	/* A key recorded now is one the engine is working on: never compacted away before the
@@ -392,6 +435,17 @@ int push_journal_sync(struct push_journal *j)
 		r = fdatasync(j->fd);
 	while (r < 0 && errno == EINTR);
 	return r;
+}
+
+bool push_journal_moved(const struct push_journal *j)
+{
+	struct stat named, open_file;
+
+	if (j->fd < 0)
+		return false;
+	if (stat(j->path, &named) < 0 || fstat(j->fd, &open_file) < 0)
+		return true;
+	return named.st_dev != open_file.st_dev || named.st_ino != open_file.st_ino;
 }
 
 size_t push_journal_lines(const struct push_journal *j)
@@ -452,10 +506,67 @@ static bool is_legacy_name(const char *name)
 	return len > suffix && strcmp(name + len - suffix, LEGACY_SUFFIX) == 0;
 }
 
+/* The oldest `max` messages seen so far, as a max-heap on arrival (the root is the newest
+ * kept): a maildrop of any size is listed in memory bounded by max, in n log max time. */
 struct pending_array {
 	struct push_pending *items;
-	size_t count, cap;
+	size_t count, cap, max;
+	size_t seen; /* every message listed, kept or not */
 };
+
+static int compare_arrival(const void *pa, const void *pb);
+static void pending_free(struct push_pending *p);
+
+static void heap_swap(struct push_pending *a, struct push_pending *b)
+{
+	struct push_pending t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void heap_sift_down(struct pending_array *a, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, top = i;
+		if (l < a->count && compare_arrival(&a->items[l], &a->items[top]) > 0)
+			top = l;
+		if (r < a->count && compare_arrival(&a->items[r], &a->items[top]) > 0)
+			top = r;
+		if (top == i)
+			return;
+		heap_swap(&a->items[i], &a->items[top]);
+		i = top;
+	}
+}
+
+/* Takes p (its strings are then the array's, or freed). */
+static void pending_keep(struct pending_array *a, struct push_pending *p)
+{
+	a->seen++;
+	if (a->count < a->max) {
+		if (a->count == a->cap) {
+			a->cap = a->cap ? a->cap * 2 : 64;
+			if (a->cap > a->max)
+				a->cap = a->max;
+			a->items = xrealloc(a->items, a->cap * sizeof(*a->items));
+		}
+		size_t i = a->count++;
+		a->items[i] = *p;
+		while (i > 0 && compare_arrival(&a->items[(i - 1) / 2], &a->items[i]) < 0) {
+			heap_swap(&a->items[(i - 1) / 2], &a->items[i]);
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	if (a->count > 0 && compare_arrival(p, &a->items[0]) < 0) {
+		pending_free(&a->items[0]);
+		a->items[0] = *p;
+		heap_sift_down(a, 0);
+		return;
+	}
+	pending_free(p);
+}
 
 static int list_subdir(const char *maildrop_path, const char *sub, struct push_journal *j,
 	bool include_refused, struct pending_array *a, size_t *refused)
@@ -511,16 +622,14 @@ static int list_subdir(const char *maildrop_path, const char *sub, struct push_j
 				continue;
 			}
 		}
-		if (a->count == a->cap) {
-			a->cap = a->cap ? a->cap * 2 : 64;
-			a->items = xrealloc(a->items, a->cap * sizeof(*a->items));
-		}
-		struct push_pending *p = &a->items[a->count++];
-		p->path = fs_path_printf("%s/%s", dir_path, de->d_name);
-		p->key = key;
-		p->size = (uint64_t)st.st_size;
-		p->mtime = st.st_mtim;
-		p->state = state;
+		struct push_pending p = {
+			.path = fs_path_printf("%s/%s", dir_path, de->d_name),
+			.key = key,
+			.size = (uint64_t)st.st_size,
+			.mtime = st.st_mtim,
+			.state = state,
+		};
+		pending_keep(a, &p);
 	}
 	closedir(dir);
 	free(dir_path);
@@ -574,7 +683,7 @@ static void pending_free(struct push_pending *p)
 int push_pending_list(const char *maildrop_path, struct push_journal *j, size_t max,
 	bool include_refused, struct push_listing *out)
 {
-	struct pending_array a = {0};
+	struct pending_array a = {.max = max};
 	size_t refused = 0, kept = 0;
 
 	if (j)
@@ -603,12 +712,9 @@ int push_pending_list(const char *maildrop_path, struct push_journal *j, size_t 
 	if (a.count > 1)
 		qsort(a.items, a.count, sizeof(*a.items), compare_arrival);
 	memset(out, 0, sizeof(*out));
-	if (a.count > max) {
-		for (size_t i = max; i < a.count; i++)
-			pending_free(&a.items[i]);
-		out->left_out = a.count - max;
-		a.count = max;
-	}
+	/* A message seen in both new/ and cur/ beyond the max counts twice here (rare: a rename
+	 * while we listed; the count is a hint for the status). */
+	out->left_out = a.seen > a.max ? a.seen - a.max : 0;
 	out->items = a.items;
 	out->count = a.count;
 	out->refused = refused;

@@ -1,7 +1,8 @@
 /* push/journal.h: the maildrop as the durable push queue. The messages themselves stay where
  * delivery put them (new/, cur/); what push adds is a journal, MaildropPath/.mailpopbox-push,
  * of one line per event: a push attempted (written and fdatasync'd before the message is sent),
- * confirmed by the destination, or refused for good. A message with an attempt and no outcome
+ * confirmed by the destination, refused for good, or answered with a failure (a tagged NO: the
+ * destination surely does not have it, so it is no longer in doubt). A message with an attempt and no outcome
  * after a crash is "in doubt": the engine looks it up at the destination before sending it
  * again. The journal is compacted (a durable tmp + rename) once it is mostly stale lines.
  *
@@ -19,7 +20,7 @@
 #define PUSH_STATUS_NAME ".mailpopbox-push-status"
 
 enum push_journal_state {
-	PUSH_JOURNAL_NONE,      /* never attempted */
+	PUSH_JOURNAL_NONE,      /* never attempted, or the attempt was answered with a failure */
 	PUSH_JOURNAL_ATTEMPT,   /* sent (or about to be), no outcome recorded: in doubt */
 	PUSH_JOURNAL_CONFIRMED, /* the destination has it; the maildrop change may be pending */
 	PUSH_JOURNAL_REFUSED,   /* refused for good: never retried, still served by POP3 */
@@ -34,10 +35,15 @@ struct push_journal *push_journal_open(const char *maildrop_path, bool writable,
 	size_t errsz);
 void push_journal_close(struct push_journal *j);
 enum push_journal_state push_journal_state(const struct push_journal *j, const char *key);
-/* Appends a record (written at once, not yet durable). Returns 0, or -1 with errno. */
+/* Appends a record (written at once, not yet durable); NONE says an attempt was answered with
+ * a failure, so the message is not in doubt. Returns 0, or -1 with errno. */
 int push_journal_record(struct push_journal *j, const char *key, enum push_journal_state state);
 /* fdatasync: every record appended so far is durable. Returns 0, or -1 with errno. */
 int push_journal_sync(struct push_journal *j);
+/* Whether the journal's name no longer leads to the file it appends to: the maildrop (or the
+ * journal) was moved away, removed or replaced. Records appended now would land in the old
+ * file, where a restart never reads them: the caller reopens it. */
+bool push_journal_moved(const struct push_journal *j);
 /* Lines in the file, and keys known (for the compaction decision and tests). */
 size_t push_journal_lines(const struct push_journal *j);
 size_t push_journal_keys(const struct push_journal *j);

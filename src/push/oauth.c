@@ -44,8 +44,10 @@ static json_t *parse_json(const char *json, size_t len, const char *what, char *
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 
 	if (root == NULL) {
-		snprintf(err, errsz, "%s is not JSON: line %d column %d: %s", what, jerr.line,
-			jerr.column, jerr.text);
+		/* Not jansson's text: it quotes the octets "near" the error, which in these
+		 * files are a client secret's or a refresh token's, and err is logged. */
+		snprintf(err, errsz, "%s is not JSON: syntax error at line %d column %d", what,
+			jerr.line, jerr.column);
 		return NULL;
 	}
 	if (!json_is_object(root)) {

@@ -60,6 +60,8 @@ struct push_worker {
 	char description[300];             /* "imap:host:port" or "gmail", for logs */
 	struct push_journal *journal;
 	int inotify_fd;
+	int watches[2];                    /* new/'s and the maildrop's watches, -1: none */
+	bool maildrop_missing;             /* new/ was not there at the last look */
 	struct imap_client *imap;
 	struct oauth_session *oauth;
 	struct gmail_client *gmail;
@@ -243,10 +245,13 @@ static enum push_status transport_ready(struct push_worker *w, char *err, size_t
 	return st;
 }
 
-/* Sends items; each item's status says what became of it (PUSH_TEMPORARY until answered). */
+/* Sends items; each item's status says what became of it (PUSH_TEMPORARY until answered).
+ * *offered: how many of them (the first ones) may have reached the destination; the rest
+ * surely did not. */
 static enum push_status transport_send(struct push_worker *w, struct push_item *items,
-	size_t count, char *err, size_t errsz)
+	size_t count, size_t *offered, char *err, size_t errsz)
 {
+	*offered = count; /* IMAP: pipelined, any of them may have gone out */
 	if (w->dest->type == DESTINATION_IMAP)
 		return imap_client_append(w->imap, items, count, err, errsz);
 	for (size_t i = 0; i < count; i++) {
@@ -254,6 +259,7 @@ static enum push_status transport_send(struct push_worker *w, struct push_item *
 		items[i].status = st;
 		if (st != PUSH_OK && st != PUSH_REFUSED) {
 			snprintf(items[i].detail, sizeof(items[i].detail), "%s", err);
+			*offered = i + 1;
 			return st;
 		}
 	}
@@ -650,11 +656,21 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 	st = PUSH_OK;
 	for (size_t i = 0; i < count && st == PUSH_OK; i++) {
 		struct push_pending *p = batch[i];
-		bool found = false, possible = false;
+		bool found = false, possible = false, shared = false;
 		if (p->state == PUSH_JOURNAL_ATTEMPT && items[i].message_id) {
 			st = transport_find(w, items[i].message_id, &found, &possible, err, errsz);
 			if (st != PUSH_OK)
 				break;
+			/* Two messages in doubt with one Message-ID (a list's copies, one mail to two
+			 * addresses here): the lookup says only that one copy is there, which the
+			 * first took. The second is sent again: a possible second copy rather than a
+			 * message dropped unsent. */
+			for (size_t k = 0; k < i && found; k++)
+				if (items[k].status == PUSH_OK && items[k].message_id &&
+				    strcmp(items[k].message_id, items[i].message_id) == 0) {
+					found = false;
+					shared = true;
+				}
 		}
 		if (found) {
 			items[i].status = PUSH_OK;
@@ -664,8 +680,9 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		}
 		if (p->state == PUSH_JOURNAL_ATTEMPT)
 			log_info("push", "event=push_in_doubt domain=%s file=%s action=%s", w->domain,
-				quote_key(file, sizeof(file), p->key), items[i].message_id ? (possible ? "not_found_sending" :
-				"no_lookup_sending") : "no_message_id_sending");
+				quote_key(file, sizeof(file), p->key), !items[i].message_id ?
+				"no_message_id_sending" : shared ? "message_id_shared_sending" :
+				possible ? "not_found_sending" : "no_lookup_sending");
 		to_send[send_count] = items[i];
 		send_index[send_count++] = i;
 	}
@@ -690,10 +707,12 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		st = PUSH_TEMPORARY;
 		goto out;
 	}
+	enum push_status send_st = PUSH_OK;
+	size_t offered = 0;
 	if (send_count > 0)
-		st = transport_send(w, to_send, send_count, err, errsz);
+		st = send_st = transport_send(w, to_send, send_count, &offered, err, errsz);
 
-	bool refused = false, item_failed = false;
+	bool refused = false, item_failed = false, answered_failure = false;
 	if (send_count > 0)
 		errors_clear(w); /* the errors shown are this batch's */
 	for (size_t i = 0; i < send_count; i++) {
@@ -722,10 +741,23 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 			}
 			item_failed = true;
 			errors_add(w, p->key, item->detail[0] ? item->detail : err);
+			/* The IMAP connection is still usable, so every APPEND was answered: this
+			 * one with a tagged NO/BAD, and the destination does not have it. Not in
+			 * doubt any more: otherwise the next try would look its Message-ID up and
+			 * could find another message with the same one (a mailing list's copy, a
+			 * message sent by the owner) and drop this one unsent.
+			 * The same for a message not sent at all (Gmail: one at a time, and an
+			 * earlier one failed). */
+			if (((w->dest->type == DESTINATION_IMAP && send_st == PUSH_OK) ||
+			     i >= offered) &&
+			    push_journal_record(w->journal, p->key, PUSH_JOURNAL_NONE) == 0) {
+				p->state = PUSH_JOURNAL_NONE;
+				answered_failure = true;
+			}
 			break;
 		}
 	}
-	if (refused && push_journal_sync(w->journal) < 0)
+	if ((refused || answered_failure) && push_journal_sync(w->journal) < 0)
 		log_error("push", "event=journal_sync_failed domain=%s error=\"%s\"", w->domain,
 			strerror(errno));
 	if (st == PUSH_OK && item_failed) {
@@ -742,12 +774,61 @@ out:
 
 /* ---- the thread ---- */
 
+/* Watches MaildropPath/new and MaildropPath itself, the directories there now: after the
+ * maildrop was moved away, removed or replaced, the old watches follow the old directories
+ * (or end with IN_IGNORED) and new mail would wait for the periodic listing. The maildrop's
+ * own watch only takes its moving or removal (its other events are our own status and
+ * journal files). Adding a watch for the same directory again returns the same descriptor,
+ * so this is cheap at every listing. A missing maildrop is not made again here (an owner's
+ * rm -rf would race with it): the next delivery makes it, and the loop looks for it every
+ * PUSH_RETRY_FIRST_SECONDS meanwhile. */
+static void watch_maildrop(struct push_worker *w)
+{
+	static const uint32_t masks[2] = {
+		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+		IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+	};
+
+	if (w->inotify_fd < 0)
+		return;
+	for (size_t i = 0; i < 2; i++) {
+		char *dir = i == 0 ? fs_path_printf("%s/new", w->maildrop_path) :
+			xstrdup(w->maildrop_path);
+		int wd = inotify_add_watch(w->inotify_fd, dir, masks[i]);
+		if (wd < 0 && errno == ENOENT)
+			w->maildrop_missing = true;
+		else if (wd < 0 && w->watches[i] >= 0)
+			log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" "
+				"rescan_every=%d", w->domain, dir, strerror(errno), PUSH_RESCAN_SECONDS);
+		/* The old directory's watch (gone already when it was removed: EINVAL). */
+		if (w->watches[i] >= 0 && wd != w->watches[i])
+			inotify_rm_watch(w->inotify_fd, w->watches[i]);
+		w->watches[i] = wd;
+		free(dir);
+	}
+}
+
 /* A new listing of the maildrop: what waits, confirmed pushes still to apply, compaction. */
 static int relist(struct push_worker *w, char *err, size_t errsz)
 {
 	struct push_pending *confirmed[PUSH_BATCH_MAX];
 	size_t n = 0;
 
+	push_listing_free(&w->listing);
+	w->next_index = 0;
+	w->maildrop_missing = false;
+	watch_maildrop(w);
+	/* The maildrop was replaced under us: the journal must be the one in MaildropPath, or
+	 * the attempts recorded from now on would be lost to a restart (and sent twice). The
+	 * loop opens it again (or waits for the maildrop to be made again). */
+	if (push_journal_moved(w->journal)) {
+		log_warn("push", "event=journal_reopened domain=%s reason=\"the maildrop or its "
+			"journal was moved or removed\"", w->domain);
+		push_journal_close(w->journal);
+		w->journal = NULL;
+		w->dirty = true;
+		return 0;
+	}
 	push_listing_free(&w->listing);
 	w->next_index = 0;
 	w->dirty = false;
@@ -830,6 +911,13 @@ static void worker_loop(struct push_worker *w)
 		err[0] = '\0';
 		if (!w->journal) {
 			w->journal = push_journal_open(w->maildrop_path, true, err, sizeof(err));
+			if (!w->journal && errno == ENOENT) {
+				/* The maildrop was moved away or removed: nothing to push until a
+				 * delivery makes it again. */
+				w->maildrop_missing = true;
+				wait_events(w, PUSH_RETRY_FIRST_SECONDS * 1000);
+				continue;
+			}
 			if (!w->journal) {
 				failure(w, PUSH_TEMPORARY, err);
 				continue;
@@ -838,8 +926,10 @@ static void worker_loop(struct push_worker *w)
 		poll_inotify(w);
 		if (!listing_has_work(w)) {
 			if (!w->dirty && !w->deferred) {
-				/* Nothing to do: sleep until the maildrop changes. */
-				wait_events(w, PUSH_RESCAN_SECONDS * 1000);
+				/* Nothing to do: sleep until the maildrop changes (new/ missing:
+				 * nothing to watch, look for it again soon). */
+				wait_events(w, (w->maildrop_missing ? PUSH_RETRY_FIRST_SECONDS :
+					PUSH_RESCAN_SECONDS) * 1000);
 				/* An event, the periodic look, or a wake-up: list again. */
 				w->dirty = true;
 				continue;
@@ -874,8 +964,9 @@ static void *worker_main(void *arg)
 		log_warn("push", "event=maildrop_create_failed domain=%s path=%s error=\"%s\"",
 			w->domain, w->maildrop_path, strerror(errno));
 	w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (w->inotify_fd < 0 || inotify_add_watch(w->inotify_fd, new_dir,
-		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR) < 0) {
+	if (w->inotify_fd >= 0)
+		watch_maildrop(w);
+	if (w->inotify_fd < 0 || w->watches[0] < 0) {
 		/* Still pushes, found by the periodic listing instead of at once. */
 		log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" rescan_every=%d",
 			w->domain, new_dir, strerror(errno), PUSH_RESCAN_SECONDS);
@@ -919,6 +1010,7 @@ static struct push_worker *worker_start(struct push_engine *e, const struct serv
 	w->dest = destination_copy(s->destination);
 	describe(w->dest, w->description, sizeof(w->description));
 	w->inotify_fd = -1;
+	w->watches[0] = w->watches[1] = -1;
 	atomic_init(&w->stop, false);
 	atomic_init(&w->flush, false);
 	atomic_init(&w->ended, false);

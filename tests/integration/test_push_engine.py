@@ -250,7 +250,7 @@ def destination(fake, test_ca, **extra):
     entry = {"Type": "imap", "Host": "127.0.0.1", "Port": fake.port, "Username": "owner",
              "Password": PASSWORD, "TLSCAFile": str(test_ca.cert)}
     entry.update(extra)
-    return entry
+    return {k: v for k, v in entry.items() if v is not None}
 
 
 @pytest.fixture
@@ -265,10 +265,10 @@ def push_server(make_server, fake_imap, test_ca):
     return factory
 
 
-def send(server, subject):
+def send(server, subject, message_id=None):
     """One message through SMTP, with its own Message-ID (what a lookup after a crash needs;
     the server gives one to a message without, tested with the receipt)."""
-    message_id = f"<{uuid.uuid4().hex}@test.example.net>"
+    message_id = message_id or f"<{uuid.uuid4().hex}@test.example.net>"
     with SMTPConnection(server.smtp_port) as c:
         c.ehlo()
         reply = c.transaction("sender@elsewhere.test", ["someone@example.org"],
@@ -366,9 +366,29 @@ def test_temporary_failure_keeps_the_message_and_flush_retries(push_server, fake
     assert result.returncode == 0, result.stderr
     wait_for(lambda: fake_imap.subjects() == ["retry me"], "the retried push", timeout=4)
     wait_for(lambda: stored(server) == [], "the maildrop to empty")
-    # Looked up first (its attempt had no outcome), then sent once.
+    # Answered NO, so not in doubt: sent again without a lookup, and once.
     assert len(fake_imap.messages) == 1
+    assert fake_imap.searches == []
     wait_for(lambda: "0 pending" in queue_listing(server), "an empty push queue")
+
+
+def test_same_message_id_answered_no_is_sent_again_not_dropped(push_server, fake_imap):
+    """Two messages with one Message-ID (a mailing list's copy, the same mail to two addresses
+    of the domain): the second one's APPEND is answered NO. It is not in doubt, so the retry
+    must send it, not look the Message-ID up, find the first one's copy and drop it unsent."""
+    shared = f"<{uuid.uuid4().hex}@list.example.net>"
+    server = push_server()
+    send(server, "list copy 1", message_id=shared)
+    wait_for(lambda: fake_imap.subjects() == ["list copy 1"], "the first copy's push")
+    fake_imap.append_verdict = lambda data: "NO [UNAVAILABLE] mailbox busy, try later"
+    send(server, "list copy 2", message_id=shared)
+    wait_for(lambda: "status=temporary" in server.log_text(), "the NO to the second copy")
+    assert len(stored(server)) == 1
+    fake_imap.append_verdict = None
+    server.kill(signal.SIGUSR1)
+    wait_for(lambda: fake_imap.subjects() == ["list copy 1", "list copy 2"], "the second copy")
+    wait_for(lambda: stored(server) == [], "the maildrop to empty")
+    assert "in_doubt=found" not in server.log_text()
 
 
 def test_refused_for_good_is_kept_and_not_retried(push_server, fake_imap):
@@ -452,6 +472,131 @@ def test_kill_during_unanswered_append_is_not_duplicated(push_server, fake_imap)
     # And the engine goes on normally.
     send(server, "after")
     wait_for(lambda: fake_imap.subjects() == ["before", "in doubt", "after"], "the next push")
+
+
+def test_maildrop_restored_while_running_is_watched_and_journalled_anew(push_server, fake_imap):
+    """The owner restores the maildrop's contents while the server runs (rsync writes each
+    file aside and renames it in place; new/ made again). The engine must watch the new new/
+    (not the old one, or new mail waits for the periodic listing) and record its attempts in
+    the journal now at MaildropPath (not in the replaced file, where a restart never looks: a
+    kill -9 in the in-doubt window would then send the message twice). The maildrop directory
+    itself stays: the sandbox's rules follow it, so replacing it needs a restart anyway."""
+    server = push_server()
+    send(server, "before")
+    wait_for(lambda: fake_imap.subjects() == ["before"], "a first push")
+    wait_for(lambda: stored(server) == [], "the maildrop to empty")
+    maildrop = server.maildrop()
+    journal = maildrop / ".mailpopbox-push"
+    restored = maildrop / ".mailpopbox-push.restored"
+    restored.write_bytes(journal.read_bytes())
+    restored.rename(journal)
+    (maildrop / "new").rename(maildrop / "new.old")
+    (maildrop / "new").mkdir(mode=0o700)
+    wait_for(lambda: "event=journal_reopened" in server.log_text(), "the engine to notice")
+    fake_imap.hold.set()
+    send(server, "after the restore")
+    wait_for(fake_imap.held.is_set, "the held APPEND of the message in the new new/")
+    server.kill(signal.SIGKILL)
+    fake_imap.release()
+    server.start()
+    wait_for(lambda: stored(server) == [], "the in-doubt message to be settled")
+    assert fake_imap.subjects() == ["before", "after the restore"]
+    assert "in_doubt=found" in server.log_text()
+
+
+def test_garbled_oauth_file_is_reported_without_its_secret(push_server, fake_imap, tmp_path):
+    """A hand-edited token file that is no longer JSON: the error says where, and neither the
+    push log nor the status file quotes the refresh token (jansson's own message does: "invalid
+    token near '<the token>'")."""
+    secret = "SECRETrefreshTOKEN" + uuid.uuid4().hex
+    client = tmp_path / "client.json"
+    client.write_text(__import__("json").dumps({"installed": {
+        "client_id": "id.apps.example", "client_secret": "client-secret-value",
+        "auth_uri": "https://127.0.0.1:1/auth", "token_uri": "https://127.0.0.1:1/token"}}))
+    token = tmp_path / "token.json"
+    token.write_text('{"refresh_token": ' + secret + '}')
+    token.chmod(0o600)
+    server = push_server(Password=None, OAuthClientFile=str(client), OAuthTokenFile=str(token))
+    send(server, "waiting")
+    wait_for(lambda: "status=auth" in server.log_text(), "the auth failure")
+    log = server.log_text()
+    assert "is not JSON" in log and "run mailpopbox authorize" in log
+    assert secret[:10] not in log, [l for l in log.splitlines() if "push_failed" in l]
+    assert secret[:10] not in queue_listing(server)
+    assert len(stored(server)) == 1
+
+
+def test_two_in_doubt_messages_sharing_a_message_id_are_not_both_taken_as_found(
+        make_server, test_ca):
+    """Two messages with one Message-ID in one batch; the destination stored the first and
+    was cut off before the second, then kill -9: both are in doubt. The lookup finds the first
+    one's copy; that must not settle the second, which is sent again, not dropped unsent."""
+    cert, key = test_ca.issue("127.0.0.1")
+    port = free_port()
+
+    def servers(entries):
+        entries[0]["Destination"] = {"Type": "imap", "Host": "127.0.0.1", "Port": port,
+                                     "Username": "owner", "Password": PASSWORD,
+                                     "TLSCAFile": str(test_ca.cert)}
+        return entries
+    server = make_server(servers=servers)
+    shared = f"<{uuid.uuid4().hex}@list.example.net>"
+    send(server, "copy to a", message_id=shared)
+    send(server, "copy to b", message_id=shared)
+    wait_for(lambda: "event=push_failed" in server.log_text(), "the destination being down")
+    fake = FakeIMAP(cert, key, port=port)
+    try:
+        fake.hold.set()  # stores the first APPEND, then never answers nor reads on
+        server.kill(signal.SIGUSR1)
+        wait_for(fake.held.is_set, "the held APPEND")
+        server.kill(signal.SIGKILL)
+        fake.release()
+        assert fake.subjects() == ["copy to a"]
+        assert len(stored(server)) == 2
+        server.start()
+        wait_for(lambda: stored(server) == [], "both messages settled")
+        assert sorted(fake.subjects()) == ["copy to a", "copy to b"]
+        assert "action=message_id_shared_sending" in server.log_text()
+    finally:
+        fake.close()
+
+
+def test_gmail_message_never_sent_is_not_settled_by_another_with_its_message_id(
+        make_server, test_ca, tmp_path):
+    """Gmail takes one message at a time: when one fails, the rest of the batch is not sent.
+    Those are not in doubt: a later lookup must not find an earlier message with the same
+    Message-ID (a list's copy) and settle one of them unsent."""
+    from gmailfake import GmailFake, SCOPE_INSERT, SCOPE_READ
+    fake = GmailFake(test_ca, tmp_path).start()
+    try:
+        client_file = fake.write_client_file(tmp_path / "client.json")
+        token_file = tmp_path / "token.json"
+        fake.write_token_file(token_file, f"{SCOPE_INSERT} {SCOPE_READ}")
+
+        def servers(entries):
+            entries[0]["Destination"] = {"Type": "gmail", "OAuthClientFile": str(client_file),
+                                         "OAuthTokenFile": str(token_file),
+                                         "GmailAPIURL": fake.url, "TLSCAFile": fake.ca_file}
+            return entries
+        server = make_server(servers=servers)
+        shared = f"{uuid.uuid4().hex}@list.example.net"
+        send(server, "list copy 1", message_id=f"<{shared}>")
+        wait_for(lambda: len(fake.messages) == 1, "the first copy's import")
+        wait_for(lambda: stored(server) == [], "the maildrop to empty")
+        fake.inject("import", 500, times=2)
+        send(server, "other")
+        wait_for(lambda: fake.count("import") >= 2, "the failed import")
+        send(server, "list copy 2", message_id=f"<{shared}>")
+        wait_for(lambda: len(stored(server)) == 2, "both kept")
+        server.kill(signal.SIGUSR1)  # [other, list copy 2]: other fails again, copy 2 unsent
+        wait_for(lambda: fake.count("import") >= 3, "the second failed import")
+        wait_for(lambda: server.log_text().count("event=push_failed") >= 2, "its failure")
+        server.kill(signal.SIGUSR1)
+        wait_for(lambda: stored(server) == [], "the maildrop to empty")
+        copies = [m for m in fake.messages if m["message_id"] == shared]
+        assert len(copies) == 2, "the second copy was settled without being imported"
+    finally:
+        fake.stop()
 
 
 def test_in_doubt_message_not_at_destination_is_sent_again(push_server, fake_imap):

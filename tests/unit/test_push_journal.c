@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,6 +159,43 @@ static void test_listing_keeps_the_oldest_up_to_max(void **state)
 	push_listing_free(&l);
 }
 
+/* A huge maildrop (a long outage's backlog): the listing keeps only the oldest max, whatever
+ * the directory order, counts the rest, and still marks every waiting message's journal
+ * record live so that compaction keeps the records of those left for a later listing. */
+static void test_huge_maildrop_listed_up_to_max_oldest_first(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	struct push_journal *j = open_journal(f);
+	char name[64];
+	enum { TOTAL = 12000, MAX = 50 };
+
+	/* Created newest first, half in cur/: the directory order says nothing. */
+	for (int i = TOTAL - 1; i >= 0; i--) {
+		snprintf(name, sizeof(name), i % 2 ? "%d.M1P1Q1.host:2,S" : "%d.M1P1Q1.host",
+			1000000 + i);
+		put_message(f, i % 2 ? "cur" : "new", name, 1000000 + i);
+	}
+	snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + TOTAL - 2);
+	assert_int_equal(push_journal_record(j, name, PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "gone.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_pending_list(f->path, j, MAX, false, &l), 0);
+	assert_int_equal(l.count, MAX);
+	assert_int_equal(l.left_out, TOTAL - MAX);
+	for (int i = 0; i < MAX; i++) {
+		snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + i);
+		assert_string_equal(l.items[i].key, name);
+	}
+	push_listing_free(&l);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	snprintf(name, sizeof(name), "%d.M1P1Q1.host", 1000000 + TOTAL - 2);
+	assert_int_equal(push_journal_state(j, name), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "gone.M1P1Q1.host"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+}
+
 static void test_attempt_without_outcome_is_in_doubt_after_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -187,6 +226,112 @@ static void test_attempt_without_outcome_is_in_doubt_after_reopen(void **state)
 	assert_int_equal(push_pending_list(f->path, j, 100, true, &l), 0);
 	assert_int_equal(l.count, 3);
 	push_listing_free(&l);
+	push_journal_close(j);
+}
+
+/* An attempt the destination answered with a failure (a tagged NO) is no longer in doubt: no
+ * lookup by Message-ID next time, which could find another message's copy. */
+static void test_answered_failure_is_not_in_doubt_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "k2", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_NONE), 0);
+	assert_int_equal(push_journal_sync(j), 0);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_NONE);
+	assert_int_equal(push_journal_state(j, "k2"), PUSH_JOURNAL_ATTEMPT);
+	/* Tried again later: in doubt again until answered. */
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	push_journal_close(j);
+}
+
+/* A journal replaced by a rename (a restore, rsync) or removed is noticed: appending to the
+ * old file would hide the attempts from a restart. */
+static void test_replaced_or_removed_journal_is_noticed(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	char path[256], other[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	snprintf(other, sizeof(other), "%s/restored", f->path);
+	assert_false(push_journal_moved(j));
+	/* Compaction replaces the file too, and follows it. */
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	assert_false(push_journal_moved(j));
+	fp = fopen(other, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(rename(other, path), 0);
+	assert_true(push_journal_moved(j));
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_false(push_journal_moved(j));
+	assert_int_equal(unlink(path), 0);
+	assert_true(push_journal_moved(j));
+	push_journal_close(j);
+}
+
+/* A record written only in part (the disk filled up: here the file size limit) is cut back,
+ * so the next record is not glued to the half line and lost with it. */
+static void test_failed_append_leaves_no_half_record(void **state)
+{
+	struct fixture *f = *state;
+	struct push_journal *j = open_journal(f);
+	char path[256];
+	struct stat st;
+	struct rlimit old, small;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	assert_int_equal(push_journal_record(j, "k1", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(stat(path, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = (rlim_t)st.st_size + 4;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int r = push_journal_record(j, "a-longer-key-that-does-not-fit", PUSH_JOURNAL_ATTEMPT);
+	int saved = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(r, -1);
+	assert_int_equal(saved, EFBIG);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 5); /* "A k1\n" only */
+	assert_int_equal(push_journal_record(j, "k2", PUSH_JOURNAL_ATTEMPT), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "k2"), PUSH_JOURNAL_ATTEMPT);
+	push_journal_close(j);
+}
+
+/* Two records glued by an append after a torn line parse as no key, not as a bogus one. */
+static void test_glued_records_are_not_a_key(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", f->path, PUSH_JOURNAL_NAME);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("A k1\nA halA k2\nA k3\n", fp);
+	fclose(fp);
+	struct push_journal *j = open_journal(f);
+	assert_int_equal(push_journal_keys(j), 2);
+	assert_int_equal(push_journal_state(j, "k1"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "k3"), PUSH_JOURNAL_ATTEMPT);
 	push_journal_close(j);
 }
 
@@ -433,8 +578,17 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_keeps_the_oldest_up_to_max, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_huge_maildrop_listed_up_to_max_oldest_first,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attempt_without_outcome_is_in_doubt_after_reopen,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answered_failure_is_not_in_doubt_after_reopen,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_or_removed_journal_is_noticed, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_failed_append_leaves_no_half_record, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_glued_records_are_not_a_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_lines_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_with_odd_bytes_round_trip, setup, teardown),
