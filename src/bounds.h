@@ -278,6 +278,14 @@
 /* Even with no inotify event, the maildrop is listed again this often (a writer we did not
  * see: another tool, an inotify queue overflow). */
 #define PUSH_RESCAN_SECONDS 300
+/* A message in doubt (attempted when the server was killed, or when the connection broke) is
+ * looked up at the destination only this long after the break: the destination's end of the
+ * old connection may still be storing the APPENDs (or imports) it had fully received, and a
+ * lookup made before it has would miss them and send them again. */
+#define PUSH_IN_DOUBT_SETTLE_SECONDS 10
+/* After a wake-up by a delivery, the engine waits this long before listing the maildrop, so
+ * that messages arriving together go in one batch (one journal sync, one MULTIAPPEND). */
+#define PUSH_COALESCE_MILLISECONDS 20
 /* Messages with their last error kept in the status file for `mailpopbox queue`. */
 #define PUSH_STATUS_ERRORS_MAX 100
 

@@ -73,6 +73,7 @@ struct push_worker {
 	bool progress;                     /* the last batch had messages to offer */
 	unsigned failures;
 	time_t next_try;
+	time_t settle_until;               /* in-doubt lookups wait until then (a break's aftermath) */
 	enum push_status last_status;
 	char last_error[PUSH_DETAIL_MAX + 1];
 	struct item_error errors[PUSH_STATUS_ERRORS_MAX];
@@ -463,6 +464,7 @@ static void failure(struct push_worker *w, enum push_status st, const char *err)
 	w->failures++;
 	delay = backoff_seconds(w->failures);
 	w->next_try = time(NULL) + delay;
+	w->settle_until = time(NULL) + PUSH_IN_DOUBT_SETTLE_SECONDS;
 	w->last_status = st;
 	snprintf(w->last_error, sizeof(w->last_error), "%s", err && *err ? err : "unknown error");
 	log_quote(quoted, sizeof(quoted), w->last_error, strlen(w->last_error));
@@ -591,6 +593,19 @@ static void log_pushed(struct push_worker *w, const struct push_item *item, cons
 
 /* Sends the next messages of the listing. Returns PUSH_OK when the batch went through (some
  * messages may have been refused for good), else the failure to back off on, in err. */
+/* Waits until settle_until, or until the thread is told to stop (false). */
+static bool settle(struct push_worker *w)
+{
+	time_t now = time(NULL);
+
+	if (now < w->settle_until)
+		log_info("push", "event=push_in_doubt_settle domain=%s seconds=%lld", w->domain,
+			(long long)(w->settle_until - now));
+	while (!atomic_load(&w->stop) && (now = time(NULL)) < w->settle_until)
+		wait_events(w, (int)(w->settle_until - now) * 1000);
+	return !atomic_load(&w->stop);
+}
+
 static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz)
 {
 	struct push_item *items = w->items, *to_send = w->to_send;
@@ -652,8 +667,15 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 	w->next_index = index;
 	w->progress = count > 0;
 
-	/* In doubt (attempted, no outcome): the destination may have it already. */
+	/* In doubt (attempted, no outcome): the destination may have it already, or may still be
+	 * storing it on the broken connection's side; look only once that has had time. */
 	st = PUSH_OK;
+	for (size_t i = 0; i < count; i++)
+		if (batch[i]->state == PUSH_JOURNAL_ATTEMPT && items[i].message_id) {
+			if (!settle(w))
+				goto out; /* stopping: they stay in doubt */
+			break;
+		}
 	for (size_t i = 0; i < count && st == PUSH_OK; i++) {
 		struct push_pending *p = batch[i];
 		bool found = false, possible = false, shared = false;
@@ -892,10 +914,21 @@ static bool listing_has_work(const struct push_worker *w)
 	return false;
 }
 
+/* Sleeps PUSH_COALESCE_MILLISECONDS unless woken (stop, reload, flush; left to be drained). */
+static void pause_for_company(struct push_worker *w)
+{
+	struct pollfd fd = {w->wake_fd, POLLIN, 0};
+
+	poll(&fd, 1, PUSH_COALESCE_MILLISECONDS);
+}
+
 static void worker_loop(struct push_worker *w)
 {
 	char err[PUSH_DETAIL_MAX + 1];
 
+	/* What was in doubt at start may still be being stored by the destination for the
+	 * connection the previous process left (kill -9, power cut). */
+	w->settle_until = time(NULL) + PUSH_IN_DOUBT_SETTLE_SECONDS;
 	while (!atomic_load(&w->stop)) {
 		take_reload(w);
 		if (atomic_exchange(&w->flush, false)) {
@@ -930,6 +963,9 @@ static void worker_loop(struct push_worker *w)
 				 * nothing to watch, look for it again soon). */
 				wait_events(w, (w->maildrop_missing ? PUSH_RETRY_FIRST_SECONDS :
 					PUSH_RESCAN_SECONDS) * 1000);
+				/* A delivery: the messages arriving with it gather for one batch. */
+				if (w->dirty)
+					pause_for_company(w);
 				/* An event, the periodic look, or a wake-up: list again. */
 				w->dirty = true;
 				continue;
