@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
 #include "mail/base64.h"
 
 /* Whitespace that may separate tokens in a raw field value, folds included. */
@@ -59,17 +60,6 @@ enum rfc2047_charset rfc2047_charset_of(const struct rfc2047_word *w)
 static bool is_token_char(char c)
 {
 	return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\"/[]?.=", c);
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* RFC 2047 4.2: "_" is a space, "=XX" an octet, anything else itself. */

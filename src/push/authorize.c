@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "bounds.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "log.h"
 #include "mail/base64.h"
 #include "privileges.h"
@@ -79,17 +80,6 @@ const char *authorize_default_scope(enum destination_type type, const char *toke
 	if (strncasecmp(token_uri, MICROSOFT_HOST, strlen(MICROSOFT_HOST)) == 0)
 		return "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
 	return NULL;
-}
-
-static int hex_value(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
 }
 
 /* application/x-www-form-urlencoded decoding of [s, s+len): "+" is a space, %XX an octet. */

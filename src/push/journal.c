@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "bounds.h"
 #include "fsutil.h"
+#include "hex.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -144,17 +145,6 @@ static void append_record(struct strbuf *out, const char *key, enum push_journal
 		}
 	}
 	strbuf_append(out, "\n", 1);
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* Parses one record (line without its '\n'); false for anything else, which is skipped. */

@@ -17,22 +17,6 @@
 #include "push/oauth.h"
 #include "push/transport.h"
 
-
-static const char *status_name(enum push_status status)
-{
-	switch (status) {
-	case PUSH_OK:
-		return "ok";
-	case PUSH_TEMPORARY:
-		return "temporary";
-	case PUSH_AUTH:
-		return "auth";
-	case PUSH_REFUSED:
-		return "refused";
-	}
-	return "?";
-}
-
 static int import_files(struct gmail_client *g, struct oauth_session *s, bool junk, int count,
 	char **files)
 {
@@ -47,8 +31,8 @@ static int import_files(struct gmail_client *g, struct oauth_session *s, bool ju
 		}
 		item.size = (uint64_t)st.st_size;
 		enum push_status status = gmail_import(g, s, &item, err, sizeof(err));
-		printf("status=%s remote_id=%s item_status=%s detail=%s\n", status_name(status),
-			item.remote_id, status_name(item.status), item.detail);
+		printf("status=%s remote_id=%s item_status=%s detail=%s\n", push_status_name(status),
+			item.remote_id, push_status_name(item.status), item.detail);
 		close(item.fd);
 	}
 	return 0;
@@ -60,7 +44,7 @@ static int find_ids(struct gmail_client *g, struct oauth_session *s, int count, 
 		bool found = false;
 		char err[512] = "";
 		enum push_status status = gmail_find(g, s, ids[i], &found, err, sizeof(err));
-		printf("status=%s found=%d detail=%s\n", status_name(status), found ? 1 : 0, err);
+		printf("status=%s found=%d detail=%s\n", push_status_name(status), found ? 1 : 0, err);
 	}
 	return 0;
 }

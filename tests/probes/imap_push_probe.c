@@ -17,21 +17,6 @@
 
 #include "push/imap_client.h"
 
-static const char *status_word(enum push_status status)
-{
-	switch (status) {
-	case PUSH_OK:
-		return "ok";
-	case PUSH_TEMPORARY:
-		return "temporary";
-	case PUSH_AUTH:
-		return "auth";
-	case PUSH_REFUSED:
-		return "refused";
-	}
-	return "?";
-}
-
 static int append_files(struct imap_client *c, char **files, size_t count)
 {
 	struct push_item *items = calloc(count, sizeof(*items));
@@ -54,12 +39,12 @@ static int append_files(struct imap_client *c, char **files, size_t count)
 	int rc = status == PUSH_OK ? 0 : 1;
 	for (size_t i = 0; i < count; i++) {
 		printf("item %s %s remote_id=\"%s\" detail=\"%s\"\n", files[i],
-			status_word(items[i].status), items[i].remote_id, items[i].detail);
+			push_status_name(items[i].status), items[i].remote_id, items[i].detail);
 		if (items[i].status != PUSH_OK)
 			rc = 1;
 		close(items[i].fd);
 	}
-	printf("append %s%s%s connected=%s\n", status_word(status), err[0] ? " " : "", err,
+	printf("append %s%s%s connected=%s\n", push_status_name(status), err[0] ? " " : "", err,
 		imap_client_connected(c) ? "yes" : "no");
 	free(items);
 	return rc;
@@ -90,7 +75,7 @@ int main(int argc, char **argv)
 	struct imap_client *c = imap_client_new(&options);
 	enum push_status status = imap_client_login(c, getenv("IMAP_PROBE_TOKEN"), err,
 		sizeof(err));
-	printf("login %s%s%s\n", status_word(status), err[0] ? " " : "", err);
+	printf("login %s%s%s\n", push_status_name(status), err[0] ? " " : "", err);
 	int rc = status == PUSH_OK ? 0 : 1;
 	if (status == PUSH_OK && strcmp(argv[8], "append") == 0) {
 		rc = append_files(c, argv + 9, (size_t)(argc - 9));
@@ -102,7 +87,7 @@ int main(int argc, char **argv)
 		if (status == PUSH_OK)
 			printf("found %s\n", found ? "yes" : "no");
 		else
-			printf("find %s %s\n", status_word(status), err);
+			printf("find %s %s\n", push_status_name(status), err);
 		rc = status == PUSH_OK ? 0 : 1;
 	}
 	imap_client_free(c);
