@@ -122,6 +122,8 @@ def test_installed_unit_starts_the_installed_binary_without_iptables(installed):
     assert re.search(r"^AmbientCapabilities=CAP_NET_BIND_SERVICE$", unit, re.MULTILINE)
     assert re.search(r"^User=mailpopbox$", unit, re.MULTILINE)
     assert re.search(r"^ReadWritePaths=/var/mail /var/spool/mailpopbox$", unit, re.MULTILINE)
+    # The push Destination's OAuth token file lives in /var/lib/mailpopbox (docs/install.md 9).
+    assert re.search(r"^StateDirectory=mailpopbox$", unit, re.MULTILINE)
 
 
 def system_service_syscalls():
