@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "store/maildrop.h"
+#include "remove_tree.h"
 
 struct fixture {
 	char root[64];   /* mkdtemp directory, removed by teardown */
@@ -41,19 +42,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(f->root);
 	free(f);
 	return 0;
 }

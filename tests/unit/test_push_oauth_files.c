@@ -20,6 +20,7 @@
 
 #include "bounds.h"
 #include "push/oauth.h"
+#include "remove_tree.h"
 
 #define CLIENT_JSON "{\"installed\": {\"client_id\": \"id.apps.example\", " \
 	"\"client_secret\": \"s\", \"auth_uri\": \"https://127.0.0.1:1/auth\", " \
@@ -53,19 +54,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(f->root);
 	free(f);
 	return 0;
 }

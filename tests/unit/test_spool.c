@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "queue/spool.h"
+#include "remove_tree.h"
 
 struct fixture {
 	char root[64];   /* mkdtemp directory, removed by teardown */
@@ -38,19 +39,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(f->root);
 	free(f);
 	return 0;
 }
