@@ -53,18 +53,55 @@ SANITIZER_MARKERS = (
 _ports_given = set()
 
 
-def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago, and never handed out before by this
-    process (the kernel may offer the same ephemeral port to two calls in a row, which would
-    give one config two equal ports)."""
-    for _ in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _ports_given:
+def _ephemeral_low():
+    """The lowest port the kernel picks for an outgoing connection's local end."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Listening ports come from below the ephemeral range: a port picked inside it can be taken
+# as the local end of any outgoing connection (a client of an earlier test, the push engine)
+# between the pick and the server's bind, which failed a CI run with "Address already in use".
+_PORT_LOW = 10000
+_port_cursor = _PORT_LOW + (os.getpid() * 7919) % 5000
+
+
+def port_is_free(port, kinds=(socket.SOCK_STREAM,)):
+    """True when port can be bound on 127.0.0.1 for every socket kind in kinds right now."""
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port(kinds=(socket.SOCK_STREAM,)):
+    """A port that was free on 127.0.0.1 a moment ago (for each socket kind in kinds), below
+    the kernel's ephemeral range, and never handed out before by this process (so one config
+    never gets two equal ports, and a port a stopped server left in TIME_WAIT is not reused)."""
+    global _port_cursor
+    high = _ephemeral_low() - 1
+    if high - _PORT_LOW < 1000:  # an unusual range: fall back to the kernel's choice
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _ports_given and port_is_free(port, kinds):
+                _ports_given.add(port)
+                return port
+        raise RuntimeError("no fresh free port after 1000 tries")
+    for _ in range(high - _PORT_LOW + 1):
+        port = _port_cursor
+        _port_cursor = _PORT_LOW if _port_cursor >= high else _port_cursor + 1
+        if port not in _ports_given and port_is_free(port, kinds):
             _ports_given.add(port)
             return port
-    raise RuntimeError("no fresh free port after 1000 tries")
+    raise RuntimeError(f"no free port between {_PORT_LOW} and {high}")
 
 
 def dot_stuff(message):

@@ -22,6 +22,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from conftest import free_port
+
 DNSMASQ = "/usr/sbin/dnsmasq"
 START_TIMEOUT = 10.0
 QUERY_TIMEOUT = 2.0
@@ -35,17 +37,7 @@ START_ATTEMPTS = 5  # a port found free can be taken before dnsmasq binds it
 
 def free_dns_port():
     """A port free for UDP and TCP on 127.0.0.1 (dnsmasq listens on both) a moment ago."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no port free for both UDP and TCP")
+    return free_port(kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 def null_mx_rdata():
