@@ -294,4 +294,33 @@
 #define MAILDROP_LOCK_RETRY_MILLISECONDS 1000
 #define MAILDROP_LOCK_RETRY_STEP_MILLISECONDS 20
 
+/* ---- sender verification (src/verify/), the DNSBL check and the milter (src/filter/) ---- */
+/* All DNS of one received message's checks (SPF, DKIM keys, DMARC) ends by this deadline;
+ * what is unanswered then is a temperror (never a rejection). */
+#define VERIFY_DEADLINE_SECONDS 20
+/* One DNS query's wait (c-ares timeout, tried twice within the deadline). */
+#define DNSQ_QUERY_TIMEOUT_MS 3000
+/* The shared cache of answers, and the longest an answer is kept whatever its TTL. */
+#define DNSQ_CACHE_ENTRIES 1024
+#define DNSQ_TTL_MAX_SECONDS 3600
+/* The largest DNS answer taken (a TXT record set of an SPF or DKIM key is well below). */
+#define DNSQ_ANSWER_MAX 8192
+/* Signatures of one message that are verified; more are a permerror each. */
+#define DKIM_SIGNATURES_MAX 8
+/* Octets kept of one value (domain, selector, address) and of one comment in the
+ * Authentication-Results field. */
+#define AUTHRES_VALUE_MAX 320
+#define AUTHRES_COMMENT_MAX 80
+/* DNSBLZones entries; the lookups of one connection end by the deadline. */
+#define DNSBL_ZONES_MAX 8
+#define DNSBL_DEADLINE_SECONDS 10
+#define DNSBL_REASON_MAX 256
+/* One milter packet's length (the protocol's body chunks are at most 65535 octets), the
+ * header changes taken from one milter, its SMTP reply kept, and MilterTimeoutSeconds. */
+#define MILTER_PACKET_MAX 65536
+#define MILTER_CHANGES_MAX 100
+#define MILTER_SMTP_REPLY_MAX 1024
+#define MILTER_TIMEOUT_MAX 600
+#define MILTER_TIMEOUT_DEFAULT 30
+
 #endif
