@@ -43,8 +43,10 @@ def _is_asan_build():
     if "asan" in binary.lower():
         return True
     try:
-        # Both GCC (libasan.so) and clang (static runtime) leave this name in the binary.
-        return b"AddressSanitizer" in Path(binary).read_bytes() if binary else False
+        # clang's static runtime leaves this name in the binary; GCC links libasan.so, whose
+        # name is in the dynamic section.
+        content = Path(binary).read_bytes() if binary else b""
+        return b"AddressSanitizer" in content or b"libasan.so" in content
     except OSError:
         return False
 
