@@ -12,7 +12,9 @@ NAMES = {"mailpopbox": "mailpopbox", "postfix": "Postfix", "dovecot": "Dovecot",
          "opensmtpd": "OpenSMTPD", "disk": "disk limit",
          "floor": "floor (libraries + 1 TLS context)",
          "before": "mailpopbox (before)", "go": "Go mailpopbox (original)",
-         "push": "mailpopbox with a Destination"}
+         "push": "mailpopbox with a Destination",
+         "verify-off": "mailpopbox, checks off", "verify-on": "mailpopbox, SPF + DKIM + DMARC",
+         "milter": "mailpopbox + rspamd (milter)", "postfix-milter": "Postfix + rspamd (milter)"}
 # Peers that exist only when bench/run was asked for them (--baseline, --go-source): their rows
 # are left out of a table that has no figure of theirs; why, if known, is said under the report.
 OPTIONAL = ("before", "go")
@@ -223,6 +225,43 @@ def push_rows(tp_count):
     table(["row", "figure", "issue 13's target"], rows)
 
 
+def verify_rows(tp_count):
+    """Issue 14: sender checks and the milter (bench/run's measure_verify)."""
+    if not any(k[0] == "verify" for k in data) and "verify" not in na:
+        return
+    print("## 7. Sender verification and a milter (issue 14)")
+    print()
+    if "verify" in na:
+        print(f"n/a: {na['verify']}")
+        print()
+        return
+    print(f"smtp-source -F: {int(tp_count):,} copies of one DKIM-signed 4 KB message "
+          "(bench/tools/signedmsg.py: From sender@example.net, rsa-sha256 2048-bit key) over 32 "
+          "sessions from 127.0.0.1, with a local dnsmasq serving SPF (pass), the DKIM key and "
+          "DMARC p=reject for example.net, so every check runs and passes. Checks off and on "
+          "are the same binary and config but for VerifySenders; the milter rows send the same "
+          "messages through a private rspamd (proxy worker in milter mode, no Redis) from "
+          "mailpopbox (checks on) and from Postfix (smtpd_milters). Interleaved repetitions.")
+    print()
+    on, off = med("verify", "verify-on", "rate"), med("verify", "verify-off", "rate")
+    mil, pfm = med("verify", "milter", "rate"), med("verify", "postfix-milter", "rate")
+    rows = [
+        ["checks off, messages/s", cell("verify", "verify-off", "rate"), "—"],
+        ["SPF + DKIM + DMARC on, messages/s", cell("verify", "verify-on", "rate"), "—"],
+        ["on ÷ off", times(on, off, "verify", "rate", "verify-on", "verify-off"), "≥ 0.70×"],
+        ["mailpopbox + rspamd, messages/s", cell("verify", "milter", "rate"), "—"],
+        ["Postfix + rspamd, messages/s", cell("verify", "postfix-milter", "rate"), "—"],
+        ["mailpopbox + rspamd ÷ Postfix + rspamd",
+         times(mil, pfm, "verify", "rate", "milter", "postfix-milter"), "reported"],
+    ]
+    table(["row", "figure", "issue 14's target"], rows)
+    verdicts = sorted({v for (srv, v) in notes if srv == "verify-verdict"})
+    if verdicts:
+        print("The Authentication-Results of a stored message (checks on): " +
+              "; ".join(f"`{v}`" for v in verdicts))
+        print()
+
+
 def main():
     path, mode, idle_conns, tp_count, lat_count, pop_small, pop_large, tp_timeout = sys.argv[1:9]
     load(path)
@@ -425,6 +464,8 @@ def main():
     table(["server", "handshakes/s", "× mailpopbox", "client CPU s", "failed handshakes"], rows)
 
     push_rows(tp_count)
+
+    verify_rows(tp_count)
 
     before_after()
 

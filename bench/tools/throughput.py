@@ -12,7 +12,10 @@ server that queues before it delivers this is its queue's intake, not its delive
 (connection attempts the kernel dropped meanwhile because a listen queue was full; each costs the
 client a SYN retransmission, 1 s or more). Bounded by SECONDS.
 
-    throughput.py PORT MAILDIR COUNT SESSIONS SIZE SECONDS LOG
+    throughput.py PORT MAILDIR COUNT SESSIONS SIZE SECONDS LOG [MESSAGE]
+
+With MESSAGE (a file), every message is that file (smtp-source -F) instead of SIZE octets of
+smtp-source's own making: the sender-verification rows send one DKIM-signed message.
 """
 import os
 import subprocess
@@ -47,9 +50,10 @@ def main():
     port, maildir, count, sessions, size, seconds, log = (
         int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
         float(sys.argv[6]), sys.argv[7])
+    content = ["-F", sys.argv[8]] if len(sys.argv) > 8 else ["-l", str(size)]
     before = stored(maildir)
     drops_before = listen_drops()
-    cmd = ["smtp-source", "-c", "-N", "-s", str(sessions), "-m", str(count), "-l", str(size),
+    cmd = ["smtp-source", "-c", "-N", "-s", str(sessions), "-m", str(count), *content,
            "-M", "client.example.net", "-f", "sender@example.net", "-t", "rcpt@example.org",
            f"127.0.0.1:{port}"]
     with open(log, "ab") as logf:
