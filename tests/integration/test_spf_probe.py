@@ -174,3 +174,18 @@ def test_helo_that_is_no_domain_is_none(dns_server):
     assert spf(dns_server.resolver, "127.0.0.2", "[127.0.0.2]", "alice@pass.test")[:2] == \
         ("pass", "none")
     assert spf(dns_server.resolver, "127.0.0.2", "localhost", "")[:2] == ("none", "none")
+
+
+def test_checks_on_several_threads_at_once_agree(dns_server):
+    # One libspf2 server per check, one c-ares channel per thread: nothing shared but the
+    # answer cache.
+    run = subprocess.run([str(probe_binary()), dns_server.resolver, "127.0.0.3", "helo.test",
+                          "alice@include.test", "8"],
+                         capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0::2] == ["mailfrom=fail helo=fail"] * 8
+    run = subprocess.run([str(probe_binary()), dns_server.resolver, "127.0.0.2", "helo.test",
+                          "alice@include.test", "8"],
+                         capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    assert run.stdout.splitlines()[0::2] == ["mailfrom=pass helo=fail"] * 8
