@@ -149,6 +149,11 @@ def test_ipv6_client_with_ip6_mechanism(dns_server):
     assert mailfrom(dns_server, "2001:db8::25", "ip6-other.test") == "pass"
 
 
+def test_ipv4_mapped_client_is_checked_as_ipv4(dns_server):
+    assert mailfrom(dns_server, "::ffff:127.0.0.2", "pass.test") == "pass"
+    assert mailfrom(dns_server, "::ffff:127.0.0.1", "pass.test") == "fail"
+
+
 def test_record_longer_than_one_string_is_joined(dns_server):
     assert len(RECORDS["long.test"]) > 255
     assert dns_server.txt("long.test") == RECORDS["long.test"].encode()
