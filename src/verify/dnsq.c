@@ -571,11 +571,13 @@ static void wait_for(ares_channel channel, struct query_state *q, const struct t
 		}
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 		struct pollfd fds[ARES_GETSOCK_MAXNUM];
-		int bits = ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
+		/* The bits as unsigned: c-ares's ARES_GETSOCK_WRITABLE shifts a signed 1 by up to
+		 * 31 places, which UBSan reports. Bit i: socket i readable; bit i + 16: writable. */
+		unsigned bits = (unsigned)ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
 		nfds_t n = 0;
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short events = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-				(ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+		for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+			short events = (short)((bits & (1u << i) ? POLLIN : 0) |
+				(bits & (1u << (i + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
 			if (!events)
 				continue;
 			fds[n].fd = socks[i];
