@@ -9,6 +9,7 @@
 #include "password.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -85,6 +86,7 @@ static const char *check_host_port(const char *value);
 static const char *check_ip_port(const char *value);
 static const char *check_one_line(const char *value);
 static const char *check_https_url(const char *value);
+static const char *check_milter_spec(const char *value);
 
 /* Top-level keys. docs/config.md documents the same keys and defaults; keep them in step. */
 static const struct key_spec config_keys[] = {
@@ -132,6 +134,14 @@ static const struct key_spec config_keys[] = {
 		AUTH_DEFAULT_FAILURE_WINDOW_SECONDS),
 	UNSIGNED_KEY(struct config, "AuthLockoutSeconds", auth_lockout,
 		AUTH_DEFAULT_LOCKOUT_SECONDS),
+	BOOL_KEY(struct config, "VerifySenders", verify_senders, true),
+	BOOL_KEY(struct config, "DMARCReject", dmarc_reject, true),
+	LIST_KEY(struct config, "DNSBLZones", dnsbl_zones, dnsbl_zone_count, KEY_LOWERCASE,
+		check_domain),
+	STRING_KEY(struct config, "Milter", milter, KEY_EMPTY_IS_ABSENT, check_milter_spec),
+	BOOL_KEY(struct config, "MilterFailOpen", milter_fail_open, true),
+	{ "MilterTimeoutSeconds", KEY_UNSIGNED, FIELD(struct config, milter_timeout, unsigned), 0,
+		0, MILTER_TIMEOUT_DEFAULT, 1, MILTER_TIMEOUT_MAX, NULL, NULL },
 };
 
 /* Keys of each "Servers" entry. */
@@ -194,7 +204,7 @@ static const struct key_spec destination_keys[] = {
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* parse_object() keeps one slot per table key on the stack. */
-#define MAX_KEYS_PER_OBJECT 32
+#define MAX_KEYS_PER_OBJECT 48
 _Static_assert(ARRAY_LEN(config_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 _Static_assert(ARRAY_LEN(server_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 _Static_assert(ARRAY_LEN(destination_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
@@ -338,6 +348,44 @@ static const char *check_https_url(const char *value)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return "must be an https:// URL without spaces or control characters";
 	return NULL;
+}
+
+/* The milter's address: "inet:HOST:PORT" (an IPv6 HOST in brackets) or "unix:/PATH". The
+ * same rules as milter_spec_valid() (filter/milter.h), kept here so the config stays free of
+ * the milter code. */
+static const char *check_milter_spec(const char *value)
+{
+	static const char problem[] = "must be \"inet:HOST:PORT\" or \"unix:/PATH\"";
+
+	if (strncmp(value, "unix:", 5) == 0)
+		return value[5] == '/' && !check_one_line(value) ? NULL : problem;
+	if (strncmp(value, "inet:", 5) != 0)
+		return problem;
+	const char *host = value + 5, *colon = strrchr(host, ':');
+	char *end;
+
+	if (!colon || colon == host)
+		return problem;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno || port < 1 || port > 65535)
+		return problem;
+	size_t hlen = (size_t)(colon - host);
+	char name[SMTP_DOMAIN_MAX + 1];
+	unsigned char addr[16];
+
+	if (host[0] == '[') {
+		if (hlen < 3 || host[hlen - 1] != ']' || hlen - 2 > SMTP_DOMAIN_MAX)
+			return problem;
+		memcpy(name, host + 1, hlen - 2);
+		name[hlen - 2] = '\0';
+		return inet_pton(AF_INET6, name, addr) == 1 ? NULL : problem;
+	}
+	if (hlen > SMTP_DOMAIN_MAX)
+		return problem;
+	memcpy(name, host, hlen);
+	name[hlen] = '\0';
+	return check_domain(name) ? problem : NULL; /* an IPv4 address passes as a name */
 }
 
 static const char *check_address(const char *value)
@@ -837,6 +885,11 @@ static int config_from_json(json_t *root, struct config *out, char *err, size_t 
 	accept_old_key_names(root);
 	if (parse_object(root, config_keys, ARRAY_LEN(config_keys), &cfg, "", err, errsz) ||
 		check_ports_differ(&cfg, err, errsz) || check_servers(&cfg, err, errsz)) {
+		config_free(&cfg);
+		return -1;
+	}
+	if (cfg.dnsbl_zone_count > DNSBL_ZONES_MAX) {
+		set_error(err, errsz, "DNSBLZones: must have at most %d zones", DNSBL_ZONES_MAX);
 		config_free(&cfg);
 		return -1;
 	}
