@@ -1,8 +1,9 @@
 /* verify/verify.h: the sender checks of one message received on the MX port, run on the
  * worker at the end of DATA before the maildrop commit: SPF, DKIM, DMARC (the other verify/
  * headers), the Authentication-Results field that records them, then the milter
- * (filter/milter.h) if one is configured; the policy that turns the verdicts into a reply and a folder; and the rewrite
- * of every maildrop file's head with the header edits (docs/smtp.md). */
+ * (filter/milter.h) if one is configured; the policy that turns the verdicts into a reply
+ * and a folder; and the rewrite of every maildrop file's head with the header edits
+ * (docs/smtp.md). */
 #ifndef MAILPOPBOX_VERIFY_VERIFY_H
 #define MAILPOPBOX_VERIFY_VERIFY_H
 
