@@ -5,6 +5,7 @@
 
 #include "bounds.h"
 #include "alloc.h"
+#include "filter/milter.h"
 #include "log.h"
 #include "password.h"
 
@@ -350,42 +351,23 @@ static const char *check_https_url(const char *value)
 	return NULL;
 }
 
-/* The milter's address: "inet:HOST:PORT" (an IPv6 HOST in brackets) or "unix:/PATH". The
- * same rules as milter_spec_valid() (filter/milter.h), kept here so the config stays free of
- * the milter code. */
+/* The milter's address: "inet:HOST:PORT" (an IPv6 HOST in brackets) or "unix:PATH", as the
+ * milter client reads it (filter/milter.h). Config loading runs on one thread at a time
+ * (start, SIGHUP), so the message may live in a static buffer. */
 static const char *check_milter_spec(const char *value)
 {
-	static const char problem[] = "must be \"inet:HOST:PORT\" or \"unix:/PATH\"";
+	static char problem[320];
+	char why[200] = "";
 
-	if (strncmp(value, "unix:", 5) == 0)
-		return value[5] == '/' && !check_one_line(value) ? NULL : problem;
-	if (strncmp(value, "inet:", 5) != 0)
-		return problem;
-	const char *host = value + 5, *colon = strrchr(host, ':');
-	char *end;
-
-	if (!colon || colon == host)
-		return problem;
-	errno = 0;
-	long port = strtol(colon + 1, &end, 10);
-	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno || port < 1 || port > 65535)
-		return problem;
-	size_t hlen = (size_t)(colon - host);
-	char name[SMTP_DOMAIN_MAX + 1];
-	unsigned char addr[16];
-
-	if (host[0] == '[') {
-		if (hlen < 3 || host[hlen - 1] != ']' || hlen - 2 > SMTP_DOMAIN_MAX)
-			return problem;
-		memcpy(name, host + 1, hlen - 2);
-		name[hlen - 2] = '\0';
-		return inet_pton(AF_INET6, name, addr) == 1 ? NULL : problem;
-	}
-	if (hlen > SMTP_DOMAIN_MAX)
-		return problem;
-	memcpy(name, host, hlen);
-	name[hlen] = '\0';
-	return check_domain(name) ? problem : NULL; /* an IPv4 address passes as a name */
+	if (strncmp(value, "inet:", 5) == 0 && check_hostname(value + 5) != NULL)
+		snprintf(why, sizeof(why), "a space or control character in the host");
+	else if (check_one_line(value) != NULL)
+		snprintf(why, sizeof(why), "a line break");
+	else if (milter_spec_valid(value, why, sizeof(why)))
+		return NULL;
+	snprintf(problem, sizeof(problem), "must be \"inet:HOST:PORT\" or \"unix:PATH\" (%s)",
+		why);
+	return problem;
 }
 
 static const char *check_address(const char *value)

@@ -918,9 +918,13 @@ static void test_milter_spec_forms(void **state)
 		config_free(&cfg);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
 		snprintf(json, sizeof(json), "\"Milter\": \"%s\"", bad[i]);
-		assert_load_error(config_with(json, ""),
-			"Milter: must be \"inet:HOST:PORT\" or \"unix:/PATH\"");
+		if (config_load_string(config_with(json, ""), &cfg, err, sizeof(err)) == 0)
+			fail_msg("Milter \"%s\" was accepted", bad[i]);
+		static const char want[] = "Milter: must be \"inet:HOST:PORT\" or \"unix:PATH\" (";
+		if (strncmp(err, want, sizeof(want) - 1) != 0)
+			fail_msg("Milter \"%s\": %s", bad[i], err);
 	}
 	/* "" is no milter, as an absent key. */
 	load_ok(config_with("\"Milter\": \"\"", ""), &cfg);
