@@ -21,9 +21,9 @@
 #include "bounds.h"
 #include "log.h"
 
-/* RFC 2308 5: a negative answer is cached for the SOA's minimum, at most this long (and this
- * long when the answer carries no SOA): a record added while we cache its absence is seen
- * within a minute. */
+/* RFC 2308 5: a negative answer is cached for the SOA's minimum, at most this long, so a
+ * record added while we cache its absence is seen within a minute; one without an SOA is not
+ * cached at all. */
 #define NEGATIVE_TTL_MAX_SECONDS 60
 /* Entries a name may occupy in the cache: it is searched in a set of this many slots. */
 #define CACHE_WAYS 4
@@ -535,7 +535,7 @@ static void query_done(void *arg, int status, int timeouts, unsigned char *abuf,
 
 	(void)timeouts;
 	q->done = true;
-	q->negative_ttl = NEGATIVE_TTL_MAX_SECONDS;
+	q->negative_ttl = 0;
 	switch (status) {
 	case ARES_SUCCESS:
 		parse_answer(abuf, alen, q->out);
@@ -543,8 +543,10 @@ static void query_done(void *arg, int status, int timeouts, unsigned char *abuf,
 	case ARES_ENODATA:
 	case ARES_ENOTFOUND:
 		q->out->status = status == ARES_ENOTFOUND ? DNSQ_NXDOMAIN : DNSQ_NODATA;
-		if (abuf && !message_ttls(abuf, alen, &answer_ttl, &q->negative_ttl))
-			q->negative_ttl = NEGATIVE_TTL_MAX_SECONDS;
+		/* RFC 2308 5: without an SOA in the authority section, not cached. */
+		if (!abuf || !message_ttls(abuf, alen, &answer_ttl, &q->negative_ttl) ||
+		    q->negative_ttl == UINT32_MAX)
+			q->negative_ttl = 0;
 		break;
 	case ARES_EBADNAME:
 		/* A name no zone can hold (an empty label): it does not exist. */

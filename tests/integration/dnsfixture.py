@@ -8,7 +8,16 @@ so MX lookups, the A fallback, null MX (RFC 7505) and DKIM keys are all under th
   dkim_dnsfunc     the `dnsfunc` python3-dkim wants, asking this server
 
 Names under .test, example.org and example.net are answered only from the given records
-(NXDOMAIN / no data otherwise, never REFUSED), and nothing is forwarded anywhere.
+(NXDOMAIN / no data otherwise, never REFUSED), and nothing is forwarded anywhere; any other
+name is REFUSED (a resolver's temporary failure: how a DNSBL zone that is down looks).
+
+dnsmasq runs with --keep-in-foreground, not --no-daemon: with --no-daemon it serves TCP in its
+only process, and a resolver that opens a TCP connection (after a truncated UDP answer, or
+rspamd's, which keeps one open) freezes its UDP answers meanwhile.
+
+dnsmasq quirks worth knowing: records are served with TTL 0 unless ttl= is given (so nothing
+is cached by the server under test), negative answers carry no SOA, and a name that only has
+TXT records (--dns-rr) is NXDOMAIN, not NODATA, for the other types.
 """
 
 import socket
@@ -40,6 +49,14 @@ def free_dns_port():
     return free_port(kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
+def txt_rdata(text):
+    """One TXT record's RDATA (RFC 1035 3.3.14) as hex for --dns-rr: the text split into
+    character-strings of at most 255 octets; any octets allowed (quotes, commas, long keys)."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    chunks = [data[i:i + TXT_CHUNK] for i in range(0, len(data), TXT_CHUNK)] or [b""]
+    return b"".join(bytes([len(chunk)]) + chunk for chunk in chunks).hex()
+
+
 def null_mx_rdata():
     """RFC 7505 3: preference 0 and the root name, as the hex dnsmasq's --dns-rr takes."""
     return "0000" + "00"
@@ -49,21 +66,29 @@ class DNSServer:
     """dnsmasq on 127.0.0.1:port with exactly the given records.
 
     mx:      {domain: [(exchange, preference), ...]}
-    hosts:   {name: address or [addresses]}   (A and AAAA records, --host-record)
-    txt:     {name: text}                     (split into 255-octet strings as RFC 1035 needs)
+    hosts:   {name: address or [addresses]}   (A and AAAA records, --host-record; also the
+                                               A record of a DNSBL listing:
+                                               {"2.0.0.127.bl.test": "127.0.0.2"})
+    txt:     {name: text or [texts]}          (one TXT record per text, str or bytes of any
+                                               length, split into 255-octet strings as RFC
+                                               1035 needs: SPF, DKIM keys, DMARC, a DNSBL's
+                                               reason; a list gives several records)
     null_mx: [domain, ...]                    ("MX 0 ." of RFC 7505, via --dns-rr)
+    ttl:     seconds the answers say they may be cached (dnsmasq's default: 0)
     """
 
-    def __init__(self, log_path, mx=None, hosts=None, txt=None, null_mx=()):
+    def __init__(self, log_path, mx=None, hosts=None, txt=None, null_mx=(), ttl=None):
         self.log_path = log_path
         self.port = None
         self.resolver = None
         self.process = None
         self.arguments = [
-            DNSMASQ, "--no-daemon", "--keep-in-foreground",
+            DNSMASQ, "--keep-in-foreground",
             "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
             "--conf-file=/dev/null", "--cache-size=0", "--log-queries",
         ]
+        if ttl is not None:
+            self.arguments.append(f"--local-ttl={ttl}")
         self.arguments += [f"--local=/{zone}/" for zone in LOCAL_ZONES]
         for domain, exchanges in (mx or {}).items():
             for exchange, preference in exchanges:
@@ -72,11 +97,13 @@ class DNSServer:
             if isinstance(addresses, str):
                 addresses = [addresses]
             self.arguments.append(f"--host-record={name},{','.join(addresses)}")
-        for name, text in (txt or {}).items():
-            chunks = [text[i:i + TXT_CHUNK] for i in range(0, len(text), TXT_CHUNK)] or [""]
-            assert not any('"' in chunk or "," in chunk for chunk in chunks), text
-            # On the command line dnsmasq takes quotes literally: the strings go bare.
-            self.arguments.append(f"--txt-record={name},{','.join(chunks)}")
+        for name, texts in (txt or {}).items():
+            if isinstance(texts, (str, bytes)):
+                texts = [texts]
+            # --dns-rr with the RDATA in hex: --txt-record cannot hold a comma or a quote.
+            for text in texts:
+                self.arguments.append(f"--dns-rr={name},{dns.rdatatype.TXT.value},"
+                                      f"{txt_rdata(text)}")
         for domain in null_mx:
             self.arguments.append(f"--dns-rr={domain},{dns.rdatatype.MX.value},"
                                   f"{null_mx_rdata()}")
@@ -139,7 +166,8 @@ class DNSServer:
         return response
 
     def txt(self, name):
-        """The TXT record of name, its strings joined, as bytes; None when there is none."""
+        """The (first) TXT record of name, its strings joined, as bytes; None when there is
+        none."""
         response = self.query(name, "TXT")
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.TXT:

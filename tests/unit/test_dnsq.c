@@ -1,7 +1,7 @@
 /* test_dnsq.c: the sender checks' blocking DNS (src/verify/dnsq.c) against a scripted DNS
  * server on a loopback UDP socket of this process: answers parsed (TXT strings of a record
  * joined, TTLs), NXDOMAIN/NODATA/SERVFAIL mapped to the statuses, answers and negative
- * answers cached, failures never cached, a closed port and a passed deadline a TEMPFAIL. */
+ * answers with an SOA cached (RFC 2308), failures never cached, a closed port and a passed deadline a TEMPFAIL. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,10 +24,10 @@
 
 /* ---- the scripted server ---- */
 
-enum { NAMES = 8 };
+enum { NAMES = 9 };
 
 static const char *const names[NAMES] = {"a.test", "txt.test", "nx.test", "nodata.test",
-	"fail.test", "mx.test", "silent.test", "cname.test"};
+	"fail.test", "mx.test", "silent.test", "cname.test", "nosoa.test"};
 
 struct fake_server {
 	int fd;
@@ -97,8 +97,12 @@ static bool reply(const unsigned char *query, size_t qlen, struct packet *r)
 		return false;
 	atomic_fetch_add(&server.asked[which], 1);
 
-	unsigned rcode = 0, ancount = 0;
+	unsigned rcode = 0, ancount = 0, nscount = 0;
 	struct packet answers = {.length = 0};
+	/* test. SOA: mname, rname, serial, refresh, retry, expire, minimum 30 */
+	static const unsigned char soa[] = "\x02ns\x04test\x00\x04host\x04test\x00"
+		"\x00\x00\x00\x01\x00\x00\x0e\x10\x00\x00\x0e\x10\x00\x00\x0e\x10"
+		"\x00\x00\x00\x1e";
 	const char *w = names[which];
 	if (strcmp(w, "a.test") == 0) {
 		unsigned char a1[4] = {192, 0, 2, 1}, a2[4] = {192, 0, 2, 2};
@@ -120,7 +124,19 @@ static bool reply(const unsigned char *query, size_t qlen, struct packet *r)
 		static const unsigned char target[] = "\x05other\x04test";
 		put_rr(&answers, 5, 300, target, sizeof(target));
 		ancount = 1;
-	} else if (strcmp(w, "nx.test") == 0) {
+	} else if (strcmp(w, "nx.test") == 0 || strcmp(w, "nodata.test") == 0) {
+		/* RFC 2308 3: the zone's SOA in the authority section, the owner "test." (offset
+		 * 12 + the first label). */
+		rcode = strcmp(w, "nx.test") == 0 ? 3 : 0;
+		unsigned char owner[2] = {0xc0, (unsigned char)(12 + 1 + query[12])};
+		put(&answers, owner, 2);
+		put16(&answers, 6);
+		put16(&answers, 1);
+		put32(&answers, 3600);
+		put16(&answers, sizeof(soa) - 1);
+		put(&answers, soa, sizeof(soa) - 1);
+		nscount = 1;
+	} else if (strcmp(w, "nosoa.test") == 0) {
 		rcode = 3;
 	} else if (strcmp(w, "fail.test") == 0) {
 		rcode = 2;
@@ -132,7 +148,7 @@ static bool reply(const unsigned char *query, size_t qlen, struct packet *r)
 	put16(r, 0x8400 | 0x0100 | rcode); /* QR AA RD */
 	put16(r, 1);
 	put16(r, ancount);
-	put16(r, 0);
+	put16(r, nscount);
 	put16(r, 0);
 	put(r, query + 12, question_end - 12);
 	put(r, answers.data, answers.length);
@@ -336,6 +352,21 @@ static void test_negative_answers_are_cached(void **state)
 	assert_int_equal(asked("nodata.test"), before + 1);
 }
 
+static void test_negative_answers_without_soa_are_not_cached(void **state)
+{
+	struct dnsq_answer a;
+
+	(void)state;
+	int before = asked("nosoa.test");
+	lookup("nosoa.test", DNSQ_TXT, &a);
+	assert_int_equal(a.status, DNSQ_NXDOMAIN);
+	dnsq_answer_free(&a);
+	lookup("nosoa.test", DNSQ_TXT, &a);
+	assert_int_equal(a.status, DNSQ_NXDOMAIN);
+	dnsq_answer_free(&a);
+	assert_int_equal(asked("nosoa.test"), before + 2);
+}
+
 static void test_failures_are_not_cached(void **state)
 {
 	struct dnsq_answer a;
@@ -451,6 +482,7 @@ int main(void)
 		cmocka_unit_test_setup(test_servfail_is_tempfail, clear_cache),
 		cmocka_unit_test_setup(test_answers_are_cached, clear_cache),
 		cmocka_unit_test_setup(test_negative_answers_are_cached, clear_cache),
+		cmocka_unit_test_setup(test_negative_answers_without_soa_are_not_cached, clear_cache),
 		cmocka_unit_test_setup(test_failures_are_not_cached, clear_cache),
 		cmocka_unit_test_setup(test_silence_is_tempfail_by_the_deadline, clear_cache),
 		cmocka_unit_test_setup(test_closed_port_is_tempfail, clear_cache),
