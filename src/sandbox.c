@@ -166,6 +166,12 @@ int sandbox_apply(const struct config *cfg, const char *config_path)
 		LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE}};
 	for (size_t i = 0; i < sizeof(system) / sizeof(system[0]) && r == 0; i++)
 		r = add_rule(ruleset, system[i].path, system[i].access, handled);
+	/* c-ares reads these on a worker whenever a channel is made (verify/dnsq.c); with
+	 * systemd-resolved resolv.conf is a link into /run/systemd/resolve/. */
+	if (r == 0)
+		r = add_read_dirs_of(ruleset, "/etc/resolv.conf", handled);
+	if (r == 0)
+		r = add_read_dirs_of(ruleset, "/etc/hosts", handled);
 #ifdef MAILPOPBOX_COVERAGE_DIR
 	/* A coverage build only (meson -Db_coverage=true): at exit gcov writes each object's
 	 * counters into a .gcda file beside it in the build directory. */
