@@ -2,6 +2,27 @@
  * record (looked up here through verify/dnsq.h, never by the library, so the deadline and the
  * cache hold), the alignment of the SPF and DKIM results with the From domain, and the
  * policy we apply. */
+/* libopendmarc's header first: it defines DMARC_POLICY_ABSENT, _NONE, _QUARANTINE and _REJECT
+ * as macros, the names of our enum dmarc_policy (verify/authres.h). Its values are kept under
+ * other names and the macros removed before our headers are read. */
+#include <sys/types.h>
+
+#include <netinet/in.h>
+#include <opendmarc/dmarc.h>
+
+enum {
+	LIB_POLICY_ABSENT = DMARC_POLICY_ABSENT,
+	LIB_POLICY_PASS = DMARC_POLICY_PASS,
+	LIB_POLICY_REJECT = DMARC_POLICY_REJECT,
+	LIB_POLICY_QUARANTINE = DMARC_POLICY_QUARANTINE,
+	LIB_POLICY_NONE = DMARC_POLICY_NONE,
+};
+#undef DMARC_POLICY_ABSENT
+#undef DMARC_POLICY_PASS
+#undef DMARC_POLICY_REJECT
+#undef DMARC_POLICY_QUARANTINE
+#undef DMARC_POLICY_NONE
+
 #include "verify/dmarc.h"
 
 #include <ctype.h>
@@ -9,10 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/types.h>
-
-#include <netinet/in.h>
-#include <opendmarc/dmarc.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -400,16 +417,16 @@ static void evaluate(const char *client_ip, const char *record, const char *reco
 	(void)opendmarc_policy_fetch_pct(pctx, &pct);
 	d->policy = record_policy(at_org && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p);
 	switch (status) {
-	case DMARC_POLICY_PASS:
+	case LIB_POLICY_PASS:
 		d->result = AUTH_PASS;
 		goto done;
-	case DMARC_POLICY_REJECT:
+	case LIB_POLICY_REJECT:
 		enforce = DMARC_POLICY_REJECT;
 		break;
-	case DMARC_POLICY_QUARANTINE:
+	case LIB_POLICY_QUARANTINE:
 		enforce = DMARC_POLICY_QUARANTINE;
 		break;
-	case DMARC_POLICY_NONE:
+	case LIB_POLICY_NONE:
 		enforce = DMARC_POLICY_NONE;
 		break;
 	default:
