@@ -93,9 +93,11 @@ static DKIM_CBSTAT prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 
 static void verify_lib_start(void)
 {
-	/* BADSIGHANDLES: a signature with bad syntax is still listed, so it gets its permerror
-	 * rather than vanishing. */
-	unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+	/* DELAYSIGPROC: the keys are looked up (and the header hashes checked) at dkim_eom(), on
+	 * the worker, not at the end of the header section, which dkim_chunk() reaches on the
+	 * event loop. BADSIGHANDLES: a signature with bad syntax is still listed, so it gets its
+	 * permerror rather than vanishing. */
+	unsigned int flags = DKIM_LIBFLAGS_DELAYSIGPROC | DKIM_LIBFLAGS_BADSIGHANDLES;
 	/* RFC 8301 3.2: verifiers must not accept RSA keys under 1024 bits. */
 	unsigned int min_key_bits = 1024;
 	DKIM_LIB *lib = dkim_init(NULL, NULL);
