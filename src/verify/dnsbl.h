@@ -16,6 +16,12 @@ struct dnsbl_hit {
 	char reason[DNSBL_REASON_MAX];    /* its TXT record (printable ASCII only), or "" */
 };
 
+/* The name to ask of zone for client_ip (RFC 5782 2.1, 2.4): "4.3.2.1.zone" for 1.2.3.4, the
+ * 32 nibbles of an IPv6 address in reverse, dot-separated, then the zone; an IPv4-mapped IPv6
+ * address as the IPv4 address it is. Pure. false (out "") when client_ip is not an address or
+ * the name would not fit out or a DNS name (253 octets). */
+bool dnsbl_query_name(const char *client_ip, const char *zone, char *out, size_t outsz);
+
 /* Asks the zones in order and stops at the first listing. A zone that fails to answer is
  * skipped (logged): a blocklist that is down never refuses mail. */
 void verify_dnsbl(const struct dnsq_ctx *dns, const char *client_ip, char *const *zones,

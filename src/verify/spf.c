@@ -164,6 +164,10 @@ static enum auth_result check_host(const struct dnsq_ctx *dns, const struct clie
 		SPF_record_interpret(record, request, response, 0);
 	}
 	enum auth_result result = result_of(SPF_response_result(response));
+	/* libspf2 1.2.10 (Debian 12) returns a failed record lookup without setting the result
+	 * (fixed upstream in 2012); our layer's only DNS error is TRY_AGAIN. */
+	if (err != SPF_E_SUCCESS && SPF_response_result(response) == SPF_RESULT_INVALID)
+		result = err == SPF_E_DNS_ERROR ? AUTH_TEMPERROR : AUTH_PERMERROR;
 	SPF_response_free(response);
 	if (record)
 		SPF_record_free(record);
