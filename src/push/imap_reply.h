@@ -38,6 +38,8 @@ enum imap_reply_code {
 	IMAP_CODE_LIMIT,                /* RFC 5530 */
 	IMAP_CODE_OVERQUOTA,            /* RFC 5530 */
 	IMAP_CODE_TRYCREATE,            /* RFC 9051 7.1: the mailbox does not exist */
+	IMAP_CODE_NONEXISTENT,          /* RFC 5530: the mailbox does not exist (SELECT/EXAMINE) */
+	IMAP_CODE_ALREADYEXISTS,        /* RFC 5530: CREATE of a mailbox that exists */
 	IMAP_CODE_AUTHENTICATIONFAILED, /* RFC 5530 */
 	IMAP_CODE_AUTHORIZATIONFAILED,  /* RFC 5530 */
 	IMAP_CODE_EXPIRED,              /* RFC 5530: the credentials expired */

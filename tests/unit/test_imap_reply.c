@@ -257,6 +257,10 @@ static void test_refusal_codes(void **state)
 	assert_int_equal(parse_ok("A4 NO [LIMIT] many").code, IMAP_CODE_LIMIT);
 	assert_int_equal(parse_ok("A4 NO [TRYCREATE] Mailbox doesn't exist: X").code,
 		IMAP_CODE_TRYCREATE);
+	assert_int_equal(parse_ok("A5 NO [NONEXISTENT] Mailbox doesn't exist: Junk").code,
+		IMAP_CODE_NONEXISTENT);
+	assert_int_equal(parse_ok("A6 NO [ALREADYEXISTS] Mailbox already exists").code,
+		IMAP_CODE_ALREADYEXISTS);
 	assert_int_equal(parse_ok("A4 NO [READ-ONLY] x").code, IMAP_CODE_OTHER);
 }
 
