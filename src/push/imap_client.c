@@ -384,7 +384,7 @@ static void format_tag(char *buf, size_t size, unsigned long tag)
 }
 
 /* Reads responses until the tagged answer to tag (or a continuation, with
- * WAIT_CONTINUATION). Counts SEARCH results into *search when given. */
+ * WAIT_CONTINUATION). Counts SEARCH results, or LIST responses, into *search when given. */
 static bool wait_for(struct imap_client *c, unsigned long tag, unsigned flags,
 	struct imap_reply *reply, size_t *search, uint64_t deadline, char *err, size_t errsz)
 {
@@ -411,6 +411,8 @@ static bool wait_for(struct imap_client *c, unsigned long tag, unsigned flags,
 					c->port, reply->text);
 			if (reply->data == IMAP_DATA_SEARCH && search)
 				*search += reply->search_count;
+			if (reply->data == IMAP_DATA_LIST && search)
+				(*search)++;
 			break;
 		}
 	}
@@ -1303,6 +1305,22 @@ enum push_status imap_client_append(struct imap_client *c, struct push_item *ite
 	return status;
 }
 
+/* LIST "" MAILBOX (RFC 9051 6.3.9): *exists false only when the server answered OK and
+ * listed nothing; a refused LIST leaves it true (the caller cannot tell: it retries later).
+ * False: the connection failed. */
+static bool mailbox_listed(struct imap_client *c, const char *mailbox, bool *exists, char *err,
+	size_t errsz)
+{
+	struct imap_reply reply;
+	const char *args[2] = {"", mailbox};
+	size_t listed = 0;
+
+	if (!command(c, "LIST", args, 2, false, &reply, &listed, err, errsz))
+		return false;
+	*exists = reply.status != IMAP_STATUS_OK || listed > 0;
+	return true;
+}
+
 enum push_status imap_client_find(struct imap_client *c, const char *message_id, bool junk,
 	bool *found, char *err, size_t errsz)
 {
@@ -1322,11 +1340,16 @@ enum push_status imap_client_find(struct imap_client *c, const char *message_id,
 	if (!command(c, "EXAMINE", &mailbox, 1, false, &reply, NULL, err, errsz))
 		return PUSH_TEMPORARY;
 	/* A mailbox that does not exist (the Junk mailbox before its first message) surely
-	 * does not hold the message. */
-	if (reply.status == IMAP_STATUS_NO && (reply.code == IMAP_CODE_NONEXISTENT ||
-					       reply.code == IMAP_CODE_TRYCREATE)) {
-		*found = false;
-		return PUSH_OK;
+	 * does not hold the message. Dovecot says so without a response code: LIST tells. */
+	if (reply.status == IMAP_STATUS_NO) {
+		bool exists = reply.code != IMAP_CODE_NONEXISTENT &&
+			reply.code != IMAP_CODE_TRYCREATE;
+		if (exists && !mailbox_listed(c, mailbox, &exists, err, errsz))
+			return PUSH_TEMPORARY;
+		if (!exists) {
+			*found = false;
+			return PUSH_OK;
+		}
 	}
 	if (reply.status != IMAP_STATUS_OK) {
 		snprintf(err, errsz, "EXAMINE %s refused: %s", mailbox, reply.text);

@@ -332,6 +332,8 @@ static bool parse_untagged(struct cursor *c, struct imap_reply *reply)
 		reply->data = IMAP_DATA_CAPABILITY;
 	} else if (take_word(c, "SEARCH")) {
 		parse_search(c, reply);
+	} else if (take_word(c, "LIST")) {
+		reply->data = IMAP_DATA_LIST;
 	}
 	/* Data such as FETCH, LIST or STATUS may carry literals; status texts never do. */
 	reply->literal = imap_reply_trailing_literal(c->p, (size_t)(c->end - c->p),

@@ -63,6 +63,7 @@ enum imap_reply_data {
 	IMAP_DATA_NONE,       /* a status response, a continuation, or data we ignore */
 	IMAP_DATA_CAPABILITY, /* "* CAPABILITY ...": the capabilities are filled in */
 	IMAP_DATA_SEARCH,     /* "* SEARCH n n n": search_count and search_first */
+	IMAP_DATA_LIST,       /* "* LIST (...) "/" name": a mailbox that exists */
 };
 
 struct imap_reply {

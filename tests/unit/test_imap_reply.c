@@ -317,6 +317,19 @@ static void test_search_results(void **state)
 	assert_int_equal(r.search_count, 0);
 }
 
+static void test_list_response(void **state)
+{
+	(void)state;
+	struct imap_reply r = parse_ok("* LIST (\\HasNoChildren \\Junk) \"/\" Junk");
+	assert_int_equal(r.kind, IMAP_REPLY_UNTAGGED);
+	assert_int_equal(r.data, IMAP_DATA_LIST);
+	/* A name sent as a literal. */
+	r = parse_ok("* LIST () \"/\" {4}");
+	assert_int_equal(r.data, IMAP_DATA_LIST);
+	assert_true(r.literal);
+	assert_int_equal(r.literal_size, 4);
+}
+
 static void test_other_data_is_ignored(void **state)
 {
 	(void)state;
@@ -418,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_unclosed_code_is_text),
 		cmocka_unit_test(test_continuations),
 		cmocka_unit_test(test_search_results),
+		cmocka_unit_test(test_list_response),
 		cmocka_unit_test(test_other_data_is_ignored),
 		cmocka_unit_test(test_literal_in_data_is_announced),
 		cmocka_unit_test(test_status_text_never_holds_a_literal),
