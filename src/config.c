@@ -173,6 +173,7 @@ _Static_assert(sizeof(enum destination_type) == sizeof(int) &&
 	sizeof(enum destination_tls) == sizeof(int), "enum fields are stored as int");
 
 #define DESTINATION_DEFAULT_MAILBOX "INBOX"
+#define DESTINATION_DEFAULT_JUNK_MAILBOX "Junk"
 #define DESTINATION_DEFAULT_GMAIL_API_URL "https://gmail.googleapis.com"
 #define DESTINATION_IMPLICIT_TLS_PORT 993 /* RFC 8314 7.3: imaps */
 #define DESTINATION_STARTTLS_PORT 143     /* RFC 9051 2.1 */
@@ -196,6 +197,8 @@ static const struct key_spec destination_keys[] = {
 	STRING_KEY(struct destination_config, "OAuthTokenFile", oauth_token_file,
 		KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct destination_config, "Mailbox", mailbox, KEY_EMPTY_IS_ABSENT,
+		check_one_line),
+	STRING_KEY(struct destination_config, "JunkMailbox", junk_mailbox, KEY_EMPTY_IS_ABSENT,
 		check_one_line),
 	STRING_KEY(struct destination_config, "GmailAPIURL", gmail_api_url, KEY_EMPTY_IS_ABSENT,
 		check_https_url),
@@ -628,12 +631,17 @@ static int check_destination(struct destination_config *d, const char *prefix, c
 			warn_unused_key(prefix, "Username", "gmail");
 		if (d->mailbox)
 			warn_unused_key(prefix, "Mailbox", "gmail");
+		/* Gmail's Junk is its SPAM label, not a mailbox name. */
+		if (d->junk_mailbox)
+			warn_unused_key(prefix, "JunkMailbox", "gmail");
 	}
 	if (d->port == 0)
 		d->port = d->tls == DESTINATION_TLS_STARTTLS ? DESTINATION_STARTTLS_PORT :
 			DESTINATION_IMPLICIT_TLS_PORT;
 	if (!d->mailbox)
 		d->mailbox = xstrdup(DESTINATION_DEFAULT_MAILBOX);
+	if (!d->junk_mailbox)
+		d->junk_mailbox = xstrdup(DESTINATION_DEFAULT_JUNK_MAILBOX);
 	if (!d->gmail_api_url)
 		d->gmail_api_url = xstrdup(DESTINATION_DEFAULT_GMAIL_API_URL);
 	return 0;

@@ -29,6 +29,7 @@ struct destination_config {
 	char *oauth_client_file;     /* "OAuthClientFile": client JSON as downloaded */
 	char *oauth_token_file;      /* "OAuthTokenFile": refresh token, 0600, atomic writes */
 	char *mailbox;               /* "Mailbox", default "INBOX" (imap) */
+	char *junk_mailbox;          /* "JunkMailbox", default "Junk" (imap): the maildrop's .Junk */
 	char *gmail_api_url;         /* "GmailAPIURL", default "https://gmail.googleapis.com" */
 	char *tls_ca_file;           /* "TLSCAFile", NULL = the system's CA store */
 	bool keep_copy;              /* "KeepCopy", default false */

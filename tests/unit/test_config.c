@@ -682,6 +682,7 @@ static void test_imap_destination_gets_its_defaults(void **state)
 	assert_null(d->oauth_client_file);
 	assert_null(d->oauth_token_file);
 	assert_string_equal(d->mailbox, "INBOX");
+	assert_string_equal(d->junk_mailbox, "Junk");
 	assert_string_equal(d->gmail_api_url, "https://gmail.googleapis.com");
 	assert_null(d->tls_ca_file);
 	assert_false(d->keep_copy);
@@ -696,7 +697,8 @@ static void test_imap_destination_reads_every_key(void **state)
 	(void)state;
 	load_ok(config_with_destination("\"Type\": \"imap\", \"Host\": \"127.0.0.1\", "
 		"\"Port\": 10143, \"TLS\": \"starttls\", \"Username\": \"u\", " OAUTH_FILES ", "
-		"\"Mailbox\": \"Archive/In\", \"TLSCAFile\": \"/etc/ca.pem\", \"KeepCopy\": true"), &cfg);
+		"\"Mailbox\": \"Archive/In\", \"JunkMailbox\": \"[Gmail]/Spam\", "
+		"\"TLSCAFile\": \"/etc/ca.pem\", \"KeepCopy\": true"), &cfg);
 	d = cfg.servers[0].destination;
 	assert_int_equal(d->port, 10143);
 	assert_int_equal(d->tls, DESTINATION_TLS_STARTTLS);
@@ -704,6 +706,7 @@ static void test_imap_destination_reads_every_key(void **state)
 	assert_string_equal(d->oauth_client_file, "/etc/mailpopbox/client.json");
 	assert_string_equal(d->oauth_token_file, "/var/lib/mailpopbox/token.json");
 	assert_string_equal(d->mailbox, "Archive/In");
+	assert_string_equal(d->junk_mailbox, "[Gmail]/Spam");
 	assert_string_equal(d->tls_ca_file, "/etc/ca.pem");
 	assert_true(d->keep_copy);
 	config_free(&cfg);
@@ -805,6 +808,8 @@ static void test_destination_values_are_checked(void **state)
 		"Servers[0].Destination.KeepCopy: must be true or false");
 	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"Mailbox\": \"a\\r\\nb\""),
 		"Servers[0].Destination.Mailbox: must not contain a line break");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"JunkMailbox\": \"a\\nb\""),
+		"Servers[0].Destination.JunkMailbox: must not contain a line break");
 	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"h\", "
 		"\"Username\": \"u\\n\", \"Password\": \"p\""),
 		"Servers[0].Destination.Username: must not contain a line break");
