@@ -102,7 +102,7 @@ def expected(*resinfos):
 
 def b_tags(message):
     """The first 8 characters of b= of each DKIM-Signature, top to bottom (folding removed)."""
-    fields = re.findall(rb"(?im)^DKIM-Signature:(.*(?:\r\n[ \t].*)*)", message)
+    fields = re.findall(rb"(?im)^DKIM-Signature:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", message)
     return [re.search(rb"(?:^|;)b=([^;]{8})", re.sub(rb"\s+", b"", f)).group(1).decode()
             for f in fields]
 
