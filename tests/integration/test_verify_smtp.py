@@ -103,12 +103,18 @@ def expected(*resinfos):
 def b_tags(message):
     """The first 8 characters of b= of each DKIM-Signature, top to bottom (folding removed)."""
     fields = re.findall(rb"(?im)^DKIM-Signature:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", message)
-    return [re.search(rb"(?:^|;)b=([^;]{8})", re.sub(rb"\s+", b"", f)).group(1).decode()
-            for f in fields]
+    return [rfc2045_value(re.search(rb"(?:^|;)b=([^;]{8})", re.sub(rb"\s+", b"", f)).group(1)
+                          .decode()) for f in fields]
 
 
 def b_tag(message):
     return b_tags(message)[0]
+
+
+def rfc2045_value(value):
+    """A value as RFC 8601 writes it: a token, or a quoted-string when it holds a tspecial
+    (RFC 2045 5.1: "/" and "=" of base64 among them)."""
+    return f'"{value}"' if re.search(r'[()<>@,;:\\"/\[\]?= ]', value) else value
 
 
 def test_spf_dkim_dmarc_pass(world, keys):
