@@ -160,10 +160,9 @@ static void apply_change(struct head_edit *e, const struct milter_change *c, siz
 		edit_insert(e, e->h.count, raw->data, raw->len);
 	} else if (c->kind == MILTER_INSERT_HEADER) {
 		long index = (long)c->index;
-		if (index > (long)shift_from)
+		/* Past the first copy's trace headers: past this copy's. */
+		if (index >= (long)shift_from)
 			index += index_shift;
-		if (index < (long)shift_from && (long)c->index >= (long)shift_from)
-			index = (long)shift_from;
 		edit_insert(e, index < 0 ? 0 : (size_t)index, raw->data, raw->len);
 	} else {
 		size_t at = nth_field(&e->h, c->name, c->index);
