@@ -163,3 +163,14 @@ def test_rspamd_accepts_a_normal_message_with_its_headers(milter_server, rspamd)
     queue_id(send(server, make_message("normal", b"Hello, this is a normal message.\r\n")))
     stored = server.message().data
     assert b"X-Spamd-Result:" in stored or b"X-Rspamd-Queue-Id:" in stored, stored[:600]
+
+
+def test_milter_on_a_unix_socket(milter_server, open_directory):
+    m = TestMilter(verdict="reject", unix_path=str(open_directory / "milter.sock")).start()
+    try:
+        server = milter_server(m.spec)
+        reply = send(server, make_message("unix socket"))
+        assert reply.code == 550, reply
+        server.assert_nothing_stored()
+    finally:
+        m.stop()
