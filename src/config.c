@@ -58,6 +58,8 @@ struct key_spec {
 #define PORT_KEY(st, name, field, def, min) INT_KEY(st, name, field, KEY_PORT, def, min, 65535)
 #define UNSIGNED_KEY(st, name, field, def) \
 	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, 1, INT32_MAX, NULL, NULL }
+#define BOUNDED_KEY(st, name, field, def, min, max) \
+	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, min, max, NULL, NULL }
 #define UINT64_KEY(st, name, field, def) \
 	{ name, KEY_UINT64, FIELD(st, field, uint64_t), 0, 0, (long long)(def), 1, INT64_MAX, NULL, \
 		NULL }
@@ -141,8 +143,8 @@ static const struct key_spec config_keys[] = {
 		check_domain),
 	STRING_KEY(struct config, "Milter", milter, KEY_EMPTY_IS_ABSENT, check_milter_spec),
 	BOOL_KEY(struct config, "MilterFailOpen", milter_fail_open, true),
-	{ "MilterTimeoutSeconds", KEY_UNSIGNED, FIELD(struct config, milter_timeout, unsigned), 0,
-		0, MILTER_TIMEOUT_DEFAULT, 1, MILTER_TIMEOUT_MAX, NULL, NULL },
+	BOUNDED_KEY(struct config, "MilterTimeoutSeconds", milter_timeout, MILTER_TIMEOUT_DEFAULT, 1,
+		MILTER_TIMEOUT_MAX),
 };
 
 /* Keys of each "Servers" entry. */

@@ -60,6 +60,19 @@ def test_milter_reject_gets_its_reply_and_nothing_is_kept(milter_server, milter)
     assert "verdict=reject" in server.log_text()
 
 
+def test_milter_multi_line_reject_reaches_the_client_whole(milter_server, milter):
+    server = milter_server(milter("reject_multi").spec)
+    with server.connect() as client:
+        client.ehlo("client.sender.test")
+        reply = client.transaction("alice@nothing.test", ["someone@example.org"],
+                                   make_message("rejected twice"))
+        assert reply.code == 550, reply
+        assert reply.lines == ["5.7.1 Rejected by the test milter", "5.7.1 See the second line"]
+        # The session goes on after it.
+        assert client.command("NOOP").code == 250
+    server.assert_nothing_stored()
+
+
 def test_milter_tempfail_gets_451(milter_server, milter):
     server = milter_server(milter("tempfail_code").spec)
     reply = send(server, make_message("tempfailed"))
