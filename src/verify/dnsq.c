@@ -645,11 +645,9 @@ void dnsq_lookup(const struct dnsq_ctx *ctx, const char *name, enum dnsq_type ty
 		goto done;
 	struct query_state q = {.out = out};
 	ares_query(channel, bare, 1 /* C_IN */, (int)type, query_done, &q);
+	/* Every way out of wait_for has run query_done (a cancel runs it too). */
 	wait_for(channel, &q, &until);
-	if (q.done)
-		cache_put(key, out, cache_ttl(out, q.negative_ttl));
-	else
-		out->status = DNSQ_TEMPFAIL; /* poll failed: the query was cancelled */
+	cache_put(key, out, cache_ttl(out, q.negative_ttl));
 done:
 	free(key);
 	free(bare);

@@ -63,7 +63,8 @@ def null_mx_rdata():
 
 
 class DNSServer:
-    """dnsmasq on 127.0.0.1:port with exactly the given records.
+    """dnsmasq on address:port (127.0.0.1 and a free port unless given) with exactly the
+    given records.
 
     mx:      {domain: [(exchange, preference), ...]}
     hosts:   {name: address or [addresses]}   (A and AAAA records, --host-record; also the
@@ -75,16 +76,20 @@ class DNSServer:
                                                reason; a list gives several records)
     null_mx: [domain, ...]                    ("MX 0 ." of RFC 7505, via --dns-rr)
     ttl:     seconds the answers say they may be cached (dnsmasq's default: 0)
+    address, port: where to listen, e.g. 127.0.53.53 and 53 for a resolv.conf nameserver
     """
 
-    def __init__(self, log_path, mx=None, hosts=None, txt=None, null_mx=(), ttl=None):
+    def __init__(self, log_path, mx=None, hosts=None, txt=None, null_mx=(), ttl=None,
+                 address="127.0.0.1", port=None):
         self.log_path = log_path
+        self.address = address
+        self.fixed_port = port
         self.port = None
         self.resolver = None
         self.process = None
         self.arguments = [
             DNSMASQ, "--keep-in-foreground",
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+            f"--listen-address={address}", "--bind-interfaces", "--no-resolv", "--no-hosts",
             "--conf-file=/dev/null", "--cache-size=0", "--log-queries",
         ]
         if ttl is not None:
@@ -111,8 +116,8 @@ class DNSServer:
     def start(self):
         self.log = open(self.log_path, "ab")
         for _ in range(START_ATTEMPTS):
-            self.port = free_dns_port()
-            self.resolver = f"127.0.0.1:{self.port}"
+            self.port = self.fixed_port or free_dns_port()
+            self.resolver = f"{self.address}:{self.port}"
             self.process = subprocess.Popen(self.arguments + [f"--port={self.port}"],
                                             stdin=subprocess.DEVNULL, stdout=self.log,
                                             stderr=subprocess.STDOUT)
@@ -161,7 +166,7 @@ class DNSServer:
     def query(self, name, rdtype, timeout=QUERY_TIMEOUT):
         """The full response message (rcode, answer) for one UDP query."""
         request = dns.message.make_query(name, rdtype, use_edns=0, payload=4096)
-        response, _ = dns.query.udp_with_fallback(request, "127.0.0.1", port=self.port,
+        response, _ = dns.query.udp_with_fallback(request, self.address, port=self.port,
                                                   timeout=timeout)
         return response
 

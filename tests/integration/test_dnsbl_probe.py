@@ -3,9 +3,12 @@ through the test-only probe tests/probes/dnsbl_probe: a listed client (A 127.0.0
 reversed address under the zone, RFC 5782) with the TXT reason, printable ASCII only and cut to
 DNSBL_REASON_MAX - 1; IPv6 nibbles; a client not listed; a zone that does not answer skipped
 (the next zone still asked, a warning naming the zone); a whole DNS server down; the
-127.255.255.x answers Spamhaus gives for a refused query, which are not listings.
+127.255.255.x answers Spamhaus gives for a refused query, which are not listings; and the
+system resolver (no DNSResolver: c-ares reads /etc/resolv.conf) working under the server's
+Landlock sandbox.
 """
 
+import ctypes
 import os
 import subprocess
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, bounds_constant
-from dnsfixture import make_dns  # noqa: F401 (fixture)
+from dnsfixture import DNSServer, make_dns  # noqa: F401 (fixture)
 
 PROBE_TIMEOUT = 60.0
 IPV6_LOOPBACK_NIBBLES = "1." + "0." * 31
@@ -114,3 +117,38 @@ def test_dns_server_down_lists_nobody(dns_server):
     zone, _, log = dnsbl(dns_server.resolver, "127.0.0.2", "bl.test")
     assert zone is None
     assert "event=dnsbl_failed zone=bl.test" in log
+
+
+def landlock_abi():
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION), x86_64
+
+
+# A nameserver of /etc/resolv.conf has no port: port 53 on an address of loopback's /8 that
+# nothing else uses, in a mount namespace of its own where our resolv.conf is bind-mounted.
+RESOLV_CONF_ADDRESS = "127.0.53.153"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for port 53 and a mount namespace")
+@pytest.mark.skipif(os.uname().machine != "x86_64" or landlock_abi() < 1,
+                    reason="needs Landlock (and x86_64 for the syscall number)")
+def test_system_resolver_works_under_the_sandbox(tmp_path):
+    server = DNSServer(tmp_path / "dnsmasq.log", address=RESOLV_CONF_ADDRESS, port=53,
+                       hosts={"2.0.0.127.bl.test": "127.0.0.2"},
+                       txt={"2.0.0.127.bl.test": "via resolv.conf"}).start()
+    try:
+        resolv_conf = tmp_path / "resolv.conf"
+        resolv_conf.write_text(f"nameserver {RESOLV_CONF_ADDRESS}\n")
+        scratch = tmp_path / "sandbox"
+        scratch.mkdir()
+        script = (f'mount --bind "{resolv_conf}" /etc/resolv.conf && '
+                  f'exec "{probe_binary()}" - 127.0.0.2 bl.test')
+        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              script], capture_output=True, timeout=PROBE_TIMEOUT,
+                             env={**os.environ, "DNSBL_PROBE_SANDBOX": str(scratch)})
+    finally:
+        server.stop()
+    log = run.stderr.decode(errors="replace")
+    assert run.returncode == 0, log
+    assert "event=landlock_applied" in log
+    assert run.stdout.decode() == "listed zone=bl.test reason=via resolv.conf\n", log

@@ -149,6 +149,11 @@ def test_ipv6_client_with_ip6_mechanism(dns_server):
     assert mailfrom(dns_server, "2001:db8::25", "ip6-other.test") == "pass"
 
 
+def test_ipv4_mapped_client_is_checked_as_ipv4(dns_server):
+    assert mailfrom(dns_server, "::ffff:127.0.0.2", "pass.test") == "pass"
+    assert mailfrom(dns_server, "::ffff:127.0.0.1", "pass.test") == "fail"
+
+
 def test_record_longer_than_one_string_is_joined(dns_server):
     assert len(RECORDS["long.test"]) > 255
     assert dns_server.txt("long.test") == RECORDS["long.test"].encode()
@@ -174,3 +179,18 @@ def test_helo_that_is_no_domain_is_none(dns_server):
     assert spf(dns_server.resolver, "127.0.0.2", "[127.0.0.2]", "alice@pass.test")[:2] == \
         ("pass", "none")
     assert spf(dns_server.resolver, "127.0.0.2", "localhost", "")[:2] == ("none", "none")
+
+
+def test_checks_on_several_threads_at_once_agree(dns_server):
+    # One libspf2 server per check, one c-ares channel per thread: nothing shared but the
+    # answer cache.
+    run = subprocess.run([str(probe_binary()), dns_server.resolver, "127.0.0.3", "helo.test",
+                          "alice@include.test", "8"],
+                         capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0::2] == ["mailfrom=fail helo=fail"] * 8
+    run = subprocess.run([str(probe_binary()), dns_server.resolver, "127.0.0.2", "helo.test",
+                          "alice@include.test", "8"],
+                         capture_output=True, text=True, timeout=PROBE_TIMEOUT)
+    assert run.stdout.splitlines()[0::2] == ["mailfrom=pass helo=fail"] * 8
