@@ -327,7 +327,7 @@ def test_kill9_during_a_mixed_push_run_delivers_each_message_once_in_its_mailbox
     dovecot.stop()
     started(server)
     junk, inbox = [], []
-    for i in range(300):
+    for i in range(400):
         if rng.random() < 0.5:
             junk.append(deliver_file(server, f"mixed-{i}")[0])
         else:
@@ -335,20 +335,32 @@ def test_kill9_during_a_mixed_push_run_delivers_each_message_once_in_its_mailbox
     wait_for_event(server, "push_failed", status="temporary")
     dovecot.start()
     kills = 0
-    for _ in range(8):
+    for _ in range(6):
         if not junk_files(server) and not inbox_files(server):
             break
+        pushed = len(log_events(server, "pushed"))
         if server.alive():
             server.kill(signal.SIGUSR1)
         else:
             restart_after_kill(server)
-        time.sleep(rng.uniform(0.0, 0.15))
+        # Inside the run: once it has pushed something (the login is behind it), a little
+        # later, while the next APPENDs are on their way.
+        try:
+            wait_until(lambda: len(log_events(server, "pushed")) > pushed, 10, "a push")
+        except AssertionError:
+            pass
+        time.sleep(rng.uniform(0.0, 0.05))
         if junk_files(server) or inbox_files(server):
             server.kill(signal.SIGKILL)
             kills += 1
             restart_after_kill(server)
+    in_doubt = log_events(server, "push_in_doubt")
+    junk_found = sum(1 for e in log_events(server, "pushed")
+                     if e.get("in_doubt") and e.get("file", "").startswith(".Junk/"))
     print(f"{kills} kill(s); in doubt and found: "
-          f"{sum(1 for e in log_events(server, 'pushed') if e.get('in_doubt'))}")
+          f"{sum(1 for e in log_events(server, 'pushed') if e.get('in_doubt'))} "
+          f"(Junk {junk_found}); "
+          f"in doubt, sent again: {len(in_doubt)}")
     if server.alive():
         server.kill(signal.SIGUSR1)
     wait_in_mailbox(server, dovecot, "Junk", junk, timeout=RETRY_TIMEOUT * 2)
