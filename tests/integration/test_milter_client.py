@@ -249,6 +249,18 @@ def test_body_goes_in_chunks_of_at_most_65535(run_probe, milter):
     assert b"".join(chunks) == body.encode()
 
 
+def test_fields_too_big_for_a_packet_are_bounded(run_probe, milter):
+    m = milter("accept")
+    long_name = "X-" + "n" * 1200
+    msg = ("Subject: big fields\r\n" + long_name + ": skipped\r\n" +
+           "X-Long: " + "a" * 70000 + "\r\n\r\nbody\r\n")
+    r = run_probe(m.spec, message=msg)
+    assert r["verdict"] == "accept"
+    fields = [d for c, d in m.conversations[0] if c == b"L"]
+    assert [split_nul(d)[0] for d in fields] == ["Subject", "X-Long"]
+    assert len(fields[1]) + 1 == 65536  # the command octet and the data: one packet's bound
+
+
 def test_steps_the_milter_does_not_want_are_not_sent(run_probe, milter):
     m = milter("headers", protocol=SMFIP_NOCONNECT | SMFIP_NOHDRS | SMFIP_NOBODY)
     r = run_probe(m.spec)
