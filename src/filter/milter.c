@@ -27,6 +27,9 @@
 #include "mail/headers.h"
 #include "strbuf.h"
 
+/* Longest field name sent (RFC 5322 2.1.1's line limit), so name and value fit a packet. */
+#define MILTER_HEADER_NAME_MAX 998
+
 struct milter_session {
 	int fd;
 	struct timespec deadline; /* CLOCK_MONOTONIC */
@@ -441,8 +444,10 @@ static enum step send_header(struct milter_session *s, uint64_t *body_start)
 		strbuf_init(&value);
 		for (size_t i = 0; i < h.count && st == STEP_NEXT; i++) {
 			const struct mail_field *f = &h.fields[i];
-			if (f->name_len == 0)
-				continue; /* not a field: nothing a filter could name */
+			/* Not a field (nothing a filter could name), or a name no packet could hold
+			 * (RFC 5322 2.1.1: a line is at most 998 octets anyway). */
+			if (f->name_len == 0 || f->name_len > MILTER_HEADER_NAME_MAX)
+				continue;
 			strbuf_reset(&value);
 			milter_header_value(f->raw + f->value_offset, f->raw_len - f->value_offset,
 				&value);

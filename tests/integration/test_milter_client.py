@@ -1,18 +1,21 @@
 """The milter client (src/filter/milter.c) through tests/probes/milter_probe against real
-filters: a private rspamd (its proxy worker in milter mode) and a test milter in Python for
-each verdict rspamd does not easily give (tempfail, discard, header changes, quarantine, a
-milter that hangs, one that sends garbage)."""
+filters: a private rspamd (its proxy worker in milter mode), a filter on Sendmail's libmilter
+(python3-milter), and a test milter in Python for each verdict rspamd does not easily give
+(tempfail, discard, header changes, quarantine, a milter that hangs, one that sends
+garbage)."""
 
 import json
 import os
 import socket
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from rspamdfixture import Rspamd
 from testmilter import (SMFIP_NOBODY, SMFIP_NOCONNECT, SMFIP_NOHDRS, SMFIP_NR_BODY,
                         SMFIP_NR_CONN, SMFIP_NR_DATA, SMFIP_NR_EOH, SMFIP_NR_HDR,
@@ -249,6 +252,18 @@ def test_body_goes_in_chunks_of_at_most_65535(run_probe, milter):
     assert b"".join(chunks) == body.encode()
 
 
+def test_fields_too_big_for_a_packet_are_bounded(run_probe, milter):
+    m = milter("accept")
+    long_name = "X-" + "n" * 1200
+    msg = ("Subject: big fields\r\n" + long_name + ": skipped\r\n" +
+           "X-Long: " + "a" * 70000 + "\r\n\r\nbody\r\n")
+    r = run_probe(m.spec, message=msg)
+    assert r["verdict"] == "accept"
+    fields = [d for c, d in m.conversations[0] if c == b"L"]
+    assert [split_nul(d)[0] for d in fields] == ["Subject", "X-Long"]
+    assert len(fields[1]) + 1 == 65536  # the command octet and the data: one packet's bound
+
+
 def test_steps_the_milter_does_not_want_are_not_sent(run_probe, milter):
     m = milter("headers", protocol=SMFIP_NOCONNECT | SMFIP_NOHDRS | SMFIP_NOBODY)
     r = run_probe(m.spec)
@@ -298,24 +313,10 @@ def test_unix_socket(run_probe, milter, tmp_path):
     assert r["verdict"] == "reject"
 
 
-def test_ipv6_loopback_in_brackets(run_probe):
-    m = TestMilter("discard")
-    m.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        m.sock.bind(("::1", 0))
-    except OSError:
-        pytest.fail("no IPv6 loopback on this machine")
-    m.spec = "inet:[::1]:%d" % m.sock.getsockname()[1]
-    m.sock.listen(4)
-    m.sock.settimeout(0.2)
-    import threading
-    t = threading.Thread(target=m._accept_loop, daemon=True)
-    t.start()
-    m._threads.append(t)
-    try:
-        assert run_probe(m.spec)["verdict"] == "discard"
-    finally:
-        m.stop()
+def test_ipv6_loopback_in_brackets(run_probe, milter):
+    m = milter("discard", host="::1")
+    assert m.spec.startswith("inet:[::1]:")
+    assert run_probe(m.spec)["verdict"] == "discard"
 
 
 def test_host_name_is_resolved(run_probe, milter):
@@ -353,3 +354,131 @@ def test_rspamd_accepts_a_normal_message_and_adds_its_headers(run_probe, rspamd)
     result = [c for c in r["changes"] if c["name"] == "X-Spamd-Result"][0]
     assert result["value"].startswith("default: False")
     assert "MIME_GOOD" in result["value"]
+
+
+# ---- a filter on libmilter ----
+
+LIBMILTER_FILTER = Path(__file__).with_name("libmilter_filter.py")
+LIBMILTER_START_TIMEOUT = 20
+
+
+@pytest.fixture
+def libmilter(tmp_path):
+    procs = []
+
+    def start(verdict, noreply=False, unix=False):
+        log = tmp_path / ("libmilter-%d.log" % len(procs))
+        if unix:
+            path = str(tmp_path / ("libmilter-%d.sock" % len(procs)))
+            socket_spec, spec = "unix:" + path, "unix:" + path
+        else:
+            port = free_port()
+            socket_spec, spec = "inet:%d@127.0.0.1" % port, "inet:127.0.0.1:%d" % port
+        args = [sys.executable, str(LIBMILTER_FILTER), socket_spec, verdict, str(log)]
+        if noreply:
+            args.append("noreply")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / "libmilter.stderr", "a"))
+        procs.append(proc)
+        deadline = time.monotonic() + LIBMILTER_START_TIMEOUT
+        while True:
+            assert proc.poll() is None, (tmp_path / "libmilter.stderr").read_text()
+            try:
+                if unix:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.connect(path)
+                else:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the libmilter filter did not listen"
+                time.sleep(0.1)
+
+        def seen():
+            if not log.exists():
+                return []
+            return [json.loads(line) for line in log.read_text().splitlines()]
+        return spec, seen
+    yield start
+    for proc in procs:
+        # libmilter's listener notices SIGTERM only at its next 5 s poll; the filter keeps
+        # nothing worth a clean stop.
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_libmilter_sees_the_envelope_header_and_body(run_probe, libmilter):
+    spec, seen = libmilter("accept")
+    r = run_probe(spec, ip="192.0.2.9", port="2525", name="client.example.net",
+                  helo="helo.example.net", **{"from": "alice@example.net"},
+                  rcpt=["a@example.org", "b@example.org"], tls="TLSv1.3", id="LQID1")
+    assert r["verdict"] == "accept" and r["changes"] == [], r
+    steps = seen()
+    assert [s["step"] for s in steps] == (["connect", "helo", "mail", "rcpt", "rcpt", "data"] +
+                                          ["header"] * 6 + ["eoh", "body", "eom"])
+    connect = steps[0]
+    assert connect["hostname"] == "client.example.net"
+    assert connect["hostaddr"] == ["192.0.2.9", 2525]
+    assert connect["client_addr"] == "192.0.2.9" and connect["j"] == "mx.example.org"
+    assert steps[1]["helo"] == "helo.example.net" and steps[1]["tls_version"] == "TLSv1.3"
+    assert steps[2]["mailfrom"] == "<alice@example.net>"
+    assert steps[2]["mail_addr"] == "alice@example.net" and steps[2]["queue_id"] == "LQID1"
+    assert [s["rcpt"] for s in steps[3:5]] == ["<a@example.org>", "<b@example.org>"]
+    headers = [(s["name"], s["value"]) for s in steps if s["step"] == "header"]
+    assert headers[2] == ("Subject", "lunch on friday")
+    assert headers[5] == ("X-Folded", "first part\n\tsecond part")
+    body = [s["body"] for s in steps if s["step"] == "body"]
+    assert "".join(body) == "Hello,\r\nshall we have lunch on friday at noon?\r\nAlice\r\n"
+    assert steps[-1]["queue_id"] == "LQID1"
+
+
+def test_libmilter_reject_with_a_multi_line_reply(run_probe, libmilter):
+    spec, _ = libmilter("reject")
+    r = run_probe(spec)
+    assert r["verdict"] == "reject"
+    assert r["reply"] == "550-5.7.1 Rejected by libmilter\r\n550 5.7.1 second line"
+
+
+def test_libmilter_tempfail_with_its_reply(run_probe, libmilter):
+    spec, _ = libmilter("tempfail")
+    r = run_probe(spec)
+    assert r["verdict"] == "tempfail" and r["reply"] == "451 4.7.1 Busy in libmilter"
+
+
+def test_libmilter_discard(run_probe, libmilter):
+    spec, _ = libmilter("discard")
+    assert run_probe(spec)["verdict"] == "discard"
+
+
+def test_libmilter_header_changes(run_probe, libmilter):
+    spec, _ = libmilter("headers")
+    r = run_probe(spec)
+    assert r["verdict"] == "accept"
+    assert r["changes"] == [
+        {"kind": "add", "index": 0, "name": "X-Libmilter", "value": "added"},
+        {"kind": "insert", "index": 0, "name": "X-Libmilter-First", "value": "inserted"},
+        {"kind": "change", "index": 1, "name": "Subject", "value": "changed by libmilter"},
+    ]
+
+
+def test_libmilter_quarantine(run_probe, libmilter):
+    spec, _ = libmilter("quarantine", unix=True)
+    r = run_probe(spec)
+    assert r["verdict"] == "accept" and r["quarantine"]
+    assert r["quarantine_reason"] == "held by libmilter"
+
+
+def test_libmilter_steps_without_replies(run_probe, libmilter):
+    spec, seen = libmilter("reject", noreply=True)
+    r = run_probe(spec)
+    assert r["verdict"] == "reject", r
+    assert [s["step"] for s in seen()][:6] == ["connect", "helo", "mail", "rcpt", "data",
+                                               "header"]
+
+
+def test_libmilter_filter_with_only_an_end_of_message_step(run_probe, libmilter):
+    spec, seen = libmilter("eom_only")
+    r = run_probe(spec, id="LQID2")
+    assert r["verdict"] == "accept"
+    assert r["changes"] == [{"kind": "add", "index": 0, "name": "X-Eom-Only", "value": "yes"}]
+    assert seen() == [{"step": "eom", "queue_id": "LQID2"}]

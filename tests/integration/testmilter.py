@@ -2,6 +2,7 @@
 verdict the test chooses, for the replies rspamd does not easily produce.
 
     m = TestMilter(verdict="reject").start()      # m.spec: "inet:127.0.0.1:PORT"
+    (host="::1": "inet:[::1]:PORT"; unix_path=PATH: "unix:PATH")
     ... run the client ...
     m.conversations[0]   # [(command, data bytes), ...] as received, in order
     m.stop()
@@ -82,11 +83,12 @@ class TestMilter:
     __test__ = False  # not a pytest class
 
     def __init__(self, verdict="accept", protocol=0, actions=0x01 | 0x10 | 0x20,
-                 unix_path=None):
+                 unix_path=None, host="127.0.0.1"):
         self.verdict = verdict
         self.protocol = protocol
         self.actions = actions
         self.unix_path = unix_path
+        self.host = host
         self.conversations = []
         self.offered = None  # (version, actions, protocol) of the client's SMFIC_OPTNEG
         self._stop = threading.Event()
@@ -98,10 +100,14 @@ class TestMilter:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.bind(self.unix_path)
             self.spec = "unix:" + self.unix_path
+        elif ":" in self.host:
+            self.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            self.sock.bind((self.host, 0))
+            self.spec = "inet:[%s]:%d" % (self.host, self.sock.getsockname()[1])
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.spec = "inet:127.0.0.1:%d" % self.sock.getsockname()[1]
+            self.sock.bind((self.host, 0))
+            self.spec = "inet:%s:%d" % (self.host, self.sock.getsockname()[1])
         self.sock.listen(8)
         self.sock.settimeout(0.2)
         t = threading.Thread(target=self._accept_loop, daemon=True)
