@@ -122,6 +122,10 @@ static bool from_scan(const char *s, size_t len, struct from_scan *sc)
 			if (i >= len)
 				return false;
 			i++;
+			/* RFC 5322 3.2.2: a comment separates like white space ("e(x)c" is two
+			 * words, not "ec"). */
+			if (sc->text.len > 0 && sc->text.data[sc->text.len - 1] != ' ')
+				strbuf_append_str(&sc->text, " ");
 		} else if (c == '"') {
 			size_t start = i;
 			for (i++; i < len && s[i] != '"'; i++)
@@ -164,33 +168,49 @@ static bool from_scan(const char *s, size_t len, struct from_scan *sc)
 	return true;
 }
 
-/* The domain of an addr-spec (text without comments): what follows the last '@' that is
- * not inside quotes. */
+/* The domain of an addr-spec (comments already made spaces): what follows the last '@' that
+ * is not inside quotes. RFC 5322 4.4 (obs-local-part, obs-domain) allows CFWS around the
+ * dots and the '@', so a space there is dropped; a space between two words means two words,
+ * which is not one address. */
 static bool addr_spec_domain(const char *spec, size_t len, char *domain, size_t size)
 {
+	struct strbuf squeezed;
 	const char *at = NULL;
-	bool quoted = false;
+	bool quoted = false, ok = false;
 
-	while (len > 0 && spec[0] == ' ') {
-		spec++;
-		len--;
-	}
-	while (len > 0 && spec[len - 1] == ' ')
-		len--;
+	strbuf_init(&squeezed);
 	for (size_t i = 0; i < len; i++) {
-		if (spec[i] == '"')
+		char c = spec[i];
+		if (c == '"')
 			quoted = !quoted;
-		else if (spec[i] == '@' && !quoted)
-			at = &spec[i];
+		if (c == ' ' && !quoted) {
+			char before = squeezed.len ? squeezed.data[squeezed.len - 1] : '\0';
+			size_t j = i;
+			while (j < len && spec[j] == ' ')
+				j++;
+			char after = j < len ? spec[j] : '\0';
+			if (before && after && before != '.' && before != '@' && after != '.' &&
+				after != '@')
+				goto out;
+			continue;
+		}
+		strbuf_append(&squeezed, &c, 1);
 	}
-	if (!at || at == spec || quoted)
-		return false;
-	/* Nothing but dots, atext and quotes before the '@': a space there means two words,
-	 * which is not one address. */
-	for (const char *p = spec; p < at; p++)
-		if (*p == ' ' && !memchr(spec, '"', (size_t)(at - spec)))
-			return false;
-	return domain_normalize(at + 1, len - (size_t)(at + 1 - spec), domain, size);
+	if (quoted || squeezed.len == 0)
+		goto out;
+	for (size_t i = 0; i < squeezed.len; i++) {
+		if (squeezed.data[i] == '"')
+			quoted = !quoted;
+		else if (squeezed.data[i] == '@' && !quoted)
+			at = &squeezed.data[i];
+	}
+	if (!at || at == squeezed.data)
+		goto out;
+	ok = domain_normalize(at + 1, squeezed.len - (size_t)(at + 1 - squeezed.data), domain,
+		size);
+out:
+	strbuf_free(&squeezed);
+	return ok;
 }
 
 /* RFC 7489 6.6.1: exactly one From field holding exactly one mailbox; its domain. */

@@ -414,6 +414,9 @@ static void test_from_domain(void **state)
 	assert_from("alice@sender.test (Alice)", "sender.test");
 	assert_from("(c) Alice (x@evil.test) <alice(c)@(c)sender.test(c)>", "sender.test");
 	assert_from("Alice\r\n <alice@sender.test>", "sender.test");
+	/* RFC 5322 4.4 obs-domain: comments and spaces around the dots and the '@'. */
+	assert_from("alice (c) @ sender (c). test", "sender.test");
+	assert_from("<alice@sender.test >", "sender.test");
 	assert_from("=?utf-8?q?Al=C3=AFce?= <alice@sender.test.>", "sender.test");
 	/* Not exactly one address. */
 	assert_from("a@sender.test, b@other.test", NULL);
@@ -427,6 +430,10 @@ static void test_from_domain(void **state)
 	assert_from("alice@[192.0.2.1]", NULL);
 	assert_from("alice@sender..test", NULL);
 	assert_from("Alice alice@sender.test", NULL);
+	/* A comment separates: "e(c)vil" is two words, not "evil". */
+	assert_from("alice@e(c)vil.test", NULL);
+	assert_from("alice@e vil.test", NULL);
+	assert_from("ali ce@sender.test", NULL);
 	assert_from("\"never closed <a@sender.test>", NULL);
 	assert_from("(never closed <a@sender.test>", NULL);
 	assert_from("Alice <alice@sender.test", NULL);
