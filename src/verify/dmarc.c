@@ -79,7 +79,7 @@ static bool domain_normalize(const char *s, size_t len, char *out, size_t size)
 {
 	if (len > 0 && s[len - 1] == '.')
 		len--;
-	if (len == 0 || len > DOMAIN_NAME_MAX || len >= size)
+	if (len == 0 || len > DOMAIN_NAME_MAX || len >= size || s[len - 1] == '.')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];

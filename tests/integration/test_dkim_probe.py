@@ -239,3 +239,15 @@ def test_a_signature_with_bad_syntax_is_a_permerror(world, keys, tmp_path):
     assert re.search(r"\tdkim=permerror \([^)]*\) header\.d=sender\.test header\.s=sel1 "
                      r"header\.b=\S+;\r\n", output), output
     assert "dmarc=fail (p=reject dis=reject) header.from=sender.test" in output
+
+
+def test_a_header_section_over_the_limit_is_not_held(world, keys, tmp_path):
+    # MAIL_HEADER_SECTION_MAX (256 KiB): libopendkim would keep the whole section in memory.
+    message = sign(MESSAGE, keys["sender1"][0], "sel1", SENDER)
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 900) for i in range(300))
+    big = filler + message
+    output = run_probe(tmp_path, big, world.resolver)
+    assert "\tdkim=permerror (header section too big);\r\n" in output, output
+    # Just under the limit, the same message verifies.
+    small = filler[:200 * 1024].rsplit(b"\r\n", 1)[0] + b"\r\n" + message
+    assert "\tdkim=pass header.d=sender.test" in run_probe(tmp_path, small, world.resolver)

@@ -429,6 +429,8 @@ static void test_from_domain(void **state)
 	assert_from("@sender.test", NULL);
 	assert_from("alice@[192.0.2.1]", NULL);
 	assert_from("alice@sender..test", NULL);
+	assert_from("alice@sender.test..", NULL);
+	assert_from("alice@.sender.test", NULL);
 	assert_from("Alice alice@sender.test", NULL);
 	/* A comment separates: "e(c)vil" is two words, not "evil". */
 	assert_from("alice@e(c)vil.test", NULL);
