@@ -358,6 +358,36 @@ static const char *identity_domain(const char *identity)
 	return at ? at + 1 : identity;
 }
 
+/* RFC 7489 3.1: strict alignment is the same name, relaxed the same organizational domain. */
+static bool aligned(const char *domain, const char *from, int mode)
+{
+	char a[DOMAIN_NAME_MAX + 1], b[DOMAIN_NAME_MAX + 1];
+
+	if (!domain_normalize(domain, strlen(domain), a, sizeof(a)))
+		return false;
+	if (strcmp(a, from) == 0)
+		return true;
+	if (mode == DMARC_RECORD_A_STRICT)
+		return false;
+	if (!verify_dmarc_org_domain(a, a, sizeof(a)) || !verify_dmarc_org_domain(from, b, sizeof(b)))
+		return false;
+	return strcmp(a, b) == 0;
+}
+
+/* A second opinion on the library's pass: its relaxed check also takes a parent of the From
+ * domain that is a public suffix ("com" for example.com), which RFC 7489 3.2 does not (a
+ * suffix is no organization). A pass needs one passing identifier aligned by the RFC. */
+static bool pass_confirmed(const struct authres *ar, const char *from, int adkim, int aspf)
+{
+	if (ar->spf_mailfrom.result == AUTH_PASS &&
+		aligned(identity_domain(ar->spf_mailfrom.identity), from, aspf))
+		return true;
+	for (size_t i = 0; i < ar->dkim_count && i < DKIM_SIGNATURES_MAX; i++)
+		if (ar->dkim[i].result == AUTH_PASS && aligned(ar->dkim[i].domain, from, adkim))
+			return true;
+	return false;
+}
+
 static bool any_temperror(const struct authres *ar)
 {
 	if (ar->spf_mailfrom.result == AUTH_TEMPERROR)
@@ -376,7 +406,7 @@ static void evaluate(const char *client_ip, const char *record, const char *reco
 	char from[DOMAIN_NAME_MAX + 1];
 	char spf_domain[DOMAIN_NAME_MAX + 1];
 	bool at_org;
-	int status, p = 0, sp = 0, pct = 100;
+	int status, p = 0, sp = 0, pct = 100, adkim = 0, aspf = 0;
 	enum dmarc_policy enforce;
 
 	memset(d, 0, sizeof(*d));
@@ -435,7 +465,12 @@ static void evaluate(const char *client_ip, const char *record, const char *reco
 	(void)opendmarc_policy_fetch_p(pctx, &p);
 	(void)opendmarc_policy_fetch_sp(pctx, &sp);
 	(void)opendmarc_policy_fetch_pct(pctx, &pct);
+	(void)opendmarc_policy_fetch_adkim(pctx, &adkim);
+	(void)opendmarc_policy_fetch_aspf(pctx, &aspf);
 	d->policy = record_policy(at_org && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p);
+	if (status == LIB_POLICY_PASS && !pass_confirmed(ar, from, adkim, aspf))
+		status = d->policy == DMARC_POLICY_REJECT ? LIB_POLICY_REJECT :
+			d->policy == DMARC_POLICY_QUARANTINE ? LIB_POLICY_QUARANTINE : LIB_POLICY_NONE;
 	switch (status) {
 	case LIB_POLICY_PASS:
 		d->result = AUTH_PASS;

@@ -204,6 +204,17 @@ static void test_relaxed_and_strict_dkim_alignment(void **state)
 	verify_dmarc_evaluate("v=DMARC1; p=reject; aspf=s", "sender.test", "sender.test", &ar,
 		true);
 	assert_dmarc(&ar, AUTH_PASS, DMARC_POLICY_REJECT, DMARC_POLICY_NONE);
+	/* A public suffix is no organization (RFC 7489 3.2): a signature by "co.uk" or "com"
+	 * does not align with example.co.uk or example.com, though a parent. */
+	results(&ar, AUTH_PASS, "x@co.uk", AUTH_PASS, "co.uk");
+	verify_dmarc_evaluate(REJECT, "example.co.uk", "example.co.uk", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_REJECT, DMARC_POLICY_REJECT);
+	results(&ar, AUTH_NONE, "", AUTH_PASS, "com");
+	verify_dmarc_evaluate("v=DMARC1; p=quarantine", "example.com", "example.com", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_QUARANTINE, DMARC_POLICY_QUARANTINE);
+	results(&ar, AUTH_NONE, "", AUTH_PASS, "test");
+	verify_dmarc_evaluate(REJECT, "sender.test", "sender.test", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_REJECT, DMARC_POLICY_REJECT);
 	/* The signer is the parent of the From domain: relaxed aligns. */
 	results(&ar, AUTH_NONE, "", AUTH_PASS, "example.co.uk");
 	verify_dmarc_evaluate(REJECT, "example.co.uk", "news.example.co.uk", &ar, true);
