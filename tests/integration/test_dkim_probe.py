@@ -17,7 +17,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, SANITIZER_MARKERS, free_port
 from dnsfixture import make_dns  # noqa: F401 (fixture)
 
 PROBE_TIMEOUT = 120.0
@@ -110,6 +110,8 @@ def run_probe(tmp_path, message, resolver, chunk=None):
         command.append(str(chunk))
     result = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT)
     assert result.returncode == 0, f"dkim_probe exited {result.returncode}: {result.stderr!r}"
+    stderr = result.stderr.decode(errors="replace")
+    assert not any(marker in stderr for marker in SANITIZER_MARKERS), stderr
     return result.stdout.decode()
 
 
