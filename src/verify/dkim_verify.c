@@ -14,6 +14,7 @@
 #include <opendkim/dkim.h>
 
 #include "alloc.h"
+#include "bounds.h"
 #include "log.h"
 
 /* One library handle for every message: libopendkim allows the handles of one DKIM_LIB on
@@ -32,6 +33,13 @@ struct verify_dkim {
 	DKIM_SIGINFO *tempfailed[DKIM_SIGNATURES_MAX];
 	size_t tempfailed_count;
 	size_t signatures_seen; /* before the limit: for the log */
+	/* The header section is held in memory by libopendkim until its end: at most
+	 * MAIL_HEADER_SECTION_MAX octets of it are fed (header_octets counts them; line_octets,
+	 * those of the current line but CR, finds the blank line). */
+	bool in_header;
+	bool header_too_big;
+	size_t header_octets;
+	size_t line_octets;
 };
 
 /* RFC 6376 3.6.2.1: the key is the TXT record at SELECTOR._domainkey.DOMAIN. */
@@ -119,6 +127,12 @@ static void verify_lib_start(void)
 	verify_lib = lib;
 }
 
+int verify_dkim_init(void)
+{
+	pthread_once(&verify_lib_once, verify_lib_start);
+	return verify_lib ? 0 : -1;
+}
+
 struct verify_dkim *verify_dkim_new(const char *queue_id)
 {
 	struct verify_dkim *v;
@@ -126,6 +140,7 @@ struct verify_dkim *verify_dkim_new(const char *queue_id)
 
 	pthread_once(&verify_lib_once, verify_lib_start);
 	v = xcalloc(1, sizeof(*v));
+	v->in_header = true;
 	snprintf(v->queue_id, sizeof(v->queue_id), "%s", queue_id ? queue_id : "-");
 	if (!verify_lib)
 		return v;
@@ -139,12 +154,40 @@ struct verify_dkim *verify_dkim_new(const char *queue_id)
 	return v;
 }
 
+/* How many octets of data (len) belong to the header section, blank line included; len
+ * when it goes on past data. */
+static size_t header_part(struct verify_dkim *v, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			/* A line end closing an empty line (CRLF or a bare LF): the blank line. */
+			if (v->line_octets == 0) {
+				v->in_header = false;
+				return i + 1;
+			}
+			v->line_octets = 0;
+		} else if (data[i] != '\r') {
+			v->line_octets++;
+		}
+	}
+	return len;
+}
+
 void verify_dkim_feed(struct verify_dkim *v, const char *data, size_t len)
 {
 	DKIM_STAT status;
 
 	if (!v->dkim || v->feed_status != DKIM_STAT_OK || len == 0)
 		return;
+	if (v->in_header) {
+		size_t part = header_part(v, data, len);
+		v->header_octets += part;
+		if (v->header_octets > MAIL_HEADER_SECTION_MAX) {
+			v->header_too_big = true;
+			v->feed_status = DKIM_STAT_SYNTAX;
+			return;
+		}
+	}
 	/* dkim_chunk() does not write to the buffer; its prototype is just not const. */
 	status = dkim_chunk(v->dkim, (u_char *)(uintptr_t)data, len);
 	if (status != DKIM_STAT_OK)
@@ -244,6 +287,14 @@ void verify_dkim_finish(struct verify_dkim *v, const struct dnsq_ctx *dns, struc
 		memset(&ar->dkim[0], 0, sizeof(ar->dkim[0]));
 		ar->dkim[0].result = AUTH_TEMPERROR;
 		snprintf(ar->dkim[0].comment, sizeof(ar->dkim[0].comment), "verifier unavailable");
+		return;
+	}
+	if (v->header_too_big) {
+		/* Its signatures were never all seen: none can be verified. */
+		ar->dkim_count = 1;
+		memset(&ar->dkim[0], 0, sizeof(ar->dkim[0]));
+		ar->dkim[0].result = AUTH_PERMERROR;
+		snprintf(ar->dkim[0].comment, sizeof(ar->dkim[0].comment), "header section too big");
 		return;
 	}
 	v->dns = dns;

@@ -79,7 +79,7 @@ static bool domain_normalize(const char *s, size_t len, char *out, size_t size)
 {
 	if (len > 0 && s[len - 1] == '.')
 		len--;
-	if (len == 0 || len > DOMAIN_NAME_MAX || len >= size)
+	if (len == 0 || len > DOMAIN_NAME_MAX || len >= size || s[len - 1] == '.')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -122,6 +122,10 @@ static bool from_scan(const char *s, size_t len, struct from_scan *sc)
 			if (i >= len)
 				return false;
 			i++;
+			/* RFC 5322 3.2.2: a comment separates like white space ("e(x)c" is two
+			 * words, not "ec"). */
+			if (sc->text.len > 0 && sc->text.data[sc->text.len - 1] != ' ')
+				strbuf_append_str(&sc->text, " ");
 		} else if (c == '"') {
 			size_t start = i;
 			for (i++; i < len && s[i] != '"'; i++)
@@ -164,33 +168,49 @@ static bool from_scan(const char *s, size_t len, struct from_scan *sc)
 	return true;
 }
 
-/* The domain of an addr-spec (text without comments): what follows the last '@' that is
- * not inside quotes. */
+/* The domain of an addr-spec (comments already made spaces): what follows the last '@' that
+ * is not inside quotes. RFC 5322 4.4 (obs-local-part, obs-domain) allows CFWS around the
+ * dots and the '@', so a space there is dropped; a space between two words means two words,
+ * which is not one address. */
 static bool addr_spec_domain(const char *spec, size_t len, char *domain, size_t size)
 {
+	struct strbuf squeezed;
 	const char *at = NULL;
-	bool quoted = false;
+	bool quoted = false, ok = false;
 
-	while (len > 0 && spec[0] == ' ') {
-		spec++;
-		len--;
-	}
-	while (len > 0 && spec[len - 1] == ' ')
-		len--;
+	strbuf_init(&squeezed);
 	for (size_t i = 0; i < len; i++) {
-		if (spec[i] == '"')
+		char c = spec[i];
+		if (c == '"')
 			quoted = !quoted;
-		else if (spec[i] == '@' && !quoted)
-			at = &spec[i];
+		if (c == ' ' && !quoted) {
+			char before = squeezed.len ? squeezed.data[squeezed.len - 1] : '\0';
+			size_t j = i;
+			while (j < len && spec[j] == ' ')
+				j++;
+			char after = j < len ? spec[j] : '\0';
+			if (before && after && before != '.' && before != '@' && after != '.' &&
+				after != '@')
+				goto out;
+			continue;
+		}
+		strbuf_append(&squeezed, &c, 1);
 	}
-	if (!at || at == spec || quoted)
-		return false;
-	/* Nothing but dots, atext and quotes before the '@': a space there means two words,
-	 * which is not one address. */
-	for (const char *p = spec; p < at; p++)
-		if (*p == ' ' && !memchr(spec, '"', (size_t)(at - spec)))
-			return false;
-	return domain_normalize(at + 1, len - (size_t)(at + 1 - spec), domain, size);
+	if (quoted || squeezed.len == 0)
+		goto out;
+	for (size_t i = 0; i < squeezed.len; i++) {
+		if (squeezed.data[i] == '"')
+			quoted = !quoted;
+		else if (squeezed.data[i] == '@' && !quoted)
+			at = &squeezed.data[i];
+	}
+	if (!at || at == squeezed.data)
+		goto out;
+	ok = domain_normalize(at + 1, squeezed.len - (size_t)(at + 1 - squeezed.data), domain,
+		size);
+out:
+	strbuf_free(&squeezed);
+	return ok;
 }
 
 /* RFC 7489 6.6.1: exactly one From field holding exactly one mailbox; its domain. */
@@ -338,6 +358,36 @@ static const char *identity_domain(const char *identity)
 	return at ? at + 1 : identity;
 }
 
+/* RFC 7489 3.1: strict alignment is the same name, relaxed the same organizational domain. */
+static bool aligned(const char *domain, const char *from, int mode)
+{
+	char a[DOMAIN_NAME_MAX + 1], b[DOMAIN_NAME_MAX + 1];
+
+	if (!domain_normalize(domain, strlen(domain), a, sizeof(a)))
+		return false;
+	if (strcmp(a, from) == 0)
+		return true;
+	if (mode == DMARC_RECORD_A_STRICT)
+		return false;
+	if (!verify_dmarc_org_domain(a, a, sizeof(a)) || !verify_dmarc_org_domain(from, b, sizeof(b)))
+		return false;
+	return strcmp(a, b) == 0;
+}
+
+/* A second opinion on the library's pass: its relaxed check also takes a parent of the From
+ * domain that is a public suffix ("com" for example.com), which RFC 7489 3.2 does not (a
+ * suffix is no organization). A pass needs one passing identifier aligned by the RFC. */
+static bool pass_confirmed(const struct authres *ar, const char *from, int adkim, int aspf)
+{
+	if (ar->spf_mailfrom.result == AUTH_PASS &&
+		aligned(identity_domain(ar->spf_mailfrom.identity), from, aspf))
+		return true;
+	for (size_t i = 0; i < ar->dkim_count && i < DKIM_SIGNATURES_MAX; i++)
+		if (ar->dkim[i].result == AUTH_PASS && aligned(ar->dkim[i].domain, from, adkim))
+			return true;
+	return false;
+}
+
 static bool any_temperror(const struct authres *ar)
 {
 	if (ar->spf_mailfrom.result == AUTH_TEMPERROR)
@@ -356,7 +406,7 @@ static void evaluate(const char *client_ip, const char *record, const char *reco
 	char from[DOMAIN_NAME_MAX + 1];
 	char spf_domain[DOMAIN_NAME_MAX + 1];
 	bool at_org;
-	int status, p = 0, sp = 0, pct = 100;
+	int status, p = 0, sp = 0, pct = 100, adkim = 0, aspf = 0;
 	enum dmarc_policy enforce;
 
 	memset(d, 0, sizeof(*d));
@@ -415,7 +465,12 @@ static void evaluate(const char *client_ip, const char *record, const char *reco
 	(void)opendmarc_policy_fetch_p(pctx, &p);
 	(void)opendmarc_policy_fetch_sp(pctx, &sp);
 	(void)opendmarc_policy_fetch_pct(pctx, &pct);
+	(void)opendmarc_policy_fetch_adkim(pctx, &adkim);
+	(void)opendmarc_policy_fetch_aspf(pctx, &aspf);
 	d->policy = record_policy(at_org && sp != DMARC_RECORD_P_UNSPECIFIED ? sp : p);
+	if (status == LIB_POLICY_PASS && !pass_confirmed(ar, from, adkim, aspf))
+		status = d->policy == DMARC_POLICY_REJECT ? LIB_POLICY_REJECT :
+			d->policy == DMARC_POLICY_QUARANTINE ? LIB_POLICY_QUARANTINE : LIB_POLICY_NONE;
 	switch (status) {
 	case LIB_POLICY_PASS:
 		d->result = AUTH_PASS;

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, SANITIZER_MARKERS, free_port
 from dnsfixture import make_dns  # noqa: F401 (fixture)
 
 PROBE_TIMEOUT = 120.0
@@ -49,21 +47,26 @@ def probe_binary():
     return probe
 
 
-def new_key():
-    """(private key PEM, the TXT record publishing its public half)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+def new_key(mailpopbox_bin, directory, name):
+    """(private key PEM, the TXT record publishing its public half), made by
+    `mailpopbox dkim-keygen` (its zone-file line: the quoted strings joined)."""
+    key = directory / f"{name}.pem"
+    result = subprocess.run([str(mailpopbox_bin), "dkim-keygen", "sender.test", "sel", str(key)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"dkim-keygen exited {result.returncode}: {result.stderr}"
+    line = next(line for line in result.stdout.splitlines() if "v=DKIM1" in line)
+    record = "".join(re.findall(r'"([^"]*)"', line))
+    assert record.startswith("v=DKIM1;"), line
+    return key.read_bytes(), record
 
 
 @pytest.fixture(scope="module")
-def keys():
+def keys(mailpopbox_bin, tmp_path_factory):
     """Three keys: sel1 and sel2 of sender.test, sel1 of other.test; plus a spare never
     published (a signature with it does not verify)."""
-    return {name: new_key() for name in ("sender1", "sender2", "other", "unpublished")}
+    directory = tmp_path_factory.mktemp("dkim_keys")
+    return {name: new_key(mailpopbox_bin, directory, name)
+            for name in ("sender1", "sender2", "other", "unpublished")}
 
 
 def sign(message, key_pem, selector, domain):
@@ -107,6 +110,8 @@ def run_probe(tmp_path, message, resolver, chunk=None):
         command.append(str(chunk))
     result = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT)
     assert result.returncode == 0, f"dkim_probe exited {result.returncode}: {result.stderr!r}"
+    stderr = result.stderr.decode(errors="replace")
+    assert not any(marker in stderr for marker in SANITIZER_MARKERS), stderr
     return result.stdout.decode()
 
 
@@ -239,3 +244,15 @@ def test_a_signature_with_bad_syntax_is_a_permerror(world, keys, tmp_path):
     assert re.search(r"\tdkim=permerror \([^)]*\) header\.d=sender\.test header\.s=sel1 "
                      r"header\.b=\S+;\r\n", output), output
     assert "dmarc=fail (p=reject dis=reject) header.from=sender.test" in output
+
+
+def test_a_header_section_over_the_limit_is_not_held(world, keys, tmp_path):
+    # MAIL_HEADER_SECTION_MAX (256 KiB): libopendkim would keep the whole section in memory.
+    message = sign(MESSAGE, keys["sender1"][0], "sel1", SENDER)
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 900) for i in range(300))
+    big = filler + message
+    output = run_probe(tmp_path, big, world.resolver)
+    assert "\tdkim=permerror (header section too big);\r\n" in output, output
+    # Just under the limit, the same message verifies.
+    small = filler[:200 * 1024].rsplit(b"\r\n", 1)[0] + b"\r\n" + message
+    assert "\tdkim=pass header.d=sender.test" in run_probe(tmp_path, small, world.resolver)

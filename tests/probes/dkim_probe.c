@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 2;
 	}
-	if (verify_dmarc_init() != 0)
+	if (verify_dkim_init() != 0 || verify_dmarc_init() != 0)
 		return 2;
 	memset(&ar, 0, sizeof(ar));
 	dnsq_ctx_init(&dns, argv[2], VERIFY_DEADLINE_SECONDS);

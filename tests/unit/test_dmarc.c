@@ -204,6 +204,17 @@ static void test_relaxed_and_strict_dkim_alignment(void **state)
 	verify_dmarc_evaluate("v=DMARC1; p=reject; aspf=s", "sender.test", "sender.test", &ar,
 		true);
 	assert_dmarc(&ar, AUTH_PASS, DMARC_POLICY_REJECT, DMARC_POLICY_NONE);
+	/* A public suffix is no organization (RFC 7489 3.2): a signature by "co.uk" or "com"
+	 * does not align with example.co.uk or example.com, though a parent. */
+	results(&ar, AUTH_PASS, "x@co.uk", AUTH_PASS, "co.uk");
+	verify_dmarc_evaluate(REJECT, "example.co.uk", "example.co.uk", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_REJECT, DMARC_POLICY_REJECT);
+	results(&ar, AUTH_NONE, "", AUTH_PASS, "com");
+	verify_dmarc_evaluate("v=DMARC1; p=quarantine", "example.com", "example.com", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_QUARANTINE, DMARC_POLICY_QUARANTINE);
+	results(&ar, AUTH_NONE, "", AUTH_PASS, "test");
+	verify_dmarc_evaluate(REJECT, "sender.test", "sender.test", &ar, true);
+	assert_dmarc(&ar, AUTH_FAIL, DMARC_POLICY_REJECT, DMARC_POLICY_REJECT);
 	/* The signer is the parent of the From domain: relaxed aligns. */
 	results(&ar, AUTH_NONE, "", AUTH_PASS, "example.co.uk");
 	verify_dmarc_evaluate(REJECT, "example.co.uk", "news.example.co.uk", &ar, true);
@@ -414,6 +425,9 @@ static void test_from_domain(void **state)
 	assert_from("alice@sender.test (Alice)", "sender.test");
 	assert_from("(c) Alice (x@evil.test) <alice(c)@(c)sender.test(c)>", "sender.test");
 	assert_from("Alice\r\n <alice@sender.test>", "sender.test");
+	/* RFC 5322 4.4 obs-domain: comments and spaces around the dots and the '@'. */
+	assert_from("alice (c) @ sender (c). test", "sender.test");
+	assert_from("<alice@sender.test >", "sender.test");
 	assert_from("=?utf-8?q?Al=C3=AFce?= <alice@sender.test.>", "sender.test");
 	/* Not exactly one address. */
 	assert_from("a@sender.test, b@other.test", NULL);
@@ -426,7 +440,13 @@ static void test_from_domain(void **state)
 	assert_from("@sender.test", NULL);
 	assert_from("alice@[192.0.2.1]", NULL);
 	assert_from("alice@sender..test", NULL);
+	assert_from("alice@sender.test..", NULL);
+	assert_from("alice@.sender.test", NULL);
 	assert_from("Alice alice@sender.test", NULL);
+	/* A comment separates: "e(c)vil" is two words, not "evil". */
+	assert_from("alice@e(c)vil.test", NULL);
+	assert_from("alice@e vil.test", NULL);
+	assert_from("ali ce@sender.test", NULL);
 	assert_from("\"never closed <a@sender.test>", NULL);
 	assert_from("(never closed <a@sender.test>", NULL);
 	assert_from("Alice <alice@sender.test", NULL);
