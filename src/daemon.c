@@ -36,6 +36,7 @@
 #include "push/push.h"
 #include "queue/queue.h"
 #include "sandbox.h"
+#include "verify/dkim_verify.h"
 #include "verify/dmarc.h"
 #include "store/maildrop.h"
 #include "tls.h"
@@ -795,6 +796,10 @@ int daemon_run(struct config *loaded, const char *config_path,
 	 * cannot find organizational domains: the server still runs, DMARC says temperror. */
 	if (cfg->verify_senders && verify_dmarc_init() != 0)
 		log_warn("server", "event=dmarc_unavailable reason=\"public suffix list not read\"");
+	/* libopendkim's shared handle, likewise before the sandbox (failure is logged by it:
+	 * every message then says dkim=temperror). */
+	if (cfg->verify_senders)
+		verify_dkim_init();
 	/* Keys and certificates are read; no thread exists yet, so every thread to come is
 	 * confined too. */
 	if (sandbox_apply(cfg, config_path) != 0) {
