@@ -593,6 +593,22 @@ static void check_destination_hosts(struct check_report *r, const struct config 
 	}
 }
 
+/* The sender checks' needs on this machine; the Milter's address itself was checked by the
+ * config. A milter that is down is a warning: MilterFailOpen decides what the server does. */
+static void check_sender_checks(struct check_report *r, const struct config *cfg)
+{
+	static const char psl[] = "/usr/share/publicsuffix/public_suffix_list.dat";
+	struct stat st;
+
+	if (cfg->verify_senders && access(psl, R_OK) != 0)
+		report_warning(r, "VerifySenders: %s: %s (DMARC will answer temperror; install "
+			"the publicsuffix package)", psl, strerror(errno));
+	if (cfg->milter && strncmp(cfg->milter, "unix:", 5) == 0 &&
+	    (stat(cfg->milter + 5, &st) != 0 || !S_ISSOCK(st.st_mode)))
+		report_warning(r, "Milter: %s is not a socket now (the milter is not running?)",
+			cfg->milter + 5);
+}
+
 /* ---- whose rights ---- */
 
 static void describe_self(struct check_report *r)
@@ -759,6 +775,7 @@ int check_command(const char *path, FILE *out)
 		check_as_the_server(&r, &cfg, path);
 		check_ports(&r, &cfg);
 		check_destination_hosts(&r, &cfg);
+		check_sender_checks(&r, &cfg);
 		config_free(&cfg);
 	}
 	if (r.errors == 0 && r.warnings == 0)

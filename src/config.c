@@ -5,10 +5,12 @@
 
 #include "bounds.h"
 #include "alloc.h"
+#include "filter/milter.h"
 #include "log.h"
 #include "password.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -56,6 +58,8 @@ struct key_spec {
 #define PORT_KEY(st, name, field, def, min) INT_KEY(st, name, field, KEY_PORT, def, min, 65535)
 #define UNSIGNED_KEY(st, name, field, def) \
 	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, 1, INT32_MAX, NULL, NULL }
+#define BOUNDED_KEY(st, name, field, def, min, max) \
+	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, min, max, NULL, NULL }
 #define UINT64_KEY(st, name, field, def) \
 	{ name, KEY_UINT64, FIELD(st, field, uint64_t), 0, 0, (long long)(def), 1, INT64_MAX, NULL, \
 		NULL }
@@ -85,6 +89,7 @@ static const char *check_host_port(const char *value);
 static const char *check_ip_port(const char *value);
 static const char *check_one_line(const char *value);
 static const char *check_https_url(const char *value);
+static const char *check_milter_spec(const char *value);
 
 /* Top-level keys. docs/config.md documents the same keys and defaults; keep them in step. */
 static const struct key_spec config_keys[] = {
@@ -132,6 +137,14 @@ static const struct key_spec config_keys[] = {
 		AUTH_DEFAULT_FAILURE_WINDOW_SECONDS),
 	UNSIGNED_KEY(struct config, "AuthLockoutSeconds", auth_lockout,
 		AUTH_DEFAULT_LOCKOUT_SECONDS),
+	BOOL_KEY(struct config, "VerifySenders", verify_senders, true),
+	BOOL_KEY(struct config, "DMARCReject", dmarc_reject, true),
+	LIST_KEY(struct config, "DNSBLZones", dnsbl_zones, dnsbl_zone_count, KEY_LOWERCASE,
+		check_domain),
+	STRING_KEY(struct config, "Milter", milter, KEY_EMPTY_IS_ABSENT, check_milter_spec),
+	BOOL_KEY(struct config, "MilterFailOpen", milter_fail_open, true),
+	BOUNDED_KEY(struct config, "MilterTimeoutSeconds", milter_timeout, MILTER_TIMEOUT_DEFAULT, 1,
+		MILTER_TIMEOUT_MAX),
 };
 
 /* Keys of each "Servers" entry. */
@@ -162,6 +175,7 @@ _Static_assert(sizeof(enum destination_type) == sizeof(int) &&
 	sizeof(enum destination_tls) == sizeof(int), "enum fields are stored as int");
 
 #define DESTINATION_DEFAULT_MAILBOX "INBOX"
+#define DESTINATION_DEFAULT_JUNK_MAILBOX "Junk"
 #define DESTINATION_DEFAULT_GMAIL_API_URL "https://gmail.googleapis.com"
 #define DESTINATION_IMPLICIT_TLS_PORT 993 /* RFC 8314 7.3: imaps */
 #define DESTINATION_STARTTLS_PORT 143     /* RFC 9051 2.1 */
@@ -186,6 +200,8 @@ static const struct key_spec destination_keys[] = {
 		KEY_EMPTY_IS_ABSENT, NULL),
 	STRING_KEY(struct destination_config, "Mailbox", mailbox, KEY_EMPTY_IS_ABSENT,
 		check_one_line),
+	STRING_KEY(struct destination_config, "JunkMailbox", junk_mailbox, KEY_EMPTY_IS_ABSENT,
+		check_one_line),
 	STRING_KEY(struct destination_config, "GmailAPIURL", gmail_api_url, KEY_EMPTY_IS_ABSENT,
 		check_https_url),
 	STRING_KEY(struct destination_config, "TLSCAFile", tls_ca_file, KEY_EMPTY_IS_ABSENT, NULL),
@@ -194,7 +210,7 @@ static const struct key_spec destination_keys[] = {
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* parse_object() keeps one slot per table key on the stack. */
-#define MAX_KEYS_PER_OBJECT 32
+#define MAX_KEYS_PER_OBJECT 48
 _Static_assert(ARRAY_LEN(config_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 _Static_assert(ARRAY_LEN(server_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
 _Static_assert(ARRAY_LEN(destination_keys) <= MAX_KEYS_PER_OBJECT, "raise MAX_KEYS_PER_OBJECT");
@@ -338,6 +354,25 @@ static const char *check_https_url(const char *value)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return "must be an https:// URL without spaces or control characters";
 	return NULL;
+}
+
+/* The milter's address: "inet:HOST:PORT" (an IPv6 HOST in brackets) or "unix:PATH", as the
+ * milter client reads it (filter/milter.h). Config loading runs on one thread at a time
+ * (start, SIGHUP), so the message may live in a static buffer. */
+static const char *check_milter_spec(const char *value)
+{
+	static char problem[320];
+	char why[200] = "";
+
+	if (strncmp(value, "inet:", 5) == 0 && check_hostname(value + 5) != NULL)
+		snprintf(why, sizeof(why), "a space or control character in the host");
+	else if (check_one_line(value) != NULL)
+		snprintf(why, sizeof(why), "a line break");
+	else if (milter_spec_valid(value, why, sizeof(why)))
+		return NULL;
+	snprintf(problem, sizeof(problem), "must be \"inet:HOST:PORT\" or \"unix:PATH\" (%s)",
+		why);
+	return problem;
 }
 
 static const char *check_address(const char *value)
@@ -598,12 +633,17 @@ static int check_destination(struct destination_config *d, const char *prefix, c
 			warn_unused_key(prefix, "Username", "gmail");
 		if (d->mailbox)
 			warn_unused_key(prefix, "Mailbox", "gmail");
+		/* Gmail's Junk is its SPAM label, not a mailbox name. */
+		if (d->junk_mailbox)
+			warn_unused_key(prefix, "JunkMailbox", "gmail");
 	}
 	if (d->port == 0)
 		d->port = d->tls == DESTINATION_TLS_STARTTLS ? DESTINATION_STARTTLS_PORT :
 			DESTINATION_IMPLICIT_TLS_PORT;
 	if (!d->mailbox)
 		d->mailbox = xstrdup(DESTINATION_DEFAULT_MAILBOX);
+	if (!d->junk_mailbox)
+		d->junk_mailbox = xstrdup(DESTINATION_DEFAULT_JUNK_MAILBOX);
 	if (!d->gmail_api_url)
 		d->gmail_api_url = xstrdup(DESTINATION_DEFAULT_GMAIL_API_URL);
 	return 0;
@@ -837,6 +877,11 @@ static int config_from_json(json_t *root, struct config *out, char *err, size_t 
 	accept_old_key_names(root);
 	if (parse_object(root, config_keys, ARRAY_LEN(config_keys), &cfg, "", err, errsz) ||
 		check_ports_differ(&cfg, err, errsz) || check_servers(&cfg, err, errsz)) {
+		config_free(&cfg);
+		return -1;
+	}
+	if (cfg.dnsbl_zone_count > DNSBL_ZONES_MAX) {
+		set_error(err, errsz, "DNSBLZones: must have at most %d zones", DNSBL_ZONES_MAX);
 		config_free(&cfg);
 		return -1;
 	}

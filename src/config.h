@@ -29,6 +29,7 @@ struct destination_config {
 	char *oauth_client_file;     /* "OAuthClientFile": client JSON as downloaded */
 	char *oauth_token_file;      /* "OAuthTokenFile": refresh token, 0600, atomic writes */
 	char *mailbox;               /* "Mailbox", default "INBOX" (imap) */
+	char *junk_mailbox;          /* "JunkMailbox", default "Junk" (imap): the maildrop's .Junk */
 	char *gmail_api_url;         /* "GmailAPIURL", default "https://gmail.googleapis.com" */
 	char *tls_ca_file;           /* "TLSCAFile", NULL = the system's CA store */
 	bool keep_copy;              /* "KeepCopy", default false */
@@ -87,6 +88,15 @@ struct config {
 	unsigned auth_max_failures;    /* "AuthMaxFailures", default 10 */
 	unsigned auth_failure_window;  /* "AuthFailureWindowSeconds", default 600 */
 	unsigned auth_lockout;         /* "AuthLockoutSeconds", default 900 */
+
+	/* Sender checks on the MX port (docs/smtp.md). */
+	bool verify_senders;           /* "VerifySenders", default true: SPF, DKIM, DMARC */
+	bool dmarc_reject;             /* "DMARCReject", default true: 550 under p=reject */
+	char **dnsbl_zones;            /* "DNSBLZones", at most DNSBL_ZONES_MAX, lower-case */
+	size_t dnsbl_zone_count;
+	char *milter;                  /* "Milter" "inet:HOST:PORT" or "unix:PATH", NULL = none */
+	bool milter_fail_open;         /* "MilterFailOpen", default true */
+	unsigned milter_timeout;       /* "MilterTimeoutSeconds", 1..MILTER_TIMEOUT_MAX */
 
 	/* Whether the file set these keys: a config written for the original does not, and
 	 * must still start where their defaults cannot be used (an unprivileged user cannot

@@ -36,6 +36,8 @@
 #include "push/push.h"
 #include "queue/queue.h"
 #include "sandbox.h"
+#include "verify/dkim_verify.h"
+#include "verify/dmarc.h"
 #include "store/maildrop.h"
 #include "tls.h"
 #include "worker.h"
@@ -790,6 +792,14 @@ int daemon_run(struct config *loaded, const char *config_path,
 	srv.cfg = &srv.gen->cfg;
 	srv.config_path = config_path;
 	const struct config *cfg = srv.cfg;
+	/* The public suffix list, read before the sandbox hides /usr/share. Without it DMARC
+	 * cannot find organizational domains: the server still runs, DMARC says temperror. */
+	if (cfg->verify_senders && verify_dmarc_init() != 0)
+		log_warn("server", "event=dmarc_unavailable reason=\"public suffix list not read\"");
+	/* libopendkim's shared handle, likewise before the sandbox (failure is logged by it:
+	 * every message then says dkim=temperror). */
+	if (cfg->verify_senders)
+		verify_dkim_init();
 	/* Keys and certificates are read; no thread exists yet, so every thread to come is
 	 * confined too. */
 	if (sandbox_apply(cfg, config_path) != 0) {

@@ -384,7 +384,7 @@ static void format_tag(char *buf, size_t size, unsigned long tag)
 }
 
 /* Reads responses until the tagged answer to tag (or a continuation, with
- * WAIT_CONTINUATION). Counts SEARCH results into *search when given. */
+ * WAIT_CONTINUATION). Counts SEARCH results, or LIST responses, into *search when given. */
 static bool wait_for(struct imap_client *c, unsigned long tag, unsigned flags,
 	struct imap_reply *reply, size_t *search, uint64_t deadline, char *err, size_t errsz)
 {
@@ -411,6 +411,8 @@ static bool wait_for(struct imap_client *c, unsigned long tag, unsigned flags,
 					c->port, reply->text);
 			if (reply->data == IMAP_DATA_SEARCH && search)
 				*search += reply->search_count;
+			if (reply->data == IMAP_DATA_LIST && search)
+				(*search)++;
 			break;
 		}
 	}
@@ -1013,6 +1015,8 @@ struct append_run {
 	size_t n;
 	bool multiappend;   /* group messages into MULTIAPPEND commands */
 	bool *send_alone;   /* set for the messages of a refused group (RFC 3502: none stored) */
+	bool may_create_junk; /* a [TRYCREATE] for the Junk mailbox: CREATE it, send again */
+	bool junk_missing;    /* one came */
 	struct pending_append pending[PUSH_IMAP_PIPELINE_MAX];
 	size_t npending;
 };
@@ -1023,6 +1027,16 @@ static void append_answered(struct append_run *run, const struct pending_append 
 {
 	for (size_t k = 0; k < p->count; k++) {
 		size_t index = run->order[p->first + k];
+		if (reply->status == IMAP_STATUS_NO && reply->code == IMAP_CODE_TRYCREATE &&
+		    run->may_create_junk && run->items[index].junk) {
+			/* RFC 9051 6.3.12: the mailbox does not exist; made, then sent again. */
+			snprintf(run->items[index].detail, sizeof(run->items[index].detail), "%s",
+				reply->text);
+			run->items[index].status = PUSH_TEMPORARY;
+			run->send_alone[index] = true;
+			run->junk_missing = true;
+			continue;
+		}
 		if (p->count > 1 && reply->status != IMAP_STATUS_OK) {
 			/* Which message the server objected to is not said: each goes again alone. */
 			snprintf(run->items[index].detail, sizeof(run->items[index].detail), "%s",
@@ -1215,6 +1229,32 @@ static enum push_status append_pass(struct imap_client *c, struct append_run *ru
 	return PUSH_OK;
 }
 
+/* CREATE of the Junk mailbox after an APPEND's [TRYCREATE] (RFC 9051 6.3.12: the client may
+ * create it and try again). False: the connection failed. A refusal is only logged: the
+ * APPEND tried again fails as before, kept for the next try. */
+static bool create_junk_mailbox(struct imap_client *c, char *err, size_t errsz)
+{
+	struct imap_reply reply;
+	const char *mailbox = c->junk_mailbox;
+	char quoted[PUSH_DETAIL_MAX + 16];
+
+	if (!command(c, "CREATE", &mailbox, 1, false, &reply, NULL, err, errsz))
+		return false;
+	log_quote(quoted, sizeof(quoted), mailbox, strlen(mailbox));
+	if (reply.status == IMAP_STATUS_OK) {
+		log_info("push", "event=mailbox_created destination=imap:%s:%d mailbox=%s "
+			"reason=trycreate", c->host, c->port, quoted);
+		return true;
+	}
+	if (reply.status == IMAP_STATUS_NO && reply.code == IMAP_CODE_ALREADYEXISTS)
+		return true; /* made meanwhile by someone else */
+	char text[PUSH_DETAIL_MAX + 16];
+	log_quote(text, sizeof(text), reply.text, strlen(reply.text));
+	log_warn("push", "event=mailbox_create_failed destination=imap:%s:%d mailbox=%s error=%s",
+		c->host, c->port, quoted, text);
+	return true;
+}
+
 enum push_status imap_client_append(struct imap_client *c, struct push_item *items, size_t count,
 	char *err, size_t errsz)
 {
@@ -1241,9 +1281,15 @@ enum push_status imap_client_append(struct imap_client *c, struct push_item *ite
 		order[i] = i;
 	/* RFC 3502: MULTIAPPEND stores a group in one transaction, far faster than one APPEND
 	 * per message (Dovecot); pipelining with LITERAL+ hides the round trips either way. */
+	/* Only the Junk mailbox is made on demand: the default "Junk" may not exist at a provider
+	 * yet, while a missing Mailbox is a configuration error the owner should see. */
+	bool may_create = c->junk_mailbox && strcmp(c->junk_mailbox, c->mailbox) != 0;
 	struct append_run run = {.items = items, .order = order, .n = count,
-		.multiappend = c->caps.multiappend && count > 1, .send_alone = send_alone};
+		.multiappend = c->caps.multiappend && count > 1, .send_alone = send_alone,
+		.may_create_junk = may_create};
 	enum push_status status = append_pass(c, &run, err, errsz);
+	if (status == PUSH_OK && run.junk_missing && !create_junk_mailbox(c, err, errsz))
+		status = PUSH_TEMPORARY;
 	if (status == PUSH_OK) {
 		size_t again = 0;
 		for (size_t i = 0; i < count; i++)
@@ -1257,6 +1303,22 @@ enum push_status imap_client_append(struct imap_client *c, struct push_item *ite
 	free(order);
 	free(send_alone);
 	return status;
+}
+
+/* LIST "" MAILBOX (RFC 9051 6.3.9): *exists false only when the server answered OK and
+ * listed nothing; a refused LIST leaves it true (the caller cannot tell: it retries later).
+ * False: the connection failed. */
+static bool mailbox_listed(struct imap_client *c, const char *mailbox, bool *exists, char *err,
+	size_t errsz)
+{
+	struct imap_reply reply;
+	const char *args[2] = {"", mailbox};
+	size_t listed = 0;
+
+	if (!command(c, "LIST", args, 2, false, &reply, &listed, err, errsz))
+		return false;
+	*exists = reply.status != IMAP_STATUS_OK || listed > 0;
+	return true;
 }
 
 enum push_status imap_client_find(struct imap_client *c, const char *message_id, bool junk,
@@ -1277,6 +1339,18 @@ enum push_status imap_client_find(struct imap_client *c, const char *message_id,
 	/* EXAMINE, not SELECT: read-only, so looking never changes \Recent or flags. */
 	if (!command(c, "EXAMINE", &mailbox, 1, false, &reply, NULL, err, errsz))
 		return PUSH_TEMPORARY;
+	/* A mailbox that does not exist (the Junk mailbox before its first message) surely
+	 * does not hold the message. Dovecot says so without a response code: LIST tells. */
+	if (reply.status == IMAP_STATUS_NO) {
+		bool exists = reply.code != IMAP_CODE_NONEXISTENT &&
+			reply.code != IMAP_CODE_TRYCREATE;
+		if (exists && !mailbox_listed(c, mailbox, &exists, err, errsz))
+			return PUSH_TEMPORARY;
+		if (!exists) {
+			*found = false;
+			return PUSH_OK;
+		}
+	}
 	if (reply.status != IMAP_STATUS_OK) {
 		snprintf(err, errsz, "EXAMINE %s refused: %s", mailbox, reply.text);
 		return PUSH_TEMPORARY;

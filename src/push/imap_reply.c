@@ -197,6 +197,8 @@ static void parse_code(const char *s, size_t len, struct imap_reply *reply)
 		{"LIMIT", IMAP_CODE_LIMIT},
 		{"OVERQUOTA", IMAP_CODE_OVERQUOTA},
 		{"TRYCREATE", IMAP_CODE_TRYCREATE},
+		{"NONEXISTENT", IMAP_CODE_NONEXISTENT},
+		{"ALREADYEXISTS", IMAP_CODE_ALREADYEXISTS},
 		{"AUTHENTICATIONFAILED", IMAP_CODE_AUTHENTICATIONFAILED},
 		{"AUTHORIZATIONFAILED", IMAP_CODE_AUTHORIZATIONFAILED},
 		{"EXPIRED", IMAP_CODE_EXPIRED},
@@ -330,6 +332,8 @@ static bool parse_untagged(struct cursor *c, struct imap_reply *reply)
 		reply->data = IMAP_DATA_CAPABILITY;
 	} else if (take_word(c, "SEARCH")) {
 		parse_search(c, reply);
+	} else if (take_word(c, "LIST")) {
+		reply->data = IMAP_DATA_LIST;
 	}
 	/* Data such as FETCH, LIST or STATUS may carry literals; status texts never do. */
 	reply->literal = imap_reply_trailing_literal(c->p, (size_t)(c->end - c->p),

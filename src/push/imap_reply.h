@@ -38,6 +38,8 @@ enum imap_reply_code {
 	IMAP_CODE_LIMIT,                /* RFC 5530 */
 	IMAP_CODE_OVERQUOTA,            /* RFC 5530 */
 	IMAP_CODE_TRYCREATE,            /* RFC 9051 7.1: the mailbox does not exist */
+	IMAP_CODE_NONEXISTENT,          /* RFC 5530: the mailbox does not exist (SELECT/EXAMINE) */
+	IMAP_CODE_ALREADYEXISTS,        /* RFC 5530: CREATE of a mailbox that exists */
 	IMAP_CODE_AUTHENTICATIONFAILED, /* RFC 5530 */
 	IMAP_CODE_AUTHORIZATIONFAILED,  /* RFC 5530 */
 	IMAP_CODE_EXPIRED,              /* RFC 5530: the credentials expired */
@@ -61,6 +63,7 @@ enum imap_reply_data {
 	IMAP_DATA_NONE,       /* a status response, a continuation, or data we ignore */
 	IMAP_DATA_CAPABILITY, /* "* CAPABILITY ...": the capabilities are filled in */
 	IMAP_DATA_SEARCH,     /* "* SEARCH n n n": search_count and search_first */
+	IMAP_DATA_LIST,       /* "* LIST (...) "/" name": a mailbox that exists */
 };
 
 struct imap_reply {

@@ -482,11 +482,29 @@ const char *push_maildir_flags(const char *name)
 	return info + 3;
 }
 
-static char *name_key(const char *name)
+/* The journal key of a file name: its unique part, after the Junk prefix for a Junk
+ * message. */
+static char *name_key(const char *name, bool junk)
 {
 	const char *colon = strchr(name, ':');
+	size_t len = colon ? (size_t)(colon - name) : strlen(name);
 
-	return colon ? xstrndup(name, (size_t)(colon - name)) : xstrdup(name);
+	return fs_path_printf("%s%.*s", junk ? PUSH_JUNK_KEY_PREFIX : "", (int)len, name);
+}
+
+/* The folder a message lives in: MaildropPath itself (INBOX) or MaildropPath/.Junk. */
+static char *folder_path(const char *maildrop_path, bool junk)
+{
+	return junk ? fs_path_printf("%s/%s", maildrop_path, PUSH_JUNK_FOLDER) :
+		xstrdup(maildrop_path);
+}
+
+/* The Maildir unique part of a key (the key without its folder's prefix). */
+static const char *key_unique(const char *key, bool junk)
+{
+	size_t prefix = sizeof(PUSH_JUNK_KEY_PREFIX) - 1;
+
+	return junk && strncmp(key, PUSH_JUNK_KEY_PREFIX, prefix) == 0 ? key + prefix : key;
 }
 
 static bool is_legacy_name(const char *name)
@@ -558,8 +576,9 @@ static void pending_keep(struct pending_array *a, struct push_pending *p)
 	pending_free(p);
 }
 
-static int list_subdir(const char *maildrop_path, const char *sub, struct push_journal *j,
-	bool include_refused, struct pending_array *a, size_t *refused)
+/* sub: "new", "cur", or the Junk folder's (junk set). */
+static int list_subdir(const char *maildrop_path, const char *sub, bool junk,
+	struct push_journal *j, bool include_refused, struct pending_array *a, size_t *refused)
 {
 	char *dir_path = fs_path_printf("%s/%s", maildrop_path, sub);
 	DIR *dir = opendir(dir_path);
@@ -597,7 +616,7 @@ static int list_subdir(const char *maildrop_path, const char *sub, struct push_j
 		}
 		if (!S_ISREG(st.st_mode))
 			continue;
-		char *key = name_key(de->d_name);
+		char *key = name_key(de->d_name, junk);
 		if (j) {
 			struct journal_entry *e = entry_find(j, key);
 			if (e) {
@@ -615,6 +634,7 @@ static int list_subdir(const char *maildrop_path, const char *sub, struct push_j
 		struct push_pending p = {
 			.path = fs_path_printf("%s/%s", dir_path, de->d_name),
 			.key = key,
+			.junk = junk,
 			.size = (uint64_t)st.st_size,
 			.mtime = st.st_mtim,
 			.state = state,
@@ -678,9 +698,14 @@ int push_pending_list(const char *maildrop_path, struct push_journal *j, size_t 
 
 	if (j)
 		journal_clear_live(j);
-	/* new/ before cur/: a file a reader moves new/ -> cur/ meanwhile is still found. */
-	if (list_subdir(maildrop_path, "new", j, include_refused, &a, &refused) < 0 ||
-	    list_subdir(maildrop_path, "cur", j, include_refused, &a, &refused) < 0) {
+	/* new/ before cur/: a file a reader moves new/ -> cur/ meanwhile is still found. A
+	 * missing folder (no Junk yet) lists nothing. */
+	if (list_subdir(maildrop_path, "new", false, j, include_refused, &a, &refused) < 0 ||
+	    list_subdir(maildrop_path, "cur", false, j, include_refused, &a, &refused) < 0 ||
+	    list_subdir(maildrop_path, PUSH_JUNK_FOLDER "/new", true, j, include_refused, &a,
+		&refused) < 0 ||
+	    list_subdir(maildrop_path, PUSH_JUNK_FOLDER "/cur", true, j, include_refused, &a,
+		&refused) < 0) {
 		int saved = errno;
 		for (size_t i = 0; i < a.count; i++)
 			pending_free(&a.items[i]);
@@ -745,15 +770,15 @@ int push_maildrop_trylock(const char *maildrop_path)
 	return fd;
 }
 
-/* Where the file with this key is now (another Maildir reader may have renamed it), newly
- * allocated, or NULL. */
-static char *find_by_key(const char *maildrop_path, const char *key)
+/* Where the file with this unique name is now in its folder (another Maildir reader may have
+ * renamed it), newly allocated, or NULL. */
+static char *find_by_key(const char *folder, const char *key)
 {
 	static const char *const subs[] = {"cur", "new"};
 	size_t key_len = strlen(key);
 
 	for (size_t s = 0; s < 2; s++) {
-		char *dir_path = fs_path_printf("%s/%s", maildrop_path, subs[s]);
+		char *dir_path = fs_path_printf("%s/%s", folder, subs[s]);
 		DIR *dir = opendir(dir_path);
 		struct dirent *de;
 		char *found = NULL;
@@ -792,15 +817,15 @@ static void flags_with_passed(const char *flags, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
-static int finalise_at(const char *maildrop_path, const char *path, const char *key,
-	bool keep_copy)
+/* folder: MaildropPath or its Junk folder; key: the Maildir unique part. */
+static int finalise_at(const char *folder, const char *path, const char *key, bool keep_copy)
 {
 	if (!keep_copy)
 		return unlink(path);
 	const char *name = strrchr(path, '/');
 	char flags[64];
 	flags_with_passed(push_maildir_flags(name ? name + 1 : path), flags, sizeof(flags));
-	char *target = fs_path_printf("%s/cur/%s:2,%s", maildrop_path, key, flags);
+	char *target = fs_path_printf("%s/cur/%s:2,%s", folder, key, flags);
 	int r = rename(path, target);
 	int saved = errno;
 	free(target);
@@ -811,28 +836,33 @@ static int finalise_at(const char *maildrop_path, const char *path, const char *
 int push_maildrop_finalise(const char *maildrop_path, const struct push_pending *p,
 	bool keep_copy)
 {
-	if (finalise_at(maildrop_path, p->path, p->key, keep_copy) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return -1;
-	char *now = find_by_key(maildrop_path, p->key);
-	if (!now)
-		return 0; /* removed meanwhile (POP3 DELE): nothing left to do */
-	if (keep_copy && strchr(push_maildir_flags(now), 'P')) {
-		free(now);
-		return 0;
-	}
-	int r = finalise_at(maildrop_path, now, p->key, keep_copy);
-	int saved = errno;
+	char *folder = folder_path(maildrop_path, p->junk);
+	const char *unique = key_unique(p->key, p->junk);
+	char *now = NULL;
+	int r = finalise_at(folder, p->path, unique, keep_copy), saved;
+
+	if (r == 0 || errno != ENOENT)
+		goto out;
+	r = 0;
+	now = find_by_key(folder, unique);
+	/* Removed meanwhile (POP3 DELE, the owner's mail client): nothing left to do. */
+	if (!now || (keep_copy && strchr(push_maildir_flags(now), 'P')))
+		goto out;
+	r = finalise_at(folder, now, unique, keep_copy);
+	if (r < 0 && errno == ENOENT)
+		r = 0;
+out:
+	saved = errno;
 	free(now);
+	free(folder);
 	errno = saved;
-	return r < 0 && errno == ENOENT ? 0 : r;
+	return r;
 }
 
-int push_maildrop_sync(const char *maildrop_path)
+static int sync_folder(const char *folder)
 {
-	char *new_dir = fs_path_printf("%s/new", maildrop_path);
-	char *cur_dir = fs_path_printf("%s/cur", maildrop_path);
+	char *new_dir = fs_path_printf("%s/new", folder);
+	char *cur_dir = fs_path_printf("%s/cur", folder);
 	int r = fs_fsync_directory(new_dir);
 
 	if (r == 0)
@@ -841,5 +871,22 @@ int push_maildrop_sync(const char *maildrop_path)
 	free(new_dir);
 	free(cur_dir);
 	errno = saved;
+	return r;
+}
+
+int push_maildrop_sync(const char *maildrop_path, bool inbox, bool junk)
+{
+	int r = inbox ? sync_folder(maildrop_path) : 0;
+
+	if (r == 0 && junk) {
+		char *folder = folder_path(maildrop_path, true);
+		r = sync_folder(folder);
+		/* Removed whole meanwhile (the owner emptied it): nothing to make durable. */
+		if (r < 0 && errno == ENOENT)
+			r = 0;
+		int saved = errno;
+		free(folder);
+		errno = saved;
+	}
 	return r;
 }

@@ -7,7 +7,11 @@
  * again. The journal is compacted (a durable tmp + rename) once it is mostly stale lines.
  *
  * Keys are a Maildir file's unique part (the name before ':'), which a reader's rename
- * new/X -> cur/X:2,S keeps. All blocking; one push thread owns a maildrop's journal. */
+ * new/X -> cur/X:2,S keeps; for a message of the Junk folder (MaildropPath/.Junk, Maildir++,
+ * issue 14) ".Junk/" and the unique part: a Maildir name holds no '/', so the keys of the two
+ * folders never meet, even when a tool moves a file from one folder to the other, and
+ * journals written before the Junk folder existed read the same. All blocking; one push
+ * thread owns a maildrop's journal. */
 #ifndef MAILPOPBOX_PUSH_JOURNAL_H
 #define MAILPOPBOX_PUSH_JOURNAL_H
 
@@ -18,6 +22,10 @@
 
 #define PUSH_JOURNAL_NAME ".mailpopbox-push"
 #define PUSH_STATUS_NAME ".mailpopbox-push-status"
+/* The Maildir++ folder quarantined mail is delivered into (docs/smtp.md), and the prefix of
+ * its messages' journal keys. */
+#define PUSH_JUNK_FOLDER ".Junk"
+#define PUSH_JUNK_KEY_PREFIX ".Junk/"
 
 enum push_journal_state {
 	PUSH_JOURNAL_NONE,      /* never attempted, or the attempt was answered with a failure */
@@ -56,7 +64,9 @@ int push_journal_compact(struct push_journal *j, bool force);
 /* One message of the maildrop that is not yet pushed. */
 struct push_pending {
 	char *path;                  /* full path when listed */
-	char *key;                   /* the Maildir unique part */
+	char *key;                   /* the journal key: the Maildir unique part, after
+	                              * PUSH_JUNK_KEY_PREFIX for a Junk message */
+	bool junk;                   /* in MaildropPath/.Junk: goes to the Junk mailbox */
 	uint64_t size;
 	struct timespec mtime;
 	enum push_journal_state state; /* NONE: to push; ATTEMPT: in doubt; CONFIRMED: to finalise;
@@ -71,7 +81,9 @@ struct push_listing {
 	size_t left_out;            /* pending beyond the max, listed on a later scan */
 };
 
-/* Lists new/ and cur/: every message that is not marked pushed ('P' in its cur/ flags) and,
+/* Lists new/ and cur/ of INBOX and of the Junk folder (when it exists; POP3 serves INBOX
+ * only, the Junk folder is pushed all the same): every message that is not marked pushed
+ * ('P' in its cur/ flags) and,
  * unless include_refused, not refused. At most max (the oldest). With j, each listed key's
  * state is filled in and marked live for compaction (j NULL: every state NONE).
  * Returns 0, or -1 with errno. */
@@ -83,13 +95,15 @@ void push_listing_free(struct push_listing *l);
  * Returns the descriptor to close, -2 when someone holds it (POP3), or -1 on an error. */
 int push_maildrop_trylock(const char *maildrop_path);
 /* After the destination confirmed: without keep_copy the file is removed, with it renamed to
- * cur/KEY:2,FLAGS with P added. A file moved since the listing is found by its key. The caller
- * holds the lock and calls push_maildrop_sync afterwards. Returns 0 (also when the file is
- * already gone), or -1 with errno. */
+ * cur/NAME:2,FLAGS with P added, in its own folder (INBOX or .Junk). A file moved since the
+ * listing is found by its key in that folder. The caller holds the lock and calls
+ * push_maildrop_sync afterwards. Returns 0 (also when the file is already gone), or -1 with
+ * errno. */
 int push_maildrop_finalise(const char *maildrop_path, const struct push_pending *p,
 	bool keep_copy);
-/* fsync of new/ and cur/: the finalisations are durable. Returns 0, or -1 with errno. */
-int push_maildrop_sync(const char *maildrop_path);
+/* fsync of new/ and cur/ of INBOX (inbox) and of the Junk folder (junk, when it exists): the
+ * finalisations there are durable. Returns 0, or -1 with errno. */
+int push_maildrop_sync(const char *maildrop_path, bool inbox, bool junk);
 
 /* The Maildir flags of a file name ("X:2,FS" -> "FS"; "" when it has none). */
 const char *push_maildir_flags(const char *name);

@@ -40,6 +40,15 @@ struct item_error {
 	char detail[PUSH_DETAIL_MAX + 1];
 };
 
+/* The directories the thread watches (watch_maildrop). */
+enum watch {
+	WATCH_NEW,      /* new/: a delivery */
+	WATCH_MAILDROP, /* the maildrop itself: moved or removed; the Junk folder made */
+	WATCH_JUNK,     /* .Junk: its new/ made */
+	WATCH_JUNK_NEW, /* .Junk/new: a quarantined delivery */
+	WATCHES
+};
+
 struct push_worker {
 	struct push_engine *engine;
 	char *domain;
@@ -60,7 +69,7 @@ struct push_worker {
 	char description[300];             /* "imap:host:port" or "gmail", for logs */
 	struct push_journal *journal;
 	int inotify_fd;
-	int watches[2];                    /* new/'s and the maildrop's watches, -1: none */
+	int watches[WATCHES];              /* enum watch, -1: none */
 	bool maildrop_missing;             /* new/ was not there at the last look */
 	struct imap_client *imap;
 	struct oauth_session *oauth;
@@ -109,6 +118,7 @@ static struct destination_config *destination_copy(const struct destination_conf
 	c->oauth_client_file = dup_or_null(d->oauth_client_file);
 	c->oauth_token_file = dup_or_null(d->oauth_token_file);
 	c->mailbox = dup_or_null(d->mailbox);
+	c->junk_mailbox = dup_or_null(d->junk_mailbox);
 	c->gmail_api_url = dup_or_null(d->gmail_api_url);
 	c->tls_ca_file = dup_or_null(d->tls_ca_file);
 	return c;
@@ -127,6 +137,7 @@ static void destination_free(struct destination_config *d)
 	free(d->oauth_client_file);
 	free(d->oauth_token_file);
 	free(d->mailbox);
+	free(d->junk_mailbox);
 	free(d->gmail_api_url);
 	free(d->tls_ca_file);
 	free(d);
@@ -146,6 +157,7 @@ static bool destination_equal(const struct destination_config *a,
 		strings_equal(a->oauth_client_file, b->oauth_client_file) &&
 		strings_equal(a->oauth_token_file, b->oauth_token_file) &&
 		strings_equal(a->mailbox, b->mailbox) &&
+		strings_equal(a->junk_mailbox, b->junk_mailbox) &&
 		strings_equal(a->gmail_api_url, b->gmail_api_url) &&
 		strings_equal(a->tls_ca_file, b->tls_ca_file) && a->keep_copy == b->keep_copy;
 }
@@ -229,7 +241,7 @@ static enum push_status transport_ready(struct push_worker *w, char *err, size_t
 		.username = d->username,
 		.password = d->password,
 		.mailbox = d->mailbox ? d->mailbox : "INBOX",
-		.junk_mailbox = NULL,
+		.junk_mailbox = d->junk_mailbox ? d->junk_mailbox : "Junk",
 	};
 	w->imap = imap_client_new(&options);
 	st = imap_client_login(w->imap, token, err, errsz);
@@ -267,15 +279,16 @@ static enum push_status transport_send(struct push_worker *w, struct push_item *
 	return PUSH_OK;
 }
 
-/* Looks an in-doubt message up. *possible false: this destination cannot tell (Gmail with
- * the insert scope only), so the message is sent again (docs: the one caveat). */
+/* Looks an in-doubt message up (a Junk message in the Junk mailbox; Gmail's lookup includes
+ * spam). *possible false: this destination cannot tell (Gmail with the insert scope only), so
+ * the message is sent again (docs: the one caveat). */
 static enum push_status transport_find(struct push_worker *w, const char *message_id,
-	bool *found, bool *possible, char *err, size_t errsz)
+	bool junk, bool *found, bool *possible, char *err, size_t errsz)
 {
 	*found = false;
 	*possible = true;
 	if (w->dest->type == DESTINATION_IMAP)
-		return imap_client_find(w->imap, message_id, false, found, err, errsz);
+		return imap_client_find(w->imap, message_id, junk, found, err, errsz);
 	if (!oauth_has_scope(w->oauth, GMAIL_SCOPE_READ)) {
 		*possible = false;
 		return PUSH_OK;
@@ -393,7 +406,7 @@ static void errors_add(struct push_worker *w, const char *key, const char *detai
  * replaced atomically (tmp + rename) but not fsync'd, and only when it changed. */
 static void status_write(struct push_worker *w)
 {
-	size_t pending = w->listing.left_out, in_doubt = 0;
+	size_t pending = w->listing.left_out, in_doubt = 0, junk = 0;
 	json_t *root = json_object(), *errors = json_object();
 
 	for (size_t i = 0; i < w->listing.count; i++) {
@@ -401,11 +414,14 @@ static void status_write(struct push_worker *w)
 			continue;
 		pending++;
 		in_doubt += w->listing.items[i].state == PUSH_JOURNAL_ATTEMPT;
+		junk += w->listing.items[i].junk;
 	}
 	json_object_set_new(root, "domain", json_string(w->domain));
 	json_object_set_new(root, "destination", json_string(w->description));
 	json_object_set_new(root, "pending", json_integer((json_int_t)pending));
 	json_object_set_new(root, "in_doubt", json_integer((json_int_t)in_doubt));
+	/* Of the pending, those of the Junk folder (their keys start ".Junk/"). */
+	json_object_set_new(root, "junk_pending", json_integer((json_int_t)junk));
 	json_object_set_new(root, "refused", json_integer((json_int_t)w->listing.refused));
 	json_object_set_new(root, "failures", json_integer(w->failures));
 	json_object_set_new(root, "last_status", json_string(w->failures ?
@@ -502,31 +518,89 @@ static void drain_fd(int fd)
 		;
 }
 
-/* Sleeps until an inotify event (the maildrop changed), a wake-up (stop, reload, flush) or
- * timeout_ms (-1: none). */
+/* Whether an inotify event says there may be something new to push. The maildrop's and the
+ * Junk folder's own watches take creations only to see the Junk folder and its new/ appear
+ * (they may not exist at start): their other entries (our journal and status files, tmp/,
+ * cur/) are no news. */
+static bool event_matters(const struct push_worker *w, const struct inotify_event *ev)
+{
+	int which = -1;
+
+	if (ev->mask & IN_Q_OVERFLOW)
+		return true; /* events were lost: list again */
+	for (int i = 0; i < WATCHES && which < 0; i++)
+		if (w->watches[i] >= 0 && ev->wd == w->watches[i])
+			which = i;
+	if (which < 0)
+		return false; /* a watch already replaced (its IN_IGNORED) */
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+		return true;
+	if (which == WATCH_MAILDROP)
+		return ev->len > 0 && strcmp(ev->name, PUSH_JUNK_FOLDER) == 0;
+	if (which == WATCH_JUNK)
+		return ev->len > 0 && strcmp(ev->name, "new") == 0;
+	return true;
+}
+
+/* Reads every queued inotify event; whether one of them matters. */
+static bool take_inotify_events(struct push_worker *w)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool matters = false;
+	ssize_t n;
+
+	if (w->inotify_fd < 0)
+		return false;
+	while ((n = read(w->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (size_t at = 0; at + sizeof(struct inotify_event) <= (size_t)n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + at);
+			matters |= event_matters(w, ev);
+			at += sizeof(*ev) + ev->len;
+		}
+	}
+	return matters;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps until an inotify event that matters (the maildrop changed), a wake-up (stop, reload,
+ * flush) or timeout_ms (-1: none). */
 static void wait_events(struct push_worker *w, int timeout_ms)
 {
 	struct pollfd fds[2] = {{w->wake_fd, POLLIN, 0}, {w->inotify_fd, POLLIN, 0}};
 	nfds_t n = w->inotify_fd >= 0 ? 2 : 1;
+	int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
 
-	if (poll(fds, n, timeout_ms) <= 0)
-		return;
-	if (fds[0].revents)
-		drain_fd(w->wake_fd);
-	if (n == 2 && fds[1].revents) {
-		drain_fd(w->inotify_fd);
-		w->dirty = true;
+	for (;;) {
+		int wait_ms = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - monotonic_ms();
+			wait_ms = left > 0 ? (int)left : 0;
+		}
+		if (poll(fds, n, wait_ms) <= 0)
+			return;
+		bool woken = fds[0].revents != 0;
+		if (woken)
+			drain_fd(w->wake_fd);
+		if (n == 2 && fds[1].revents && take_inotify_events(w)) {
+			w->dirty = true;
+			woken = true;
+		}
+		if (woken || wait_ms == 0)
+			return;
 	}
 }
 
 static void poll_inotify(struct push_worker *w)
 {
-	char buf[4096];
-
-	if (w->inotify_fd >= 0 && read(w->inotify_fd, buf, sizeof(buf)) > 0) {
-		drain_fd(w->inotify_fd);
+	if (take_inotify_events(w))
 		w->dirty = true;
-	}
 }
 
 /* ---- applying confirmed pushes ---- */
@@ -554,7 +628,11 @@ static void apply_confirmed(struct push_worker *w, struct push_pending **done, s
 		w->deferred = true;
 		return;
 	}
-	bool failed = false;
+	bool failed = false, inbox = false, junk = false;
+	for (size_t i = 0; i < count; i++) {
+		inbox |= !done[i]->junk;
+		junk |= done[i]->junk;
+	}
 	for (size_t i = 0; i < count; i++)
 		if (push_maildrop_finalise(w->maildrop_path, done[i], w->dest->keep_copy) < 0) {
 			char file[PUSH_JOURNAL_LINE_MAX];
@@ -567,7 +645,7 @@ static void apply_confirmed(struct push_worker *w, struct push_pending **done, s
 				done[i]->state = PUSH_JOURNAL_CONFIRMED;
 			failed = true;
 		}
-	if (push_maildrop_sync(w->maildrop_path) < 0) {
+	if (push_maildrop_sync(w->maildrop_path, inbox, junk) < 0) {
 		log_error("push", "event=fsync_failed domain=%s error=\"%s\"", w->domain,
 			strerror(errno));
 		failed = true;
@@ -657,6 +735,7 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		item->size = (uint64_t)st_file.st_size;
 		item->internal_date = st_file.st_mtim.tv_sec;
 		item->status = PUSH_TEMPORARY;
+		item->junk = p->junk;
 		batch[count] = p;
 		read_headers(fd, item->size, w->message_ids[count], sizeof(w->message_ids[count]),
 			&item->internal_date);
@@ -680,7 +759,8 @@ static enum push_status run_batch(struct push_worker *w, char *err, size_t errsz
 		struct push_pending *p = batch[i];
 		bool found = false, possible = false, shared = false;
 		if (p->state == PUSH_JOURNAL_ATTEMPT && items[i].message_id) {
-			st = transport_find(w, items[i].message_id, &found, &possible, err, errsz);
+			st = transport_find(w, items[i].message_id, p->junk, &found, &possible, err,
+				errsz);
 			if (st != PUSH_OK)
 				break;
 			/* Two messages in doubt with one Message-ID (a list's copies, one mail to two
@@ -796,30 +876,43 @@ out:
 
 /* ---- the thread ---- */
 
-/* Watches MaildropPath/new and MaildropPath itself, the directories there now: after the
- * maildrop was moved away, removed or replaced, the old watches follow the old directories
- * (or end with IN_IGNORED) and new mail would wait for the periodic listing. The maildrop's
- * own watch only takes its moving or removal (its other events are our own status and
- * journal files). Adding a watch for the same directory again returns the same descriptor,
- * so this is cheap at every listing. A missing maildrop is not made again here (an owner's
- * rm -rf would race with it): the next delivery makes it, and the loop looks for it every
+/* Watches MaildropPath/new, MaildropPath itself, and the Junk folder's .Junk and .Junk/new,
+ * the directories there now: after the maildrop was moved away, removed or replaced, the old
+ * watches follow the old directories (or end with IN_IGNORED) and new mail would wait for the
+ * periodic listing. The maildrop's own watch takes its moving or removal and the Junk
+ * folder's creation; .Junk's, the creation of its new/ (event_matters filters the rest: our
+ * own status and journal files). The Junk folder is made by the first quarantined delivery,
+ * so it is usually missing at start: each listing (which its creation triggers) tries again.
+ * Adding a watch for the same directory again returns the same descriptor, so this is cheap
+ * at every listing. A missing maildrop is not made again here (an owner's rm -rf would race
+ * with it): the next delivery makes it, and the loop looks for it every
  * PUSH_RETRY_FIRST_SECONDS meanwhile. */
 static void watch_maildrop(struct push_worker *w)
 {
-	static const uint32_t masks[2] = {
-		IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
-		IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+	static const uint32_t masks[WATCHES] = {
+		[WATCH_NEW] = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+		[WATCH_MAILDROP] = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF |
+			IN_MOVE_SELF,
+		[WATCH_JUNK] = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF | IN_MOVE_SELF,
+		[WATCH_JUNK_NEW] = IN_MOVED_TO | IN_CREATE | IN_ONLYDIR | IN_DELETE_SELF |
+			IN_MOVE_SELF,
+	};
+	static const char *const dirs[WATCHES] = {
+		[WATCH_NEW] = "/new",
+		[WATCH_MAILDROP] = "",
+		[WATCH_JUNK] = "/" PUSH_JUNK_FOLDER,
+		[WATCH_JUNK_NEW] = "/" PUSH_JUNK_FOLDER "/new",
 	};
 
 	if (w->inotify_fd < 0)
 		return;
-	for (size_t i = 0; i < 2; i++) {
-		char *dir = i == 0 ? fs_path_printf("%s/new", w->maildrop_path) :
-			xstrdup(w->maildrop_path);
+	for (size_t i = 0; i < WATCHES; i++) {
+		char *dir = fs_path_printf("%s%s", w->maildrop_path, dirs[i]);
 		int wd = inotify_add_watch(w->inotify_fd, dir, masks[i]);
-		if (wd < 0 && errno == ENOENT)
+		bool junk = i == WATCH_JUNK || i == WATCH_JUNK_NEW;
+		if (wd < 0 && errno == ENOENT && !junk)
 			w->maildrop_missing = true;
-		else if (wd < 0 && w->watches[i] >= 0)
+		else if (wd < 0 && errno != ENOENT && w->watches[i] >= 0)
 			log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" "
 				"rescan_every=%d", w->domain, dir, strerror(errno), PUSH_RESCAN_SECONDS);
 		/* The old directory's watch (gone already when it was removed: EINVAL). */
@@ -1002,7 +1095,7 @@ static void *worker_main(void *arg)
 	w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (w->inotify_fd >= 0)
 		watch_maildrop(w);
-	if (w->inotify_fd < 0 || w->watches[0] < 0) {
+	if (w->inotify_fd < 0 || w->watches[WATCH_NEW] < 0) {
 		/* Still pushes, found by the periodic listing instead of at once. */
 		log_warn("push", "event=inotify_failed domain=%s dir=%s error=\"%s\" rescan_every=%d",
 			w->domain, new_dir, strerror(errno), PUSH_RESCAN_SECONDS);
@@ -1046,7 +1139,8 @@ static struct push_worker *worker_start(struct push_engine *e, const struct serv
 	w->dest = destination_copy(s->destination);
 	describe(w->dest, w->description, sizeof(w->description));
 	w->inotify_fd = -1;
-	w->watches[0] = w->watches[1] = -1;
+	for (size_t i = 0; i < WATCHES; i++)
+		w->watches[i] = -1;
 	atomic_init(&w->stop, false);
 	atomic_init(&w->flush, false);
 	atomic_init(&w->ended, false);
@@ -1236,11 +1330,15 @@ static void queue_list_server(const struct server_config *s, FILE *out)
 	const char *last_error = status ? json_string_value(json_object_get(status,
 		"last_error")) : NULL;
 	json_int_t next_try = status ? json_integer_value(json_object_get(status, "next_try")) : 0;
-	size_t pending = listing.left_out;
-	for (size_t i = 0; i < listing.count; i++)
+	size_t pending = listing.left_out, junk = 0;
+	for (size_t i = 0; i < listing.count; i++) {
 		pending += listing.items[i].state != PUSH_JOURNAL_REFUSED;
-	fprintf(out, "push %s -> %s: %zu pending, %zu refused (kept for POP3)", s->domain, dest,
-		pending, listing.refused);
+		junk += listing.items[i].state != PUSH_JOURNAL_REFUSED && listing.items[i].junk;
+	}
+	fprintf(out, "push %s -> %s: %zu pending", s->domain, dest, pending);
+	if (junk)
+		fprintf(out, " (%zu in Junk)", junk);
+	fprintf(out, ", %zu refused (kept for POP3)", listing.refused);
 	if (last_error && *last_error) {
 		char next[32];
 		print_age((long long)(next_try - now), next, sizeof(next));
@@ -1262,8 +1360,10 @@ static void queue_list_server(const struct server_config *s, FILE *out)
 		else if (p->state == PUSH_JOURNAL_REFUSED)
 			state = "refused";
 		print_age((long long)(now - p->mtime.tv_sec), age, sizeof(age));
-		fprintf(out, "    %-9s %s  age %s  size %llu%s%s\n", state, p->key, age,
-			(unsigned long long)p->size, detail ? "  " : "", detail ? detail : "");
+		/* A Junk message's key names its folder: ".Junk/NAME". */
+		fprintf(out, "    %-9s %s  age %s  size %llu%s%s%s\n", state, p->key, age,
+			(unsigned long long)p->size, p->junk ? "  folder Junk" : "",
+			detail ? "  " : "", detail ? detail : "");
 	}
 	if (listing.left_out)
 		fprintf(out, "    ... and %zu more\n", listing.left_out);

@@ -1,7 +1,8 @@
 /* push/push.h: the push engine (issue 13). One thread per Server with a Destination offers each
- * message of its maildrop to the destination as soon as it is durable (inotify on new/), in
- * arrival order, over one kept-open connection, and removes it (or marks it P with KeepCopy)
- * only after the destination confirmed it. The maildrop is the queue, push/journal.h the
+ * message of its maildrop to the destination as soon as it is durable (inotify on new/ and
+ * .Junk/new; a Junk message goes to the destination's Junk), in arrival order, over one
+ * kept-open connection, and removes it (or marks it P with KeepCopy) only after the
+ * destination confirmed it. The maildrop is the queue, push/journal.h the
  * record of what was attempted. Started by the daemon after the sandbox and the privilege
  * drop, so its threads inherit both; the daemon's main thread calls everything here. */
 #ifndef MAILPOPBOX_PUSH_PUSH_H

@@ -16,9 +16,25 @@
 #include "smtp/session.h"
 #include "store/maildrop_delivery.h"
 #include "strbuf.h"
+#include "verify/dkim_verify.h"
+
+static void verify_free(struct smtp_inbound *m)
+{
+	if (m->verify) {
+		verify_envelope_free(m->verify);
+		free(m->verify);
+		m->verify = NULL;
+	}
+	if (m->dkim)
+		verify_dkim_free(m->dkim);
+	m->dkim = NULL;
+	free(m->trace_lens);
+	m->trace_lens = NULL;
+}
 
 void smtp_inbound_abort(struct smtp_inbound *m)
 {
+	verify_free(m);
 	submission_free(m->submission);
 	m->submission = NULL;
 	for (size_t i = 0; i < m->delivery_count; i++) {
@@ -64,6 +80,14 @@ static int begin_deliveries(struct smtp_inbound *m, struct smtp_session *session
 	int error = 0;
 
 	m->deliveries = xcalloc(n, sizeof(*m->deliveries));
+	m->trace_lens = xcalloc(n ? n : 1, sizeof(*m->trace_lens));
+	/* Mail from outside (never the owner's: that is a submission): the sender checks. */
+	if (verify_enabled(cfg) && !smtp_session_authenticated(session)) {
+		m->verify = xmalloc(sizeof(*m->verify));
+		verify_envelope_fill(m->verify, session, cfg);
+		if (cfg->verify_senders)
+			m->dkim = verify_dkim_new(tx->queue_id);
+	}
 	strbuf_init(&headers);
 	for (size_t i = 0; i < n && !error; i++) {
 		if (maildrop_delivery_begin(&m->deliveries[i], servers[i]->maildrop_path) != 0) {
@@ -75,6 +99,7 @@ static int begin_deliveries(struct smtp_inbound *m, struct smtp_session *session
 		m->delivery_count++;
 		strbuf_reset(&headers);
 		mail_trace_headers(&headers, session, servers[i], cfg->hostname, now);
+		m->trace_lens[i] = headers.len;
 		maildrop_delivery_write(&m->deliveries[i], headers.data, headers.len);
 	}
 	strbuf_reset(&headers);
@@ -160,6 +185,9 @@ void smtp_inbound_write(struct smtp_inbound *m, const void *data, size_t len)
 {
 	size_t scanned = 0;
 
+	/* DKIM hashes the message as the sender signed it: before our Message-ID goes in. */
+	if (m->dkim)
+		verify_dkim_feed(m->dkim, data, len);
 	if (m->delivery_count > 0 && mail_message_id_scan_active(&m->message_id_scan))
 		scanned = deliveries_write_scanned(m, data, len);
 	deliveries_write(m, (const char *)data + scanned, len - scanned);
@@ -190,6 +218,25 @@ void smtp_inbound_commit(struct smtp_inbound *m)
 		return;
 	}
 	finish_message_id(m);
+	if (m->verify) {
+		verify_message(m->verify, m->dkim, m->deliveries, m->trace_lens, m->delivery_count,
+			&m->outcome);
+		if (m->outcome.action != VERIFY_INBOX && m->outcome.action != VERIFY_JUNK) {
+			/* Refused or discarded: nothing is kept. */
+			for (size_t i = 0; i < m->delivery_count; i++)
+				maildrop_delivery_abort(&m->deliveries[i]);
+			m->commit_ok = false;
+			m->commit_error = 0;
+			return;
+		}
+		if (m->outcome.error) {
+			for (size_t i = 0; i < m->delivery_count; i++)
+				maildrop_delivery_abort(&m->deliveries[i]);
+			m->commit_ok = false;
+			m->commit_error = m->outcome.error;
+			return;
+		}
+	}
 	/* Every maildrop gets the message or none does: a 451 after one copy was kept would
 	 * make the client's retry deliver that copy twice. */
 	m->commit_ok = maildrop_deliveries_commit(m->deliveries, m->delivery_count) == 0;
@@ -227,13 +274,24 @@ static void deliveries_done(struct smtp_inbound *m, struct smtp_session *session
 {
 	const struct smtp_tx *tx = smtp_session_tx(session);
 	char from[300];
+	enum verify_action action = m->verify ? m->outcome.action : VERIFY_INBOX;
 
-	if (m->commit_ok) {
+	if (action == VERIFY_REJECT || action == VERIFY_TEMPFAIL) {
+		log_info("smtp", "event=refused client=%s id=%s by=%s", client, tx->queue_id,
+			m->outcome.reason ? m->outcome.reason : "verify");
+		smtp_session_data_rejected(session, m->outcome.reply, out);
+	} else if (action == VERIFY_DISCARD) {
+		/* The filter's wish: the client is told it was taken, nothing is kept. */
+		log_info("smtp", "event=discarded client=%s id=%s by=%s", client, tx->queue_id,
+			m->outcome.reason ? m->outcome.reason : "verify");
+		smtp_session_data_committed(session, true, out);
+	} else if (m->commit_ok) {
 		log_info("smtp", "event=delivered client=%s id=%s from=%s recipients=%zu "
-			"maildrops=%zu size=%llu", client, tx->queue_id,
+			"maildrops=%zu size=%llu folder=%s", client, tx->queue_id,
 			log_quote(from, sizeof(from), tx->sender.address, strlen(tx->sender.address)),
 			tx->rcpt_count, m->delivery_count, m->delivery_count ?
-			(unsigned long long)m->deliveries[0].written : 0ULL);
+			(unsigned long long)m->deliveries[0].written : 0ULL,
+			action == VERIFY_JUNK ? "Junk" : "INBOX");
 		smtp_session_data_committed(session, true, out);
 	} else {
 		log_error("smtp", "event=store_failed client=%s id=%s error=commit reason=\"%s\"",
@@ -245,6 +303,8 @@ static void deliveries_done(struct smtp_inbound *m, struct smtp_session *session
 	free(m->deliveries);
 	m->deliveries = NULL;
 	m->delivery_count = 0;
+	verify_free(m);
+	memset(&m->outcome, 0, sizeof(m->outcome));
 }
 
 bool smtp_inbound_finish(struct smtp_inbound *m, struct smtp_session *session,

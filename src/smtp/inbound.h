@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mail/headers.h"
+#include "verify/verify.h"
 
 struct generation;
 struct maildrop_delivery;
@@ -17,6 +18,7 @@ struct queue;
 struct smtp_session;
 struct strbuf;
 struct submission;
+struct verify_dkim;
 
 struct smtp_inbound {
 	struct maildrop_delivery *deliveries; /* one per target Server, or none */
@@ -28,6 +30,11 @@ struct smtp_inbound {
 	struct mail_message_id_scan message_id_scan;
 	bool message_id_cr_held;               /* a CR the scan holds back (HOLD) */
 	char message_id_field[SMTP_DOMAIN_MAX + 64]; /* "Message-ID: <...>" CRLF */
+	/* MX mail with sender checks or a milter (verify/verify.h); NULL otherwise. */
+	struct verify_envelope *verify;
+	struct verify_dkim *dkim;              /* fed the data as received; NULL when off */
+	size_t *trace_lens;                    /* octets of each file's trace headers */
+	struct verify_outcome outcome;         /* set by the commit */
 };
 
 /* Opens the storage for the session's transaction (its queue id set), each maildrop file

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/transfer.h"
+#include "smtp/checks.h"
 #include "smtp/data.h"
 #include "smtp/inbound.h"
 #include "smtp/session.h"
@@ -28,6 +29,7 @@ struct smtp_conn {
 	struct strbuf *out;          /* the connection's replies (net_conn_out) */
 	struct smtp_inbound inbound; /* the message being received */
 	unsigned messages;
+	struct smtp_dnsbl_check *dnsbl; /* the MX port's DNSBL check, until its verdict */
 };
 
 static void smtp_free(struct net_conn *conn, void *glue, char *summary, size_t size)
@@ -36,6 +38,7 @@ static void smtp_free(struct net_conn *conn, void *glue, char *summary, size_t s
 
 	(void)conn;
 	smtp_inbound_abort(&s->inbound); /* a message not committed is not kept */
+	free(s->dnsbl);                  /* a check that never started (no greeting) */
 	snprintf(summary, size, "messages=%u", s->messages);
 	smtp_session_free(s->session);
 	free(s);
@@ -122,6 +125,24 @@ static void end_data(struct smtp_conn *s)
 	net_conn_job(s->conn, commit_work, commit_done);
 }
 
+/* ---- the DNSBL check at connect (smtp/checks.h): a job, so reading waits for it ---- */
+
+static int dnsbl_work(void *glue)
+{
+	smtp_dnsbl_check_run(((struct smtp_conn *)glue)->dnsbl);
+	return 0;
+}
+
+static void dnsbl_done(struct net_conn *conn, void *glue, int result)
+{
+	struct smtp_conn *s = glue;
+
+	(void)conn;
+	(void)result;
+	smtp_dnsbl_check_finish(s->dnsbl, s->session);
+	s->dnsbl = NULL;
+}
+
 /* ---- AUTH (the login gate is the layer's) ---- */
 
 static bool login_verify(void *glue)
@@ -202,6 +223,8 @@ static void smtp_event(struct net_conn *conn, void *glue, enum net_event event)
 	if (event == NET_EVENT_GREETING) {
 		smtp_session_greeting(s->session, s->out);
 		flush_out(s);
+		if (s->dnsbl)
+			net_conn_job(conn, dnsbl_work, dnsbl_done);
 	} else if (event == NET_EVENT_INPUT) {
 		smtp_process(s);
 	} else if (event == NET_EVENT_TLS_READY) {
@@ -256,6 +279,8 @@ static void smtp_accept(struct net_conn *conn, const struct net_protocol *protoc
 		.submission = protocol != &smtp_server_mx,
 	};
 	s->session = smtp_session_new(&params);
+	if (protocol == &smtp_server_mx)
+		s->dnsbl = smtp_dnsbl_check_new(s->cfg, net_conn_ip(conn));
 	log_info("smtp", "event=connect client=%s port=%s", net_conn_ip(conn), protocol->name);
 }
 

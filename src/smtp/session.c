@@ -32,6 +32,10 @@ struct smtp_session {
 	const struct server_config *auth_server;
 	char auth_password[SASL_LINE_MAX];
 	size_t auth_password_len;
+	/* A DNSBL lists the client (smtp_session_set_dnsbl): RCPT refused but for postmaster. */
+	bool dnsbl_listed;
+	char dnsbl_zone[256];
+	char dnsbl_reason[DNSBL_REASON_MAX];
 };
 
 /* The states a command line may be read in, as bits for the command table's masks. */
@@ -333,6 +337,18 @@ static enum smtp_action accept_rcpt(struct smtp_session *s, const char *address,
 	return SMTP_ACTION_NONE;
 }
 
+/* Counted as a client error like any refused recipient, so a listed client cannot keep
+ * the connection busy with RCPTs. */
+static enum smtp_action dnsbl_refusal(struct smtp_session *s, struct strbuf *out)
+{
+	char text[128 + sizeof(s->dnsbl_zone) + sizeof(s->dnsbl_reason)];
+
+	snprintf(text, sizeof(text), "554 5.7.1 Service unavailable; client [%s] listed by %s%s%s",
+		s->params.client_ip, s->dnsbl_zone, s->dnsbl_reason[0] ? ": " : "",
+		s->dnsbl_reason);
+	return error_reply(s, out, text);
+}
+
 static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
 	struct strbuf *out)
 {
@@ -396,6 +412,11 @@ static enum smtp_action cmd_rcpt(struct smtp_session *s, const char *arg, size_t
 	/* Compare the canonical form: <"blocked"@d> and <bl\ocked@d> name blocked@d. */
 	char canonical[SMTP_PATH_MAX + 1];
 	smtp_path_canonical(&path, canonical, sizeof(canonical));
+	/* RFC 5321 4.5.1: postmaster@ each of our domains stays reachable, so a wrongly listed
+	 * sender can still reach a person. */
+	if (s->dnsbl_listed && !s->tx.submitter && strncasecmp(canonical, "postmaster@", 11) != 0) {
+		return dnsbl_refusal(s, out);
+	}
 	if (config_address_blocked(server, canonical, strlen(canonical)))
 		return error_reply(s, out, "553 5.7.1 Recipient address blocked");
 	for (size_t i = 0; i < s->tx.rcpt_count; i++) {
@@ -839,6 +860,20 @@ void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,
 	reply(out, reply_line);
 	tx_reset(s);
 	s->state = SMTP_STATE_READY;
+}
+
+void smtp_session_set_dnsbl(struct smtp_session *s, const char *zone, const char *reason)
+{
+	size_t n = 0;
+
+	s->dnsbl_listed = true;
+	snprintf(s->dnsbl_zone, sizeof(s->dnsbl_zone), "%s", zone);
+	/* The reason goes into a reply line: printable ASCII only (verify/dnsbl.h promises it;
+	 * checked again, a control character would split the reply). */
+	for (const char *p = reason ? reason : ""; *p && n + 1 < sizeof(s->dnsbl_reason); p++)
+		if (*p >= 0x20 && *p < 0x7f)
+			s->dnsbl_reason[n++] = *p;
+	s->dnsbl_reason[n] = '\0';
 }
 
 /* ---- accessors ---- */

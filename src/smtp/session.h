@@ -155,6 +155,12 @@ void smtp_session_data_failed(struct smtp_session *s, int error, struct strbuf *
 void smtp_session_data_rejected(struct smtp_session *s, const char *reply_line,
 	struct strbuf *out);
 
+/* A DNSBL lists the client (the MX port's check at connect, verify/dnsbl.h): from now on
+ * RCPT to anything but postmaster (bare, or postmaster@ one of our domains) gets
+ * "554 5.7.1 Service unavailable; client [IP] listed by ZONE: REASON" (": REASON" only when
+ * reason is not empty). */
+void smtp_session_set_dnsbl(struct smtp_session *s, const char *zone, const char *reason);
+
 /* AUTH: the Server named by the login (NULL when it names none of ours) and the check;
  * verify only reads the session, so a worker thread may run it. */
 const struct server_config *smtp_session_auth_server(const struct smtp_session *s);

@@ -159,6 +159,7 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 	d->buf = NULL;
 	d->buf_len = 0;
 	d->new_path = NULL;
+	d->folder = NULL;
 	return 0;
 }
 
@@ -204,6 +205,173 @@ int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_
 	return 0;
 }
 
+int maildrop_delivery_flush(struct maildrop_delivery *d)
+{
+	if (d->error == 0 && d->file.fd < 0)
+		d->error = EBADF;
+	return delivery_flush(d);
+}
+
+int maildrop_delivery_open_read(const struct maildrop_delivery *d)
+{
+	if (d->error || d->file.fd < 0 || !d->file.path) {
+		errno = d->error ? d->error : EBADF;
+		return -1;
+	}
+	/* The writer's descriptor is write-only (fsutil.h). */
+	return open(d->file.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+/* Reads len octets at offset of fd into out. Returns 0, or -1 with errno. */
+static int read_exact(int fd, char *out, size_t len, off_t offset)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(fd, out + got, len - got, offset + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO; /* the file is shorter than what was written to it */
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+ssize_t maildrop_delivery_read_head(struct maildrop_delivery *d, char *out, size_t size)
+{
+	uint64_t in_file = d->written - d->buf_len;
+	size_t got = size < in_file ? size : (size_t)in_file;
+
+	if (d->error || d->file.fd < 0) {
+		errno = d->error ? d->error : EBADF;
+		return -1;
+	}
+	if (got > 0) {
+		int fd = maildrop_delivery_open_read(d);
+		if (fd < 0)
+			return -1;
+		int r = read_exact(fd, out, got, 0), saved = errno;
+		close(fd);
+		if (r < 0) {
+			errno = saved;
+			return -1;
+		}
+	}
+	size_t from_buf = size - got < d->buf_len ? size - got : d->buf_len;
+	memcpy(out + got, d->buf, from_buf);
+	return (ssize_t)(got + from_buf);
+}
+
+/* The head replaced in the buffer: nothing of the message is in the file yet. */
+static int replace_head_in_buffer(struct maildrop_delivery *d, size_t old_head_len,
+	const char *new_head, size_t new_len)
+{
+	size_t rest = d->buf_len - old_head_len;
+	char *buf = xmalloc(new_len + rest);
+
+	memcpy(buf, new_head, new_len);
+	if (rest > 0)
+		memcpy(buf + new_len, d->buf + old_head_len, rest);
+	free(d->buf);
+	d->buf = NULL;
+	d->buf_len = 0;
+	d->written = 0;
+	if (new_len + rest >= MAILDROP_WRITE_BUFFER) {
+		/* Too big for the buffer: straight into the (still empty) file. */
+		int r = maildrop_delivery_write(d, buf, new_len + rest);
+		free(buf);
+		return r;
+	}
+	d->buf = xmalloc(MAILDROP_WRITE_BUFFER);
+	memcpy(d->buf, buf, new_len + rest);
+	d->buf_len = d->written = new_len + rest;
+	free(buf);
+	return 0;
+}
+
+/* Copies the octets of in_fd from offset to its end to out_fd. */
+static int copy_rest(int in_fd, off_t offset, int out_fd, uint64_t len)
+{
+	while (len > 0) {
+		ssize_t r = copy_file_range(in_fd, &offset, out_fd, NULL,
+			len > (1u << 30) ? (1u << 30) : (size_t)len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+				     errno == EINVAL)) {
+			/* No in-kernel copy here: an ordinary read/write loop. */
+			char chunk[16384];
+			ssize_t n = pread(in_fd, chunk, sizeof(chunk), offset);
+			if (n <= 0 || fs_write_all(out_fd, chunk, (size_t)n) < 0) {
+				if (n == 0)
+					errno = EIO;
+				return -1;
+			}
+			offset += n;
+			len -= (uint64_t)n;
+			continue;
+		}
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+int maildrop_delivery_replace_head(struct maildrop_delivery *d, size_t old_head_len,
+	const char *new_head, size_t new_len)
+{
+	struct fs_durable_file file;
+	char *unique;
+	int saved;
+
+	if (d->error || d->file.fd < 0) {
+		errno = d->error ? d->error : EBADF;
+		return -1;
+	}
+	if (old_head_len > d->written) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (d->written == d->buf_len)
+		return replace_head_in_buffer(d, old_head_len, new_head, new_len);
+	/* Part of the message is in the file: a new file takes the new head and the old one's
+	 * rest; the old one is removed. Both are in tmp/, unseen by any reader. */
+	if (delivery_flush(d) < 0)
+		return -1;
+	if (open_unique_tmp(d->maildrop_path, &file, &unique) < 0) {
+		d->error = errno;
+		return -1;
+	}
+	uint64_t rest = d->written - old_head_len;
+	int in_fd = maildrop_delivery_open_read(d);
+	if (in_fd < 0 || fs_write_all(file.fd, new_head, new_len) < 0 ||
+	    copy_rest(in_fd, (off_t)old_head_len, file.fd, rest) < 0) {
+		saved = errno;
+		if (in_fd >= 0)
+			close(in_fd);
+		fs_durable_free(&file, "maildrop");
+		free(unique);
+		d->error = saved;
+		errno = saved;
+		return -1;
+	}
+	close(in_fd);
+	fs_durable_free(&d->file, "maildrop");
+	free(d->unique);
+	d->file = file;
+	d->unique = unique;
+	d->written = new_len + rest;
+	return 0;
+}
+
 void maildrop_delivery_abort(struct maildrop_delivery *d)
 {
 	free(d->buf);
@@ -240,9 +408,33 @@ int maildrop_delivery_prepare(struct maildrop_delivery *d)
 	return r;
 }
 
+/* A Maildir++ folder (maildrop/.Junk): a Maildir of its own with a "maildirfolder" file, so
+ * a Dovecot or Courier reading the maildrop later knows it for a folder. Made on first use;
+ * every directory and the file fsync'd into their parents. Returns 0, or -1 with errno. */
+static int folder_create(const char *folder_path)
+{
+	char *marker = fs_path_printf("%s/maildirfolder", folder_path);
+	int r = maildrop_create(folder_path);
+
+	if (r == 0) {
+		int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd >= 0) {
+			r = fsync(fd);
+			close(fd);
+			if (r == 0)
+				r = fs_fsync_directory(folder_path);
+		} else if (errno != EEXIST) {
+			r = -1;
+		}
+	}
+	free(marker);
+	return r;
+}
+
 int maildrop_delivery_publish(struct maildrop_delivery *d)
 {
-	char *new_path;
+	char *new_path, *folder_path;
 	bool renamed;
 	int r;
 
@@ -250,12 +442,17 @@ int maildrop_delivery_publish(struct maildrop_delivery *d)
 		errno = EBADF;
 		return -1;
 	}
+	folder_path = d->folder ? fs_path_printf("%s/%s", d->maildrop_path, d->folder) :
+		xstrdup(d->maildrop_path);
 	/* ",S=<size>" is Dovecot's size hint; the POP3 side still stats the file. */
-	new_path = fs_path_printf("%s/new/%s,S=%llu", d->maildrop_path, d->unique,
+	new_path = fs_path_printf("%s/new/%s,S=%llu", folder_path, d->unique,
 		(unsigned long long)d->written);
 	r = fs_durable_publish(&d->file, new_path, &renamed);
-	if (r < 0 && !renamed && errno == ENOENT && maildrop_create(d->maildrop_path) == 0)
-		r = fs_durable_publish(&d->file, new_path, &renamed); /* new/ had gone: made again */
+	/* new/ had gone (made again), or the folder's first message (made now). */
+	if (r < 0 && !renamed && errno == ENOENT &&
+	    (d->folder ? folder_create(folder_path) : maildrop_create(folder_path)) == 0)
+		r = fs_durable_publish(&d->file, new_path, &renamed);
+	free(folder_path);
 	if (r < 0 && !renamed) {
 		free(new_path);
 		return delivery_fail(d);
@@ -281,7 +478,7 @@ int maildrop_delivery_unpublish(struct maildrop_delivery *d)
 
 	if (!d->new_path)
 		return 0;
-	new_dir = fs_path_printf("%s/new", d->maildrop_path);
+	new_dir = fs_parent_directory(d->new_path);
 	/* ENOENT: a reader moved it to cur/ in the moment it was visible; nothing to take. */
 	if ((unlink(d->new_path) < 0 && errno != ENOENT) || fs_fsync_directory(new_dir) < 0) {
 		log_error("maildrop", "event=unpublish_failed file=%s reason=\"%s\"", d->new_path,

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "bounds.h"
@@ -25,6 +26,7 @@ struct maildrop_delivery {
 	int error;           /* first errno seen by maildrop_delivery_write, 0 if none */
 	char *buf;           /* octets not yet written to fd (MAILDROP_WRITE_BUFFER) */
 	size_t buf_len;
+	const char *folder;  /* Maildir++ folder publish renames into (".Junk"), NULL: INBOX */
 };
 
 /* Creates MaildropPath and its tmp/ new/ cur/ if missing (mode 0700) and opens a new file in
@@ -34,6 +36,22 @@ int maildrop_delivery_begin(struct maildrop_delivery *d, const char *maildrop_pa
 /* Appends len octets. Errors are remembered in d->error (and further writes skipped) so the
  * caller checks once at the end. Returns 0 or -1. */
 int maildrop_delivery_write(struct maildrop_delivery *d, const void *data, size_t len);
+/* Writes out what is buffered, so file.fd holds every octet taken (a reader such as the
+ * milter client reads it from offset 0). Returns 0, or -1 with errno (also in d->error). */
+int maildrop_delivery_flush(struct maildrop_delivery *d);
+/* A read-only descriptor of the tmp/ file (close it after use), or -1 with errno. */
+int maildrop_delivery_open_read(const struct maildrop_delivery *d);
+/* Copies the first octets of what was taken (at most size) into out: the file's head, for
+ * the sender checks. Returns the count, or -1 with errno. */
+ssize_t maildrop_delivery_read_head(struct maildrop_delivery *d, char *out, size_t size);
+/* Replaces the first old_head_len octets taken by new_head (new_len octets): the head of the
+ * message (trace headers and header section) after the sender checks' edits. Still in the
+ * buffer: edited there; already in the file: a new tmp/ file takes the new head and the rest
+ * of the old one (copy_file_range), and replaces it. d->written follows, so the ",S=" size
+ * stays right. Returns 0, or -1 with errno (also in d->error: the commit then fails). */
+int maildrop_delivery_replace_head(struct maildrop_delivery *d, size_t old_head_len,
+	const char *new_head, size_t new_len);
+
 /* fsync the file, rename tmp/NAME -> new/NAME,S=<size>, fsync new/: prepare, then publish.
  * Returns 0, or -1 with errno set; on failure the tmp file is removed (no partial file is left
  * anywhere). Blocking. */
@@ -43,7 +61,9 @@ int maildrop_delivery_commit(struct maildrop_delivery *d);
  * maildrops, or to a maildrop and the outbound spool):
  *   prepare   write out and fsync the tmp/ file and close it; nothing is visible yet. Most
  *             failures (a full disk, an I/O error) happen here.
- *   publish   rename it into new/ and fsync new/: from then on readers see the message.
+ *   publish   rename it into new/ (d->folder set: the Maildir++ folder's new/, the folder
+ *             made with tmp/ new/ cur/ and a maildirfolder file on first use) and fsync
+ *             new/: from then on readers see the message.
  *   unpublish take a published message back (unlink + fsync new/) because another part of
  *             the transaction failed, so the client's 4xx stays true.
  * prepare and publish return 0, or -1 with errno and nothing of d left on disk. Blocking. */

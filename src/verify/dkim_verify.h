@@ -12,6 +12,11 @@
 
 struct verify_dkim;
 
+/* Once at startup, before the sandbox: starts the library handle every message shares (the
+ * first message would otherwise, after the sandbox is in place). Returns 0, or -1 (logged):
+ * every message is then "dkim=temperror". */
+int verify_dkim_init(void);
+
 /* Returns NULL when libopendkim cannot start (logged); the message is then "dkim=temperror". */
 struct verify_dkim *verify_dkim_new(const char *queue_id);
 /* The message as received (CRLF line ends, not dot-stuffed), in any chunks. */

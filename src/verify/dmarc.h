@@ -24,4 +24,14 @@ bool verify_dmarc_from_domain(const struct mail_headers *h, char *domain, size_t
 void verify_dmarc(const struct dnsq_ctx *dns, const char *client_ip, const char *from_domain,
 	bool reject_enabled, struct authres *ar);
 
+/* The pure part of verify_dmarc (no DNS; unit-tested): record is the DMARC record found at
+ * record_domain (from_domain itself, or its organizational domain: then sp= applies), or NULL
+ * when there is none. ar->spf_mailfrom and ar->dkim[] in, ar->dmarc out. */
+void verify_dmarc_evaluate(const char *record, const char *record_domain, const char *from_domain,
+	struct authres *ar, bool reject_enabled);
+
+/* RFC 7489 3.2: the organizational domain of domain (public suffix list, default rule "*"),
+ * lower-case, into out; false when domain is not a domain name or does not fit. */
+bool verify_dmarc_org_domain(const char *domain, char *out, size_t size);
+
 #endif

@@ -682,6 +682,7 @@ static void test_imap_destination_gets_its_defaults(void **state)
 	assert_null(d->oauth_client_file);
 	assert_null(d->oauth_token_file);
 	assert_string_equal(d->mailbox, "INBOX");
+	assert_string_equal(d->junk_mailbox, "Junk");
 	assert_string_equal(d->gmail_api_url, "https://gmail.googleapis.com");
 	assert_null(d->tls_ca_file);
 	assert_false(d->keep_copy);
@@ -696,7 +697,8 @@ static void test_imap_destination_reads_every_key(void **state)
 	(void)state;
 	load_ok(config_with_destination("\"Type\": \"imap\", \"Host\": \"127.0.0.1\", "
 		"\"Port\": 10143, \"TLS\": \"starttls\", \"Username\": \"u\", " OAUTH_FILES ", "
-		"\"Mailbox\": \"Archive/In\", \"TLSCAFile\": \"/etc/ca.pem\", \"KeepCopy\": true"), &cfg);
+		"\"Mailbox\": \"Archive/In\", \"JunkMailbox\": \"[Gmail]/Spam\", "
+		"\"TLSCAFile\": \"/etc/ca.pem\", \"KeepCopy\": true"), &cfg);
 	d = cfg.servers[0].destination;
 	assert_int_equal(d->port, 10143);
 	assert_int_equal(d->tls, DESTINATION_TLS_STARTTLS);
@@ -704,6 +706,7 @@ static void test_imap_destination_reads_every_key(void **state)
 	assert_string_equal(d->oauth_client_file, "/etc/mailpopbox/client.json");
 	assert_string_equal(d->oauth_token_file, "/var/lib/mailpopbox/token.json");
 	assert_string_equal(d->mailbox, "Archive/In");
+	assert_string_equal(d->junk_mailbox, "[Gmail]/Spam");
 	assert_string_equal(d->tls_ca_file, "/etc/ca.pem");
 	assert_true(d->keep_copy);
 	config_free(&cfg);
@@ -805,6 +808,8 @@ static void test_destination_values_are_checked(void **state)
 		"Servers[0].Destination.KeepCopy: must be true or false");
 	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"Mailbox\": \"a\\r\\nb\""),
 		"Servers[0].Destination.Mailbox: must not contain a line break");
+	assert_load_error(config_with_destination(IMAP_PASSWORD ", \"JunkMailbox\": \"a\\nb\""),
+		"Servers[0].Destination.JunkMailbox: must not contain a line break");
 	assert_load_error(config_with_destination("\"Type\": \"imap\", \"Host\": \"h\", "
 		"\"Username\": \"u\\n\", \"Password\": \"p\""),
 		"Servers[0].Destination.Username: must not contain a line break");
@@ -861,6 +866,111 @@ static void test_destination_error_in_second_server_names_its_index(void **state
 		IMAP_PASSWORD "}}, {\"Domain\": \"b.org\", \"MailboxPassword\": \"pw\", "
 		"\"MaildropPath\": \"/b\", \"Destination\": {\"Type\": \"imap\"}}]}",
 		"Servers[1].Destination.Host: missing");
+}
+
+/* ---- sender checks, DNSBLs, the milter (issue 14) ---- */
+
+static void test_verification_keys_default(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(config_with("", ""), &cfg);
+	assert_true(cfg.verify_senders);
+	assert_true(cfg.dmarc_reject);
+	assert_int_equal(cfg.dnsbl_zone_count, 0);
+	assert_null(cfg.milter);
+	assert_true(cfg.milter_fail_open);
+	assert_int_equal(cfg.milter_timeout, MILTER_TIMEOUT_DEFAULT);
+	config_free(&cfg);
+}
+
+static void test_verification_keys_are_read(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(config_with("\"VerifySenders\": false, \"DMARCReject\": false, "
+		"\"DNSBLZones\": [\"Zen.Spamhaus.org\", \"bl.example\"], "
+		"\"Milter\": \"inet:127.0.0.1:11332\", \"MilterFailOpen\": false, "
+		"\"MilterTimeoutSeconds\": 600", ""), &cfg);
+	assert_false(cfg.verify_senders);
+	assert_false(cfg.dmarc_reject);
+	assert_int_equal(cfg.dnsbl_zone_count, 2);
+	assert_string_equal(cfg.dnsbl_zones[0], "zen.spamhaus.org");
+	assert_string_equal(cfg.dnsbl_zones[1], "bl.example");
+	assert_string_equal(cfg.milter, "inet:127.0.0.1:11332");
+	assert_false(cfg.milter_fail_open);
+	assert_int_equal(cfg.milter_timeout, 600);
+	config_free(&cfg);
+}
+
+static void test_milter_spec_forms(void **state)
+{
+	static const char *const good[] = {"inet:127.0.0.1:11332", "inet:[::1]:8890",
+		"inet:rspamd.example:11332", "unix:/run/rspamd/milter.sock"};
+	static const char *const bad[] = {"127.0.0.1:11332", "inet:127.0.0.1", "inet::25",
+		"inet:host:0", "inet:host:65536", "inet:host:x", "inet:::1:25", "inet:[::1:25",
+		"unix:relative", "unix:", "tcp:host:25", "inet:bad host:25"};
+	char json[256];
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(json, sizeof(json), "\"Milter\": \"%s\"", good[i]);
+		load_ok(config_with(json, ""), &cfg);
+		assert_string_equal(cfg.milter, good[i]);
+		config_free(&cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+		snprintf(json, sizeof(json), "\"Milter\": \"%s\"", bad[i]);
+		if (config_load_string(config_with(json, ""), &cfg, err, sizeof(err)) == 0)
+			fail_msg("Milter \"%s\" was accepted", bad[i]);
+		static const char want[] = "Milter: must be \"inet:HOST:PORT\" or \"unix:PATH\" (";
+		if (strncmp(err, want, sizeof(want) - 1) != 0)
+			fail_msg("Milter \"%s\": %s", bad[i], err);
+	}
+	/* "" is no milter, as an absent key. */
+	load_ok(config_with("\"Milter\": \"\"", ""), &cfg);
+	assert_null(cfg.milter);
+	config_free(&cfg);
+}
+
+static void test_milter_timeout_is_bounded(void **state)
+{
+	(void)state;
+	assert_load_error(config_with("\"MilterTimeoutSeconds\": 0", ""),
+		"MilterTimeoutSeconds: must be an integer from 1 to 600");
+	assert_load_error(config_with("\"MilterTimeoutSeconds\": 601", ""),
+		"MilterTimeoutSeconds: must be an integer from 1 to 600");
+}
+
+static void test_verification_bools_must_be_bools(void **state)
+{
+	(void)state;
+	assert_load_error(config_with("\"VerifySenders\": 1", ""),
+		"VerifySenders: must be true or false");
+	assert_load_error(config_with("\"DMARCReject\": \"yes\"", ""),
+		"DMARCReject: must be true or false");
+	assert_load_error(config_with("\"MilterFailOpen\": null, \"VerifySenders\": 0", ""),
+		"VerifySenders: must be true or false");
+}
+
+static void test_dnsbl_zones_are_checked(void **state)
+{
+	(void)state;
+	assert_load_error(config_with("\"DNSBLZones\": \"zen.spamhaus.org\"", ""),
+		"DNSBLZones: must be an array of strings");
+	assert_load_error(config_with("\"DNSBLZones\": [\"ok.example\", \"bad zone\"]", ""),
+		"DNSBLZones[1]: must be a domain name (letters, digits, '-' and '.', at most 255 "
+		"characters)");
+	assert_load_error(config_with("\"DNSBLZones\": [\"\"]", ""),
+		"DNSBLZones[0]: must be a domain name (letters, digits, '-' and '.', at most 255 "
+		"characters)");
+	assert_load_error(config_with("\"DNSBLZones\": [\"a1.x\", \"a2.x\", \"a3.x\", "
+		"\"a4.x\", \"a5.x\", \"a6.x\", \"a7.x\", \"a8.x\", \"a9.x\"]", ""),
+		"DNSBLZones: must have at most 8 zones");
 }
 
 int main(void)
@@ -928,6 +1038,12 @@ int main(void)
 		cmocka_unit_test(test_destination_keys_match_case_insensitively),
 		cmocka_unit_test(test_unknown_destination_keys_warn_but_load),
 		cmocka_unit_test(test_destination_error_in_second_server_names_its_index),
+		cmocka_unit_test(test_verification_keys_default),
+		cmocka_unit_test(test_verification_keys_are_read),
+		cmocka_unit_test(test_milter_spec_forms),
+		cmocka_unit_test(test_milter_timeout_is_bounded),
+		cmocka_unit_test(test_verification_bools_must_be_bools),
+		cmocka_unit_test(test_dnsbl_zones_are_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

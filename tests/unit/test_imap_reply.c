@@ -257,6 +257,10 @@ static void test_refusal_codes(void **state)
 	assert_int_equal(parse_ok("A4 NO [LIMIT] many").code, IMAP_CODE_LIMIT);
 	assert_int_equal(parse_ok("A4 NO [TRYCREATE] Mailbox doesn't exist: X").code,
 		IMAP_CODE_TRYCREATE);
+	assert_int_equal(parse_ok("A5 NO [NONEXISTENT] Mailbox doesn't exist: Junk").code,
+		IMAP_CODE_NONEXISTENT);
+	assert_int_equal(parse_ok("A6 NO [ALREADYEXISTS] Mailbox already exists").code,
+		IMAP_CODE_ALREADYEXISTS);
 	assert_int_equal(parse_ok("A4 NO [READ-ONLY] x").code, IMAP_CODE_OTHER);
 }
 
@@ -311,6 +315,19 @@ static void test_search_results(void **state)
 	/* A number too large for a UID stops the count. */
 	r = parse_ok("* SEARCH 4294967296");
 	assert_int_equal(r.search_count, 0);
+}
+
+static void test_list_response(void **state)
+{
+	(void)state;
+	struct imap_reply r = parse_ok("* LIST (\\HasNoChildren \\Junk) \"/\" Junk");
+	assert_int_equal(r.kind, IMAP_REPLY_UNTAGGED);
+	assert_int_equal(r.data, IMAP_DATA_LIST);
+	/* A name sent as a literal. */
+	r = parse_ok("* LIST () \"/\" {4}");
+	assert_int_equal(r.data, IMAP_DATA_LIST);
+	assert_true(r.literal);
+	assert_int_equal(r.literal_size, 4);
 }
 
 static void test_other_data_is_ignored(void **state)
@@ -414,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_unclosed_code_is_text),
 		cmocka_unit_test(test_continuations),
 		cmocka_unit_test(test_search_results),
+		cmocka_unit_test(test_list_response),
 		cmocka_unit_test(test_other_data_is_ignored),
 		cmocka_unit_test(test_literal_in_data_is_announced),
 		cmocka_unit_test(test_status_text_never_holds_a_literal),

@@ -1152,11 +1152,132 @@ static void test_recover_tmp_of_a_missing_maildrop_removes_nothing(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* ---- the head rewrite and the Junk folder (sender checks) ---- */
+
+/* The one file in dir, its name in name (512 octets), its content. */
+static char *only_file(const char *dir, char *name)
+{
+	char names[4][512];
+	char *path;
+
+	assert_int_equal(list_names(dir, names, 4), 1);
+	snprintf(name, 512, "%s", names[0]);
+	path = join(dir, names[0]);
+	return path;
+}
+
+static void test_replace_head_in_buffer_keeps_size_in_name(void **state)
+{
+	struct fixture *f = *state;
+	const char *message = "Received: x\r\nSubject: hi\r\n\r\nbody\r\n";
+	const char *head = "Authentication-Results: mx; none\r\nReceived: x\r\nSubject: hi\r\n\r\n";
+	struct maildrop_delivery d;
+	char head_read[64], name[512], expected[600];
+
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, message, strlen(message)), 0);
+	assert_int_equal(maildrop_delivery_read_head(&d, head_read, 11), 11);
+	assert_memory_equal(head_read, "Received: x", 11);
+	assert_int_equal(maildrop_delivery_replace_head(&d, 28, head, strlen(head)), 0);
+	assert_int_equal(d.written, strlen(head) + 6);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	char *dir = join(f->path, "new");
+	char *path = only_file(dir, name);
+	snprintf(expected, sizeof(expected), "%s,S=%zu", d.unique, strlen(head) + 6);
+	assert_string_equal(name, expected);
+	snprintf(expected, sizeof(expected), "%sbody\r\n", head);
+	assert_string_equal(read_whole_file(path), expected);
+	free(path);
+	free(dir);
+	maildrop_delivery_release(&d);
+}
+
+/* A message already partly in the file (over MAILDROP_WRITE_BUFFER): a new tmp file with the
+ * new head and the old rest; the old one is gone, nothing else is left in tmp/. */
+static void test_replace_head_in_file_copies_the_rest(void **state)
+{
+	struct fixture *f = *state;
+	size_t body_len = 3 * MAILDROP_WRITE_BUFFER + 17;
+	char *body = malloc(body_len);
+	const char *head = "A: 1\r\nB: 2\r\n\r\n";
+	struct maildrop_delivery d;
+	char head_read[32], name[512];
+	struct stat st;
+
+	assert_non_null(body);
+	for (size_t i = 0; i < body_len; i++)
+		body[i] = (char)('a' + i % 26);
+	assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+	assert_int_equal(maildrop_delivery_write(&d, "B: 2\r\n\r\n", 8), 0);
+	for (size_t off = 0; off < body_len; off += 1000)
+		assert_int_equal(maildrop_delivery_write(&d, body + off,
+			body_len - off < 1000 ? body_len - off : 1000), 0);
+	assert_int_equal(maildrop_delivery_flush(&d), 0);
+	assert_int_equal(maildrop_delivery_read_head(&d, head_read, 8), 8);
+	assert_memory_equal(head_read, "B: 2\r\n\r\n", 8);
+	assert_int_equal(maildrop_delivery_replace_head(&d, 8, head, strlen(head)), 0);
+	assert_int_equal(count_entries(f->path, "tmp"), 1);
+	assert_int_equal(maildrop_delivery_commit(&d), 0);
+	assert_int_equal(count_entries(f->path, "tmp"), 0);
+	char *dir = join(f->path, "new");
+	char *path = only_file(dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((size_t)st.st_size, strlen(head) + body_len);
+	assert_int_equal(d.written, strlen(head) + body_len);
+	int fd = open(path, O_RDONLY);
+	char *got = malloc(st.st_size);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, st.st_size), st.st_size);
+	close(fd);
+	assert_memory_equal(got, head, strlen(head));
+	assert_memory_equal(got + strlen(head), body, body_len);
+	free(got);
+	free(path);
+	free(dir);
+	free(body);
+	maildrop_delivery_release(&d);
+}
+
+static void test_junk_folder_is_made_on_first_use(void **state)
+{
+	struct fixture *f = *state;
+	struct maildrop_delivery d;
+	char name[512];
+	struct stat st;
+
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(maildrop_delivery_begin(&d, f->path), 0);
+		d.folder = ".Junk";
+		assert_int_equal(maildrop_delivery_write(&d, "S: x\r\n\r\n", 8), 0);
+		assert_int_equal(maildrop_delivery_commit(&d), 0);
+		maildrop_delivery_release(&d);
+	}
+	assert_int_equal(count_entries(f->path, "new"), 0);
+	char *junk = join(f->path, ".Junk");
+	assert_int_equal(count_entries(junk, "new"), 2);
+	assert_int_equal(count_entries(junk, "tmp"), 0);
+	assert_int_equal(count_entries(junk, "cur"), 0);
+	char *marker = join(junk, "maildirfolder");
+	assert_int_equal(stat(marker, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	free(marker);
+	/* POP3 lists INBOX only. */
+	struct maildrop md;
+	assert_int_equal(maildrop_open(&md, f->path), MAILDROP_OPEN_OK);
+	assert_int_equal(md.count, 0);
+	maildrop_close(&md);
+	(void)name;
+	free(junk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_delivery_creates_maildir_and_stores_exact_bytes_in_new_with_size_suffix),
 		T(test_delivery_commit_leaves_tmp_empty),
+		T(test_replace_head_in_buffer_keeps_size_in_name),
+		T(test_replace_head_in_file_copies_the_rest),
+		T(test_junk_folder_is_made_on_first_use),
 		T(test_delivery_stores_large_message_written_in_odd_pieces_exactly),
 		T(test_delivery_remakes_a_missing_tmp_dir),
 		T(test_delivery_remakes_new_dir_removed_while_writing),

@@ -447,7 +447,7 @@ static void test_confirmed_without_keep_copy_removes_the_file(void **state)
 	int lock = push_maildrop_trylock(f->path);
 	assert_true(lock >= 0);
 	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], false), 0);
-	assert_int_equal(push_maildrop_sync(f->path), 0);
+	assert_int_equal(push_maildrop_sync(f->path, true, false), 0);
 	close(lock);
 	assert_false(exists(f, "new", "1.M1P1Q1.host"));
 	push_listing_free(&l);
@@ -494,6 +494,124 @@ static void test_finalise_finds_a_file_another_reader_moved(void **state)
 	/* Already gone (POP3 DELE): nothing to do, no error. */
 	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], false), 0);
 	push_listing_free(&l);
+}
+
+/* The Maildir++ Junk folder (issue 14), as the SMTP side makes it on first use. */
+static void make_junk_folder(const struct fixture *f)
+{
+	make_dir(f->path, ".Junk");
+	make_dir(f->path, ".Junk/new");
+	make_dir(f->path, ".Junk/cur");
+	make_dir(f->path, ".Junk/tmp");
+	put_message(f, ".Junk", "maildirfolder", 1);
+}
+
+static void test_junk_folder_is_listed_with_its_own_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+
+	/* No Junk folder at all: INBOX only, no error. */
+	put_message(f, "new", "2.M1P1Q1.host", 2);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 1);
+	assert_false(l.items[0].junk);
+	push_listing_free(&l);
+	make_junk_folder(f);
+	put_message(f, ".Junk/new", "1.M1P1Q1.host", 1);
+	put_message(f, ".Junk/cur", "3.M1P1Q1.host:2,S", 3);
+	put_message(f, ".Junk/cur", "4.M1P1Q1.host:2,PS", 4); /* pushed already (KeepCopy) */
+	/* The same unique name in both folders (a tool moved a copy): two messages. */
+	put_message(f, "new", "5.M1P1Q1.host", 5);
+	put_message(f, ".Junk/new", "5.M1P1Q1.host", 5);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 5);
+	/* One arrival order across both folders. */
+	assert_string_equal(l.items[0].key, ".Junk/1.M1P1Q1.host");
+	assert_true(l.items[0].junk);
+	assert_string_equal(l.items[1].key, "2.M1P1Q1.host");
+	assert_false(l.items[1].junk);
+	assert_string_equal(l.items[2].key, ".Junk/3.M1P1Q1.host");
+	assert_true(l.items[2].junk);
+	assert_int_equal(l.items[3].key[0] == '.', l.items[3].junk);
+	assert_int_equal(l.items[4].key[0] == '.', l.items[4].junk);
+	assert_true(l.items[3].junk != l.items[4].junk);
+	push_listing_free(&l);
+}
+
+static void test_junk_journal_keys_survive_a_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	struct push_journal *j;
+
+	make_junk_folder(f);
+	put_message(f, "new", "1.M1P1Q1.host", 1);
+	put_message(f, ".Junk/new", "1.M1P1Q1.host", 2);
+	j = open_journal(f);
+	assert_int_equal(push_journal_record(j, ".Junk/1.M1P1Q1.host", PUSH_JOURNAL_ATTEMPT), 0);
+	assert_int_equal(push_journal_sync(j), 0);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_pending_list(f->path, j, 100, false, &l), 0);
+	assert_int_equal(l.count, 2);
+	/* In doubt: the Junk copy only. */
+	assert_string_equal(l.items[0].key, "1.M1P1Q1.host");
+	assert_int_equal(l.items[0].state, PUSH_JOURNAL_NONE);
+	assert_string_equal(l.items[1].key, ".Junk/1.M1P1Q1.host");
+	assert_int_equal(l.items[1].state, PUSH_JOURNAL_ATTEMPT);
+	push_listing_free(&l);
+	/* Compaction keeps the live Junk key. */
+	assert_int_equal(push_pending_list(f->path, j, 100, false, &l), 0);
+	assert_int_equal(push_journal_compact(j, true), 0);
+	push_listing_free(&l);
+	push_journal_close(j);
+	j = open_journal(f);
+	assert_int_equal(push_journal_state(j, ".Junk/1.M1P1Q1.host"), PUSH_JOURNAL_ATTEMPT);
+	assert_int_equal(push_journal_state(j, "1.M1P1Q1.host"), PUSH_JOURNAL_NONE);
+	push_journal_close(j);
+}
+
+static void test_junk_confirmed_is_finalised_in_its_folder(void **state)
+{
+	struct fixture *f = *state;
+	struct push_listing l;
+	char from[512], to[512];
+
+	make_junk_folder(f);
+	put_message(f, ".Junk/new", "1.M1P1Q1.host", 1);
+	put_message(f, ".Junk/cur", "2.M1P1Q1.host:2,S", 2);
+	put_message(f, ".Junk/new", "3.M1P1Q1.host", 3);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 3);
+	int lock = push_maildrop_trylock(f->path);
+	assert_true(lock >= 0);
+	/* KeepCopy: renamed into .Junk/cur with P, not into INBOX's cur/. */
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[0], true), 0);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[1], true), 0);
+	assert_true(exists(f, ".Junk/cur", "1.M1P1Q1.host:2,P"));
+	assert_true(exists(f, ".Junk/cur", "2.M1P1Q1.host:2,PS"));
+	assert_false(exists(f, "cur", "1.M1P1Q1.host:2,P"));
+	/* Moved by a mail client meanwhile: found in its folder; then removed (no KeepCopy). */
+	snprintf(from, sizeof(from), "%s/.Junk/new/3.M1P1Q1.host", f->path);
+	snprintf(to, sizeof(to), "%s/.Junk/cur/3.M1P1Q1.host:2,S", f->path);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(push_maildrop_finalise(f->path, &l.items[2], false), 0);
+	assert_false(exists(f, ".Junk/cur", "3.M1P1Q1.host:2,S"));
+	assert_int_equal(push_maildrop_sync(f->path, false, true), 0);
+	assert_int_equal(push_maildrop_sync(f->path, true, true), 0);
+	close(lock);
+	push_listing_free(&l);
+	assert_int_equal(push_pending_list(f->path, NULL, 100, false, &l), 0);
+	assert_int_equal(l.count, 0);
+	push_listing_free(&l);
+}
+
+static void test_sync_without_a_junk_folder_is_fine(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(push_maildrop_sync(f->path, true, true), 0);
 }
 
 static void test_trylock_reports_pop3_holding_the_lock(void **state)
@@ -595,6 +713,14 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_finalise_finds_a_file_another_reader_moved,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(test_junk_folder_is_listed_with_its_own_keys, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_junk_journal_keys_survive_a_reopen, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_junk_confirmed_is_finalised_in_its_folder, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_sync_without_a_junk_folder_is_fine, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_trylock_reports_pop3_holding_the_lock, setup,
 			teardown),
 		cmocka_unit_test(test_flags_are_read_from_the_info_part),

@@ -1650,6 +1650,81 @@ static void test_unauthenticated_rcpt_to_remote_domain_gets_550(void **state)
 	assert_non_null(smtp_session_tx(c->s)->rcpts[0].server);
 }
 
+/* ---- sender checks: DNSBL at RCPT, refusals after the data (issue 14) ---- */
+
+static void test_dnsbl_listed_client_gets_554_at_rcpt_but_postmaster(void **state)
+{
+	struct client *c = *state;
+
+	smtp_session_set_dnsbl(c->s, "bl.test", "Listed: see http://bl.test/?192.0.2.1");
+	begin_mail(c);
+	expect(c, "RCPT TO:<alice@example.org>", "554 5.7.1");
+	assert_string_equal(replies(c), "554 5.7.1 Service unavailable; client [192.0.2.1] "
+		"listed by bl.test: Listed: see http://bl.test/?192.0.2.1\r\n");
+	expect(c, "RCPT TO:<postmaster@example.org>", "250 2.1.5");
+	expect(c, "RCPT TO:<PostMaster@example.net>", "250 2.1.5");
+	expect(c, "RCPT TO:<postmaster>", "250 2.1.5");
+	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 3);
+	expect(c, "RSET", "250 2.0.0");
+	expect(c, "MAIL FROM:<bob@example.com>", "250 2.1.0");
+	expect(c, "RCPT TO:<\"postmaster\"@example.org>", "250 2.1.5");
+	expect(c, "RCPT TO:<postmaster.x@example.org>", "554 5.7.1");
+	/* Relaying stays refused as ever. */
+	expect(c, "RCPT TO:<postmaster@example.com>", "550 5.7.1");
+	/* Each refusal counts as a client error: a listed client cannot go on for ever. */
+	for (int i = 0; i < SMTP_MAX_ERRORS - 4; i++)
+		expect(c, "RCPT TO:<bob@example.org>", "554 5.7.1");
+	send_line(c, "RCPT TO:<bob@example.org>");
+	assert_int_equal(c->action, SMTP_ACTION_CLOSE);
+}
+
+static void test_dnsbl_reason_is_optional_and_made_printable(void **state)
+{
+	struct client *c = *state;
+
+	smtp_session_set_dnsbl(c->s, "zen.example", "");
+	begin_mail(c);
+	expect(c, "RCPT TO:<alice@example.org>", "554 5.7.1");
+	assert_string_equal(replies(c),
+		"554 5.7.1 Service unavailable; client [192.0.2.1] listed by zen.example\r\n");
+	smtp_session_set_dnsbl(c->s, "zen.example", "bad\r\n250 ok\x01");
+	expect(c, "RCPT TO:<alice@example.org>", "554 5.7.1");
+	assert_string_equal(replies(c), "554 5.7.1 Service unavailable; client [192.0.2.1] "
+		"listed by zen.example: bad250 ok\r\n");
+}
+
+static void test_not_listed_client_is_served(void **state)
+{
+	struct client *c = *state;
+
+	begin_mail(c);
+	expect(c, "RCPT TO:<alice@example.org>", "250 2.1.5");
+}
+
+/* The sender checks refuse after the data with 5xx or 4xx (DMARC, the milter): either way
+ * the transaction is over and the next one may start. */
+static void test_data_rejected_with_5xx_or_4xx_ends_the_transaction(void **state)
+{
+	struct client *c = *state;
+
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	strbuf_reset(&c->out);
+	smtp_session_data_rejected(c->s, "550 5.7.1 DMARC policy of example.com rejects this "
+		"message (SPF and DKIM not aligned)", &c->out);
+	assert_true(is_single_reply(replies(c), "550 5.7.1"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	assert_int_equal(smtp_session_tx(c->s)->rcpt_count, 0);
+	start_transaction(c, "MAIL FROM:<bob@example.com>");
+	assert_int_equal(send_data_str(c, "Hi\r\n.\r\n"), SMTP_DATA_COMMIT);
+	strbuf_reset(&c->out);
+	smtp_session_data_rejected(c->s, "451 4.7.1 Message filter unavailable, try again later",
+		&c->out);
+	assert_true(is_single_reply(replies(c), "451 4.7.1"));
+	assert_int_equal(smtp_session_state(c->s), SMTP_STATE_READY);
+	expect(c, "MAIL FROM:<carol@example.com>", "250 2.1.0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1669,6 +1744,10 @@ int main(void)
 		T(test_starttls_conditions_outrank_the_sequence),
 		T(test_rcpt_to_any_local_part_accepted),
 		T(test_rcpt_to_blocked_address_gets_553),
+		T(test_dnsbl_listed_client_gets_554_at_rcpt_but_postmaster),
+		T(test_dnsbl_reason_is_optional_and_made_printable),
+		T(test_not_listed_client_is_served),
+		T(test_data_rejected_with_5xx_or_4xx_ends_the_transaction),
 		T(test_quoted_form_of_blocked_address_gets_553),
 		T(test_rcpt_to_other_domain_gets_550),
 		T(test_rcpt_beyond_max_recipients_gets_452),
