@@ -417,3 +417,29 @@ void mail_message_id_field(struct strbuf *out, const char *token, const char *do
 	strbuf_appendf(out, "Message-ID: <%s@%s>\r\n", token,
 		is_dot_atom_text(domain) ? domain : "mailpopbox.invalid");
 }
+
+size_t mail_skip_quoted_string(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return SIZE_MAX;
+}
+
+size_t mail_skip_comment(const char *s, size_t len, size_t i)
+{
+	size_t depth = 0;
+
+	for (; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && --depth == 0)
+			return i + 1;
+	}
+	return SIZE_MAX;
+}

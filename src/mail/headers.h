@@ -82,6 +82,11 @@ const struct mail_field *mail_headers_find(const struct mail_headers *h, const c
  * whitespace is removed), without the final line end and without leading and trailing
  * whitespace. */
 void mail_field_unfold_value(const struct mail_field *f, struct strbuf *out);
+/* Lexical tokens of a field's value (RFC 5322 3.2), for readers of addresses (sendas, DMARC):
+ * s[i] is '"' (a quoted-string, with quoted-pairs) or '(' (a comment; comments nest). Each
+ * returns the index after the token, or SIZE_MAX when it never ends before len. */
+size_t mail_skip_quoted_string(const char *s, size_t len, size_t i);
+size_t mail_skip_comment(const char *s, size_t len, size_t i);
 
 /* Replaces field index with raw (raw_len octets): one whole field, name, colon and line end
  * included, folded only with line ends followed by SP or HTAB. Fatal if raw is not exactly one

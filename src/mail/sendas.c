@@ -216,36 +216,6 @@ static enum tag_state subject_remove_tag(const struct mail_field *f, const char 
 
 /* ---- The From address ---- */
 
-/* s[i] is '"': returns the index after the closing quote (RFC 5322 3.2.4, with quoted-pairs),
- * or SIZE_MAX when the string never ends. */
-static size_t skip_quoted_string(const char *s, size_t len, size_t i)
-{
-	for (i++; i < len; i++) {
-		if (s[i] == '\\')
-			i++;
-		else if (s[i] == '"')
-			return i + 1;
-	}
-	return SIZE_MAX;
-}
-
-/* s[i] is '(': returns the index after the comment (RFC 5322 3.2.2: comments nest), or
- * SIZE_MAX when it never ends. */
-static size_t skip_comment(const char *s, size_t len, size_t i)
-{
-	size_t depth = 0;
-
-	for (; i < len; i++) {
-		if (s[i] == '\\')
-			i++;
-		else if (s[i] == '(')
-			depth++;
-		else if (s[i] == ')' && --depth == 0)
-			return i + 1;
-	}
-	return SIZE_MAX;
-}
-
 /* Finds the address of the first mailbox of a From value (RFC 5322 3.4: name-addr or
  * addr-spec, with comments and quoted strings anywhere): [*start, *end) is what goes between
  * the angle brackets, or the bare addr-spec. False when the value cannot be read so. */
@@ -256,13 +226,13 @@ static bool mailbox_address_span(const char *s, size_t len, size_t *start, size_
 	/* name-addr: the first '<' outside quoted strings and comments, before any ','. */
 	while (i < len && s[i] != ',') {
 		if (s[i] == '"') {
-			i = skip_quoted_string(s, len, i);
+			i = mail_skip_quoted_string(s, len, i);
 		} else if (s[i] == '(') {
-			i = skip_comment(s, len, i);
+			i = mail_skip_comment(s, len, i);
 		} else if (s[i] == '<') {
 			size_t j = i + 1;
 			while (j < len && s[j] != '>')
-				j = s[j] == '"' ? skip_quoted_string(s, len, j) : j + 1;
+				j = s[j] == '"' ? mail_skip_quoted_string(s, len, j) : j + 1;
 			if (j >= len)
 				return false;
 			*start = i + 1;
@@ -277,7 +247,7 @@ static bool mailbox_address_span(const char *s, size_t len, size_t *start, size_
 	/* addr-spec: the first token after comments and whitespace. */
 	i = 0;
 	while (i < len && (is_linear_space(s[i]) || s[i] == '(')) {
-		i = s[i] == '(' ? skip_comment(s, len, i) : i + 1;
+		i = s[i] == '(' ? mail_skip_comment(s, len, i) : i + 1;
 		if (i == SIZE_MAX)
 			return false;
 	}
@@ -285,7 +255,7 @@ static bool mailbox_address_span(const char *s, size_t len, size_t *start, size_
 	while (i < len && !is_linear_space(s[i]) && s[i] != '(' && s[i] != ',') {
 		if (s[i] == ':' || s[i] == ';' || s[i] == '<' || s[i] == '>')
 			return false; /* a group (RFC 6854) or worse: not one address to replace */
-		i = s[i] == '"' ? skip_quoted_string(s, len, i) : i + 1;
+		i = s[i] == '"' ? mail_skip_quoted_string(s, len, i) : i + 1;
 		if (i == SIZE_MAX)
 			return false;
 	}

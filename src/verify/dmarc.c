@@ -110,30 +110,18 @@ static bool from_scan(const char *s, size_t len, struct from_scan *sc)
 	while (i < len) {
 		char c = s[i];
 		if (c == '(') {
-			unsigned depth = 0;
-			for (; i < len; i++) {
-				if (s[i] == '\\')
-					i++;
-				else if (s[i] == '(')
-					depth++;
-				else if (s[i] == ')' && --depth == 0)
-					break;
-			}
-			if (i >= len)
+			i = mail_skip_comment(s, len, i);
+			if (i == SIZE_MAX)
 				return false;
-			i++;
 			/* RFC 5322 3.2.2: a comment separates like white space ("e(x)c" is two
 			 * words, not "ec"). */
 			if (sc->text.len > 0 && sc->text.data[sc->text.len - 1] != ' ')
 				strbuf_append_str(&sc->text, " ");
 		} else if (c == '"') {
 			size_t start = i;
-			for (i++; i < len && s[i] != '"'; i++)
-				if (s[i] == '\\')
-					i++;
-			if (i >= len)
+			i = mail_skip_quoted_string(s, len, i);
+			if (i == SIZE_MAX)
 				return false;
-			i++;
 			strbuf_append(&sc->text, &s[start], i - start);
 		} else if (c == '[') {
 			/* A domain-literal: kept, so the domain check refuses it. */
