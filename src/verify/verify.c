@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "filter/milter.h"
+#include "filter/milter_codec.h"
 #include "log.h"
 #include "mail/headers.h"
 #include "smtp/session.h"
@@ -225,14 +226,15 @@ void verify_rewrite_head(const char *authres_field, const char *head, size_t hea
 struct file_head {
 	char *data;
 	size_t len;      /* the octets of the head (trace headers + header section) */
-	bool complete;   /* the whole section was read and parsed */
+	bool complete;   /* the whole section was read and parsed: h holds it */
+	struct mail_headers h;
 	size_t fields;   /* fields in the first trace_len octets: this file's trace headers */
 };
 
-/* Reads and measures the head of d; trace_len: the octets of its trace headers. */
+/* Reads, parses and measures the head of d; trace_len: the octets of its trace headers.
+ * Release with file_head_free, whatever it returned. */
 static int read_head(struct maildrop_delivery *d, size_t trace_len, struct file_head *fh)
 {
-	struct mail_headers h;
 	size_t header_len;
 
 	memset(fh, 0, sizeof(*fh));
@@ -240,18 +242,29 @@ static int read_head(struct maildrop_delivery *d, size_t trace_len, struct file_
 	ssize_t got = maildrop_delivery_read_head(d, fh->data, MAIL_HEADER_SECTION_MAX);
 	if (got < 0)
 		return -1;
-	if (mail_headers_parse(fh->data, (size_t)got, &h, &header_len) != MAIL_HEADERS_OK)
+	if (mail_headers_parse(fh->data, (size_t)got, &fh->h, &header_len) != MAIL_HEADERS_OK)
 		return 0; /* too big to edit: the A-R field is only prepended */
 	/* A section cut by the read (no blank line within it) is not one to edit either. */
-	fh->complete = h.separator[0] != '\0' || (uint64_t)got == d->written;
-	fh->len = fh->complete ? header_len : 0;
+	fh->complete = fh->h.separator[0] != '\0' || (uint64_t)got == d->written;
+	if (!fh->complete) {
+		mail_headers_free(&fh->h);
+		return 0;
+	}
+	fh->len = header_len;
 	size_t at = 0;
-	for (size_t i = 0; i < h.count && at < trace_len; i++) {
-		at += h.fields[i].raw_len;
+	for (size_t i = 0; i < fh->h.count && at < trace_len; i++) {
+		at += fh->h.fields[i].raw_len;
 		fh->fields++;
 	}
-	mail_headers_free(&h);
 	return 0;
+}
+
+static void file_head_free(struct file_head *fh)
+{
+	if (fh->complete)
+		mail_headers_free(&fh->h);
+	free(fh->data);
+	fh->data = NULL;
 }
 
 /* ---- the checks ---- */
@@ -276,13 +289,10 @@ static void log_verified(const struct verify_envelope *env, const struct authres
 }
 
 static void sender_checks(const struct verify_envelope *env, struct verify_dkim *dkim,
-	struct maildrop_delivery *first, struct authres *ar)
+	const struct file_head *first, struct authres *ar)
 {
 	const struct config *cfg = env->cfg;
 	struct dnsq_ctx dns;
-	struct file_head fh;
-	struct mail_headers h;
-	size_t header_len;
 	char from_domain[AUTHRES_VALUE_MAX] = "";
 
 	dnsq_ctx_init(&dns, cfg->dns_resolver, VERIFY_DEADLINE_SECONDS);
@@ -295,13 +305,8 @@ static void sender_checks(const struct verify_envelope *env, struct verify_dkim 
 		ar->dkim[0].result = AUTH_TEMPERROR;
 		snprintf(ar->dkim[0].comment, sizeof(ar->dkim[0].comment), "verifier unavailable");
 	}
-	if (read_head(first, 0, &fh) == 0 &&
-	    mail_headers_parse(fh.data, fh.complete ? fh.len : 0, &h, &header_len) ==
-		    MAIL_HEADERS_OK) {
-		verify_dmarc_from_domain(&h, from_domain, sizeof(from_domain));
-		mail_headers_free(&h);
-	}
-	free(fh.data);
+	if (first->complete)
+		verify_dmarc_from_domain(&first->h, from_domain, sizeof(from_domain));
 	verify_dmarc(&dns, env->client_ip, from_domain, cfg->dmarc_reject, ar);
 }
 
@@ -343,8 +348,7 @@ static void run_milter(const struct verify_envelope *env, const struct strbuf *l
 static void milter_policy(const struct verify_envelope *env, const struct milter_result *mr,
 	struct verify_outcome *out)
 {
-	static const char *const names[] = {"accept", "reject", "tempfail", "discard", "failed"};
-	const char *verdict = mr->verdict <= MILTER_FAILED ? names[mr->verdict] : "failed";
+	const char *verdict = milter_verdict_name(mr->verdict);
 	char quoted[MILTER_SMTP_REPLY_MAX + 64];
 
 	if (mr->verdict == MILTER_FAILED) {
@@ -383,41 +387,45 @@ static void milter_policy(const struct verify_envelope *env, const struct milter
 	}
 }
 
-/* Every file's head rewritten with the A-R field and the milter's changes. */
+/* Every file's head rewritten with the A-R field and the milter's changes; first: ds[0]'s
+ * head, read once for the checks and the rewrite. */
 static int rewrite_heads(const struct verify_envelope *env, const struct strbuf *lead,
 	const struct milter_result *mr, struct maildrop_delivery *ds, const size_t *trace_lens,
-	size_t count)
+	size_t count, const struct file_head *first)
 {
 	const struct milter_change *changes = mr ? mr->changes : NULL;
 	size_t change_count = mr ? mr->change_count : 0;
-	size_t first_fields = 0;
 	struct strbuf head;
 	int r = 0;
 
 	strbuf_init(&head);
 	for (size_t i = 0; i < count && r == 0; i++) {
-		struct file_head fh;
+		struct file_head other;
+		const struct file_head *fh = first;
 
-		if (read_head(&ds[i], trace_lens[i], &fh) < 0) {
-			free(fh.data);
-			r = -1;
-			break;
+		if (i > 0) {
+			fh = &other;
+			if (read_head(&ds[i], trace_lens[i], &other) < 0) {
+				file_head_free(&other);
+				r = -1;
+				break;
+			}
 		}
-		if (i == 0)
-			first_fields = fh.fields;
 		strbuf_reset(&head);
-		if (fh.complete)
-			verify_rewrite_head(lead->data ? lead->data : "", fh.data, fh.len,
+		if (fh->complete)
+			verify_rewrite_head(lead->data ? lead->data : "", fh->data, fh->len,
 				env->cfg->hostname, changes, change_count,
-				(lead->len ? 1 : 0) + first_fields,
-				(long)fh.fields - (long)first_fields, &head);
+				(lead->len ? 1 : 0) + first->fields,
+				(long)fh->fields - (long)first->fields, &head);
 		else
 			strbuf_append(&head, lead->data ? lead->data : "", lead->len);
-		bool same = head.len == fh.len && (fh.len == 0 || memcmp(head.data, fh.data,
-			fh.len) == 0);
-		free(fh.data);
+		bool same = head.len == fh->len && (fh->len == 0 || memcmp(head.data, fh->data,
+			fh->len) == 0);
+		size_t old_len = fh->len;
+		if (i > 0)
+			file_head_free(&other);
 		if (!same) /* nothing to change: the file is left as it is */
-			r = maildrop_delivery_replace_head(&ds[i], fh.len, head.data ? head.data : "",
+			r = maildrop_delivery_replace_head(&ds[i], old_len, head.data ? head.data : "",
 				head.len);
 	}
 	strbuf_free(&head);
@@ -432,6 +440,7 @@ void verify_message(const struct verify_envelope *env, struct verify_dkim *dkim,
 	struct authres ar;
 	struct strbuf lead;
 	struct milter_result mr;
+	struct file_head first;
 	bool milter_ran = false;
 
 	memset(out, 0, sizeof(*out));
@@ -440,8 +449,16 @@ void verify_message(const struct verify_envelope *env, struct verify_dkim *dkim,
 	if (count == 0)
 		return;
 	strbuf_init(&lead);
+	if (read_head(&ds[0], trace_lens[0], &first) < 0) {
+		out->error = errno;
+		log_error("verify", "event=rewrite_failed id=%s error=\"%s\"", env->queue_id,
+			strerror(out->error));
+		file_head_free(&first);
+		strbuf_free(&lead);
+		return;
+	}
 	if (cfg->verify_senders) {
-		sender_checks(env, dkim, &ds[0], &ar);
+		sender_checks(env, dkim, &first, &ar);
 		authres_write(&ar, cfg->hostname, "\r\n", &lead);
 		if (ar.dmarc.result == AUTH_FAIL && ar.dmarc.disposition == DMARC_POLICY_REJECT) {
 			out->action = VERIFY_REJECT;
@@ -463,7 +480,8 @@ void verify_message(const struct verify_envelope *env, struct verify_dkim *dkim,
 	if (cfg->verify_senders)
 		log_verified(env, &ar, out->action);
 	if (out->action == VERIFY_INBOX || out->action == VERIFY_JUNK) {
-		if (rewrite_heads(env, &lead, milter_ran ? &mr : NULL, ds, trace_lens, count) < 0) {
+		if (rewrite_heads(env, &lead, milter_ran ? &mr : NULL, ds, trace_lens, count,
+			&first) < 0) {
 			out->error = errno;
 			log_error("verify", "event=rewrite_failed id=%s error=\"%s\"", env->queue_id,
 				strerror(out->error));
@@ -473,5 +491,6 @@ void verify_message(const struct verify_envelope *env, struct verify_dkim *dkim,
 	}
 	if (milter_ran)
 		milter_result_free(&mr);
+	file_head_free(&first);
 	strbuf_free(&lead);
 }
