@@ -266,31 +266,22 @@ ssize_t maildrop_delivery_read_head(struct maildrop_delivery *d, char *out, size
 	return (ssize_t)(got + from_buf);
 }
 
-/* The head replaced in the buffer: nothing of the message is in the file yet. */
+/* The head replaced in the buffer: nothing of the message is in the file yet, so the message
+ * is taken again, the new head then the old buffer's rest, by the ordinary writer. */
 static int replace_head_in_buffer(struct maildrop_delivery *d, size_t old_head_len,
 	const char *new_head, size_t new_len)
 {
+	char *old = d->buf;
 	size_t rest = d->buf_len - old_head_len;
-	char *buf = xmalloc(new_len + rest);
 
-	memcpy(buf, new_head, new_len);
-	if (rest > 0)
-		memcpy(buf + new_len, d->buf + old_head_len, rest);
-	free(d->buf);
 	d->buf = NULL;
 	d->buf_len = 0;
 	d->written = 0;
-	if (new_len + rest >= MAILDROP_WRITE_BUFFER) {
-		/* Too big for the buffer: straight into the (still empty) file. */
-		int r = maildrop_delivery_write(d, buf, new_len + rest);
-		free(buf);
-		return r;
-	}
-	d->buf = xmalloc(MAILDROP_WRITE_BUFFER);
-	memcpy(d->buf, buf, new_len + rest);
-	d->buf_len = d->written = new_len + rest;
-	free(buf);
-	return 0;
+	int r = maildrop_delivery_write(d, new_head, new_len);
+	if (r == 0 && rest > 0)
+		r = maildrop_delivery_write(d, old + old_head_len, rest);
+	free(old);
+	return r;
 }
 
 /* Copies the octets of in_fd from offset to its end to out_fd. */
