@@ -221,19 +221,14 @@ void smtp_inbound_commit(struct smtp_inbound *m)
 	if (m->verify) {
 		verify_message(m->verify, m->dkim, m->deliveries, m->trace_lens, m->delivery_count,
 			&m->outcome);
-		if (m->outcome.action != VERIFY_INBOX && m->outcome.action != VERIFY_JUNK) {
-			/* Refused or discarded: nothing is kept. */
+		bool deliver = m->outcome.action == VERIFY_INBOX || m->outcome.action == VERIFY_JUNK;
+		if (!deliver || m->outcome.error) {
+			/* Refused, discarded, or a head that could not be rewritten (a 451): nothing
+			 * is kept. */
 			for (size_t i = 0; i < m->delivery_count; i++)
 				maildrop_delivery_abort(&m->deliveries[i]);
 			m->commit_ok = false;
-			m->commit_error = 0;
-			return;
-		}
-		if (m->outcome.error) {
-			for (size_t i = 0; i < m->delivery_count; i++)
-				maildrop_delivery_abort(&m->deliveries[i]);
-			m->commit_ok = false;
-			m->commit_error = m->outcome.error;
+			m->commit_error = deliver ? m->outcome.error : 0;
 			return;
 		}
 	}
