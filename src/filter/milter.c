@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,10 +17,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "deadline.h"
 #include "filter/milter_codec.h"
 #include "log.h"
 #include "mail/headers.h"
@@ -32,7 +31,7 @@
 
 struct milter_session {
 	int fd;
-	struct timespec deadline; /* CLOCK_MONOTONIC */
+	uint64_t deadline; /* deadline.h */
 	struct strbuf out;        /* commands not yet written */
 	char *packet;             /* the last reply read, MILTER_PACKET_MAX octets */
 	uint32_t actions;         /* negotiated */
@@ -66,32 +65,10 @@ static enum step fail(struct milter_session *s, const char *fmt, ...)
 	return STEP_ERROR;
 }
 
-/* Milliseconds left before the deadline (0 when it has passed). */
-static int remaining_ms(const struct milter_session *s)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	long long ms = (long long)(s->deadline.tv_sec - now.tv_sec) * 1000 +
-		(s->deadline.tv_nsec - now.tv_nsec) / 1000000;
-	if (ms <= 0)
-		return 0;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-/* Waits for events on fd until the deadline: false when it passed. */
+/* Waits for events on fd until the deadline: false when it passed (or poll failed). */
 static bool wait_for(struct milter_session *s, int fd, short events)
 {
-	for (;;) {
-		int ms = remaining_ms(s);
-		if (ms == 0)
-			return false;
-		struct pollfd p = {.fd = fd, .events = events};
-		int n = poll(&p, 1, ms);
-		if (n > 0)
-			return true;
-		if (n < 0 && errno != EINTR)
-			return false;
-	}
+	return deadline_poll(fd, events, s->deadline) > 0;
 }
 
 static enum step flush(struct milter_session *s)
@@ -599,8 +576,7 @@ void milter_check(const char *spec, unsigned timeout_seconds, const struct milte
 		timeout_seconds = 1;
 	if (timeout_seconds > MILTER_TIMEOUT_MAX)
 		timeout_seconds = MILTER_TIMEOUT_MAX;
-	clock_gettime(CLOCK_MONOTONIC, &s.deadline);
-	s.deadline.tv_sec += (time_t)timeout_seconds;
+	s.deadline = deadline_after_ms((uint64_t)timeout_seconds * 1000);
 	strbuf_init(&s.out);
 	s.packet = xmalloc(MILTER_PACKET_MAX);
 
@@ -608,13 +584,7 @@ void milter_check(const char *spec, unsigned timeout_seconds, const struct milte
 	if (st == STEP_ERROR) {
 		/* A failed conversation's changes are not applied: the caller fails open or
 		 * tempfails, never half-filters. */
-		for (size_t i = 0; i < out->change_count; i++) {
-			free(out->changes[i].name);
-			free(out->changes[i].value);
-		}
-		free(out->changes);
-		out->changes = NULL;
-		out->change_count = 0;
+		milter_result_free(out);
 		out->quarantine = false;
 		out->quarantine_reason[0] = '\0';
 	} else if (s.fd >= 0) {

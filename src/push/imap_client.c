@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "deadline.h"
 #include "log.h"
 #include "mail/base64.h"
 #include "push/imap_reply.h"
@@ -78,17 +79,9 @@ struct imap_client {
 	size_t line_len;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t deadline_in(uint64_t seconds)
 {
-	return now_ms() + seconds * 1000;
+	return deadline_after_ms(seconds * 1000);
 }
 
 /* A message's upload: the command deadline plus its size at a slow but acceptable rate. */
@@ -154,18 +147,13 @@ static bool fail(struct imap_client *c, char *err, size_t errsz, const char *fmt
 static bool wait_io(struct imap_client *c, short events, uint64_t deadline, char *err,
 	size_t errsz)
 {
-	for (;;) {
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			return fail(c, err, errsz, "timed out waiting for %s:%d", c->host, c->port);
-		uint64_t left = deadline - now;
-		struct pollfd p = {.fd = c->fd, .events = events};
-		int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0)
-			return true;
-		if (n < 0 && errno != EINTR)
-			return fail(c, err, errsz, "poll: %s", strerror(errno));
-	}
+	int ready = deadline_poll(c->fd, events, deadline);
+
+	if (ready == 0)
+		return fail(c, err, errsz, "timed out waiting for %s:%d", c->host, c->port);
+	if (ready < 0)
+		return fail(c, err, errsz, "poll: %s", strerror(errno));
+	return true;
 }
 
 /* Why a TLS operation failed, from OpenSSL's error queue (which it empties). */
@@ -556,25 +544,11 @@ static int connect_address(const struct addrinfo *ai, uint64_t deadline, int *er
 		close(fd);
 		return -1;
 	}
-	for (;;) {
-		uint64_t now = now_ms();
-		if (now >= deadline) {
-			*error = ETIMEDOUT;
-			close(fd);
-			return -1;
-		}
-		uint64_t left = deadline - now;
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		int n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*error = errno;
-			close(fd);
-			return -1;
-		}
-		if (n > 0)
-			break;
+	int ready = deadline_poll(fd, POLLOUT, deadline);
+	if (ready <= 0) {
+		*error = ready == 0 ? ETIMEDOUT : errno;
+		close(fd);
+		return -1;
 	}
 	int so_error = 0;
 	socklen_t len = sizeof(so_error);
@@ -621,8 +595,7 @@ static int resolve(const char *host, int port, uint64_t deadline, struct addrinf
 		return rc;
 	}
 	for (;;) {
-		uint64_t now = now_ms();
-		uint64_t left = deadline > now ? deadline - now : 0;
+		uint64_t left = (uint64_t)deadline_left_ms(deadline);
 		struct timespec wait = {.tv_sec = (time_t)(left / 1000),
 			.tv_nsec = (long)(left % 1000) * 1000000};
 		rc = gai_suspend((const struct gaicb *const *)list, 1, &wait);
@@ -656,7 +629,7 @@ static bool connect_tcp(struct imap_client *c, uint64_t deadline, char *err, siz
 	int rc = resolve(c->host, c->port, deadline, &res);
 	if (rc != 0) {
 		snprintf(err, errsz, "cannot resolve %s: %s", c->host, rc == EAI_AGAIN &&
-			now_ms() >= deadline ? "no answer in time" : gai_strerror(rc));
+			deadline_left_ms(deadline) == 0 ? "no answer in time" : gai_strerror(rc));
 		return false;
 	}
 	unsigned tried = 0;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "deadline.h"
 #include "bounds.h"
 #include "log.h"
 
@@ -116,22 +117,7 @@ static ares_channel thread_channel(const char *server)
 void dnsq_ctx_init(struct dnsq_ctx *ctx, const char *server, unsigned seconds)
 {
 	ctx->server = server;
-	clock_gettime(CLOCK_MONOTONIC, &ctx->deadline);
-	ctx->deadline.tv_sec += seconds;
-}
-
-static struct timespec now_monotonic(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now;
-}
-
-static long long ms_until(const struct timespec *when, const struct timespec *now)
-{
-	return (long long)(when->tv_sec - now->tv_sec) * 1000 +
-		(when->tv_nsec - now->tv_nsec) / 1000000;
+	ctx->deadline = deadline_after_ms((uint64_t)seconds * 1000);
 }
 
 /* ---- answers ---- */
@@ -443,7 +429,7 @@ static void entry_clear(struct cache_entry *e)
 static bool cache_get(const char *key, struct dnsq_answer *out)
 {
 	size_t set = cache_set(key);
-	time_t now = now_monotonic().tv_sec;
+	time_t now = (time_t)(deadline_now_ms() / 1000);
 	bool found = false;
 
 	pthread_mutex_lock(&cache_lock);
@@ -487,7 +473,7 @@ static uint32_t cache_ttl(const struct dnsq_answer *a, uint32_t negative_ttl)
 static void cache_put(const char *key, const struct dnsq_answer *a, uint32_t ttl)
 {
 	size_t set = cache_set(key);
-	time_t now = now_monotonic().tv_sec;
+	time_t now = (time_t)(deadline_now_ms() / 1000);
 	struct cache_entry *slot = NULL;
 
 	if (ttl == 0)
@@ -560,12 +546,11 @@ static void query_done(void *arg, int status, int timeouts, unsigned char *abuf,
 }
 
 /* Drives channel until q is answered or the time is up (then the query is cancelled). */
-static void wait_for(ares_channel channel, struct query_state *q, const struct timespec *until)
+static void wait_for(ares_channel channel, struct query_state *q, uint64_t until)
 {
 	while (!q->done) {
-		struct timespec now = now_monotonic();
-		long long left = ms_until(until, &now);
-		if (left <= 0) {
+		int left = deadline_left_ms(until);
+		if (left == 0) {
 			ares_cancel(channel); /* runs query_done with ARES_ECANCELLED */
 			break;
 		}
@@ -631,16 +616,10 @@ void dnsq_lookup(const struct dnsq_ctx *ctx, const char *name, enum dnsq_type ty
 	char *key = cache_key(ctx->server, bare, type);
 	if (cache_get(key, out))
 		goto done;
-	struct timespec now = now_monotonic(), until = now;
-	until.tv_sec += DNSQ_QUERY_TIMEOUT_MS / 1000;
-	until.tv_nsec += (DNSQ_QUERY_TIMEOUT_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	if (ms_until(&ctx->deadline, &until) < 0)
+	uint64_t until = deadline_after_ms(DNSQ_QUERY_TIMEOUT_MS);
+	if (until > ctx->deadline)
 		until = ctx->deadline;
-	if (ms_until(&until, &now) <= 0)
+	if (deadline_left_ms(until) == 0)
 		goto done; /* the message's deadline has passed: TEMPFAIL */
 	ares_channel channel = thread_channel(ctx->server);
 	if (!channel)
@@ -648,7 +627,7 @@ void dnsq_lookup(const struct dnsq_ctx *ctx, const char *name, enum dnsq_type ty
 	struct query_state q = {.out = out};
 	ares_query(channel, bare, 1 /* C_IN */, (int)type, query_done, &q);
 	/* Every way out of wait_for has run query_done (a cancel runs it too). */
-	wait_for(channel, &q, &until);
+	wait_for(channel, &q, until);
 	cache_put(key, out, cache_ttl(out, q.negative_ttl));
 done:
 	free(key);

@@ -16,7 +16,7 @@
 /* What one message's lookups share: where to ask and until when. */
 struct dnsq_ctx {
 	const char *server;       /* "ip:port" (DNSResolver), or NULL for /etc/resolv.conf */
-	struct timespec deadline; /* CLOCK_MONOTONIC: no query runs past it */
+	uint64_t deadline;        /* deadline.h (monotonic milliseconds): no query runs past it */
 };
 
 /* Starts ctx with a deadline seconds from now. */
