@@ -20,12 +20,14 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/maildrop_delivery.h"
+
 #define PUSH_JOURNAL_NAME ".mailpopbox-push"
 #define PUSH_STATUS_NAME ".mailpopbox-push-status"
-/* The Maildir++ folder quarantined mail is delivered into (docs/smtp.md), and the prefix of
- * its messages' journal keys. */
-#define PUSH_JUNK_FOLDER ".Junk"
-#define PUSH_JUNK_KEY_PREFIX ".Junk/"
+/* The Maildir++ folder quarantined mail is delivered into (store/maildrop_delivery.h), and
+ * the prefix of its messages' journal keys. */
+#define PUSH_JUNK_FOLDER MAILDROP_JUNK_FOLDER
+#define PUSH_JUNK_KEY_PREFIX MAILDROP_JUNK_FOLDER "/"
 
 enum push_journal_state {
 	PUSH_JOURNAL_NONE,      /* never attempted, or the attempt was answered with a failure */

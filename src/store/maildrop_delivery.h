@@ -15,6 +15,10 @@
 #include "bounds.h"
 #include "fsutil.h"
 
+/* The Maildir++ folder quarantined mail goes into (docs/smtp.md "Junk"): the SMTP side
+ * publishes there, the push engine reads it, POP3 never lists it. */
+#define MAILDROP_JUNK_FOLDER ".Junk"
+
 /* ---- delivery ---- */
 
 struct maildrop_delivery {
@@ -26,7 +30,8 @@ struct maildrop_delivery {
 	int error;           /* first errno seen by maildrop_delivery_write, 0 if none */
 	char *buf;           /* octets not yet written to fd (MAILDROP_WRITE_BUFFER) */
 	size_t buf_len;
-	const char *folder;  /* Maildir++ folder publish renames into (".Junk"), NULL: INBOX */
+	const char *folder;  /* Maildir++ folder publish renames into (MAILDROP_JUNK_FOLDER),
+	                      * NULL: INBOX */
 };
 
 /* Creates MaildropPath and its tmp/ new/ cur/ if missing (mode 0700) and opens a new file in

@@ -487,7 +487,7 @@ void verify_message(const struct verify_envelope *env, struct verify_dkim *dkim,
 				strerror(out->error));
 		}
 		for (size_t i = 0; i < count && out->action == VERIFY_JUNK; i++)
-			ds[i].folder = ".Junk";
+			ds[i].folder = MAILDROP_JUNK_FOLDER;
 	}
 	if (milter_ran)
 		milter_result_free(&mr);
