@@ -56,10 +56,9 @@ struct key_spec {
 #define INT_KEY(st, name, field, flags, def, min, max) \
 	{ name, KEY_INT, FIELD(st, field, int), 0, flags, def, min, max, NULL, NULL }
 #define PORT_KEY(st, name, field, def, min) INT_KEY(st, name, field, KEY_PORT, def, min, 65535)
-#define UNSIGNED_KEY(st, name, field, def) \
-	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, 1, INT32_MAX, NULL, NULL }
 #define BOUNDED_KEY(st, name, field, def, min, max) \
 	{ name, KEY_UNSIGNED, FIELD(st, field, unsigned), 0, 0, def, min, max, NULL, NULL }
+#define UNSIGNED_KEY(st, name, field, def) BOUNDED_KEY(st, name, field, def, 1, INT32_MAX)
 #define UINT64_KEY(st, name, field, def) \
 	{ name, KEY_UINT64, FIELD(st, field, uint64_t), 0, 0, (long long)(def), 1, INT64_MAX, NULL, \
 		NULL }
