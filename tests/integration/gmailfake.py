@@ -221,6 +221,12 @@ class GmailFake:
         path.chmod(0o600)
         return token
 
+    def destination(self, client_file, token_file, **extra):
+        """A Servers[].Destination of Type gmail that talks to this fake."""
+        return {"Type": "gmail", "OAuthClientFile": str(client_file),
+                "OAuthTokenFile": str(token_file), "GmailAPIURL": self.url,
+                "TLSCAFile": self.ca_file, **extra}
+
     def revoke(self, refresh_token=None):
         """Revokes one refresh token (or all) and every access token."""
         with self.lock:

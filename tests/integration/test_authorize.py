@@ -42,13 +42,7 @@ class Authorize:
         self.directory = directory
         self.client_file = fake.write_client_file(directory / "client.json")
         self.token_file = directory / "token.json"
-        self.destination = {
-            "Type": "gmail",
-            "OAuthClientFile": str(self.client_file),
-            "OAuthTokenFile": str(self.token_file),
-            "GmailAPIURL": fake.url,
-            "TLSCAFile": fake.ca_file,
-        }
+        self.destination = fake.destination(self.client_file, self.token_file)
         self.destination.update(destination or {})
         self.destination = {k: v for k, v in self.destination.items() if v is not None}
 

@@ -574,9 +574,7 @@ def test_gmail_message_never_sent_is_not_settled_by_another_with_its_message_id(
         fake.write_token_file(token_file, f"{SCOPE_INSERT} {SCOPE_READ}")
 
         def servers(entries):
-            entries[0]["Destination"] = {"Type": "gmail", "OAuthClientFile": str(client_file),
-                                         "OAuthTokenFile": str(token_file),
-                                         "GmailAPIURL": fake.url, "TLSCAFile": fake.ca_file}
+            entries[0]["Destination"] = fake.destination(client_file, token_file)
             return entries
         server = make_server(servers=servers)
         shared = f"{uuid.uuid4().hex}@list.example.net"

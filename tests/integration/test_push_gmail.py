@@ -39,14 +39,8 @@ def gmail_server(make_server, fake, tmp_path):
             fake.write_token_file(token_file, scope)
 
         def servers(entries):
-            entries[0]["Destination"] = {
-                "Type": "gmail",
-                "OAuthClientFile": str(client_file),
-                "OAuthTokenFile": str(token_file),
-                "GmailAPIURL": fake.url,
-                "TLSCAFile": fake.ca_file,
-                "KeepCopy": keep_copy,
-            }
+            entries[0]["Destination"] = fake.destination(client_file, token_file,
+                                                          KeepCopy=keep_copy)
             return entries
         server = make_server(servers=servers, start=start)
         server.token_file = token_file

@@ -393,14 +393,8 @@ def gmail_push_server(make_server, fake, tmp_path, scope=SCOPE_INSERT, keep_copy
     def servers(entries):
         for entry in entries:
             if entry["Domain"] == DOMAIN:
-                entry["Destination"] = {
-                    "Type": "gmail",
-                    "OAuthClientFile": str(client_file),
-                    "OAuthTokenFile": str(token_file),
-                    "GmailAPIURL": fake.url,
-                    "TLSCAFile": fake.ca_file,
-                    "KeepCopy": keep_copy,
-                }
+                entry["Destination"] = fake.destination(client_file, token_file,
+                                                        KeepCopy=keep_copy)
         return entries
     return make_server(servers=servers)
 
