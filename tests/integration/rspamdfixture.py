@@ -32,7 +32,7 @@ options {{
     pidfile = "$RUNDIR/rspamd.pid";
     .include "$CONFDIR/options.inc"
     dns {{
-        nameserver = ["127.0.0.1:{dns_port}"];
+        nameserver = ["{nameserver}"];
         timeout = 0.5s;
         retransmits = 1;
     }}
@@ -79,8 +79,11 @@ NO_REDIS_MODULES = ("greylist", "ratelimit", "neural", "reputation", "history_re
 
 
 class Rspamd:
-    def __init__(self, directory):
+    def __init__(self, directory, nameserver=None):
+        """nameserver: "IP:PORT" for rspamd's own DNS checks; None: a loopback port where
+        nothing answers."""
         self.dir = str(directory)
+        self.nameserver = nameserver
         self.proc = None
         self.log_path = os.path.join(self.dir, "rspamd.log")
 
@@ -89,9 +92,9 @@ class Rspamd:
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         self.milter_port = free_port()
         self.normal_port = free_port()
-        dns_port = free_port(kinds=(socket.SOCK_DGRAM,))
+        nameserver = self.nameserver or "127.0.0.1:%d" % free_port(kinds=(socket.SOCK_DGRAM,))
         with open(os.path.join(self.dir, "rspamd.conf"), "w") as f:
-            f.write(CONFIG.format(dns_port=dns_port, log=self.log_path,
+            f.write(CONFIG.format(nameserver=nameserver, log=self.log_path,
                                   normal_port=self.normal_port, milter_port=self.milter_port))
         with open(os.path.join(self.dir, "local.d", "milter_headers.conf"), "w") as f:
             f.write(MILTER_HEADERS)
@@ -155,3 +158,30 @@ class Rspamd:
         if self.proc:
             self.stderr.close()
         self.proc = None
+
+
+def serve(directory, nameserver=None):
+    """bench/run's rspamd: started as the tests start theirs, its milter port printed on
+    stdout, stopped on SIGTERM or SIGINT."""
+    import signal
+    import sys
+
+    rspamd = Rspamd(directory, nameserver).start()
+    stop = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.append(True))
+    print(rspamd.milter_port, flush=True)
+    try:
+        while not stop and rspamd.proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        rspamd.stop()
+    sys.exit(0 if stop else 1)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "serve":
+        sys.exit("usage: rspamdfixture.py serve DIR [NAMESERVER_IP:PORT]")
+    serve(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
