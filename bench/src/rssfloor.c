@@ -11,7 +11,13 @@
  *
  *   rssfloor CERT.pem KEY.pem
  */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <crypt.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <opendmarc/dmarc.h>
+#include <spf2/spf.h>
 #include <dkim.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -83,6 +89,13 @@ int main(int argc, char **argv)
 	if (!dkim)
 		die("dkim_init");
 	dkim_close(dkim);
+
+	/* libcurl, libspf2, libopendmarc (push, the sender checks): linked and started, as a
+	 * server with neither a Destination nor VerifySenders has them */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		die("curl_global_init");
+	if (!SPF_strerror(SPF_E_SUCCESS) || !opendmarc_policy_status_to_str(DMARC_PARSE_OKAY))
+		die("spf2, opendmarc");
 
 	/* libcrypt */
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
