@@ -32,23 +32,27 @@ static bool is_atext(char c)
 		(c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* RFC 5322 3.2.3 dot-atom-text: atext runs joined by single dots. */
-static bool is_dot_atom_text(const char *s)
+bool mail_dot_atom_text(const char *s, size_t len)
 {
 	size_t run = 0;
 
-	for (; *s; s++) {
-		if (*s == '.') {
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
 			if (run == 0)
 				return false;
 			run = 0;
-		} else if (is_atext(*s)) {
+		} else if (is_atext(s[i])) {
 			run++;
 		} else {
 			return false;
 		}
 	}
 	return run > 0;
+}
+
+static bool is_dot_atom_text(const char *s)
+{
+	return mail_dot_atom_text(s, strlen(s));
 }
 
 /* Finds the name and the colon of a field: "name" *WSP ":" (RFC 5322 2.2, and 4.5.8 for the

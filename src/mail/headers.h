@@ -87,6 +87,8 @@ void mail_field_unfold_value(const struct mail_field *f, struct strbuf *out);
  * returns the index after the token, or SIZE_MAX when it never ends before len. */
 size_t mail_skip_quoted_string(const char *s, size_t len, size_t i);
 size_t mail_skip_comment(const char *s, size_t len, size_t i);
+/* RFC 5322 3.2.3 dot-atom-text: atext runs joined by single dots (len octets). */
+bool mail_dot_atom_text(const char *s, size_t len);
 
 /* Replaces field index with raw (raw_len octets): one whole field, name, colon and line end
  * included, folded only with line ends followed by SP or HTAB. Fatal if raw is not exactly one

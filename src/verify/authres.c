@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/headers.h"
+
 static const char *const result_names[] = {
 	[AUTH_NONE] = "none",
 	[AUTH_PASS] = "pass",
@@ -48,18 +50,6 @@ static bool token_char(unsigned char c)
 	return !strchr("()<>@,;:\\\"/[]?=", c);
 }
 
-/* RFC 5322 3.2.3 atext. */
-static bool atext_char(unsigned char c)
-{
-	if (c >= 'a' && c <= 'z')
-		return true;
-	if (c >= 'A' && c <= 'Z')
-		return true;
-	if (c >= '0' && c <= '9')
-		return true;
-	return c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
-}
-
 static bool is_token(const char *s, size_t len)
 {
 	if (len == 0)
@@ -68,27 +58,6 @@ static bool is_token(const char *s, size_t len)
 		if (!token_char((unsigned char)s[i]))
 			return false;
 	return true;
-}
-
-/* RFC 5322 3.2.3 dot-atom-text: atoms separated by single dots. */
-static bool is_dot_atom(const char *s, size_t len)
-{
-	bool after_dot = true;
-
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '.') {
-			if (after_dot)
-				return false;
-			after_dot = true;
-		} else if (atext_char((unsigned char)s[i])) {
-			after_dot = false;
-		} else {
-			return false;
-		}
-	}
-	return !after_dot;
 }
 
 /* A domain-name as RFC 8601 2.2 pvalue allows it: letters, digits, hyphens and dots. */
@@ -128,7 +97,7 @@ static void append_value(struct strbuf *out, const char *s)
 		strbuf_append(out, s, len);
 		return;
 	}
-	if (at && (at == s || is_dot_atom(s, (size_t)(at - s))) &&
+	if (at && (at == s || mail_dot_atom_text(s, (size_t)(at - s))) &&
 		is_domain_name(at + 1, len - (size_t)(at - s) - 1)) {
 		strbuf_append(out, s, len);
 		return;
