@@ -93,7 +93,8 @@
 #define AUTH_DEFAULT_LOCKOUT_SECONDS 900
 /* Worker threads at most, started only when a job would wait (an idle server has none):
  * fsync/rename, maildrop listing, password checks, DKIM signing and TLS handshake steps, off
- * the event loop. 8 and 16 measured no faster on 2 cores (bench/README.md, profile). */
+ * the event loop. 8 and 16 measured no faster on 2 cores (bench/README.md, profile; 16 again
+ * on 2026-12-03, without the benchmark's deletion artefact). */
 #define WORKER_THREADS 4
 /* Event loops at most, one per online CPU by default (MAILPOPBOX_LOOPS overrides it for tests
  * and benchmarks). Each has its own worker pool of up to WORKER_THREADS threads, so this also
