@@ -299,6 +299,17 @@ def queue_id(reply):
 
 # --- what is stored ----------------------------------------------------------------------------
 
+# "<sec>.M<usec>P<pid>Q<counter>.<host>" (store/maildrop_delivery.c) has its microseconds and
+# counter unpadded, so names do not sort by time: "M9983" after "M13001" within one second.
+MAILDIR_NAME = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)")
+
+
+def maildir_order(path):
+    """Sort key of a Maildir file by the time its name records; other names as they are."""
+    return MAILDIR_NAME.sub(lambda m: f"{m[1]}.M{int(m[2]):06d}P{m[3]}Q{int(m[4]):020d}",
+                            path.name)
+
+
 @dataclass
 class StoredMessage:
     path: Path
@@ -502,12 +513,12 @@ class Server:
         return self.maildrops[domain]
 
     def messages(self, domain="example.org"):
-        """Messages in new/ of the domain's Maildir, oldest name first."""
+        """Messages in new/ of the domain's Maildir, oldest first (maildir_order)."""
         new = self.maildrop(domain) / "new"
         if not new.is_dir():
             return []
         return [StoredMessage(path, path.read_bytes())
-                for path in sorted(new.iterdir()) if path.is_file()]
+                for path in sorted(new.iterdir(), key=maildir_order) if path.is_file()]
 
     def message(self, domain="example.org"):
         """The one message in new/ (asserts there is exactly one)."""
